@@ -1,0 +1,191 @@
+/**
+ * The daemon's wiring: config → runtime (registry, probes, collectors, status) → HTTP server.
+ * `runDaemon` resolves only after draining: readyz goes 503, schedules stop, in-flight probes
+ * abort, the server closes (bounded), connection pools close.
+ */
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { loadConfig, readApiKey, type Config } from './config.js';
+import { startCollector, type CollectorRun } from './exporter/collector.js';
+import { createHttpServer, type Authorizer } from './exporter/server.js';
+import { VllmCollector } from './exporter/vllm.js';
+import { createGpuCollectors } from './gpu/collector.js';
+import { createMetrics, preinitialiseProbeSeries, type Metrics } from './metrics.js';
+import { StatusBoard } from './status.js';
+import { startProbes, type ProbeScheduler } from './synthetic/scheduler.js';
+import { createTargetClient, TargetTracker, type TargetClient } from './target.js';
+import { VERSION } from './version.js';
+
+export interface DaemonOptions {
+  /** The file to (re)load; omit for an in-memory config (demo, tests). */
+  configFile?: string;
+  config: Config;
+  /** Command-line overrides that survive reloads. */
+  overrides?: { target?: string; listen?: string };
+  signal: AbortSignal;
+  log: Logger;
+  /** Tests and the demo use it to learn the ephemeral port. */
+  onListen?: (address: AddressInfo) => void;
+  auth?: Authorizer;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Runtime {
+  config: Config;
+  registry: Registry;
+  metrics: Metrics;
+  tracker: TargetTracker;
+  client: TargetClient;
+  status: StatusBoard;
+  vllm: VllmCollector;
+  ready: boolean;
+  stop(): Promise<void>;
+}
+
+export function applyOverrides(config: Config, overrides: DaemonOptions['overrides'] = {}): Config {
+  return {
+    ...config,
+    listen: overrides.listen ?? config.listen,
+    target: { ...config.target, url: overrides.target?.replace(/\/$/, '') ?? config.target.url },
+  };
+}
+
+/** Builds and starts everything that depends on the config. */
+export function startRuntime(config: Config, log: Logger, parentSignal: AbortSignal, env: NodeJS.ProcessEnv = process.env): Runtime {
+  const controller = new AbortController();
+  const onParentAbort = () => controller.abort(parentSignal.reason);
+  parentSignal.addEventListener('abort', onParentAbort, { once: true });
+  const signal = controller.signal;
+
+  const registry = new Registry();
+  const metrics = createMetrics(registry, config);
+  metrics.buildInfo.labels({ version: VERSION, node_version: process.version }).set(1);
+  metrics.configReloadSuccessful.set(1);
+  metrics.configReloadTimestamp.set(Date.now() / 1000);
+  const client = createTargetClient(config, readApiKey(config, env));
+  const tracker = new TargetTracker(metrics, config.probes.ttft.cold_probes, log.child({ component: 'target' }), config.target.model);
+  const status = new StatusBoard(config, metrics, () => ({ url: config.target.url, model: tracker.model }));
+  if (!config.probes.ttft.enabled) status.clear('probe_ttft');
+  for (const probe of ['ttft', 'prefix'] as const) {
+    if (config.probes[probe].enabled && tracker.model !== 'unknown') preinitialiseProbeSeries(metrics, probe, tracker.model);
+  }
+
+  const vllm = new VllmCollector(config, client, tracker, metrics, status, log.child({ component: 'vllm' }));
+  const collectors: CollectorRun[] = [];
+  if (config.scrape.enabled) {
+    collectors.push(startCollector(vllm, config.scrape, metrics, log, signal));
+  }
+  if (config.gpu.enabled) {
+    for (const c of createGpuCollectors(config, metrics, status, log)) {
+      collectors.push(startCollector(c.collector, c.schedule, metrics, log, signal, c.hooks));
+    }
+  }
+  const scheduler: ProbeScheduler = startProbes({ config, client, tracker, metrics, status, log }, signal);
+
+  const runtime: Runtime = {
+    config,
+    registry,
+    metrics,
+    tracker,
+    client,
+    status,
+    vllm,
+    ready: false,
+    async stop() {
+      controller.abort(new Error('runtime stopping'));
+      parentSignal.removeEventListener('abort', onParentAbort);
+      await Promise.allSettled([scheduler.stop(), ...collectors.map((c) => c.stop())]);
+      await client.close();
+    },
+  };
+  void scheduler.firstCycle.then(() => {
+    runtime.ready = true;
+    // Series for a model discovered during the first cycle.
+    for (const probe of ['ttft', 'prefix'] as const) {
+      if (config.probes[probe].enabled) preinitialiseProbeSeries(metrics, probe, tracker.model);
+    }
+  });
+  return runtime;
+}
+
+function parseListen(listen: string): { host: string; port: number } {
+  const idx = listen.lastIndexOf(':');
+  const host = listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0';
+  return { host, port: Number(listen.slice(idx + 1)) };
+}
+
+/** Runs the daemon until `signal` aborts, then drains within 5 s. */
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const { log } = opts;
+  let runtime = startRuntime(applyOverrides(opts.config, opts.overrides), log, opts.signal, opts.env);
+  let draining = false;
+  let reloading: Promise<string | undefined> | undefined;
+
+  const reload = async (): Promise<string | undefined> => {
+    if (!opts.configFile) return 'no config file to reload (started without --config)';
+    let next: Config;
+    try {
+      next = applyOverrides(loadConfig(opts.configFile), opts.overrides);
+      readApiKey(next, opts.env);
+    } catch (err) {
+      runtime.metrics.configReloadSuccessful.set(0);
+      log.warn({ err: (err as Error).message }, 'config reload failed; keeping the previous config');
+      return (err as Error).message;
+    }
+    if (next.listen !== runtime.config.listen) log.warn({ listen: next.listen }, 'listen address changes need a restart; keeping the current one');
+    const old = runtime;
+    runtime = startRuntime(next, log, opts.signal, opts.env);
+    await old.stop();
+    log.info('config reloaded');
+    return undefined;
+  };
+  const reloadOnce = () => (reloading ??= reload().finally(() => (reloading = undefined)));
+
+  const server = createHttpServer(
+    {
+      registry: () => runtime.registry,
+      ready: () => !draining && runtime.ready,
+      status: () => runtime.status.report(),
+      reload: reloadOnce,
+    },
+    opts.auth,
+  );
+  const onHup = () => void reloadOnce();
+  process.on('SIGHUP', onHup);
+
+  const { host, port } = parseListen(runtime.config.listen);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch(async (err: unknown) => {
+    process.off('SIGHUP', onHup);
+    await runtime.stop();
+    throw err;
+  });
+  const address = server.address() as AddressInfo;
+  log.info({ address: `${address.address}:${address.port}`, target: runtime.config.target.url }, 'vllm-probe listening');
+  opts.onListen?.(address);
+
+  if (!opts.signal.aborted) await new Promise<void>((resolve) => opts.signal.addEventListener('abort', () => resolve(), { once: true }));
+
+  // Drain: readyz 503 first, then stop the work, then close the server within 5 s.
+  draining = true;
+  process.off('SIGHUP', onHup);
+  log.info('shutting down');
+  await runtime.stop();
+  await new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.closeAllConnections();
+      resolve();
+    }, 5000);
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,289 @@
+/**
+ * Command-line front end: parses argv and runs one command. Returns the exit code
+ * (0 ok, 1 runtime failure, 2 bad usage or bad config). Every command's help lives here.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { pino, type Logger } from 'pino';
+import { runDaemon } from './app.js';
+import { ConfigError, defaultConfig, loadConfig, parseConfig } from './config.js';
+import { FAULT_MODES, Emulator, type FaultMode } from './emulator/server.js';
+import { parseExposition } from './exporter/exposition.js';
+import { explainSnapshot, normaliseVllmMetrics } from './exporter/vllm-schema.js';
+import { VERSION } from './version.js';
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  signal: AbortSignal;
+  env: NodeJS.ProcessEnv;
+}
+
+const USAGE = `vllm-probe ${VERSION} — synthetic probes, metrics and an on-call verdict for vLLM
+
+Usage:
+  vllm-probe serve --config FILE [--target URL] [--listen HOST:PORT]
+                                     run the daemon (sidecar next to vLLM)
+  vllm-probe demo [--listen HOST:PORT]
+                                     built-in emulator + daemon with fast intervals
+  vllm-probe emulate [--listen HOST:PORT] [--model NAME] [--api-key KEY] [--fault MODE]
+                                     the vLLM emulator alone (dashboards without a GPU)
+  vllm-probe check-config FILE       validate a config file (exit 0 valid, 2 invalid)
+  vllm-probe explain-metrics FILE|URL
+                                     what vllm-probe makes of one vLLM /metrics, as JSON
+  vllm-probe help [COMMAND]          this text
+
+Run "vllm-probe COMMAND --help" for a command's options. Docs: README.md and docs/.
+`;
+
+const COMMAND_HELP: Record<string, string> = {
+  serve: `Usage: vllm-probe serve --config FILE [--target URL] [--listen HOST:PORT]
+
+Runs the daemon: TTFT and prefix probes, vLLM /metrics scrape, nvidia-smi, and the HTTP
+endpoints /metrics, /status, /healthz, /readyz, POST /-/reload. SIGHUP reloads the config.
+
+  --config FILE       YAML config (see config/vllm-probe.example.yaml); required
+  --target URL        override target.url (e.g. http://127.0.0.1:8000)
+  --listen HOST:PORT  override listen (default 0.0.0.0:9470)
+  --log-level LEVEL   override log_level (trace, debug, info, warn, error)
+`,
+  demo: `Usage: vllm-probe demo [--listen HOST:PORT]
+
+Starts the built-in vLLM emulator on a free loopback port and the daemon against it with
+fast intervals (2 s probes), prints the URLs and runs until Ctrl-C.
+
+  --listen HOST:PORT  where the daemon listens (default 127.0.0.1:9470)
+`,
+  emulate: `Usage: vllm-probe emulate [--listen HOST:PORT] [options]
+
+Runs the vLLM emulator alone: /v1/completions, /v1/chat/completions, /v1/models, /tokenize,
+/health, /version and /metrics with vLLM's V1 metric names. Not a real model.
+
+  --listen HOST:PORT      default 127.0.0.1:8000
+  --model NAME            served model name (default emulated-model)
+  --api-key KEY           require "Authorization: Bearer KEY" on /v1 routes
+  --max-model-len N       default 8192
+  --max-num-seqs N        concurrent sequences before requests queue (default 64)
+  --no-prefix-caching     run with prefix caching off
+  --fault MODE            start in a fault mode: ${FAULT_MODES.join(', ')}
+  --fault-delay-ms N      delay for slow_first_token / metrics_slow
+
+Faults can be changed at run time: curl -XPOST URL/_emulator/fault -d '{"mode":"http_500"}';
+POST /_emulator/restart simulates a vLLM restart.
+`,
+  'check-config': `Usage: vllm-probe check-config FILE
+
+Validates FILE. Exit 0 when valid; exit 2 with one "FILE: <path>: expected …, got …" line per
+problem otherwise.
+`,
+  'explain-metrics': `Usage: vllm-probe explain-metrics FILE|URL
+
+Parses one vLLM /metrics exposition (a saved file, or a URL such as
+http://127.0.0.1:8000/metrics) and prints, as JSON, which metric generation it is (v0,
+v1-early, v1) and the normalised values vllm-probe exports. A key whose source is absent is
+null. Exit 2 when the input cannot be read or parsed.
+`,
+};
+
+const COMMON = { help: { type: 'boolean', short: 'h' } } as const;
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  return parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
+}
+
+function makeLogger(level: string): Logger {
+  return pino({ level, base: { service: 'vllm-probe' }, timestamp: pino.stdTimeFunctions.isoTime });
+}
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    const topic = rest[0];
+    io.stdout(topic && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : USAGE);
+    return 0;
+  }
+  if (command === '--version' || command === 'version') {
+    io.stdout(`${VERSION}\n`);
+    return 0;
+  }
+  const handler = COMMANDS[command];
+  if (!handler) {
+    io.stderr(`vllm-probe: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await handler(rest, io);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr(`${err.message}\n`);
+      return 2;
+    }
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.stderr(`vllm-probe ${command}: ${(err as Error).message}\n\n${COMMAND_HELP[command] ?? USAGE}`);
+      return 2;
+    }
+    if ((err as { code?: string }).code === 'EADDRINUSE') {
+      io.stderr(`vllm-probe ${command}: cannot listen: address already in use (${(err as { address?: string }).address ?? ''}:${(err as { port?: number }).port ?? ''})\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+type Command = (args: string[], io: CliIo) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  async serve(args, io) {
+    const { values } = parse(args, { config: { type: 'string' }, target: { type: 'string' }, listen: { type: 'string' }, 'log-level': { type: 'string' } });
+    if (values.help) return io.stdout(COMMAND_HELP.serve!), 0;
+    if (!values.config) {
+      io.stderr(`vllm-probe serve: --config FILE is required\n\n${COMMAND_HELP.serve}`);
+      return 2;
+    }
+    const config = loadConfig(values.config);
+    // Validate the overrides with the same rules as the file.
+    const overrides = {
+      ...(values.target ? { target: parseConfig({ target: { url: values.target } }, '--target').target.url } : {}),
+      ...(values.listen ? { listen: parseConfig({ listen: values.listen }, '--listen').listen } : {}),
+    };
+    const level = values['log-level'] ?? config.log_level;
+    const log = makeLogger(level);
+    await runDaemon({ configFile: values.config, config, overrides, signal: io.signal, log, env: io.env });
+    return 0;
+  },
+
+  async demo(args, io) {
+    const { values } = parse(args, { listen: { type: 'string' } });
+    if (values.help) return io.stdout(COMMAND_HELP.demo!), 0;
+    const emulator = new Emulator({ model: 'demo-model' });
+    const emulatorUrl = await emulator.listen(0, '127.0.0.1');
+    const config = parseConfig(
+      {
+        listen: values.listen ?? '127.0.0.1:9470',
+        log_level: 'warn',
+        target: { url: emulatorUrl.toString() },
+        probes: { ttft: { interval: '2s', timeout: '1500ms' }, prefix: { interval: '5s', timeout: '4s', prefix_tokens: [512, 1024] } },
+        scrape: { interval: '2s', timeout: '1s' },
+        gpu: { enabled: false },
+        status: { window: '1m' },
+      },
+      'demo',
+    );
+    const log = makeLogger(config.log_level);
+    try {
+      await runDaemon({
+        config,
+        signal: io.signal,
+        log,
+        env: io.env,
+        onListen: (addr) => {
+          const base = `http://${addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address}:${addr.port}`;
+          io.stdout(
+            [
+              'vllm-probe demo: the built-in vLLM emulator and the daemon, wired together.',
+              '',
+              `  emulated vLLM     ${emulatorUrl.origin}   (curl ${emulatorUrl.origin}/metrics)`,
+              `  metrics           ${base}/metrics`,
+              `  on-call status    ${base}/status?format=text`,
+              `  readiness         ${base}/readyz`,
+              '',
+              `Try a fault: curl -XPOST ${emulatorUrl.origin}/_emulator/fault -d '{"mode":"http_500"}'`,
+              `and back:    curl -XPOST ${emulatorUrl.origin}/_emulator/fault -d '{"mode":"none"}'`,
+              'Ctrl-C to stop.',
+              '',
+            ].join('\n'),
+          );
+        },
+      });
+    } finally {
+      await emulator.close();
+    }
+    return 0;
+  },
+
+  async emulate(args, io) {
+    const { values } = parse(args, {
+      listen: { type: 'string' },
+      model: { type: 'string' },
+      'api-key': { type: 'string' },
+      'max-model-len': { type: 'string' },
+      'max-num-seqs': { type: 'string' },
+      'no-prefix-caching': { type: 'boolean' },
+      fault: { type: 'string' },
+      'fault-delay-ms': { type: 'string' },
+    });
+    if (values.help) return io.stdout(COMMAND_HELP.emulate!), 0;
+    const listen = parseConfig({ listen: values.listen ?? '127.0.0.1:8000' }, '--listen').listen;
+    if (values.fault && !(FAULT_MODES as readonly string[]).includes(values.fault)) {
+      io.stderr(`vllm-probe emulate: --fault: expected one of ${FAULT_MODES.join(', ')}, got "${values.fault}"\n`);
+      return 2;
+    }
+    const int = (name: string, v: string | undefined) => {
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--${name}`, [`expected a positive integer, got "${v}"`]);
+      return n;
+    };
+    const apiKey = values['api-key'] ?? io.env.VLLM_API_KEY;
+    const emulator = new Emulator({
+      ...(values.model ? { model: values.model } : {}),
+      ...(apiKey ? { apiKey } : {}),
+      ...(values['max-model-len'] ? { maxModelLen: int('max-model-len', values['max-model-len'])! } : {}),
+      ...(values['max-num-seqs'] ? { maxNumSeqs: int('max-num-seqs', values['max-num-seqs'])! } : {}),
+      prefixCaching: !values['no-prefix-caching'],
+      ...(values.fault ? { fault: { mode: values.fault as FaultMode, ...(values['fault-delay-ms'] ? { delayMs: int('fault-delay-ms', values['fault-delay-ms'])! } : {}) } } : {}),
+    });
+    const idx = listen.lastIndexOf(':');
+    const url = await emulator.listen(Number(listen.slice(idx + 1)), listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0');
+    io.stdout(`vllm-probe emulate: emulated vLLM serving "${emulator.options.model}" on ${url.origin} (Ctrl-C to stop)\n`);
+    await new Promise<void>((resolve) => (io.signal.aborted ? resolve() : io.signal.addEventListener('abort', () => resolve(), { once: true })));
+    await emulator.close();
+    return 0;
+  },
+
+  async 'check-config'(args, io) {
+    const { values, positionals } = parse(args, {});
+    if (values.help) return io.stdout(COMMAND_HELP['check-config']!), 0;
+    if (positionals.length !== 1) {
+      io.stderr(`vllm-probe check-config: expected one FILE\n\n${COMMAND_HELP['check-config']}`);
+      return 2;
+    }
+    loadConfig(positionals[0]!);
+    io.stdout(`${positionals[0]}: valid\n`);
+    return 0;
+  },
+
+  async 'explain-metrics'(args, io) {
+    const { values, positionals } = parse(args, {});
+    if (values.help) return io.stdout(COMMAND_HELP['explain-metrics']!), 0;
+    const source = positionals[0];
+    if (positionals.length !== 1 || !source) {
+      io.stderr(`vllm-probe explain-metrics: expected one FILE or URL\n\n${COMMAND_HELP['explain-metrics']}`);
+      return 2;
+    }
+    let text: string;
+    try {
+      if (/^https?:\/\//.test(source)) {
+        const res = await fetch(source, { signal: AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        text = await res.text();
+      } else {
+        text = readFileSync(source, 'utf8');
+      }
+    } catch (err) {
+      io.stderr(`vllm-probe explain-metrics: cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+      return 2;
+    }
+    try {
+      const snapshot = normaliseVllmMetrics(parseExposition(text));
+      io.stdout(`${JSON.stringify(explainSnapshot(snapshot), null, 2)}\n`);
+      return 0;
+    } catch (err) {
+      io.stderr(`vllm-probe explain-metrics: ${source}: ${(err as Error).message}\n`);
+      return 2;
+    }
+  },
+};
+
+/** For tests and tools: the defaults every command starts from. */
+export { defaultConfig };

@@ -1,0 +1,324 @@
+/**
+ * The config schema, its defaults and its validation, in one place.
+ *
+ * `loadConfig(file)` reads YAML, applies defaults, rejects unknown keys and reports every
+ * problem as `FILE: <path>: expected …, got …` inside one ConfigError. Durations are written
+ * like Prometheus durations (`15s`, `1m30s`, `500ms`) and become seconds here.
+ */
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(problems.map((p) => `${file}: ${p}`).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Parses `1h30m`, `15s`, `250ms` into seconds; undefined when the text is not a duration. */
+export function parseDuration(text: string): number | undefined {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    total += Number(m[1]) * DURATION_UNITS[m[2]!]!;
+    matched = re.lastIndex;
+  }
+  return matched > 0 && matched === text.length ? total : undefined;
+}
+
+/** Formats seconds back as the shortest duration text, for messages and generated files. */
+export function formatDuration(seconds: number): string {
+  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+    if (seconds >= size && Number.isInteger(seconds / size)) return `${seconds / size}${unit}`;
+  }
+  return `${Math.round(seconds * 1000)}ms`;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${String(value)}`;
+}
+
+/**
+ * The node-cron pattern for an interval, or undefined when cron cannot express it evenly
+ * (seconds must divide a minute, minutes an hour, hours a day).
+ */
+export function intervalToCron(seconds: number): string | undefined {
+  if (Number.isInteger(seconds) && seconds < 60 && 60 % seconds === 0) return `*/${seconds} * * * * *`;
+  const minutes = seconds / 60;
+  if (Number.isInteger(minutes) && minutes < 60 && 60 % minutes === 0) return `0 */${minutes} * * * *`;
+  const hours = seconds / 3600;
+  if (Number.isInteger(hours) && hours <= 24 && 24 % hours === 0) return `0 0 */${hours} * * *`;
+  return undefined;
+}
+
+const interval = () =>
+  duration(1).refine((s) => intervalToCron(s) !== undefined, {
+    message: 'expected an interval that divides a minute, an hour or a day evenly (1s, 5s, 15s, 30s, 1m, 5m, 1h…)',
+  });
+
+const duration = (min = 0.001) =>
+  z.unknown().transform((value, ctx) => {
+    const seconds = typeof value === 'string' ? parseDuration(value) : undefined;
+    if (seconds === undefined || seconds < min) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration like "15s" of at least ${formatDuration(min)}, got ${describe(value)}`,
+      });
+      return z.NEVER;
+    }
+    return seconds;
+  });
+
+const httpUrl = z.unknown().transform((value, ctx) => {
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.username) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected an http(s) URL without credentials or query like "http://127.0.0.1:8000", got ${describe(value)}`,
+    });
+    return z.NEVER;
+  }
+  return url.toString().replace(/\/$/, '');
+});
+
+const listenAddress = z.string().refine((s) => /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):\d{1,5}$/.test(s) && Number(s.split(':').pop()) <= 65535, {
+  message: 'expected HOST:PORT like "0.0.0.0:9470"',
+});
+
+const positiveNumber = z.number().positive();
+const ratio = z.number().min(0).max(1);
+const objective = z.number().gt(0).lt(1);
+
+const ttftProbeSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  interval: interval().default(15),
+  timeout: duration().default(10),
+  endpoint: z.enum(['completions', 'chat']).default('completions'),
+  prompt: z.string().min(1).default('Write one sentence about the ocean.'),
+  max_tokens: z.number().int().min(1).max(4096).default(16),
+  /** Probes after a detected restart that are labelled phase="cold". */
+  cold_probes: z.number().int().min(1).default(1),
+});
+
+const prefixProbeSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  interval: interval().default(60),
+  timeout: duration().default(30),
+  /** Shared-prefix sizes in tokens; one regime is probed per cycle, round robin. */
+  prefix_tokens: z.array(z.number().int().min(16).max(131072)).min(1).default([1024]),
+  suffix_tokens: z.number().int().min(1).max(1024).default(16),
+  hits_per_cycle: z.number().int().min(1).max(16).default(1),
+  max_tokens: z.number().int().min(1).max(64).default(4),
+});
+
+const sloTargetSchema = (threshold: number, critical: number, objectiveDefault: number) =>
+  z
+    .strictObject({
+      threshold: duration().default(threshold),
+      critical_threshold: duration().default(critical),
+      objective: objective.default(objectiveDefault),
+    })
+    .superRefine((v, ctx) => {
+      if (v.critical_threshold <= v.threshold) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['critical_threshold'],
+          message: `expected a duration above threshold (${formatDuration(v.threshold)}), got ${formatDuration(v.critical_threshold)}`,
+        });
+      }
+    });
+
+const configSchema = z.strictObject({
+  listen: listenAddress.default('0.0.0.0:9470'),
+  log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  target: z
+    .strictObject({
+      url: httpUrl.default('http://127.0.0.1:8000'),
+      /** Served model name; empty means "ask /v1/models and take the first". */
+      model: z.string().default(''),
+      api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+      api_key_file: z.string().min(1).optional(),
+      /** Largest response body read from the target (metrics, errors, streams). */
+      max_response_bytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+    })
+    .prefault({}),
+  probes: z
+    .strictObject({
+      ttft: ttftProbeSchema.prefault({}),
+      prefix: prefixProbeSchema.prefault({}),
+    })
+    .prefault({}),
+  scrape: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      interval: interval().default(15),
+      timeout: duration().default(5),
+      /** Scrapes with requests in flight and no generated tokens before the engine counts as wedged. */
+      wedge_scrapes: z.number().int().min(2).default(4),
+    })
+    .prefault({}),
+  gpu: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      nvidia_smi_path: z.string().min(1).default('nvidia-smi'),
+      interval: interval().default(15),
+      timeout: duration().default(5),
+      /** How to find vLLM's processes in the GPU process list. */
+      process_match: z
+        .strictObject({
+          pid_file: z.string().min(1).optional(),
+          pid: z.number().int().positive().optional(),
+          name_pattern: z.string().min(1).default('vllm|VLLM|python'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  slo: z
+    .strictObject({
+      period: duration(3600).default(30 * 86400),
+      availability: z.strictObject({ objective: objective.default(0.995) }).prefault({}),
+      ttft: sloTargetSchema(0.5, 2.5, 0.99).prefault({}),
+      e2e: sloTargetSchema(2.5, 10, 0.99).prefault({}),
+    })
+    .prefault({}),
+  status: z
+    .strictObject({
+      window: duration(10).default(300),
+      failures_to_unhealthy: z.number().int().min(1).default(3),
+      successes_to_recover: z.number().int().min(1).default(2),
+      kv_cache_usage_degraded: ratio.default(0.95),
+      gpu_memory_headroom_degraded: ratio.default(0.05),
+      prefix_hit_ratio_degraded: ratio.default(0.5),
+    })
+    .prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type TtftProbeConfig = Config['probes']['ttft'];
+export type PrefixProbeConfig = Config['probes']['prefix'];
+
+function formatPath(path: PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out || '(top level)';
+}
+
+function formatIssue(issue: z.core.$ZodIssue, root: unknown): string[] {
+  const input = issue.path.reduce<unknown>(
+    (node, key) => (node && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key] : undefined),
+    root,
+  );
+  const where = formatPath(issue.path);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key (check the spelling; see config/vllm-probe.example.yaml)`);
+    case 'invalid_type':
+      return [`${where}: expected ${issue.expected}, got ${describe(input)}`];
+    case 'invalid_value':
+      return [`${where}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(input)}`];
+    case 'too_small':
+      return [`${where}: expected ${issue.origin === 'array' ? 'a list with at least' : issue.origin === 'string' ? 'text of at least' : 'a number'} ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}${issue.origin === 'string' ? ' characters' : ''}, got ${describe(input)}`];
+    case 'too_big':
+      return [`${where}: expected ${issue.origin === 'array' ? 'a list with at most' : 'a number'} ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}, got ${describe(input)}`];
+    case 'custom':
+      return [`${where}: ${issue.message}`];
+    default:
+      return [`${where}: ${issue.message}, got ${describe(input)}`];
+  }
+}
+
+/** Validates an already-parsed document. Throws ConfigError naming `file` and each bad field. */
+export function parseConfig(raw: unknown, file = '<config>'): Config {
+  const result = configSchema.safeParse(raw ?? {});
+  if (result.success) {
+    checkCrossFieldRules(result.data, file);
+    return result.data;
+  }
+  throw new ConfigError(file, result.error.issues.flatMap((i) => formatIssue(i, raw)));
+}
+
+function checkCrossFieldRules(config: Config, file: string): void {
+  const problems: string[] = [];
+  const timedOut = (path: string, timeout: number, interval: number) => {
+    if (timeout >= interval) problems.push(`${path}.timeout: expected a duration below ${path}.interval (${formatDuration(interval)}), got ${formatDuration(timeout)}`);
+  };
+  timedOut('probes.ttft', config.probes.ttft.timeout, config.probes.ttft.interval);
+  timedOut('probes.prefix', config.probes.prefix.timeout, config.probes.prefix.interval);
+  timedOut('scrape', config.scrape.timeout, config.scrape.interval);
+  timedOut('gpu', config.gpu.timeout, config.gpu.interval);
+  if (config.target.api_key_env && config.target.api_key_file) {
+    problems.push('target.api_key_file: expected only one of api_key_env and api_key_file, got both');
+  }
+  if (problems.length) throw new ConfigError(file, problems);
+}
+
+/** Reads and validates a YAML config file. Throws ConfigError for every expected failure. */
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`(file): cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.code}: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const config = parseConfig(doc.toJS(), file);
+  if (config.target.api_key_file) {
+    try {
+      accessSync(config.target.api_key_file, constants.R_OK);
+    } catch (err) {
+      throw new ConfigError(file, [
+        `target.api_key_file: expected a readable file, got ${JSON.stringify(config.target.api_key_file)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+      ]);
+    }
+  }
+  return config;
+}
+
+/** Resolves the API key from the env var or file named in config; never logs it. */
+export function readApiKey(config: Config, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (config.target.api_key_env) {
+    const key = env[config.target.api_key_env];
+    return key ? key.trim() : undefined;
+  }
+  if (config.target.api_key_file) {
+    try {
+      return readFileSync(config.target.api_key_file, 'utf8').trim() || undefined;
+    } catch (err) {
+      throw new ConfigError(config.target.api_key_file, [
+        `target.api_key_file: cannot read the API key file: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      ]);
+    }
+  }
+  return undefined;
+}
+
+/** Defaults for an empty file: what `serve` uses next to vLLM on 127.0.0.1:8000. */
+export function defaultConfig(): Config {
+  return parseConfig({});
+}

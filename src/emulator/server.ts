@@ -1,0 +1,454 @@
+/**
+ * A stand-in for a vLLM server (OpenAI-compatible API, /metrics, /health, /tokenize…) with a
+ * timing model and fault modes, for the demo, dashboard work without a GPU, and fast tests.
+ * It is not the reference: test/e2e checks it against a real vLLM.
+ *
+ * Timing model: a request waits for one of `maxNumSeqs` slots; TTFT = base + prefill cost of
+ * the *uncached* prompt tokens (slower with more running requests) + a cold-start penalty on
+ * the first request after (re)start; then one token every ITL, which also grows with the
+ * number of running requests. Throughput therefore saturates and latency climbs: a knee.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { EngineMetrics } from './engine-metrics.js';
+import { PrefixCache, tokenize } from './kv-cache.js';
+
+export const FAULT_MODES = [
+  'none',
+  'slow_first_token',
+  'never_headers',
+  'stall_after_headers',
+  'stall_mid_stream',
+  'die_mid_stream',
+  'http_500',
+  'http_503',
+  'error_chunk',
+  'no_done',
+  'garbled_sse',
+  'empty_completion',
+  'wedge',
+  'health_503',
+  'metrics_garbled',
+  'metrics_empty',
+  'metrics_huge',
+  'metrics_slow',
+] as const;
+export type FaultMode = (typeof FAULT_MODES)[number];
+
+export interface Fault {
+  mode: FaultMode;
+  /** slow_first_token / metrics_slow: extra delay in ms. */
+  delayMs?: number;
+}
+
+export interface EmulatorOptions {
+  model?: string;
+  maxModelLen?: number;
+  apiKey?: string;
+  version?: string;
+  blockSize?: number;
+  numGpuBlocks?: number;
+  prefixCaching?: boolean;
+  baseTtftMs?: number;
+  prefillMsPerToken?: number;
+  itlMs?: number;
+  /** Fractional slowdown of prefill and decode per running request. */
+  batchSlowdown?: number;
+  maxNumSeqs?: number;
+  coldStartMs?: number;
+  fault?: Fault;
+}
+
+const WORDS = ['the', 'sea', 'is', 'calm', 'and', 'blue', 'under', 'a', 'wide', 'sky', 'waves', 'roll', 'softly', 'onto', 'warm', 'sand'];
+/** Resolves after `ms` or on abort; removes its listener so long streams do not pile them up. */
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted || ms <= 0) return resolve();
+    const onAbort = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+function errorBody(status: number, type: string, message: string, param: string | null = null) {
+  return JSON.stringify({ error: { message, type, param, code: status } });
+}
+
+export class Emulator {
+  readonly options: Required<Omit<EmulatorOptions, 'apiKey' | 'fault'>> & { apiKey?: string };
+  fault: Fault;
+  metrics!: EngineMetrics;
+  cache!: PrefixCache;
+  private cold = true;
+  private running = 0;
+  private readonly queue: Array<() => void> = [];
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly startedAt = Date.now();
+
+  constructor(options: EmulatorOptions = {}) {
+    this.options = {
+      model: options.model ?? 'emulated-model',
+      maxModelLen: options.maxModelLen ?? 8192,
+      version: options.version ?? '0.26.0+emulator',
+      blockSize: options.blockSize ?? 16,
+      numGpuBlocks: options.numGpuBlocks ?? 4096,
+      prefixCaching: options.prefixCaching ?? true,
+      baseTtftMs: options.baseTtftMs ?? 12,
+      prefillMsPerToken: options.prefillMsPerToken ?? 0.08,
+      itlMs: options.itlMs ?? 8,
+      batchSlowdown: options.batchSlowdown ?? 0.03,
+      maxNumSeqs: options.maxNumSeqs ?? 64,
+      coldStartMs: options.coldStartMs ?? 250,
+      ...(options.apiKey ? { apiKey: options.apiKey } : {}),
+    };
+    this.fault = options.fault ?? { mode: 'none' };
+    this.restart();
+  }
+
+  /** Simulates a process restart: counters, cache and start time reset; next request is cold. */
+  restart(): void {
+    const o = this.options;
+    this.metrics = new EngineMetrics(o.model, o.maxModelLen, { blockSize: o.blockSize, numGpuBlocks: o.numGpuBlocks, prefixCaching: o.prefixCaching }, Date.now() / 1000);
+    this.cache = new PrefixCache(o.blockSize, o.numGpuBlocks, o.prefixCaching);
+    this.cold = true;
+  }
+
+  async listen(port = 0, host = '127.0.0.1'): Promise<URL> {
+    this.server = createServer((req, res) => void this.route(req, res).catch(() => res.destroy()));
+    this.server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    const addr = this.server.address() as AddressInfo;
+    return new URL(`http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`);
+  }
+
+  async close(): Promise<void> {
+    if (!this.server) return;
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    this.server = undefined;
+  }
+
+  private updateKvUsage(): void {
+    // Usage is dominated by running sequences; cached free blocks do not count as used.
+    const inFlightBlocks = this.running * Math.ceil(256 / this.options.blockSize);
+    this.metrics.kvUsage = Math.min(1, inFlightBlocks / this.options.numGpuBlocks);
+    this.metrics.running = this.running;
+    this.metrics.waiting = this.queue.length;
+  }
+
+  private async acquireSlot(signal: AbortSignal): Promise<boolean> {
+    if (this.running < this.options.maxNumSeqs) {
+      this.running++;
+      this.updateKvUsage();
+      return true;
+    }
+    await new Promise<void>((resolve) => {
+      const grant = () => resolve();
+      this.queue.push(grant);
+      this.updateKvUsage();
+      signal.addEventListener('abort', () => {
+        const i = this.queue.indexOf(grant);
+        if (i >= 0) this.queue.splice(i, 1);
+        this.updateKvUsage();
+        resolve();
+      }, { once: true });
+    });
+    if (signal.aborted) return false;
+    this.running++;
+    this.updateKvUsage();
+    return true;
+  }
+
+  private releaseSlot(): void {
+    this.running--;
+    const next = this.queue.shift();
+    this.updateKvUsage();
+    next?.();
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname.replace(/\/$/, '') || '/';
+    if (path.startsWith('/v1') && this.options.apiKey) {
+      const auth = req.headers.authorization ?? '';
+      if (!/^bearer\s+/i.test(auth) || auth.replace(/^bearer\s+/i, '') !== this.options.apiKey) {
+        return this.json(res, 401, JSON.stringify({ error: 'Unauthorized' }));
+      }
+    }
+    switch (`${req.method} ${path}`) {
+      case 'GET /health':
+      case 'GET /ping':
+      case 'POST /ping':
+        res.writeHead(this.fault.mode === 'health_503' ? 503 : 200).end();
+        return;
+      case 'GET /version':
+        return this.json(res, 200, JSON.stringify({ version: this.options.version }));
+      case 'GET /metrics':
+        return this.serveMetrics(res);
+      case 'GET /v1/models':
+        return this.json(res, 200, JSON.stringify(this.modelsBody()));
+      case 'POST /tokenize':
+        return this.tokenizeRoute(req, res);
+      case 'POST /v1/completions':
+        return this.completion(req, res, false);
+      case 'POST /v1/chat/completions':
+        return this.completion(req, res, true);
+      case 'POST /_emulator/fault': {
+        const body = await readJson(req);
+        const mode = (body as { mode?: unknown })?.mode;
+        if (typeof mode !== 'string' || !(FAULT_MODES as readonly string[]).includes(mode)) {
+          return this.json(res, 400, JSON.stringify({ error: `mode must be one of ${FAULT_MODES.join(', ')}` }));
+        }
+        const delay = (body as { delay_ms?: unknown }).delay_ms;
+        this.fault = { mode: mode as FaultMode, ...(typeof delay === 'number' ? { delayMs: delay } : {}) };
+        return this.json(res, 200, JSON.stringify(this.fault));
+      }
+      case 'POST /_emulator/restart':
+        this.restart();
+        return this.json(res, 200, '{"restarted":true}');
+      default:
+        return this.json(res, 404, JSON.stringify({ detail: 'Not Found' }));
+    }
+  }
+
+  private json(res: ServerResponse, status: number, body: string): void {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+  }
+
+  private modelsBody() {
+    const created = Math.floor(this.startedAt / 1000);
+    return {
+      object: 'list',
+      data: [
+        {
+          id: this.options.model,
+          object: 'model',
+          created,
+          owned_by: 'vllm',
+          root: this.options.model,
+          parent: null,
+          max_model_len: this.options.maxModelLen,
+          permission: [
+            {
+              id: `modelperm-${randomBytes(16).toString('hex')}`,
+              object: 'model_permission',
+              created,
+              allow_create_engine: false,
+              allow_sampling: true,
+              allow_logprobs: true,
+              allow_search_indices: false,
+              allow_view: true,
+              allow_fine_tuning: false,
+              organization: '*',
+              group: null,
+              is_blocking: false,
+            },
+          ],
+        },
+      ],
+    };
+  }
+
+  private async serveMetrics(res: ServerResponse): Promise<void> {
+    const mode = this.fault.mode;
+    if (mode === 'metrics_slow') await sleep(this.fault.delayMs ?? 10_000);
+    const headers = { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' };
+    if (mode === 'metrics_empty') return void res.writeHead(200, headers).end('');
+    if (mode === 'metrics_garbled') return void res.writeHead(200, headers).end('vllm:num_requests_running{engine="0" 1\n<html>oops</html>\n');
+    if (mode === 'metrics_huge') {
+      res.writeHead(200, headers);
+      const line = `# ${'x'.repeat(1000)}\n`;
+      for (let i = 0; i < 40_000 && !res.destroyed; i++) {
+        if (!res.write(line)) await new Promise((r) => res.once('drain', r));
+      }
+      return void res.end();
+    }
+    this.updateKvUsage();
+    res.writeHead(200, headers).end(this.metrics.render());
+  }
+
+  private async tokenizeRoute(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!String(req.headers['content-type'] ?? '').includes('application/json')) {
+      return this.json(res, 400, errorBody(400, 'BadRequestError', 'Unsupported Media Type: Only \'application/json\' is allowed'));
+    }
+    const body = (await readJson(req)) as { prompt?: unknown; messages?: unknown; add_special_tokens?: unknown } | undefined;
+    const text = typeof body?.prompt === 'string' ? body.prompt : Array.isArray(body?.messages) ? chatText(body.messages) : undefined;
+    if (text === undefined) return this.json(res, 400, errorBody(400, 'BadRequestError', 'Either prompt or messages must be given'));
+    const tokens = tokenize(text, body?.add_special_tokens !== false);
+    return this.json(res, 200, JSON.stringify({ count: tokens.length, max_model_len: this.options.maxModelLen, tokens, token_strs: null }));
+  }
+
+  private async completion(req: IncomingMessage, res: ServerResponse, chat: boolean): Promise<void> {
+    const body = (await readJson(req)) as Record<string, unknown> | undefined;
+    if (!body) return this.json(res, 400, errorBody(400, 'BadRequestError', 'Expecting value: line 1 column 1 (char 0)'));
+    if (body.model !== undefined && body.model !== '' && body.model !== this.options.model) {
+      return this.json(res, 404, errorBody(404, 'NotFoundError', `The model \`${String(body.model)}\` does not exist.`, 'model'));
+    }
+    const maxTokens = body.max_tokens === undefined ? 16 : body.max_tokens;
+    if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
+      return this.json(res, 400, errorBody(400, 'BadRequestError', `max_tokens must be at least 1, got ${String(maxTokens)}.`, 'max_tokens'));
+    }
+    const text = chat ? (Array.isArray(body.messages) ? chatText(body.messages) : undefined) : typeof body.prompt === 'string' ? body.prompt : undefined;
+    if (text === undefined) return this.json(res, 400, errorBody(400, 'BadRequestError', chat ? 'messages is required' : 'prompt is required', chat ? 'messages' : 'prompt'));
+    const tokens = tokenize(text, true);
+    if (tokens.length + maxTokens > this.options.maxModelLen) {
+      return this.json(
+        res,
+        400,
+        errorBody(400, 'BadRequestError', `This model's maximum context length is ${this.options.maxModelLen} tokens. However, your request has ${tokens.length + maxTokens} tokens (${tokens.length} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`),
+      );
+    }
+    const stream = body.stream === true;
+    const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+    const salt = typeof body.cache_salt === 'string' ? body.cache_salt : undefined;
+    const mode = this.fault.mode;
+
+    if (mode === 'never_headers') return; // hold the socket; the client's timeout must fire
+    if (mode === 'http_500') return this.json(res, 500, errorBody(500, 'InternalServerError', 'emulated internal error'));
+    if (mode === 'http_503') return this.json(res, 503, errorBody(503, 'ServiceUnavailableError', 'emulated: service unavailable'));
+
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const arrival = performance.now();
+    if (!(await this.acquireSlot(abort.signal))) return;
+    try {
+      const scheduled = performance.now();
+      const cached = this.cache.lookupAndInsert(tokens, salt);
+      const uncached = tokens.length - cached;
+      const m = this.metrics;
+      m.counters.prefix_cache_queries += tokens.length;
+      m.counters.prefix_cache_hits += cached;
+      const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(16).toString('hex')}`;
+      const created = Math.floor(Date.now() / 1000);
+      const object = chat ? 'chat.completion.chunk' : 'text_completion';
+      const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => `data: ${JSON.stringify({ id, object, created, model: this.options.model, choices, ...extra })}\n\n`;
+      const load = 1 + this.options.batchSlowdown * (this.running - 1);
+      let ttftMs = (this.options.baseTtftMs + this.options.prefillMsPerToken * uncached) * load;
+      if (this.cold) {
+        ttftMs += this.options.coldStartMs;
+        this.cold = false;
+      }
+      if (mode === 'slow_first_token') ttftMs += this.fault.delayMs ?? 5000;
+
+      if (!stream) {
+        // Non-streaming: one JSON body after the whole generation.
+        await sleep(ttftMs + maxTokens * this.options.itlMs * load, abort.signal);
+        if (abort.signal.aborted) return;
+        const out = Array.from({ length: maxTokens }, (_, i) => ` ${WORDS[(tokens.length + i) % WORDS.length]}`).join('');
+        this.account({ arrival, scheduled, firstToken: scheduled + ttftMs, end: performance.now(), promptTokens: tokens.length, cached, generated: maxTokens, maxTokens });
+        const usage = { prompt_tokens: tokens.length, total_tokens: tokens.length + maxTokens, completion_tokens: maxTokens, prompt_tokens_details: { cached_tokens: cached } };
+        const choice = chat ? { index: 0, message: { role: 'assistant', content: out }, finish_reason: 'length' } : { index: 0, text: out, logprobs: null, finish_reason: 'length' };
+        return this.json(res, 200, JSON.stringify({ id, object: chat ? 'chat.completion' : 'text_completion', created, model: this.options.model, choices: [choice], usage }));
+      }
+
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+      res.flushHeaders();
+      if (mode === 'stall_after_headers' || mode === 'wedge') {
+        await new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+        return;
+      }
+      await sleep(ttftMs, abort.signal);
+      if (abort.signal.aborted) return;
+      const firstToken = performance.now();
+      if (mode === 'garbled_sse') {
+        res.end('data: {"id": "cmpl-broken", "choices": [{"text": "unterminated\n\ndata: [DONE]\n\n');
+        return;
+      }
+      if (chat) res.write(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+      let generated = 0;
+      if (mode !== 'empty_completion') {
+        for (let i = 0; i < maxTokens; i++) {
+          if (i > 0) await sleep(this.options.itlMs * (1 + this.options.batchSlowdown * (this.running - 1)), abort.signal);
+          if (abort.signal.aborted) return;
+          const word = ` ${WORDS[(tokens.length + i) % WORDS.length]}`;
+          const last = i === maxTokens - 1;
+          const choice = chat
+            ? { index: 0, delta: { content: word }, logprobs: null, finish_reason: last ? 'length' : null, ...(last ? { stop_reason: null } : {}) }
+            : { index: 0, text: word, logprobs: null, finish_reason: last ? 'length' : null, stop_reason: null };
+          res.write(chunk([choice]));
+          generated++;
+          m.counters.generation_tokens++;
+          m.h.iteration_tokens_total.observe(1);
+          if (i === 1 && mode === 'die_mid_stream') return void res.destroy();
+          if (i === 1 && mode === 'stall_mid_stream') {
+            await new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+            return;
+          }
+          if (i === 1 && mode === 'error_chunk') {
+            res.end(`data: ${errorBody(500, 'InternalServerError', 'emulated error during generation')}\n\ndata: [DONE]\n\n`);
+            this.metrics.success.error++;
+            return;
+          }
+        }
+      }
+      if (includeUsage) {
+        res.write(chunk([], { usage: { prompt_tokens: tokens.length, total_tokens: tokens.length + generated, completion_tokens: generated, prompt_tokens_details: { cached_tokens: cached } } }));
+      }
+      if (mode === 'no_done') return void res.end();
+      res.end('data: [DONE]\n\n');
+      this.account({ arrival, scheduled, firstToken, end: performance.now(), promptTokens: tokens.length, cached, generated, maxTokens });
+    } finally {
+      this.releaseSlot();
+    }
+  }
+
+  /** Updates vLLM's per-request histograms and counters for one finished request. */
+  private account(r: { arrival: number; scheduled: number; firstToken: number; end: number; promptTokens: number; cached: number; generated: number; maxTokens: number }): void {
+    const m = this.metrics;
+    const s = (ms: number) => ms / 1000;
+    m.counters.prompt_tokens += r.promptTokens;
+    m.counters.prompt_tokens_cached += r.cached;
+    m.bySource.local_cache_hit += r.cached;
+    m.bySource.local_compute += r.promptTokens - r.cached;
+    m.success.length++;
+    m.h.time_to_first_token_seconds.observe(s(r.firstToken - r.arrival));
+    m.h.e2e_request_latency_seconds.observe(s(r.end - r.arrival));
+    m.h.request_queue_time_seconds.observe(s(r.scheduled - r.arrival));
+    m.h.request_prefill_time_seconds.observe(s(r.firstToken - r.scheduled));
+    m.h.request_decode_time_seconds.observe(s(r.end - r.firstToken));
+    m.h.request_inference_time_seconds.observe(s(r.end - r.scheduled));
+    const tpot = r.generated > 1 ? s(r.end - r.firstToken) / (r.generated - 1) : 0;
+    m.h.request_time_per_output_token_seconds.observe(tpot);
+    if (r.generated > 1) m.h.inter_token_latency_seconds.observe(tpot);
+    m.h.request_prompt_tokens.observe(r.promptTokens);
+    m.h.request_generation_tokens.observe(r.generated);
+    m.h.request_prefill_kv_computed_tokens.observe(r.promptTokens - r.cached);
+    m.h.request_max_num_generation_tokens.observe(r.maxTokens);
+    m.h.request_params_max_tokens.observe(r.maxTokens);
+    m.h.request_params_n.observe(1);
+    m.h.iteration_tokens_total.observe(r.promptTokens - r.cached);
+  }
+}
+
+/** The simple chat template the emulator applies before counting tokens. */
+function chatText(messages: unknown[]): string {
+  return messages.map((m) => `<|${String((m as { role?: unknown }).role ?? 'user')}|> ${String((m as { content?: unknown }).content ?? '')}`).join('\n') + '\n<|assistant|>';
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > 8 * 1024 * 1024) return undefined;
+    parts.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(parts).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The collector contract and its runner. Each collector (vLLM /metrics, nvidia-smi, host)
+ * refreshes its own gauges on its own node-cron interval; the runner applies the timeout and
+ * records source up / duration / last success / errors by reason. A failing collector never
+ * stops the others or the daemon.
+ */
+import { performance } from 'node:perf_hooks';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import { intervalToCron } from '../config.js';
+import type { Metrics } from '../metrics.js';
+
+/** Closed set of reasons a source read fails; used as the `reason` label. */
+export type SourceErrorReason =
+  | 'timeout'
+  | 'connect_error'
+  | 'http_status'
+  | 'too_large'
+  | 'parse_error'
+  | 'missing_binary'
+  | 'exit_status'
+  | 'unparsable'
+  | 'no_gpu'
+  | 'internal';
+
+/** An expected failure of a source, with a reason for the label and words for /status. */
+export class SourceError extends Error {
+  constructor(
+    readonly reason: SourceErrorReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SourceError';
+  }
+}
+
+/** Thrown when there is legitimately nothing to collect (no GPU on this machine). */
+export class NoDataError extends Error {
+  override name = 'NoDataError';
+}
+
+export interface Collector {
+  /** The `source` label: "vllm_metrics", "nvidia_smi", "host". */
+  readonly name: string;
+  /** Refreshes this collector's metrics. Throws SourceError / NoDataError on expected failures. */
+  collect(signal: AbortSignal): Promise<void>;
+  /** Called after a failed collect: drop series that would otherwise go stale. */
+  markStale?(error: Error): void;
+}
+
+export interface CollectorRun {
+  readonly firstRun: Promise<void>;
+  runNow(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface CollectorHooks {
+  onSuccess?(): void;
+  onFailure?(error: Error): void;
+}
+
+export function startCollector(
+  collector: Collector,
+  opts: { interval: number; timeout: number },
+  metrics: Metrics,
+  log: Logger,
+  shutdown: AbortSignal,
+  hooks: CollectorHooks = {},
+): CollectorRun {
+  const source = collector.name;
+  const clog = log.child({ component: 'collector', source });
+  let current: Promise<void> | undefined;
+  let noDataReported = false;
+  metrics.sourceUp.labels({ source }).set(0);
+
+  const runOnce = async () => {
+    if (shutdown.aborted) return;
+    const timeout = AbortSignal.timeout(opts.timeout * 1000);
+    const signal = AbortSignal.any([shutdown, timeout]);
+    const started = performance.now();
+    try {
+      await collector.collect(signal);
+      metrics.sourceUp.labels({ source }).set(1);
+      metrics.sourceLastSuccess.labels({ source }).set(Date.now() / 1000);
+      hooks.onSuccess?.();
+    } catch (caught) {
+      if (shutdown.aborted) return;
+      let err = caught as Error;
+      if (timeout.aborted && !(err instanceof SourceError && err.reason === 'timeout')) {
+        err = new SourceError('timeout', `${source} did not answer within ${opts.timeout}s`, { cause: err });
+      }
+      const reason: SourceErrorReason = err instanceof SourceError ? err.reason : err instanceof NoDataError ? 'no_gpu' : 'internal';
+      metrics.sourceUp.labels({ source }).set(0);
+      metrics.sourceErrors.labels({ source, reason }).inc();
+      collector.markStale?.(err);
+      hooks.onFailure?.(err);
+      if (err instanceof NoDataError) {
+        if (!noDataReported) clog.info({ reason: err.message }, 'nothing to collect; will keep checking quietly');
+        noDataReported = true;
+      } else if (reason === 'internal') clog.error({ err }, 'collector threw: this is a bug in vllm-probe');
+      else clog.warn({ reason, err: err.message }, 'collection failed');
+    } finally {
+      metrics.sourceDuration.labels({ source }).set((performance.now() - started) / 1000);
+    }
+  };
+  // Single-flight: a run that is still going is shared, never doubled.
+  const runNow = () => (current ??= runOnce().finally(() => (current = undefined)));
+  const task: ScheduledTask = cron.schedule(intervalToCron(opts.interval)!, () => runNow(), { name: `collect-${source}`, noOverlap: true });
+  const firstRun = runNow();
+  return {
+    firstRun,
+    runNow,
+    async stop() {
+      await task.destroy();
+      await current?.catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * A strict parser for the Prometheus text exposition format 0.0.4, as vLLM's Python
+ * prometheus_client writes it. Pure: text in, families out; throws ExpositionError with the
+ * line number on anything malformed.
+ *
+ * Handles label escapes (\\ \" \n), NaN and ±Inf, Go-style exponents (1.1701968896e+010),
+ * histogram samples in any order, `*_created` families (kept as their own gauge families, the
+ * caller ignores them), files that start mid-family and families without HELP or TYPE.
+ * No npm parser handled all of that when this was written (see docs/dependencies.md).
+ */
+
+export type FamilyType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped' | 'info' | 'stateset' | 'gaugehistogram' | 'unknown';
+
+export interface Sample {
+  /** The sample's own name, e.g. `vllm:e2e_request_latency_seconds_bucket`. */
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export interface Family {
+  name: string;
+  type: FamilyType;
+  help?: string;
+  samples: Sample[];
+}
+
+export type Exposition = Map<string, Family>;
+
+export class ExpositionError extends Error {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
+    super(`line ${line}: ${message}`);
+    this.name = 'ExpositionError';
+  }
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const TYPES = new Set<FamilyType>(['counter', 'gauge', 'histogram', 'summary', 'untyped', 'info', 'stateset', 'gaugehistogram', 'unknown']);
+const SUFFIXES: Record<string, string[]> = {
+  histogram: ['_bucket', '_sum', '_count'],
+  gaugehistogram: ['_bucket', '_gsum', '_gcount'],
+  summary: ['_sum', '_count'],
+  counter: ['_total'],
+};
+
+/** Parses a sample value the way Prometheus does, including Go-style exponents. */
+export function parseValue(text: string): number | undefined {
+  switch (text) {
+    case 'NaN':
+      return NaN;
+    case '+Inf':
+    case 'Inf':
+      return Infinity;
+    case '-Inf':
+      return -Infinity;
+  }
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) return undefined;
+  return Number(text);
+}
+
+function unescapeHelp(text: string): string {
+  return text.replace(/\\(\\|n)/g, (_, c: string) => (c === 'n' ? '\n' : '\\'));
+}
+
+/** Parses `{a="x",b="y"}` starting at `pos` (on the `{`); returns labels and the index after `}`. */
+function parseLabels(line: string, pos: number, lineNo: number): [Record<string, string>, number] {
+  const labels: Record<string, string> = {};
+  let i = pos + 1;
+  for (;;) {
+    while (line[i] === ' ') i++;
+    if (line[i] === '}') return [labels, i + 1];
+    const eq = line.indexOf('=', i);
+    if (eq < 0) throw new ExpositionError(lineNo, 'label without "="');
+    const name = line.slice(i, eq).trim();
+    if (!LABEL_NAME.test(name)) throw new ExpositionError(lineNo, `invalid label name "${name}"`);
+    if (name in labels) throw new ExpositionError(lineNo, `duplicate label "${name}"`);
+    i = eq + 1;
+    if (line[i] !== '"') throw new ExpositionError(lineNo, `label ${name}: value must be quoted`);
+    i++;
+    let value = '';
+    for (;;) {
+      const c = line[i];
+      if (c === undefined) throw new ExpositionError(lineNo, `label ${name}: unterminated value`);
+      if (c === '\\') {
+        const next = line[i + 1];
+        if (next === 'n') value += '\n';
+        else if (next === '\\' || next === '"') value += next;
+        else throw new ExpositionError(lineNo, `label ${name}: invalid escape "\\${next ?? ''}"`);
+        i += 2;
+        continue;
+      }
+      if (c === '"') break;
+      value += c;
+      i++;
+    }
+    labels[name] = value;
+    i++; // closing quote
+    while (line[i] === ' ') i++;
+    if (line[i] === ',') i++;
+    else if (line[i] !== '}') throw new ExpositionError(lineNo, `expected "," or "}" after label ${name}`);
+  }
+}
+
+/** Parses one exposition. Throws ExpositionError on the first malformed line. */
+export function parseExposition(text: string): Exposition {
+  const families: Exposition = new Map();
+  const declared = new Map<string, FamilyType>();
+  const familyOf = (sampleName: string): Family => {
+    let name = sampleName;
+    if (!declared.has(sampleName)) {
+      for (const [type, suffixes] of Object.entries(SUFFIXES)) {
+        const suffix = suffixes.find((s) => sampleName.endsWith(s));
+        if (suffix) {
+          const base = sampleName.slice(0, -suffix.length);
+          if (declared.get(base) === type) {
+            name = base;
+            break;
+          }
+        }
+      }
+    }
+    let family = families.get(name);
+    if (!family) {
+      family = { name, type: declared.get(name) ?? 'untyped', samples: [] };
+      families.set(name, family);
+    }
+    return family;
+  };
+  const lines = text.split('\n');
+  lines.forEach((raw, idx) => {
+    const lineNo = idx + 1;
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line.trim() === '') return;
+    if (line.startsWith('#')) {
+      const m = /^#\s+(HELP|TYPE)\s+(\S+)(?:\s(.*))?$/.exec(line);
+      if (!m) return; // other comments are allowed and ignored
+      const [, kind, name, rest = ''] = m;
+      if (!NAME.test(name!)) throw new ExpositionError(lineNo, `invalid metric name "${name}"`);
+      const family = families.get(name!) ?? { name: name!, type: declared.get(name!) ?? 'untyped', samples: [] };
+      families.set(name!, family);
+      if (kind === 'HELP') {
+        family.help = unescapeHelp(rest);
+      } else {
+        const type = rest.trim() as FamilyType;
+        if (!TYPES.has(type)) throw new ExpositionError(lineNo, `unknown type "${rest.trim()}" for ${name}`);
+        if (family.samples.length) throw new ExpositionError(lineNo, `TYPE for ${name} after its samples`);
+        declared.set(name!, type);
+        family.type = type;
+      }
+      return;
+    }
+    let i = 0;
+    while (i < line.length && line[i] !== '{' && line[i] !== ' ' && line[i] !== '\t') i++;
+    const name = line.slice(0, i);
+    if (!NAME.test(name)) throw new ExpositionError(lineNo, `invalid metric name "${name.slice(0, 60)}"`);
+    let labels: Record<string, string> = {};
+    if (line[i] === '{') [labels, i] = parseLabels(line, i, lineNo);
+    const rest = line.slice(i).trim().split(/[ \t]+/);
+    if (rest.length < 1 || rest.length > 2 || rest[0] === '') throw new ExpositionError(lineNo, `expected "value [timestamp]" after ${name}`);
+    const value = parseValue(rest[0]!);
+    if (value === undefined) throw new ExpositionError(lineNo, `invalid value "${rest[0]}" for ${name}`);
+    if (rest[1] !== undefined && !/^-?\d+$/.test(rest[1])) throw new ExpositionError(lineNo, `invalid timestamp "${rest[1]}"`);
+    familyOf(name).samples.push({ name, labels, value });
+  });
+  return families;
+}

@@ -1,0 +1,86 @@
+/**
+ * A histogram whose buckets come from another server's histogram rather than from observe().
+ *
+ * vLLM's server-side latency histograms are re-exported under our prefix by adding the
+ * difference between consecutive scrapes to our own cumulative counts. A vLLM restart (its
+ * _count goes down) is taken as "counting from zero again", so our series never goes backwards
+ * and rate() shows neither a negative rate nor a spike. The bucket bounds are vLLM's own, which
+ * keeps quantiles comparable with its dashboards. prom-client renders this through `get()`,
+ * the same contract its built-in metrics use.
+ */
+import type { MetricValueWithName, Registry } from 'prom-client';
+
+/** One scrape of a source histogram: cumulative counts per upper bound (+Inf included). */
+export interface HistogramSnapshot {
+  buckets: Array<{ le: number; count: number }>;
+  sum: number;
+  count: number;
+}
+
+interface SeriesState {
+  bounds: number[];
+  cumulative: number[]; // our accumulated bucket counts, index-aligned with bounds
+  sum: number;
+  count: number;
+  last?: HistogramSnapshot; // the source's previous scrape, for deltas
+}
+
+export class ReexportedHistogram {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'histogram' as const;
+  readonly aggregator = 'sum' as const;
+  private readonly series = new Map<string, { labels: Record<string, string>; state: SeriesState }>();
+
+  constructor(opts: { name: string; help: string; registers: Registry[] }) {
+    this.name = opts.name;
+    this.help = opts.help;
+    for (const registry of opts.registers) registry.registerMetric(this as never);
+  }
+
+  /** Adds the change since the previous snapshot for these labels. */
+  update(labels: Record<string, string>, snapshot: HistogramSnapshot): void {
+    const key = JSON.stringify(labels);
+    const sorted = [...snapshot.buckets].sort((a, b) => a.le - b.le);
+    const bounds = sorted.map((b) => b.le);
+    let entry = this.series.get(key);
+    if (!entry || entry.state.bounds.join() !== bounds.join()) {
+      // First sight, or vLLM changed its bounds (an upgrade): start a new cumulative series.
+      entry = { labels, state: { bounds, cumulative: bounds.map(() => 0), sum: 0, count: 0 } };
+      this.series.set(key, entry);
+    }
+    const { state } = entry;
+    const previous = state.last;
+    state.last = { buckets: sorted, sum: snapshot.sum, count: snapshot.count };
+    // The first snapshot is only a baseline: history from before we started watching is not
+    // a burst of new observations.
+    if (!previous) return;
+    const reset = snapshot.count < previous.count || snapshot.sum < previous.sum;
+    sorted.forEach((bucket, i) => {
+      const before = reset ? 0 : (previous.buckets.find((b) => b.le === bucket.le)?.count ?? 0);
+      state.cumulative[i]! += Math.max(0, bucket.count - before);
+    });
+    state.count += Math.max(0, snapshot.count - (reset ? 0 : previous.count));
+    state.sum += Math.max(0, snapshot.sum - (reset ? 0 : previous.sum));
+  }
+
+  get() {
+    const values: MetricValueWithName<string>[] = [];
+    for (const { labels, state } of this.series.values()) {
+      state.bounds.forEach((le, i) => {
+        values.push({
+          metricName: `${this.name}_bucket`,
+          labels: { ...labels, le: le === Infinity ? '+Inf' : String(le) },
+          value: state.cumulative[i]!,
+        });
+      });
+      values.push({ metricName: `${this.name}_sum`, labels, value: state.sum });
+      values.push({ metricName: `${this.name}_count`, labels, value: state.count });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    this.series.clear();
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The daemon's HTTP surface: /metrics, /healthz, /readyz, /status, /-/reload and a landing
+ * page. Handlers read from the current Runtime; they never call vLLM themselves, so a sick
+ * vLLM can never make /metrics or /healthz slow.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import { formatStatusText, type StatusReport } from '../status.js';
+
+export interface ServerState {
+  registry(): Registry;
+  ready(): boolean;
+  status(): StatusReport;
+  /** Re-reads the config; resolves with an error message when the new config is rejected. */
+  reload(): Promise<string | undefined>;
+}
+
+export interface Authorizer {
+  /** Resolves true when the request may see a protected endpoint; answers 401 itself otherwise. */
+  check(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+}
+
+/** /healthz stays open so kubelet and Docker health checks need no credentials. */
+const OPEN_PATHS = new Set(['/healthz', '/-/healthy']);
+
+export function createHttpServer(state: ServerState, auth?: Authorizer): Server {
+  const server = createServer((req, res) => {
+    void handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`internal error: ${(err as Error).message}\n`);
+    });
+  });
+  // Slow clients must not pin sockets forever.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.maxHeadersCount = 100;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    // The daemon takes no request bodies; refuse big ones instead of buffering them.
+    if (Number(req.headers['content-length'] ?? 0) > 64 * 1024) return send(res, 413, 'request body too large\n');
+    if (!OPEN_PATHS.has(path) && auth && !(await auth.check(req, res))) return;
+    switch (path) {
+      case '/metrics': {
+        const registry = state.registry();
+        const body = await registry.metrics();
+        res.writeHead(200, { 'content-type': registry.contentType });
+        res.end(body);
+        return;
+      }
+      case '/healthz':
+      case '/-/healthy':
+        return send(res, 200, 'ok\n');
+      case '/readyz':
+      case '/-/ready':
+        return state.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready: config loading or first probe cycle not finished\n');
+      case '/status': {
+        const report = state.status();
+        const code = report.status === 'unhealthy' ? 503 : 200;
+        if (url.searchParams.get('format') === 'text') return send(res, code, formatStatusText(report));
+        res.writeHead(code, { 'content-type': 'application/json' });
+        res.end(`${JSON.stringify(report, null, 2)}\n`);
+        return;
+      }
+      case '/-/reload': {
+        if (req.method !== 'POST') {
+          res.setHeader('allow', 'POST');
+          return send(res, 405, 'use POST to reload the config\n');
+        }
+        const error = await state.reload();
+        return error ? send(res, 500, `reload failed, previous config kept:\n${error}\n`) : send(res, 200, 'config reloaded\n');
+      }
+      case '/':
+        return send(
+          res,
+          200,
+          [
+            'vllm-probe',
+            '',
+            '/metrics              Prometheus metrics',
+            '/status               on-call verdict (JSON); /status?format=text for one line per check',
+            '/healthz              process liveness (never depends on vLLM)',
+            '/readyz               config loaded and first probe cycle finished',
+            'POST /-/reload        re-read the config file',
+            '',
+          ].join('\n'),
+        );
+      default:
+        return send(res, 404, 'not found\n');
+    }
+  }
+  return server;
+}
+
+function send(res: ServerResponse, code: number, text: string): void {
+  res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8' });
+  res.end(text);
+}

@@ -1,0 +1,209 @@
+/**
+ * Collector for the target itself: GET /health, GET /version (after each restart) and
+ * GET /metrics, normalised by vllm-schema.ts and re-exported under vllm_probe_engine_*.
+ *
+ * Counters are re-exported as our own counters incremented by the difference between scrapes,
+ * so a vLLM restart (its counters start again at 0) never makes ours go backwards. Also feeds
+ * restart detection (process_start_time_seconds) and the wedged-engine check for /status.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
+import type { StatusBoard } from '../status.js';
+import type { TargetClient, TargetTracker } from '../target.js';
+import { SourceError, type Collector } from './collector.js';
+import { ExpositionError, parseExposition } from './exposition.js';
+import { normaliseVllmMetrics, type EngineSnapshot } from './vllm-schema.js';
+
+/** Turns successive readings of a monotonic counter into non-negative increments. */
+export class CounterDeltas {
+  private readonly last = new Map<string, number>();
+
+  /** Increment since the previous reading; 0 for the first; the whole value after a reset. */
+  delta(key: string, value: number | null): number {
+    if (value === null || !Number.isFinite(value)) return 0;
+    const previous = this.last.get(key);
+    this.last.set(key, value);
+    if (previous === undefined) return 0;
+    return value >= previous ? value - previous : value;
+  }
+}
+
+function networkReason(err: unknown): SourceError {
+  const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+  if ((err as Error).name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {
+    return new SourceError('timeout', 'no answer within the scrape timeout', { cause: err });
+  }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new SourceError('timeout', 'timed out', { cause: err });
+  return new SourceError('connect_error', `cannot reach vLLM: ${code ?? (err as Error).message}`, { cause: err });
+}
+
+export class VllmCollector implements Collector {
+  readonly name = 'vllm_metrics';
+  /** The last successful normalised scrape, for /status and the prefix probe. */
+  lastSnapshot: EngineSnapshot | undefined;
+  private readonly deltas = new CounterDeltas();
+  private stalledScrapes = 0;
+  private lastGenerationTokens: number | null = null;
+  private lastEngineSteps: number | null = null;
+  private versionFor: number | undefined = -1;
+
+  constructor(
+    private readonly config: Config,
+    private readonly client: TargetClient,
+    private readonly tracker: TargetTracker,
+    private readonly metrics: Metrics,
+    private readonly status: StatusBoard,
+    private readonly log: Logger,
+  ) {}
+
+  async collect(signal: AbortSignal): Promise<void> {
+    await this.checkHealth(signal);
+    let res;
+    try {
+      res = await this.client.get('/metrics', signal);
+    } catch (err) {
+      throw networkReason(err);
+    }
+    if (res.truncated) throw new SourceError('too_large', `/metrics is larger than ${this.client.maxResponseBytes} bytes (target.max_response_bytes)`);
+    if (res.status !== 200) throw new SourceError('http_status', `/metrics answered HTTP ${res.status}`);
+    let snapshot: EngineSnapshot;
+    try {
+      snapshot = normaliseVllmMetrics(parseExposition(res.body));
+    } catch (err) {
+      if (err instanceof ExpositionError) throw new SourceError('parse_error', `/metrics is not valid Prometheus text: ${err.message}`, { cause: err });
+      throw err;
+    }
+    if (snapshot.schema === null) {
+      throw new SourceError('parse_error', res.body.trim() === '' ? '/metrics is empty' : '/metrics has no vllm:* families (is --disable-log-stats set, or is this not vLLM?)');
+    }
+    this.tracker.observeProcessStart(snapshot.process_start_time_seconds ?? undefined);
+    if (this.versionFor !== this.tracker.processStartTime) await this.readVersion(signal, snapshot);
+    this.apply(snapshot);
+    this.status.set('vllm_metrics', 'healthy', `vLLM /metrics scraped (${snapshot.schema} schema, ${snapshot.engines} engine${snapshot.engines === 1 ? '' : 's'})`);
+  }
+
+  private async checkHealth(signal: AbortSignal): Promise<void> {
+    let ok = false;
+    let detail: string | undefined;
+    try {
+      const res = await this.client.get('/health', signal, 64 * 1024);
+      ok = res.status === 200;
+      detail = ok ? undefined : `/health answered HTTP ${res.status}`;
+    } catch (err) {
+      const e = networkReason(err);
+      if (e.reason === 'timeout') throw e;
+      detail = e.message;
+      this.metrics.targetUp.set(0);
+      this.tracker.observeReachable(false, detail);
+      throw e;
+    }
+    this.metrics.targetUp.set(ok ? 1 : 0);
+    // An answering server is reachable even when it says the engine is dead (503).
+    this.tracker.observeReachable(true, undefined);
+    // Degraded, not unhealthy: the TTFT probe's hysteresis decides when a dead engine is unhealthy.
+    if (!ok) this.status.set('vllm_health', 'degraded', `vLLM ${detail} (engine dead or starting)`);
+    else this.status.set('vllm_health', 'healthy', 'vLLM /health answers 200');
+  }
+
+  private async readVersion(signal: AbortSignal, snapshot: EngineSnapshot): Promise<void> {
+    try {
+      const res = await this.client.get('/version', signal, 64 * 1024);
+      const version = res.status === 200 ? (JSON.parse(res.body) as { version?: unknown }).version : undefined;
+      if (typeof version === 'string') this.tracker.version = version;
+      this.versionFor = this.tracker.processStartTime;
+    } catch {
+      // Version is decoration; try again next scrape.
+    }
+    this.metrics.engineInfo.reset();
+    this.metrics.engineInfo.labels({ model: this.tracker.model, version: this.tracker.version ?? '', schema: snapshot.schema ?? '' }).set(1);
+  }
+
+  private apply(s: EngineSnapshot): void {
+    const m = this.metrics;
+    const model = { model: this.tracker.model };
+    if (!this.tracker.configuredModel && !this.tracker.discoveredModel && s.model_names.length === 1) {
+      this.tracker.discoveredModel = s.model_names[0];
+    }
+    const setOrRemove = (gauge: { labels: (l: typeof model) => { set: (v: number) => void }; remove: (l: typeof model) => void }, value: number | null) =>
+      value === null ? gauge.remove(model) : gauge.labels(model).set(value);
+    setOrRemove(m.engineKvCacheUsage, s.kv_cache_usage_ratio);
+    setOrRemove(m.engineKvCacheCapacity, s.kv_cache_capacity_tokens);
+    setOrRemove(m.enginePrefixCachingEnabled, s.prefix_cache_enabled === null ? null : s.prefix_cache_enabled ? 1 : 0);
+    setOrRemove(m.engineRequestsRunning, s.requests_running);
+    setOrRemove(m.engineRequestsWaiting, s.requests_waiting);
+    setOrRemove(m.enginePrefixCacheHitRatio, s.v0_prefix_cache_hit_rate);
+    if (s.prefix_cache_unit) {
+      const labels = { ...model, unit: s.prefix_cache_unit };
+      m.enginePrefixCacheQueries.labels(labels).inc(this.deltas.delta('prefix_queries', s.prefix_cache_queries));
+      m.enginePrefixCacheHits.labels(labels).inc(this.deltas.delta('prefix_hits', s.prefix_cache_hits));
+    }
+    m.enginePreemptions.labels(model).inc(this.deltas.delta('preemptions', s.preemptions));
+    m.enginePromptTokens.labels(model).inc(this.deltas.delta('prompt_tokens', s.prompt_tokens));
+    m.engineGenerationTokens.labels(model).inc(this.deltas.delta('generation_tokens', s.generation_tokens));
+    const h = s.histograms;
+    if (h.time_to_first_token) m.engineTimeToFirstToken.update(model, h.time_to_first_token);
+    if (h.queue_time) m.engineQueueTime.update(model, h.queue_time);
+    if (h.prefill_time) m.enginePrefillTime.update(model, h.prefill_time);
+    if (h.decode_time) m.engineDecodeTime.update(model, h.decode_time);
+    this.checkWedge(s);
+    this.checkKvUsage(s);
+    this.lastSnapshot = s;
+  }
+
+  /** /health 200, requests in flight, and neither tokens nor engine steps moving for N scrapes. */
+  private checkWedge(s: EngineSnapshot): void {
+    const busy = (s.requests_running ?? 0) + (s.requests_waiting ?? 0) > 0;
+    const progressed =
+      (s.generation_tokens !== null && s.generation_tokens !== this.lastGenerationTokens) ||
+      (s.engine_steps !== null && s.engine_steps !== this.lastEngineSteps);
+    this.lastGenerationTokens = s.generation_tokens;
+    this.lastEngineSteps = s.engine_steps;
+    this.stalledScrapes = busy && !progressed ? this.stalledScrapes + 1 : 0;
+    const n = this.config.scrape.wedge_scrapes;
+    const wedged = this.stalledScrapes >= n;
+    this.metrics.engineWedged.labels({ model: this.tracker.model }).set(wedged ? 1 : 0);
+    const inFlight = `${s.requests_running ?? 0} running, ${s.requests_waiting ?? 0} waiting`;
+    if (wedged) {
+      const seconds = this.stalledScrapes * this.config.scrape.interval;
+      this.status.set('engine_progress', 'unhealthy', `vLLM engine looks wedged: /health is 200 but no token generated for ${seconds} s (${this.stalledScrapes} scrapes) with ${inFlight}`);
+    } else if (this.stalledScrapes > 1) {
+      this.status.set('engine_progress', 'degraded', `vLLM engine made no progress for ${this.stalledScrapes} of ${n} scrapes with ${inFlight}`);
+    } else {
+      this.status.set('engine_progress', 'healthy', `vLLM engine progressing (${inFlight})`);
+    }
+  }
+
+  private checkKvUsage(s: EngineSnapshot): void {
+    const limit = this.config.status.kv_cache_usage_degraded;
+    if (s.kv_cache_usage_ratio === null) {
+      this.status.clear('kv_cache');
+      return;
+    }
+    const pct = (v: number) => `${(v * 100).toFixed(0)} %`;
+    const waiting = s.requests_waiting ?? 0;
+    if (s.kv_cache_usage_ratio >= limit) {
+      this.status.set('kv_cache', 'degraded', `KV cache ${pct(s.kv_cache_usage_ratio)} full (threshold ${pct(limit)}), ${waiting} requests waiting`);
+    } else {
+      this.status.set('kv_cache', 'healthy', `KV cache ${pct(s.kv_cache_usage_ratio)} full`);
+    }
+  }
+
+  markStale(error: Error): void {
+    const model = { model: this.tracker.model };
+    for (const g of [this.metrics.engineKvCacheUsage, this.metrics.engineRequestsRunning, this.metrics.engineRequestsWaiting, this.metrics.engineWedged, this.metrics.enginePrefixCacheHitRatio]) {
+      g.remove(model);
+    }
+    this.lastSnapshot = undefined;
+    this.stalledScrapes = 0;
+    this.status.clear('engine_progress');
+    this.status.clear('kv_cache');
+    const reason = error instanceof SourceError ? error.message : `internal error: ${error.message}`;
+    // Unreachable vLLM is already the TTFT probe's story; a scrape problem alone is degraded.
+    this.status.set('vllm_metrics', 'degraded', `vLLM /metrics scrape failing: ${reason}`);
+    if (error instanceof SourceError && error.reason === 'connect_error') {
+      this.status.set('vllm_health', 'degraded', `vLLM /health unreachable: ${error.message.replace(/^cannot reach vLLM: /, '')}`);
+    }
+    this.log.debug({ err: error.message }, 'engine series dropped after failed scrape');
+  }
+}

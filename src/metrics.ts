@@ -1,0 +1,369 @@
+/**
+ * Every metric this daemon exports, bound to one Registry passed in by the composition root.
+ * Bucket lists start from the OTel GenAI lists (see docs/metrics.md) and every configured SLO
+ * threshold is merged in as an exact bound, so `rate(x_bucket{le="<threshold>"})` always exists.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Config } from './config.js';
+import { ReexportedHistogram } from './exporter/reexported-histogram.js';
+
+/** Closed set of request outcomes; every probe × outcome series is created at 0. */
+export const OUTCOMES = [
+  'success',
+  'connect_error',
+  'timeout_before_first_token',
+  'timeout_mid_stream',
+  'http_4xx',
+  'http_5xx',
+  'stream_error',
+  'incomplete_stream',
+  'empty_completion',
+  'bad_response',
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** OTel gen_ai.server.time_to_first_token bounds plus a tail for overloaded servers. */
+export const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
+/** OTel gen_ai.server.time_per_output_token bounds. */
+export const TOKEN_LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5];
+/** OTel gen_ai.client.operation.duration bounds (powers of two from 10 ms). */
+export const DURATION_BUCKETS = Array.from({ length: 14 }, (_, i) => Number((0.01 * 2 ** i).toFixed(2)));
+
+/** Merges thresholds into a bucket list as exact bounds; sorted, without duplicates. */
+export function withThresholds(base: number[], thresholds: number[]): number[] {
+  return [...new Set([...base, ...thresholds])].sort((a, b) => a - b);
+}
+
+export const GPU_GAUGES = {
+  memory_total_bytes: 'Total GPU memory in bytes (nvidia-smi memory.total).',
+  memory_used_bytes:
+    'GPU memory in use in bytes as nvidia-smi reports memory.used, which excludes memory.reserved (NVML\'s used includes it).',
+  memory_free_bytes: 'Free GPU memory in bytes (nvidia-smi memory.free).',
+  memory_reserved_bytes: 'GPU memory reserved by the driver and firmware in bytes (nvidia-smi memory.reserved).',
+  utilization_ratio: 'Fraction of the last sample period in which a kernel ran on the GPU, 0-1 (nvidia-smi utilization.gpu).',
+  memory_utilization_ratio: 'Fraction of the last sample period in which device memory was read or written, 0-1 (nvidia-smi utilization.memory).',
+  power_draw_watts: 'Power draw in watts (nvidia-smi power.draw, or power.draw.instant where supported).',
+  power_limit_watts: 'Enforced power limit in watts (nvidia-smi enforced.power.limit, else power.limit).',
+  temperature_celsius: 'GPU core temperature in degrees Celsius (nvidia-smi temperature.gpu).',
+  memory_temperature_celsius: 'HBM temperature in degrees Celsius (nvidia-smi temperature.memory).',
+  sm_clock_hertz: 'Current SM clock in hertz (nvidia-smi clocks.current.sm).',
+  memory_clock_hertz: 'Current memory clock in hertz (nvidia-smi clocks.current.memory).',
+  pstate: 'Performance state, 0 (P0, maximum) to 15 (P15, minimum) (nvidia-smi pstate).',
+  ecc_uncorrected_volatile_errors: 'Uncorrected ECC errors since the driver loaded (nvidia-smi ecc.errors.uncorrected.volatile.total).',
+} as const;
+export type GpuGaugeName = keyof typeof GPU_GAUGES;
+
+export function createMetrics(registry: Registry, config: Config) {
+  const registers = [registry];
+  const probeLabels = ['probe', 'model'] as const;
+  const ttftBuckets = withThresholds(TTFT_BUCKETS, [config.slo.ttft.threshold, config.slo.ttft.critical_threshold]);
+  const e2eBuckets = withThresholds(DURATION_BUCKETS, [config.slo.e2e.threshold, config.slo.e2e.critical_threshold]);
+  const gpuGauges = Object.fromEntries(
+    Object.entries(GPU_GAUGES).map(([name, help]) => [
+      name,
+      new Gauge({ name: `vllm_probe_gpu_${name}`, help, labelNames: ['gpu', 'uuid'] as const, registers }),
+    ]),
+  ) as Record<GpuGaugeName, Gauge<'gpu' | 'uuid'>>;
+
+  return {
+    buildInfo: new Gauge({
+      name: 'vllm_probe_build_info',
+      help: 'Always 1; labels carry the vllm-probe version and the Node.js version running it.',
+      labelNames: ['version', 'node_version'] as const,
+      registers,
+    }),
+    configReloadSuccessful: new Gauge({
+      name: 'vllm_probe_config_last_reload_successful',
+      help: 'Whether the last config (re)load succeeded (1) or failed and the previous config is still in use (0).',
+      registers,
+    }),
+    configReloadTimestamp: new Gauge({
+      name: 'vllm_probe_config_last_reload_success_timestamp_seconds',
+      help: 'Unix time of the last successful config load.',
+      registers,
+    }),
+
+    // Synthetic probes (client-side view of the target).
+    requests: new Counter({
+      name: 'vllm_probe_requests_total',
+      help: 'Synthetic probe requests sent to vLLM, by outcome (closed set; every outcome starts at 0). Denominator of the availability and latency SLIs.',
+      labelNames: [...probeLabels, 'outcome'] as const,
+      registers,
+    }),
+    timeToFirstToken: new Histogram({
+      name: 'vllm_probe_time_to_first_token_seconds',
+      help: 'Client-side time from sending a probe request to the first streamed chunk carrying content (successful probes only). phase="cold" marks the first probes after a vLLM restart.',
+      labelNames: [...probeLabels, 'phase'] as const,
+      buckets: ttftBuckets,
+      registers,
+    }),
+    interTokenLatency: new Histogram({
+      name: 'vllm_probe_inter_token_latency_seconds',
+      help: 'Client-side gap between consecutive streamed content chunks of a probe (one observation per gap).',
+      labelNames: probeLabels,
+      buckets: TOKEN_LATENCY_BUCKETS,
+      registers,
+    }),
+    timePerOutputToken: new Histogram({
+      name: 'vllm_probe_time_per_output_token_seconds',
+      help: 'Client-side (end-to-end minus TTFT) / (completion_tokens - 1) per successful probe, completion_tokens from the usage chunk.',
+      labelNames: probeLabels,
+      buckets: TOKEN_LATENCY_BUCKETS,
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'vllm_probe_request_duration_seconds',
+      help: 'Client-side time from sending a probe request to the end of its response, for every outcome.',
+      labelNames: [...probeLabels, 'outcome'] as const,
+      buckets: e2eBuckets,
+      registers,
+    }),
+    probeTokens: new Counter({
+      name: 'vllm_probe_probe_tokens_total',
+      help: 'Tokens the synthetic probes cost the target, from the usage chunk (token_type is "input" or "output").',
+      labelNames: [...probeLabels, 'token_type'] as const,
+      registers,
+    }),
+    probeSuccess: new Gauge({
+      name: 'vllm_probe_probe_success',
+      help: 'Whether the last run of the probe succeeded (1) or not (0).',
+      labelNames: probeLabels,
+      registers,
+    }),
+    probeDuration: new Gauge({
+      name: 'vllm_probe_probe_duration_seconds',
+      help: 'How long the last run of the probe took, in seconds.',
+      labelNames: probeLabels,
+      registers,
+    }),
+    lastSuccess: new Gauge({
+      name: 'vllm_probe_last_success_timestamp_seconds',
+      help: 'Unix time of the last successful run of the probe.',
+      labelNames: probeLabels,
+      registers,
+    }),
+    targetRestarts: new Counter({
+      name: 'vllm_probe_target_restarts_total',
+      help: 'vLLM restarts seen: process_start_time_seconds on its /metrics changed, or it became reachable after being unreachable.',
+      registers,
+    }),
+    targetUp: new Gauge({
+      name: 'vllm_probe_target_up',
+      help: 'Whether vLLM answered GET /health with 200 at the last check (1) or not (0).',
+      registers,
+    }),
+    statusVerdict: new Gauge({
+      name: 'vllm_probe_status',
+      help: 'The /status verdict as a one-hot gauge: 1 for the current status, 0 for the others.',
+      labelNames: ['status'] as const,
+      registers,
+    }),
+
+    // Prefix-cache probe.
+    prefixTimeToFirstToken: new Histogram({
+      name: 'vllm_probe_prefix_time_to_first_token_seconds',
+      help: 'Client-side TTFT of the prefix probe; cache="hit" repeats a shared prefix, cache="miss" forces a miss (cache_salt or a leading nonce).',
+      labelNames: ['model', 'cache', 'prefix_tokens'] as const,
+      buckets: ttftBuckets,
+      registers,
+    }),
+    prefixSpeedup: new Gauge({
+      name: 'vllm_probe_prefix_speedup_ratio',
+      help: 'Last prefix-probe cycle: miss TTFT divided by mean hit TTFT (above 1 means the cache helps).',
+      labelNames: ['model', 'prefix_tokens'] as const,
+      registers,
+    }),
+    prefixSavedFraction: new Gauge({
+      name: 'vllm_probe_prefix_saved_fraction_ratio',
+      help: 'Last prefix-probe cycle: measured TTFT saved by the cache, 1 - hit/miss.',
+      labelNames: ['model', 'prefix_tokens'] as const,
+      registers,
+    }),
+    prefixPredictedSavedFraction: new Gauge({
+      name: 'vllm_probe_prefix_predicted_saved_fraction_ratio',
+      help: 'Saved fraction predicted by the prefill model P/(P+S) for the measured prefix P and suffix S token counts.',
+      labelNames: ['model', 'prefix_tokens'] as const,
+      registers,
+    }),
+    prefixCachedTokens: new Counter({
+      name: 'vllm_probe_prefix_cached_tokens_total',
+      help: 'Prompt tokens the server reported as cached (usage.prompt_tokens_details.cached_tokens) on prefix-probe requests.',
+      labelNames: ['model', 'cache'] as const,
+      registers,
+    }),
+    prefixPromptTokens: new Counter({
+      name: 'vllm_probe_prefix_prompt_tokens_total',
+      help: 'Prompt tokens sent by prefix-probe requests (usage.prompt_tokens).',
+      labelNames: ['model', 'cache'] as const,
+      registers,
+    }),
+    prefixUncachedHits: new Counter({
+      name: 'vllm_probe_prefix_uncached_hits_total',
+      help: 'Prefix-probe hit requests that the server said had no cached tokens although their prefix was just sent.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+
+    // Health of each data source this daemon reads (vLLM /metrics, nvidia-smi, host).
+    sourceUp: new Gauge({
+      name: 'vllm_probe_source_up',
+      help: 'Whether the last read of the source succeeded (1) or failed (0).',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    sourceDuration: new Gauge({
+      name: 'vllm_probe_source_duration_seconds',
+      help: 'How long the last read of the source took, in seconds.',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    sourceLastSuccess: new Gauge({
+      name: 'vllm_probe_source_last_success_timestamp_seconds',
+      help: 'Unix time of the last successful read of the source.',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    sourceErrors: new Counter({
+      name: 'vllm_probe_source_errors_total',
+      help: 'Failed reads of a source by reason (closed set: timeout, connect_error, http_status, too_large, parse_error, missing_binary, exit_status, unparsable, no_gpu, internal).',
+      labelNames: ['source', 'reason'] as const,
+      registers,
+    }),
+
+    // vLLM engine state, normalised from the target's /metrics across vLLM versions.
+    engineInfo: new Gauge({
+      name: 'vllm_probe_engine_info',
+      help: 'Always 1; labels carry the vLLM version (GET /version) and which metric schema its /metrics follows (v0, v1-early, v1).',
+      labelNames: ['model', 'version', 'schema'] as const,
+      registers,
+    }),
+    engineKvCacheUsage: new Gauge({
+      name: 'vllm_probe_engine_kv_cache_usage_ratio',
+      help: 'KV-cache usage 0-1, averaged over engines (vllm:kv_cache_usage_perc, or vllm:gpu_cache_usage_perc before v0.10).',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    engineKvCacheCapacity: new Gauge({
+      name: 'vllm_probe_engine_kv_cache_capacity_tokens',
+      help: 'KV-cache capacity in tokens, num_gpu_blocks x block_size from vllm:cache_config_info, summed over engines.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    enginePrefixCachingEnabled: new Gauge({
+      name: 'vllm_probe_engine_prefix_caching_enabled',
+      help: 'Whether vLLM runs with prefix caching on (1) or off (0), from vllm:cache_config_info enable_prefix_caching.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    engineRequestsRunning: new Gauge({
+      name: 'vllm_probe_engine_requests_running',
+      help: 'Requests in model execution batches, summed over engines (vllm:num_requests_running).',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    engineRequestsWaiting: new Gauge({
+      name: 'vllm_probe_engine_requests_waiting',
+      help: 'Requests waiting to be scheduled, summed over engines (vllm:num_requests_waiting).',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    enginePrefixCacheQueries: new Counter({
+      name: 'vllm_probe_engine_prefix_cache_queries_total',
+      help: 'Prefix-cache lookups from vllm:prefix_cache_queries_total (or the gpu_ variant), accumulated from scrape deltas so vLLM restarts never make it go backwards; unit is in the unit label (tokens, or blocks before v0.9).',
+      labelNames: ['model', 'unit'] as const,
+      registers,
+    }),
+    enginePrefixCacheHits: new Counter({
+      name: 'vllm_probe_engine_prefix_cache_hits_total',
+      help: 'Prefix-cache hits from vllm:prefix_cache_hits_total (or the gpu_ variant), accumulated from scrape deltas; divide its rate by the queries rate for the hit ratio.',
+      labelNames: ['model', 'unit'] as const,
+      registers,
+    }),
+    enginePrefixCacheHitRatio: new Gauge({
+      name: 'vllm_probe_engine_v0_prefix_cache_hit_ratio',
+      help: 'V0 engines only: vllm:gpu_prefix_cache_hit_rate as reported (absent while vLLM reports -1, no data). V1 engines export hits and queries counters instead.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    enginePreemptions: new Counter({
+      name: 'vllm_probe_engine_preemptions_total',
+      help: 'Preemptions from vllm:num_preemptions_total, accumulated from scrape deltas.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    enginePromptTokens: new Counter({
+      name: 'vllm_probe_engine_prompt_tokens_total',
+      help: 'Prefill tokens processed from vllm:prompt_tokens_total, accumulated from scrape deltas.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    engineGenerationTokens: new Counter({
+      name: 'vllm_probe_engine_generation_tokens_total',
+      help: 'Generated tokens from vllm:generation_tokens_total, accumulated from scrape deltas.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    engineWedged: new Gauge({
+      name: 'vllm_probe_engine_wedged',
+      help: 'Whether vLLM looks wedged (1): /health is 200 and requests are running or waiting, but the generation-token counter has not moved for scrape.wedge_scrapes scrapes.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    engineTimeToFirstToken: new ReexportedHistogram({
+      name: 'vllm_probe_engine_time_to_first_token_seconds',
+      help: 'Server-side TTFT from vllm:time_to_first_token_seconds, re-exported with vLLM\'s own bounds from scrape deltas (reset-safe).',
+      registers,
+    }),
+    engineQueueTime: new ReexportedHistogram({
+      name: 'vllm_probe_engine_request_queue_time_seconds',
+      help: 'Server-side time in the WAITING phase from vllm:request_queue_time_seconds, re-exported from scrape deltas.',
+      registers,
+    }),
+    enginePrefillTime: new ReexportedHistogram({
+      name: 'vllm_probe_engine_request_prefill_time_seconds',
+      help: 'Server-side time in the PREFILL phase from vllm:request_prefill_time_seconds, re-exported from scrape deltas.',
+      registers,
+    }),
+    engineDecodeTime: new ReexportedHistogram({
+      name: 'vllm_probe_engine_request_decode_time_seconds',
+      help: 'Server-side time in the DECODE phase from vllm:request_decode_time_seconds, re-exported from scrape deltas.',
+      registers,
+    }),
+
+    // GPUs, from nvidia-smi.
+    gpu: gpuGauges,
+    gpuInfo: new Gauge({
+      name: 'vllm_probe_gpu_info',
+      help: 'Always 1; static identity of each GPU from nvidia-smi (join on uuid).',
+      labelNames: ['gpu', 'uuid', 'name', 'driver_version', 'pci_bus_id'] as const,
+      registers,
+    }),
+    gpuProcessMemory: new Gauge({
+      name: 'vllm_probe_gpu_process_memory_used_bytes',
+      help: 'GPU memory used by the matched vLLM process(es) on each GPU, summed, from nvidia-smi --query-compute-apps used_memory.',
+      labelNames: ['gpu', 'uuid'] as const,
+      registers,
+    }),
+    hostCpuUtilization: new Gauge({
+      name: 'vllm_probe_host_cpu_utilization_ratio',
+      help: 'Host CPU busy fraction 0-1 across all cores, from systeminformation currentLoad (tokenisation and scheduling in vLLM run on the CPU).',
+      registers,
+    }),
+    hostMemoryAvailable: new Gauge({
+      name: 'vllm_probe_host_memory_available_bytes',
+      help: 'Host memory available to new allocations in bytes, from systeminformation mem().available (vLLM swap space and CPU KV offload live here).',
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Creates every probe × outcome series at 0 so rate() sees the first failure. */
+export function preinitialiseProbeSeries(metrics: Metrics, probe: string, model: string): void {
+  for (const outcome of OUTCOMES) {
+    metrics.requests.labels({ probe, model, outcome }).inc(0);
+  }
+  metrics.probeTokens.labels({ probe, model, token_type: 'input' }).inc(0);
+  metrics.probeTokens.labels({ probe, model, token_type: 'output' }).inc(0);
+}
