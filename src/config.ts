@@ -64,8 +64,15 @@ export function intervalToCron(seconds: number): string | undefined {
 }
 
 const interval = () =>
-  duration(1).refine((s) => intervalToCron(s) !== undefined, {
-    message: 'expected an interval that divides a minute, an hour or a day evenly (1s, 5s, 15s, 30s, 1m, 5m, 1h…)',
+  duration(1).transform((seconds, ctx) => {
+    if (intervalToCron(seconds) === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected an interval that divides a minute, an hour or a day evenly (1s, 5s, 15s, 30s, 1m, 5m, 1h…), got "${formatDuration(seconds)}"`,
+      });
+      return z.NEVER;
+    }
+    return seconds;
   });
 
 const duration = (min = 0.001) =>
@@ -98,11 +105,15 @@ const httpUrl = z.unknown().transform((value, ctx) => {
   return url.toString().replace(/\/$/, '');
 });
 
-const listenAddress = z.string().refine((s) => /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):\d{1,5}$/.test(s) && Number(s.split(':').pop()) <= 65535, {
-  message: 'expected HOST:PORT like "0.0.0.0:9470"',
+const listenAddress = z.unknown().transform((value, ctx) => {
+  const ok = typeof value === 'string' && /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):\d{1,5}$/.test(value) && Number(value.split(':').pop()) <= 65535;
+  if (!ok) {
+    ctx.addIssue({ code: 'custom', message: `expected HOST:PORT like "0.0.0.0:9470", got ${describe(value)}` });
+    return z.NEVER;
+  }
+  return value as string;
 });
 
-const positiveNumber = z.number().positive();
 const ratio = z.number().min(0).max(1);
 const objective = z.number().gt(0).lt(1);
 
@@ -237,9 +248,12 @@ function formatIssue(issue: z.core.$ZodIssue, root: unknown): string[] {
     case 'invalid_value':
       return [`${where}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(input)}`];
     case 'too_small':
-      return [`${where}: expected ${issue.origin === 'array' ? 'a list with at least' : issue.origin === 'string' ? 'text of at least' : 'a number'} ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}${issue.origin === 'string' ? ' characters' : ''}, got ${describe(input)}`];
+      if (issue.origin === 'array') return [`${where}: expected a list of at least ${String(issue.minimum)} item(s), got ${Array.isArray(input) ? input.length : 0}`];
+      if (issue.origin === 'string') return [`${where}: expected text of at least ${String(issue.minimum)} character(s), got ${describe(input)}`];
+      return [`${where}: expected a number ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}, got ${describe(input)}`];
     case 'too_big':
-      return [`${where}: expected ${issue.origin === 'array' ? 'a list with at most' : 'a number'} ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}, got ${describe(input)}`];
+      if (issue.origin === 'array') return [`${where}: expected a list of at most ${String(issue.maximum)} item(s), got ${Array.isArray(input) ? input.length : 0}`];
+      return [`${where}: expected a number ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}, got ${describe(input)}`];
     case 'custom':
       return [`${where}: ${issue.message}`];
     default:
@@ -280,11 +294,11 @@ export function loadConfig(file: string): Config {
   } catch (err) {
     throw new ConfigError(file, [`(file): cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
   }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.code}: ${e.message.split('\n')[0]}`),
+      doc.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`),
     );
   }
   const config = parseConfig(doc.toJS(), file);

@@ -102,7 +102,7 @@ export class StatusBoard {
 
   private describeProbe(probe: string, s: ProbeHysteresis): [Verdict, string] {
     const label = probe === 'ttft' ? 'TTFT probe' : `${probe} probe`;
-    const since = s.failingSince ? clock(s.failingSince) + 'Z' : 'now';
+    const since = s.failingSince ? clock(s.failingSince) : 'now';
     const what = s.lastOutcome === 'connect_error' ? `vLLM unreachable since ${since}: ${s.lastDetail?.replace(/^connection failed: /, '') ?? 'connect error'}` : `${label} failing since ${since}: ${s.lastDetail ?? s.lastOutcome}`;
     if (s.failing && s.failuresInARow > 0) return ['unhealthy', `${what} (${s.failuresInARow} failures in a row)`];
     if (s.failing) {

@@ -87,6 +87,8 @@ export class Emulator {
   cache!: PrefixCache;
   private cold = true;
   private running = 0;
+  /** Requests a wedged engine holds: they stay "running" after the client gives up. */
+  private stuck = 0;
   private readonly queue: Array<() => void> = [];
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
@@ -145,7 +147,8 @@ export class Emulator {
     // Usage is dominated by running sequences; cached free blocks do not count as used.
     const inFlightBlocks = this.running * Math.ceil(256 / this.options.blockSize);
     this.metrics.kvUsage = Math.min(1, inFlightBlocks / this.options.numGpuBlocks);
-    this.metrics.running = this.running;
+    if (this.fault.mode !== 'wedge') this.stuck = 0;
+    this.metrics.running = this.running + this.stuck;
     this.metrics.waiting = this.queue.length;
   }
 
@@ -356,6 +359,7 @@ export class Emulator {
 
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
       res.flushHeaders();
+      if (mode === 'wedge') this.stuck++;
       if (mode === 'stall_after_headers' || mode === 'wedge') {
         await new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
         return;

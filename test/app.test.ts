@@ -1,0 +1,187 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { OUTCOMES } from '../src/metrics.js';
+import { sample, startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from './helpers/daemon.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+});
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function daemonAgainst(url: string, overrides = {}): Promise<RunningDaemon> {
+  const d = await startDaemon(testConfig(url, overrides));
+  cleanups.push(() => d.stop());
+  return d;
+}
+
+describe('daemon against the emulator', () => {
+  test('serves TTFT histograms, pre-initialised outcomes, engine series and a healthy verdict', async () => {
+    const emu = await startEmulator({ model: 'm1', coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const d = await daemonAgainst(emu.url);
+    await waitFor(async () => (await fetch(`${d.url}/readyz`)).status === 200, 8000);
+    const res = await fetch(`${d.url}/metrics`);
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = await waitFor(async () => {
+      const t = await d.metrics();
+      return sample(t, 'vllm_probe_engine_kv_cache_capacity_tokens', { model: 'm1' }) !== undefined ? t : '';
+    });
+    expect(sample(text, 'vllm_probe_time_to_first_token_seconds_count', { probe: 'ttft', model: 'm1', phase: 'warm' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'vllm_probe_time_to_first_token_seconds_bucket', { probe: 'ttft', model: 'm1', phase: 'warm', le: '0.5' })).toBeDefined();
+    for (const outcome of OUTCOMES) expect(sample(text, 'vllm_probe_requests_total', { probe: 'ttft', model: 'm1', outcome }), outcome).toBeDefined();
+    expect(sample(text, 'vllm_probe_engine_kv_cache_capacity_tokens', { model: 'm1' })).toBe(4096 * 16);
+    expect(sample(text, 'vllm_probe_source_up', { source: 'vllm_metrics' })).toBe(1);
+    expect(text).toMatch(/^vllm_probe_build_info\{version="[^"]+",node_version="v\d+/m);
+    const status = await d.status();
+    expect(status.code).toBe(200);
+    expect(status.body.status).toBe('healthy');
+    const txt = await (await fetch(`${d.url}/status?format=text`)).text();
+    expect(txt.split('\n')[0]).toBe('healthy: all checks pass');
+  });
+
+  test('SLO thresholds are exact bucket bounds', async () => {
+    const emu = await startEmulator({ coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const d = await daemonAgainst(emu.url, { slo: { ttft: { threshold: '333ms', critical_threshold: '1234ms' } } });
+    const text = await waitFor(async () => {
+      const t = await d.metrics();
+      return t.includes('vllm_probe_time_to_first_token_seconds_bucket') ? t : '';
+    });
+    expect(text).toContain('le="0.333"');
+    expect(text).toContain('le="1.234"');
+  });
+
+  test('nothing listening → 503 unhealthy naming the refusal; emulator on that port → healthy, first probe cold', async () => {
+    const port = await freePort();
+    const d = await daemonAgainst(`http://127.0.0.1:${port}`);
+    const down = await waitFor(async () => {
+      const s = await d.status();
+      return s.code === 503 ? s : undefined;
+    }, 8000);
+    expect(down?.body.status).toBe('unhealthy');
+    expect(down?.body.reasons.join(' ')).toMatch(/vLLM unreachable since \d\d:\d\d:\d\dZ: connection refused/);
+    const m = await d.metrics();
+    expect(sample(m, 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'connect_error' })).toBeGreaterThanOrEqual(2);
+
+    const emu = await startEmulator({ coldStartMs: 0 }, port);
+    cleanups.push(emu.close);
+    const up = await waitFor(async () => (await d.status()).code === 200, 8000);
+    expect(up).toBe(true);
+    const after = await d.metrics();
+    expect(sample(after, 'vllm_probe_time_to_first_token_seconds_count', { probe: 'ttft', model: 'emulated-model', phase: 'cold' })).toBe(1);
+    expect(sample(after, 'vllm_probe_target_restarts_total')).toBeGreaterThanOrEqual(1);
+  });
+
+  test('a vLLM restart (process_start_time changes) labels the next probe cold', async () => {
+    const emu = await startEmulator({ coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const d = await daemonAgainst(emu.url);
+    await waitFor(async () => sample(await d.metrics(), 'vllm_probe_source_up', { source: 'vllm_metrics' }) === 1);
+    await new Promise((r) => setTimeout(r, 1100));
+    emu.emulator.restart();
+    const cold = await waitFor(async () => sample(await d.metrics(), 'vllm_probe_time_to_first_token_seconds_count', { probe: 'ttft', model: 'emulated-model', phase: 'cold' }), 8000);
+    expect(cold).toBe(1);
+  });
+
+  test('a wedged engine (/health 200, requests stuck) is reported in /status', async () => {
+    const emu = await startEmulator({ coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const d = await daemonAgainst(emu.url, { status: { failures_to_unhealthy: 50 } });
+    await waitFor(async () => (await d.status()).body.status === 'healthy', 8000);
+    emu.emulator.fault = { mode: 'wedge' };
+    const wedged = await waitFor(async () => {
+      const s = await d.status();
+      return s.body.checks.find((c) => c.name === 'engine_progress' && c.status === 'unhealthy');
+    }, 10_000);
+    expect(wedged?.reason).toMatch(/wedged: \/health is 200 but no token generated for \d+ s \(\d+ scrapes\) with [1-9]\d* running/);
+    expect(sample(await d.metrics(), 'vllm_probe_engine_wedged', { model: 'emulated-model' })).toBe(1);
+  });
+
+  test('garbled /metrics: scrape error by reason, engine gauges dropped, degraded; recovers', async () => {
+    const emu = await startEmulator({ coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const d = await daemonAgainst(emu.url);
+    await waitFor(async () => sample(await d.metrics(), 'vllm_probe_engine_requests_running', { model: 'emulated-model' }) !== undefined);
+    emu.emulator.fault = { mode: 'metrics_garbled' };
+    const text = await waitFor(async () => {
+      const t = await d.metrics();
+      return (sample(t, 'vllm_probe_source_errors_total', { source: 'vllm_metrics', reason: 'parse_error' }) ?? 0) > 0 ? t : '';
+    });
+    expect(sample(text, 'vllm_probe_engine_requests_running', { model: 'emulated-model' })).toBeUndefined();
+    const s = await d.status();
+    expect(s.body.status).toBe('degraded');
+    expect(s.body.reasons.join(' ')).toContain('vLLM /metrics scrape failing: /metrics is not valid Prometheus text: line 1');
+    emu.emulator.fault = { mode: 'none' };
+    expect(await waitFor(async () => (await d.status()).body.status === 'healthy', 5000)).toBe(true);
+  });
+
+  test('an API key from the env is sent; a wrong one gives http_4xx', async () => {
+    const emu = await startEmulator({ apiKey: 'sk-right', coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const good = await startDaemon(testConfig(emu.url, { target: { api_key_env: 'K' } }), { env: { K: 'sk-right' } });
+    cleanups.push(() => good.stop());
+    const bad = await startDaemon(testConfig(emu.url, { target: { api_key_env: 'K' } }), { env: { K: 'sk-wrong' } });
+    cleanups.push(() => bad.stop());
+    expect(await waitFor(async () => sample(await good.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'success' }))).toBeGreaterThan(0);
+    expect(await waitFor(async () => sample(await bad.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'http_4xx' }))).toBeGreaterThan(0);
+    for (const d of [good, bad]) {
+      expect(await d.metrics()).not.toContain('sk-');
+      expect(JSON.stringify((await d.status()).body)).not.toContain('sk-');
+    }
+  });
+});
+
+describe('lifecycle', () => {
+  test('shutdown drains within 5 s even with a probe stuck waiting for headers', async () => {
+    const emu = await startEmulator({ fault: { mode: 'never_headers' } });
+    cleanups.push(emu.close);
+    const d = await startDaemon(testConfig(emu.url, { probes: { ttft: { interval: '5s', timeout: '4s' } } }));
+    await new Promise((r) => setTimeout(r, 300)); // the first probe is now in flight
+    const started = Date.now();
+    await d.stop();
+    expect(Date.now() - started).toBeLessThan(5000);
+    await expect(fetch(`${d.url}/healthz`)).rejects.toThrow();
+  });
+
+  test('/healthz is 200 whatever vLLM does; /readyz waits for the first probe cycle', async () => {
+    const port = await freePort();
+    const d = await daemonAgainst(`http://127.0.0.1:${port}`);
+    expect((await fetch(`${d.url}/healthz`)).status).toBe(200);
+    expect(await waitFor(async () => (await fetch(`${d.url}/readyz`)).status === 200, 5000)).toBe(true);
+  });
+
+  test('reload: a bad config keeps the old one and sets the reload metric to 0; a good one applies', async () => {
+    const emu = await startEmulator({ coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const dir = mkdtempSync(join(tmpdir(), 'reload-'));
+    const file = join(dir, 'c.yaml');
+    const good = `listen: 127.0.0.1:0\nlog_level: silent\ntarget:\n  url: ${emu.url}\nprobes:\n  ttft:\n    interval: 1s\n    timeout: 900ms\n  prefix:\n    enabled: false\ngpu:\n  enabled: false\n`;
+    writeFileSync(file, good);
+    const d = await startDaemon(loadConfig(file), { configFile: file });
+    cleanups.push(() => d.stop());
+    writeFileSync(file, 'probes: [broken');
+    const res = await fetch(`${d.url}/-/reload`, { method: 'POST' });
+    expect(res.status).toBe(500);
+    expect(await res.text()).toContain(`${file}: (yaml) line`);
+    expect(sample(await d.metrics(), 'vllm_probe_config_last_reload_successful')).toBe(0);
+    expect((await fetch(`${d.url}/-/reload`)).status).toBe(405);
+    writeFileSync(file, good.replace('max_tokens', 'max_tokens').replace('timeout: 900ms', 'timeout: 800ms\n    max_tokens: 3'));
+    expect((await fetch(`${d.url}/-/reload`, { method: 'POST' })).status).toBe(200);
+    expect(sample(await d.metrics(), 'vllm_probe_config_last_reload_successful')).toBe(1);
+    const tokens = await waitFor(async () => sample(await d.metrics(), 'vllm_probe_probe_tokens_total', { probe: 'ttft', token_type: 'output' }), 5000);
+    expect(tokens! % 3).toBe(0);
+  });
+});

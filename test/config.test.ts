@@ -1,0 +1,112 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { ConfigError, intervalToCron, loadConfig, parseDuration, readApiKey } from '../src/config.js';
+import { runCli } from '../src/cli.js';
+
+const dir = 'test/fixtures/config';
+
+/** Exact messages, one per rule (the blackbox_exporter config_test.go pattern). */
+const INVALID: Array<[string, string]> = [
+  ['invalid-type.yaml', 'probes.ttft.max_tokens: expected number, got "sixteen"'],
+  ['invalid-unknown-key.yaml', 'target.modle: unknown key (check the spelling; see config/vllm-probe.example.yaml)'],
+  ['invalid-url.yaml', 'target.url: expected an http(s) URL without credentials or query like "http://127.0.0.1:8000", got "ftp://example/"'],
+  ['invalid-duration.yaml', 'probes.ttft.interval: expected a duration like "15s" of at least 1s, got "ten seconds"'],
+  ['invalid-interval.yaml', 'probes.ttft.interval: expected an interval that divides a minute, an hour or a day evenly (1s, 5s, 15s, 30s, 1m, 5m, 1h…), got "7s"'],
+  ['invalid-negative.yaml', 'status.kv_cache_usage_degraded: expected a number ≥ 0, got number -0.5'],
+  ['invalid-slo-order.yaml', 'slo.ttft.critical_threshold: expected a duration above threshold (2s), got 1s'],
+  ['invalid-timeout.yaml', 'probes.ttft.timeout: expected a duration below probes.ttft.interval (5s), got 10s'],
+  ['invalid-yaml.yaml', '(yaml) line 4: Missing closing "quote'],
+  ['invalid-api-key-file.yaml', 'target.api_key_file: expected a readable file, got "/nonexistent/vllm-probe/api-key" (ENOENT)'],
+  ['invalid-enum.yaml', 'probes.ttft.endpoint: expected one of "completions", "chat", got "responses"'],
+  ['invalid-listen.yaml', 'listen: expected HOST:PORT like "0.0.0.0:9470", got number 9470'],
+  ['invalid-objective.yaml', 'slo.availability.objective: expected a number < 1, got number 99.9'],
+  ['invalid-both-keys.yaml', 'target.api_key_file: expected only one of api_key_env and api_key_file, got both'],
+  ['invalid-prefix-list.yaml', 'probes.prefix.prefix_tokens: expected a list of at least 1 item(s), got 0'],
+];
+
+describe('config validation', () => {
+  test.each(INVALID)('%s is rejected with the file and field path', (file, message) => {
+    const path = join(dir, file);
+    let err: unknown;
+    try {
+      loadConfig(path);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toBe(`${path}: ${message}`);
+  });
+
+  test.each(INVALID)('check-config %s exits 2 with that message and no stack trace', async (file, message) => {
+    let out = '';
+    let errText = '';
+    const code = await runCli(['check-config', join(dir, file)], { stdout: (t) => (out += t), stderr: (t) => (errText += t), signal: new AbortController().signal, env: {} });
+    expect(code).toBe(2);
+    expect(errText).toBe(`${join(dir, file)}: ${message}\n`);
+    expect(errText).not.toMatch(/\n\s+at /);
+    expect(out).toBe('');
+  });
+
+  test('several problems are all reported, one line each', () => {
+    const d = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const f = join(d, 'multi.yaml');
+    writeFileSync(f, 'listen: 1\nprobes:\n  ttft:\n    max_tokens: 0\n    bogus: 1\n');
+    expect(() => loadConfig(f)).toThrowError(ConfigError);
+    try {
+      loadConfig(f);
+    } catch (e) {
+      const lines = (e as Error).message.split('\n');
+      expect(lines).toHaveLength(3);
+      expect(lines.every((l) => l.startsWith(`${f}: `))).toBe(true);
+    }
+  });
+
+  test('the example config and an empty file are valid and give the documented defaults', () => {
+    const example = loadConfig('config/vllm-probe.example.yaml');
+    const empty = loadConfig(join(dir, 'valid-empty.yaml'));
+    expect(example).toEqual(empty);
+    expect(empty.target.url).toBe('http://127.0.0.1:8000');
+    expect(empty.listen).toBe('0.0.0.0:9470');
+    expect(empty.probes.ttft.interval).toBe(15);
+    expect(empty.probes.ttft.max_tokens).toBe(16);
+    expect(empty.slo.ttft.threshold).toBe(0.5);
+  });
+
+  test('check-config on a valid file exits 0', async () => {
+    let out = '';
+    const code = await runCli(['check-config', 'config/vllm-probe.example.yaml'], { stdout: (t) => (out += t), stderr: () => undefined, signal: new AbortController().signal, env: {} });
+    expect(code).toBe(0);
+    expect(out).toContain('valid');
+  });
+
+  test('durations parse like Prometheus durations', () => {
+    expect(parseDuration('15s')).toBe(15);
+    expect(parseDuration('1m30s')).toBe(90);
+    expect(parseDuration('250ms')).toBe(0.25);
+    expect(parseDuration('1h')).toBe(3600);
+    expect(parseDuration('15')).toBeUndefined();
+    expect(parseDuration('s')).toBeUndefined();
+    expect(parseDuration('1x')).toBeUndefined();
+  });
+
+  test('intervals map to even cron schedules or are refused', () => {
+    expect(intervalToCron(15)).toBe('*/15 * * * * *');
+    expect(intervalToCron(60)).toBe('0 */1 * * * *');
+    expect(intervalToCron(300)).toBe('0 */5 * * * *');
+    expect(intervalToCron(7)).toBeUndefined();
+    expect(intervalToCron(90)).toBeUndefined();
+  });
+
+  test('the API key comes from the named env var or file, trimmed', () => {
+    const d = mkdtempSync(join(tmpdir(), 'key-'));
+    const keyFile = join(d, 'key');
+    writeFileSync(keyFile, 'sk-from-file\n');
+    const cfgFile = join(d, 'c.yaml');
+    writeFileSync(cfgFile, `target:\n  api_key_file: ${keyFile}\n`);
+    expect(readApiKey(loadConfig(cfgFile))).toBe('sk-from-file');
+    writeFileSync(cfgFile, 'target:\n  api_key_env: MY_KEY\n');
+    expect(readApiKey(loadConfig(cfgFile), { MY_KEY: ' sk-env ' })).toBe('sk-env');
+  });
+});
