@@ -4,7 +4,7 @@
  * mode: counters as `<base>_total` followed by a `<base>_created` gauge family, histograms with
  * cumulative buckets, `_count`, `_sum` and `_created`, labels sorted, Python float formatting.
  */
-import { floatToGoString } from './pyfloat.js';
+import { floatToGoString, pythonRepr } from './pyfloat.js';
 
 const TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0];
 const TOK = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
@@ -86,6 +86,7 @@ export class EngineMetrics {
       request_params_max_tokens: new HistogramState(r),
       request_params_n: new HistogramState([1, 2, 5, 10, 20]),
       iteration_tokens_total: new HistogramState(ITER),
+      request_num_preemptions: new HistogramState([1, 2, 3, 4, 5, 10, 20]),
     };
   }
 
@@ -118,7 +119,16 @@ export class EngineMetrics {
       created(name, help, [base]);
     };
 
+    const mem = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    gauge('process_virtual_memory_bytes', 'Virtual memory size in bytes.', [[{}, mem.rss + mem.external]]);
+    gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', [[{}, mem.rss]]);
     gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', [[{}, this.processStartTime]]);
+    out.push('# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.', '# TYPE process_cpu_seconds_total counter', `process_cpu_seconds_total ${floatToGoString(Math.round((cpu.user + cpu.system) / 1e4) / 100)}`);
+    const c = this.counters;
+    counter('vllm:estimated_flops_per_gpu', 'Estimated number of floating point operations per GPU (for Model Flops Utilization calculations).', [[base, 0]]);
+    counter('vllm:estimated_read_bytes_per_gpu', 'Estimated number of bytes read from memory per GPU (for Model Flops Utilization calculations).', [[base, 0]]);
+    counter('vllm:estimated_write_bytes_per_gpu', 'Estimated number of bytes written to memory per GPU (for Model Flops Utilization calculations).', [[base, 0]]);
     gauge('vllm:num_requests_running', 'Number of requests in model execution batches.', [[base, this.running]]);
     gauge('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', [[base, this.waiting]]);
     gauge('vllm:num_requests_waiting_by_reason', 'Number of waiting requests by reason. Sum of all reasons equals vllm:num_requests_waiting.', [
@@ -131,14 +141,13 @@ export class EngineMetrics {
       [{ ...base, sleep_state: 'discard_all' }, 0],
     ]);
     gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', [[base, this.kvUsage]]);
-    const c = this.counters;
-    counter('vllm:num_preemptions', 'Cumulative number of preemption from the engine.', [[base, c.num_preemptions]]);
     counter('vllm:prefix_cache_queries', 'Prefix cache queries, in terms of number of queried tokens.', [[base, c.prefix_cache_queries]]);
     counter('vllm:prefix_cache_hits', 'Prefix cache hits, in terms of number of cached tokens.', [[base, c.prefix_cache_hits]]);
     counter('vllm:external_prefix_cache_queries', 'External prefix cache queries from KV connector cross-instance cache sharing, in terms of number of queried tokens.', [[base, c.external_prefix_cache_queries]]);
     counter('vllm:external_prefix_cache_hits', 'External prefix cache hits from KV connector cross-instance cache sharing, in terms of number of cached tokens.', [[base, c.external_prefix_cache_hits]]);
     counter('vllm:mm_cache_queries', 'Multi-modal cache queries, in terms of number of queried items.', [[base, c.mm_cache_queries]]);
     counter('vllm:mm_cache_hits', 'Multi-modal cache hits, in terms of number of cached items.', [[base, c.mm_cache_hits]]);
+    counter('vllm:num_preemptions', 'Cumulative number of preemption from the engine.', [[base, c.num_preemptions]]);
     counter('vllm:prompt_tokens', 'Number of prefill tokens processed.', [[base, c.prompt_tokens]]);
     counter(
       'vllm:prompt_tokens_by_source',
@@ -146,8 +155,18 @@ export class EngineMetrics {
       (Object.keys(this.bySource) as Array<keyof typeof this.bySource>).map((s) => [{ ...base, source: s }, this.bySource[s]]),
     );
     counter('vllm:prompt_tokens_cached', 'Number of cached prompt tokens (local + external).', [[base, c.prompt_tokens_cached]]);
+    counter(
+      'vllm:prompt_tokens_cached_by_source',
+      'Prefix-cache hit tokens by the cache tier that supplied them: device (local HBM), host (offloaded to DRAM), disk, p2p (transferred from another vLLM instance) or external_unspecified. Counted at admission; sums to vllm:prefix_cache_hits + vllm:external_prefix_cache_hits.',
+      (['device', 'host', 'p2p', 'disk', 'external_unspecified'] as const).map((src) => [{ ...base, source: src }, src === 'device' ? c.prefix_cache_hits : 0]),
+    );
     counter('vllm:generation_tokens', 'Number of generation tokens processed.', [[base, c.generation_tokens]]);
     counter('vllm:request_success', 'Count of successfully processed requests.', FINISHED_REASONS.map((r) => [{ ...base, finished_reason: r }, this.success[r]]));
+    // No engine label on this one in v0.32.0: admission happens in the API server.
+    counter('vllm:admission_rejections', 'Number of admission attempts rejected by a queue limit, by reason.', [
+      [{ model_name: this.model, reason: 'max_num_queued_reqs' }, 0],
+      [{ model_name: this.model, reason: 'max_num_queued_tokens' }, 0],
+    ]);
     const h = this.h;
     histogram('vllm:request_prompt_tokens', 'Number of prefill tokens processed.', h.request_prompt_tokens);
     histogram('vllm:request_generation_tokens', 'Number of generation tokens processed.', h.request_generation_tokens);
@@ -163,25 +182,50 @@ export class EngineMetrics {
     histogram('vllm:request_inference_time_seconds', 'Histogram of time spent in RUNNING phase for request.', h.request_inference_time_seconds);
     histogram('vllm:request_prefill_time_seconds', 'Histogram of time spent in PREFILL phase for request.', h.request_prefill_time_seconds);
     histogram('vllm:request_decode_time_seconds', 'Histogram of time spent in DECODE phase for request.', h.request_decode_time_seconds);
+    histogram('vllm:request_num_preemptions', 'Histogram of the number of times a request was preempted.', h.request_num_preemptions);
     histogram('vllm:request_prefill_kv_computed_tokens', 'Histogram of new KV tokens computed during prefill (excluding cached tokens).', h.request_prefill_kv_computed_tokens);
     const cc = this.cacheConfig;
+    // The label set of vLLM 0.32.0 (open-ended upstream; readers must not depend on it).
     gauge('vllm:cache_config_info', 'Information of the LLMEngine CacheConfig', [
       [
         {
+          _block_size_resolved: 'True',
           block_size: String(cc.blockSize),
           cache_dtype: 'auto',
-          calculate_kv_scales: 'False',
-          cpu_offload_gb: '0',
+          cache_hit_alignment_tokens: 'None',
+          effective_attention_block_size: String(cc.blockSize),
+          enable_mamba_shared_prefix_checkpoint: 'False',
           enable_prefix_caching: cc.prefixCaching ? 'True' : 'False',
           engine: '0',
           gpu_memory_utilization: '0.9',
+          hash_block_size: 'None',
           is_attention_free: 'False',
+          kv_cache_dtype_skip_layers: '[]',
+          kv_cache_layout: 'None',
+          kv_cache_max_concurrency: pythonRepr((cc.numGpuBlocks * cc.blockSize) / this.maxModelLen),
+          kv_cache_memory_bytes: 'None',
+          kv_cache_size_tokens: String(cc.numGpuBlocks * cc.blockSize),
+          kv_offloading_backend: 'native',
+          kv_offloading_size: 'None',
+          kv_sharing_fast_prefill: 'False',
+          mamba_block_size: 'None',
+          mamba_cache_dtype: 'auto',
+          mamba_cache_mode: 'none',
+          mamba_page_size_padded: 'None',
+          mamba_ssm_cache_dtype: 'float32',
           num_cpu_blocks: 'None',
           num_gpu_blocks: String(cc.numGpuBlocks),
           num_gpu_blocks_override: 'None',
+          prefix_cache_retention_interval: '0',
           prefix_caching_hash_algo: 'sha256',
+          prefix_match_unit: 'None',
+          replayssm_buffer_len: '16',
+          skip_page_size_padded: 'None',
           sliding_window: 'None',
-          swap_space: '4',
+          swa_bounded_replay: 'True',
+          use_kda_recoverssm: 'False',
+          use_replayssm: 'False',
+          user_specified_block_size: 'False',
         },
         1,
       ],

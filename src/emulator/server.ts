@@ -98,7 +98,7 @@ export class Emulator {
     this.options = {
       model: options.model ?? 'emulated-model',
       maxModelLen: options.maxModelLen ?? 8192,
-      version: options.version ?? '0.26.0+emulator',
+      version: options.version ?? '0.32.0+emulator',
       blockSize: options.blockSize ?? 16,
       numGpuBlocks: options.numGpuBlocks ?? 4096,
       prefixCaching: options.prefixCaching ?? true,
@@ -268,7 +268,8 @@ export class Emulator {
   private async serveMetrics(res: ServerResponse): Promise<void> {
     const mode = this.fault.mode;
     if (mode === 'metrics_slow') await sleep(this.fault.delayMs ?? 10_000);
-    const headers = { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' };
+    // vLLM 0.32 (prometheus_client ≥ 0.21) advertises text format 1.0.0 for the same bytes.
+    const headers = { 'content-type': 'text/plain; version=1.0.0; charset=utf-8' };
     if (mode === 'metrics_empty') return void res.writeHead(200, headers).end('');
     if (mode === 'metrics_garbled') return void res.writeHead(200, headers).end('vllm:num_requests_running{engine="0" 1\n<html>oops</html>\n');
     if (mode === 'metrics_huge') {
@@ -285,7 +286,7 @@ export class Emulator {
 
   private async tokenizeRoute(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!String(req.headers['content-type'] ?? '').includes('application/json')) {
-      return this.json(res, 400, errorBody(400, 'BadRequestError', 'Unsupported Media Type: Only \'application/json\' is allowed'));
+      return this.json(res, 400, errorBody(400, 'Bad Request', "1 validation error:\n  Unsupported Media Type: Only 'application/json' is allowed"));
     }
     const body = (await readJson(req)) as { prompt?: unknown; messages?: unknown; add_special_tokens?: unknown } | undefined;
     const text = typeof body?.prompt === 'string' ? body.prompt : Array.isArray(body?.messages) ? chatText(body.messages) : undefined;
@@ -298,11 +299,11 @@ export class Emulator {
     const body = (await readJson(req)) as Record<string, unknown> | undefined;
     if (!body) return this.json(res, 400, errorBody(400, 'BadRequestError', 'Expecting value: line 1 column 1 (char 0)'));
     if (body.model !== undefined && body.model !== '' && body.model !== this.options.model) {
-      return this.json(res, 404, errorBody(404, 'NotFoundError', `The model \`${String(body.model)}\` does not exist.`, 'model'));
+      return this.json(res, 404, errorBody(404, 'NotFoundError', `The model \`${String(body.model)}\` does not exist. Valid aliases: ${this.options.model}.`, 'model'));
     }
     const maxTokens = body.max_tokens === undefined ? 16 : body.max_tokens;
     if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
-      return this.json(res, 400, errorBody(400, 'BadRequestError', `max_tokens must be at least 1, got ${String(maxTokens)}.`, 'max_tokens'));
+      return this.json(res, 400, errorBody(400, 'BadRequestError', `max_tokens must be at least 1, got ${String(maxTokens)}. (parameter=max_tokens, value=${String(maxTokens)})`, 'max_tokens'));
     }
     const text = chat ? (Array.isArray(body.messages) ? chatText(body.messages) : undefined) : typeof body.prompt === 'string' ? body.prompt : undefined;
     if (text === undefined) return this.json(res, 400, errorBody(400, 'BadRequestError', chat ? 'messages is required' : 'prompt is required', chat ? 'messages' : 'prompt'));
@@ -371,7 +372,8 @@ export class Emulator {
         res.end('data: {"id": "cmpl-broken", "choices": [{"text": "unterminated\n\ndata: [DONE]\n\n');
         return;
       }
-      if (chat) res.write(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+      // Shapes as vLLM 0.32.0 sends them (test/fixtures/vllm/sse-*-v0.32.0.txt), nulls included.
+      if (chat) res.write(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], { prompt_token_ids: null, prompt_text: null }));
       let generated = 0;
       if (mode !== 'empty_completion') {
         for (let i = 0; i < maxTokens; i++) {
@@ -380,8 +382,8 @@ export class Emulator {
           const word = ` ${WORDS[(tokens.length + i) % WORDS.length]}`;
           const last = i === maxTokens - 1;
           const choice = chat
-            ? { index: 0, delta: { content: word }, logprobs: null, finish_reason: last ? 'length' : null, ...(last ? { stop_reason: null } : {}) }
-            : { index: 0, text: word, logprobs: null, finish_reason: last ? 'length' : null, stop_reason: null };
+            ? { index: 0, delta: { content: word }, logprobs: null, finish_reason: last ? 'length' : null, ...(last ? { stop_reason: null } : {}), token_ids: null }
+            : { index: 0, text: word, logprobs: null, finish_reason: last ? 'length' : null, stop_reason: null, prompt_token_ids: null, token_ids: null };
           res.write(chunk([choice]));
           generated++;
           m.counters.generation_tokens++;
@@ -399,7 +401,8 @@ export class Emulator {
         }
       }
       if (includeUsage) {
-        res.write(chunk([], { usage: { prompt_tokens: tokens.length, total_tokens: tokens.length + generated, completion_tokens: generated, prompt_tokens_details: { cached_tokens: cached } } }));
+        const details = chat ? { cached_tokens: cached, created_cache_tokens: 0 } : { cached_tokens: cached };
+        res.write(chunk([], { usage: { prompt_tokens: tokens.length, total_tokens: tokens.length + generated, completion_tokens: generated, prompt_tokens_details: details }, system_fingerprint: `vllm-${this.options.version}` }));
       }
       if (mode === 'no_done') return void res.end();
       res.end('data: [DONE]\n\n');

@@ -1,12 +1,33 @@
 /**
- * GPU collectors (nvidia-smi and host). Placeholder signature while issue #5 is built:
- * returns no collectors, so the daemon runs without GPU metrics.
+ * GPU collectors: "nvidia_smi" (per-GPU gauges, vLLM's per-process memory, two /status checks)
+ * and "host" (host.ts). app.ts runs each returned collector with startCollector on its
+ * schedule when config.gpu.enabled.
+ *
+ * Series contract (conventions §2, §5, §6):
+ * - labels are `gpu` (nvidia-smi index) and `uuid` (as nvidia-smi prints it, `GPU-` prefix kept,
+ *   the same form --query-compute-apps prints, so the two join without rewriting);
+ * - a field nvidia-smi does not report (`[N/A]`, unsupported by the driver) has no series,
+ *   never 0; each such field is logged once;
+ * - every successful collection replaces the whole GPU series set (GPUs that vanished go), and
+ *   a failed one removes it (markStale), so nothing stale is served;
+ * - vllm_probe_gpu_process_memory_used_bytes{gpu,uuid}: the summed used memory of the matched
+ *   vLLM processes on that GPU; 0 when the process list was read and none matched there; no
+ *   series when it could not be read, when the matcher is unusable (pid file unreadable), or
+ *   when a matched process's memory is `[N/A]` (a partial sum would under-report).
+ *
+ * /status checks: "gpu_memory" (free / total headroom against status.gpu_memory_headroom_degraded)
+ * and "gpu_collector" (degraded with the reason while nvidia-smi fails). A machine without a
+ * GPU is not degraded: "gpu_collector" says so once, healthy, and "gpu_memory" is cleared.
  */
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { Collector, CollectorHooks } from '../exporter/collector.js';
-import type { Metrics } from '../metrics.js';
+import { NoDataError, SourceError, type Collector, type CollectorHooks } from '../exporter/collector.js';
+import { GPU_GAUGES, type GpuGaugeName, type Metrics } from '../metrics.js';
 import type { StatusBoard } from '../status.js';
+import { HostCollector } from './host.js';
+import { NvidiaSmi, type ComputeApp, type GpuQuery, type GpuReading } from './nvidia-smi.js';
+import { buildProcessMatcher, procParentOf, type ParentOf } from './processes.js';
 
 export interface ScheduledCollector {
   collector: Collector;
@@ -14,6 +35,218 @@ export interface ScheduledCollector {
   hooks?: CollectorHooks;
 }
 
-export function createGpuCollectors(_config: Config, _metrics: Metrics, _status: StatusBoard, _log: Logger): ScheduledCollector[] {
-  return [];
+/** A compute process on a GPU, and whether it is one of vLLM's. */
+export interface GpuProcess extends ComputeApp {
+  vllm: boolean;
+}
+
+export interface GpuSnapshotEntry extends GpuReading {
+  /** Sum over this GPU's vLLM processes, bytes; see the series contract above for null. */
+  process_memory_used_bytes: number | null;
+  processes: GpuProcess[];
+}
+
+/** One collection: every GPU, its processes, and what could not be read. */
+export interface GpuSnapshot {
+  query: GpuQuery;
+  gpus: GpuSnapshotEntry[];
+  processes: {
+    /** How vLLM's processes were picked, in words; null when no matcher could be built. */
+    match: string | null;
+    /** Why per-process memory is missing this time (process list or matcher failed). */
+    error: string | null;
+    /** Processes on a uuid that --query-gpu did not list (MIG instances, races). */
+    unattributed: GpuProcess[];
+  };
+}
+
+export interface SnapshotOptions {
+  /** Whether an NVIDIA kernel driver is loaded; decides "no GPU" vs "missing binary". */
+  driverPresent?: () => boolean;
+  parentOf?: ParentOf;
+}
+
+/** The Linux NVIDIA kernel module publishes this file while it is loaded. */
+export const nvidiaDriverLoaded = (): boolean => existsSync('/proc/driver/nvidia/version');
+
+/**
+ * Reads every GPU and the process list once. Throws NoDataError when there is no GPU: nvidia-smi
+ * says "No devices were found", or it is missing and no NVIDIA driver is loaded either (a
+ * CPU-only machine). A missing binary next to a loaded driver stays a SourceError
+ * ('missing_binary'): that is a broken install. A failing process list does not fail the
+ * collection (the per-GPU numbers are still right); it is reported in `processes.error`.
+ */
+export async function readGpuSnapshot(smi: NvidiaSmi, config: Config, signal: AbortSignal, options: SnapshotOptions = {}): Promise<GpuSnapshot> {
+  const driverPresent = options.driverPresent ?? nvidiaDriverLoaded;
+  let query: GpuQuery;
+  try {
+    query = await smi.queryGpus(signal);
+  } catch (err) {
+    if (err instanceof SourceError && err.reason === 'missing_binary' && !driverPresent()) {
+      throw new NoDataError(`no GPU found: ${err.message.replace(/ \(set gpu\..*$/, '')} and no NVIDIA driver is loaded`, { cause: err });
+    }
+    throw err;
+  }
+
+  let apps: ComputeApp[] | undefined;
+  let error: string | null = null;
+  try {
+    apps = await smi.queryComputeApps(signal);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    error = `process list unavailable: ${(err as Error).message}`;
+  }
+  const built = await buildProcessMatcher(config.gpu.process_match, options.parentOf ?? procParentOf);
+  if (!built.ok) error ??= built.error;
+  const matcher = built.ok ? built.matcher : undefined;
+  const tagged: GpuProcess[] = (apps ?? []).map((app) => ({ ...app, vllm: matcher?.matches(app) ?? false }));
+
+  const gpus = query.gpus.map((gpu): GpuSnapshotEntry => {
+    const processes = tagged.filter((p) => p.gpu_uuid === gpu.uuid);
+    let sum: number | null = null;
+    if (apps && matcher) {
+      const mine = processes.filter((p) => p.vllm);
+      sum = mine.some((p) => p.used_memory_bytes === null) ? null : mine.reduce((s, p) => s + p.used_memory_bytes!, 0);
+    }
+    return { ...gpu, process_memory_used_bytes: sum, processes };
+  });
+  const known = new Set(query.gpus.map((g) => g.uuid));
+  return {
+    query,
+    gpus,
+    processes: { match: matcher?.description ?? null, error, unattributed: tagged.filter((p) => !known.has(p.gpu_uuid)) },
+  };
+}
+
+const GIB = 1024 ** 3;
+const gib = (bytes: number) => (bytes / GIB).toFixed(1);
+/** 0.05 → "5", 0.075 → "7.5": thresholds as people wrote them. */
+const percentText = (ratio: number) => String(Number((ratio * 100).toFixed(2)));
+
+/**
+ * The "gpu_memory" check from one snapshot: degraded when free/total on any GPU is under the
+ * threshold, naming each such GPU with its numbers; undefined when no GPU reports both values.
+ */
+export function gpuMemoryCheck(gpus: readonly GpuReading[], threshold: number): { status: 'healthy' | 'degraded'; reason: string } | undefined {
+  const rows = gpus
+    .map((g) => ({ g, total: g.values.memory_total_bytes, free: g.values.memory_free_bytes }))
+    .filter((r): r is { g: GpuReading; total: number; free: number } => r.total !== null && r.total > 0 && r.free !== null)
+    .map((r) => ({ ...r, headroom: r.free / r.total }));
+  if (rows.length === 0) return undefined;
+  const describe = (r: (typeof rows)[number]) =>
+    `GPU ${r.g.index} memory headroom ${(r.headroom * 100).toFixed(1)} % (${gib(r.free)} GiB free of ${gib(r.total)} GiB), threshold ${percentText(threshold)} %`;
+  const low = rows.filter((r) => r.headroom < threshold);
+  if (low.length > 0) return { status: 'degraded', reason: low.map(describe).join('; ') };
+  const lowest = rows.reduce((a, b) => (b.headroom < a.headroom ? b : a));
+  return { status: 'healthy', reason: rows.length === 1 ? describe(lowest) : `lowest of ${rows.length} GPUs: ${describe(lowest)}` };
+}
+
+export interface NvidiaSmiCollectorOptions extends SnapshotOptions {
+  /** A ready NvidiaSmi (tests share one to count runs); default: one for config.gpu.nvidia_smi_path. */
+  smi?: NvidiaSmi;
+}
+
+/** The "nvidia_smi" collector. Keeps one NvidiaSmi so field discovery happens once. */
+export class NvidiaSmiCollector implements Collector {
+  readonly name = 'nvidia_smi';
+  readonly smi: NvidiaSmi;
+  /** Keys of things already logged, so each absent field or odd value is logged once. */
+  private readonly logged = new Set<string>();
+  private readonly log: Logger;
+
+  constructor(
+    private readonly config: Config,
+    private readonly metrics: Metrics,
+    private readonly status: StatusBoard,
+    log: Logger,
+    private readonly options: NvidiaSmiCollectorOptions = {},
+  ) {
+    this.log = log.child({ component: 'gpu', source: this.name });
+    this.smi = options.smi ?? new NvidiaSmi({ path: config.gpu.nvidia_smi_path, timeoutMs: config.gpu.timeout * 1000 });
+  }
+
+  async collect(signal: AbortSignal): Promise<void> {
+    const snapshot = await readGpuSnapshot(this.smi, this.config, signal, this.options);
+    this.logNewFindings(snapshot);
+    this.export(snapshot);
+    const n = snapshot.gpus.length;
+    this.status.set('gpu_collector', 'healthy', `nvidia-smi read ${n} GPU${n === 1 ? '' : 's'}`);
+    const memory = gpuMemoryCheck(snapshot.gpus, this.config.status.gpu_memory_headroom_degraded);
+    if (memory) this.status.set('gpu_memory', memory.status, memory.reason);
+    else this.status.clear('gpu_memory');
+  }
+
+  /** After any failure: no GPU series survive (the runner counts the error by reason). */
+  markStale(): void {
+    this.removeSeries();
+  }
+
+  /** The runner's onFailure hook: /status says why, or that there is no GPU to watch. */
+  reportFailure(err: Error): void {
+    this.status.clear('gpu_memory');
+    if (err instanceof NoDataError) this.status.set('gpu_collector', 'healthy', 'no GPU found; GPU checks skipped');
+    else this.status.set('gpu_collector', 'degraded', `GPU collector failing: ${err.message}`);
+  }
+
+  private removeSeries(): void {
+    for (const gauge of Object.values(this.metrics.gpu)) gauge.reset();
+    this.metrics.gpuInfo.reset();
+    this.metrics.gpuProcessMemory.reset();
+  }
+
+  /** Replaces the whole series set in one synchronous step, so a scrape never sees half of it. */
+  private export(snapshot: GpuSnapshot): void {
+    this.removeSeries();
+    for (const gpu of snapshot.gpus) {
+      const labels = { gpu: String(gpu.index), uuid: gpu.uuid };
+      this.metrics.gpuInfo.labels({ ...labels, name: gpu.name, driver_version: gpu.driver_version, pci_bus_id: gpu.pci_bus_id }).set(1);
+      for (const name of Object.keys(GPU_GAUGES) as GpuGaugeName[]) {
+        const value = gpu.values[name];
+        if (value !== null) this.metrics.gpu[name].labels(labels).set(value);
+      }
+      if (gpu.process_memory_used_bytes !== null) this.metrics.gpuProcessMemory.labels(labels).set(gpu.process_memory_used_bytes);
+    }
+  }
+
+  private once(key: string, write: () => void): void {
+    if (this.logged.has(key)) return;
+    this.logged.add(key);
+    write();
+  }
+
+  private logNewFindings(snapshot: GpuSnapshot): void {
+    const { query, processes } = snapshot;
+    this.once(`fields:${query.fields.join(',')}`, () =>
+      this.log.info({ fields: query.fields, unsupported: query.unsupported, discovery: query.discovery }, 'nvidia-smi fields chosen'),
+    );
+    for (const { gpu, field } of query.absent) {
+      this.once(`absent:${gpu}:${field}`, () => this.log.info({ gpu, field }, 'nvidia-smi reports no value for this field; its series is left out'));
+    }
+    for (const { gpu, field, value } of query.problems) {
+      this.once(`odd:${gpu}:${field}:${value}`, () =>
+        this.log.warn({ gpu, field, value }, 'nvidia-smi printed a value vllm-probe does not understand; its series is left out'),
+      );
+    }
+    if (processes.error) {
+      this.once(`processes:${processes.error}`, () => this.log.warn({ reason: processes.error }, 'vLLM per-process GPU memory unavailable'));
+    }
+    for (const p of processes.unattributed) {
+      this.once(`unattributed:${p.gpu_uuid}`, () =>
+        this.log.info({ gpu_uuid: p.gpu_uuid }, 'a compute process runs on a GPU uuid that --query-gpu does not list; not exported'),
+      );
+    }
+  }
+}
+
+/**
+ * The collectors app.ts runs when config.gpu.enabled: nvidia_smi and host, both on the gpu
+ * interval and timeout. The host one is two cheap reads (host.ts), so it needs no switch.
+ */
+export function createGpuCollectors(config: Config, metrics: Metrics, status: StatusBoard, log: Logger): ScheduledCollector[] {
+  const schedule = { interval: config.gpu.interval, timeout: config.gpu.timeout };
+  const gpu = new NvidiaSmiCollector(config, metrics, status, log);
+  return [
+    { collector: gpu, schedule, hooks: { onFailure: (err) => gpu.reportFailure(err) } },
+    { collector: new HostCollector(metrics), schedule },
+  ];
 }

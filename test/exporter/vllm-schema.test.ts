@@ -101,8 +101,31 @@ describe('normaliseVllmMetrics', () => {
     expect(e.kv_cache_usage_ratio).toBeNull();
   });
 
-  test('every real capture parses and reads as V1', () => {
-    const real = readdirSync('test/fixtures/vllm').filter((f) => /^metrics-v[\d.]+.*\.txt$/.test(f));
+  test('the real vLLM 0.32.0 capture (CPU build, tiny model) gives exact values', () => {
+    expect(explain(fixture('metrics-v0.32.0.txt'))).toEqual({
+      schema: 'v1',
+      engines: 1,
+      kv_cache_usage_ratio: 0,
+      prefix_cache_enabled: true,
+      prefix_cache_queries: 2330,
+      prefix_cache_hits: 1024,
+      prefix_cache_unit: 'tokens',
+      v0_prefix_cache_hit_rate: null,
+      requests_running: 0,
+      requests_waiting: 0,
+      preemptions: 0,
+      prompt_tokens: 2330,
+      generation_tokens: 80,
+      kv_cache_capacity_tokens: 1024 * 128,
+      block_size: 128,
+      model_names: ['tiny-llama'],
+      process_start_time_seconds: 1795358167.02,
+    });
+  });
+
+  test('every saved real capture parses and reads as V1', () => {
+    const real = readdirSync('test/fixtures/vllm').filter((f) => /^metrics-v[\d.]+\.txt$/.test(f));
+    expect(real.length).toBeGreaterThanOrEqual(1);
     for (const f of real) {
       const e = explain(fixture(f));
       expect(e.schema, f).toBe('v1');

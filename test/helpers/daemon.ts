@@ -1,6 +1,6 @@
 /** Runs the real daemon in-process on an ephemeral loopback port, with a silent logger. */
 import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { runDaemon } from '../../src/app.js';
 import { parseConfig } from '../../src/config.js';
 import { Emulator, type EmulatorOptions } from '../../src/emulator/server.js';
@@ -30,7 +30,7 @@ export function testConfig(targetUrl: string, overrides: Record<string, unknown>
   return parseConfig(base, 'test');
 }
 
-export async function startDaemon(config: ReturnType<typeof parseConfig>, opts: { configFile?: string; env?: NodeJS.ProcessEnv; log?: ReturnType<typeof pino> } = {}): Promise<RunningDaemon> {
+export async function startDaemon(config: ReturnType<typeof parseConfig>, opts: { configFile?: string; env?: NodeJS.ProcessEnv; log?: Logger } = {}): Promise<RunningDaemon> {
   const controller = new AbortController();
   let resolveAddr!: (a: AddressInfo) => void;
   const addr = new Promise<AddressInfo>((r) => (resolveAddr = r));
