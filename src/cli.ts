@@ -2,7 +2,8 @@
  * Command-line front end: parses argv and runs one command. Returns the exit code
  * (0 ok, 1 runtime failure, 2 bad usage or bad config). Every command's help lives here.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { runDaemon } from './app.js';
@@ -10,6 +11,8 @@ import { ConfigError, defaultConfig, loadConfig, parseConfig } from './config.js
 import { FAULT_MODES, Emulator, type FaultMode } from './emulator/server.js';
 import { parseExposition } from './exporter/exposition.js';
 import { explainSnapshot, normaliseVllmMetrics } from './exporter/vllm-schema.js';
+import { dashboardSpecs, renderDashboard } from './slo/dashboards.js';
+import { renderPrometheusRule, renderRules } from './slo/rules.js';
 import { VERSION } from './version.js';
 
 export interface CliIo {
@@ -31,6 +34,10 @@ Usage:
   vllm-probe check-config FILE       validate a config file (exit 0 valid, 2 invalid)
   vllm-probe explain-metrics FILE|URL
                                      what vllm-probe makes of one vLLM /metrics, as JSON
+  vllm-probe rules [--config FILE] [--kubernetes]
+                                     Prometheus recording + alert rules from the config
+  vllm-probe dashboards [--config FILE] --out DIR
+                                     write the Grafana dashboards as JSON
   vllm-probe help [COMMAND]          this text
 
 Run "vllm-probe COMMAND --help" for a command's options. Docs: README.md and docs/.
@@ -84,6 +91,21 @@ v1-early, v1) and the normalised values vllm-probe exports. A key whose source i
 null. Exit 2 when the input cannot be read or parsed.
 `,
 };
+
+COMMAND_HELP.rules = `Usage: vllm-probe rules [--config FILE] [--kubernetes] [--name NAME]
+
+Prints the Prometheus rules (SLI recording rules, multi-window burn-rate alerts, health
+alerts) generated from the config's slo, status and alerts settings — the same thresholds
+the daemon uses as bucket bounds. Without --config the defaults are used (the checked-in
+deploy/prometheus/rules/vllm-probe.rules.yml). --kubernetes wraps them in a
+monitoring.coreos.com/v1 PrometheusRule named NAME (default vllm-probe).
+`;
+
+COMMAND_HELP.dashboards = `Usage: vllm-probe dashboards [--config FILE] --out DIR
+
+Writes the Grafana dashboards (on-call overview and detail) as JSON files into DIR, with the
+SLO lines from the config. The defaults are checked in under grafana/dashboards/.
+`;
 
 const COMMON = { help: { type: 'boolean', short: 'h' } } as const;
 
@@ -238,6 +260,31 @@ const COMMANDS: Record<string, Command> = {
     io.stdout(`vllm-probe emulate: emulated vLLM serving "${emulator.options.model}" on ${url.origin} (Ctrl-C to stop)\n`);
     await new Promise<void>((resolve) => (io.signal.aborted ? resolve() : io.signal.addEventListener('abort', () => resolve(), { once: true })));
     await emulator.close();
+    return 0;
+  },
+
+  async rules(args, io) {
+    const { values } = parse(args, { config: { type: 'string' }, kubernetes: { type: 'boolean' }, name: { type: 'string' } });
+    if (values.help) return io.stdout(COMMAND_HELP.rules!), 0;
+    const config = values.config ? loadConfig(values.config) : defaultConfig();
+    io.stdout(values.kubernetes ? renderPrometheusRule(config, values.name ?? 'vllm-probe') : renderRules(config));
+    return 0;
+  },
+
+  async dashboards(args, io) {
+    const { values } = parse(args, { config: { type: 'string' }, out: { type: 'string' } });
+    if (values.help) return io.stdout(COMMAND_HELP.dashboards!), 0;
+    if (!values.out) {
+      io.stderr(`vllm-probe dashboards: --out DIR is required\n\n${COMMAND_HELP.dashboards}`);
+      return 2;
+    }
+    const config = values.config ? loadConfig(values.config) : defaultConfig();
+    mkdirSync(values.out, { recursive: true });
+    for (const spec of dashboardSpecs(config)) {
+      const file = join(values.out, `${spec.uid}.json`);
+      writeFileSync(file, `${JSON.stringify(renderDashboard(spec), null, 2)}\n`);
+      io.stdout(`wrote ${file}\n`);
+    }
     return 0;
   },
 

@@ -209,6 +209,14 @@ const configSchema = z.strictObject({
       e2e: sloTargetSchema(2.5, 10, 0.99).prefault({}),
     })
     .prefault({}),
+  alerts: z
+    .strictObject({
+      /** Where alert annotations point; each alert links to its own section. */
+      runbook_base_url: z.string().url().default('https://github.com/vllm-probe/vllm-probe/blob/main/docs/runbook.md'),
+      /** Selector added to every rule's series (e.g. '{job="vllm-probe"}' → job="vllm-probe"). */
+      selector: z.string().regex(/^([a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"]*")?(,\s*[a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"]*")*$/).default(''),
+    })
+    .prefault({}),
   status: z
     .strictObject({
       window: duration(10).default(300),

@@ -1,0 +1,378 @@
+/**
+ * Grafana dashboards generated from code (`vllm-probe dashboards --out grafana/dashboards`), so
+ * the SLO line matches the config and every panel query is listed for the dead-panel test
+ * (test/e2e/prometheus.test.ts evaluates each one against a real Prometheus).
+ *
+ * Conventions: a datasource variable (no hard-coded UIDs), `instance` and `model` variables,
+ * rates over $__rate_interval, percentiles from histogram_quantile over summed buckets, a
+ * "vLLM restart" annotation from vllm_probe_target_restarts_total.
+ */
+import type { Config } from '../config.js';
+
+export interface PanelQuery {
+  expr: string;
+  legend: string;
+}
+export interface PanelSpec {
+  title: string;
+  description: string;
+  type: 'timeseries' | 'stat' | 'gauge';
+  unit: string;
+  queries: PanelQuery[];
+  /** Grid width (of 24) and height. */
+  w?: number;
+  h?: number;
+  thresholds?: Array<{ value: number | null; color: string }>;
+}
+export interface RowSpec {
+  title: string;
+  panels: PanelSpec[];
+}
+export interface DashboardSpec {
+  uid: string;
+  title: string;
+  description: string;
+  rows: RowSpec[];
+}
+
+const F = 'instance=~"$instance",model=~"$model"';
+const I = 'instance=~"$instance"';
+const q = (expr: string, legend: string): PanelQuery => ({ expr, legend });
+const quantiles = (metric: string, filter: string, by = '') =>
+  [0.5, 0.95, 0.99].map((p) => q(`histogram_quantile(${p}, sum by (le${by ? `, ${by}` : ''}) (rate(${metric}_bucket{${filter}}[$__rate_interval])))`, `p${p * 100}${by ? ` {{${by}}}` : ''}`));
+
+export function dashboardSpecs(config: Config): DashboardSpec[] {
+  const ttftSlo = config.slo.ttft.threshold;
+  const overview: DashboardSpec = {
+    uid: 'vllm-probe-overview',
+    title: 'vLLM on-call overview (vllm-probe)',
+    description: 'Is vLLM serving within its SLOs right now? Verdict, client-side TTFT against the SLO, probe outcomes and error budget.',
+    rows: [
+      {
+        title: 'Verdict',
+        panels: [
+          {
+            title: '/status verdict',
+            description: 'The one-line verdict of vllm-probe /status: 1 on the current state. curl <sidecar>:9470/status?format=text for the reason.',
+            type: 'stat',
+            unit: 'none',
+            w: 6,
+            queries: [q(`max by (status) (vllm_probe_status{${I}}) == 1`, '{{status}}')],
+          },
+          {
+            title: 'Probe success (last run)',
+            description: 'Whether the last synthetic probe of each kind succeeded.',
+            type: 'stat',
+            unit: 'bool_yes_no',
+            w: 6,
+            queries: [q(`min by (probe) (vllm_probe_probe_success{${F}})`, '{{probe}}')],
+            thresholds: [{ value: null, color: 'red' }, { value: 1, color: 'green' }],
+          },
+          {
+            title: 'Error budget remaining (30-day SLOs)',
+            description: 'Share of each SLO error budget left over the SLO period (recording rule slo:period_error_budget_remaining:ratio).',
+            type: 'stat',
+            unit: 'percentunit',
+            w: 6,
+            queries: [q(`min by (slo) (slo:period_error_budget_remaining:ratio{${F}})`, '{{slo}}')],
+            thresholds: [{ value: null, color: 'red' }, { value: 0.25, color: 'orange' }, { value: 0.5, color: 'green' }],
+          },
+          {
+            title: 'Burn rate (5m)',
+            description: 'Error ratio over 5 minutes divided by the error budget: 1 spends the budget exactly over the period, 14.4 pages.',
+            type: 'stat',
+            unit: 'none',
+            w: 6,
+            queries: [q(`max by (slo) (slo:current_burn_rate:ratio{${F}})`, '{{slo}}')],
+            thresholds: [{ value: null, color: 'green' }, { value: 1, color: 'orange' }, { value: 6, color: 'red' }],
+          },
+        ],
+      },
+      {
+        title: 'Latency and outcomes',
+        panels: [
+          {
+            title: 'Client-side TTFT against the SLO',
+            description: `Time to first token measured by the TTFT probe; the SLO line is ${ttftSlo} s (slo.ttft.threshold).`,
+            type: 'timeseries',
+            unit: 's',
+            w: 12,
+            queries: [...quantiles('vllm_probe_time_to_first_token_seconds', `${F},probe="ttft"`), q(`vector(${ttftSlo})`, 'SLO')],
+          },
+          {
+            title: 'Probe outcomes',
+            description: 'Probe requests per second by outcome; anything but success counts against availability.',
+            type: 'timeseries',
+            unit: 'reqps',
+            w: 12,
+            queries: [q(`sum by (outcome) (rate(vllm_probe_requests_total{${F}}[$__rate_interval]))`, '{{outcome}}')],
+          },
+          {
+            title: 'SLI error ratio by window',
+            description: 'Error ratio of each SLO over the burn-rate windows (recording rules slo:sli_error:ratio_rate*).',
+            type: 'timeseries',
+            unit: 'percentunit',
+            w: 12,
+            queries: [q(`max by (slo) (slo:sli_error:ratio_rate1h{${F}})`, '{{slo}} 1h'), q(`max by (slo) (slo:sli_error:ratio_rate5m{${F}})`, '{{slo}} 5m')],
+          },
+          {
+            title: 'vLLM reachable',
+            description: 'GET /health answered 200 (1) or not (0).',
+            type: 'timeseries',
+            unit: 'bool',
+            w: 12,
+            queries: [q(`max by (instance) (vllm_probe_target_up{${I}})`, '{{instance}}')],
+          },
+        ],
+      },
+    ],
+  };
+
+  const detail: DashboardSpec = {
+    uid: 'vllm-probe-detail',
+    title: 'vLLM detail (vllm-probe)',
+    description: 'Why is it slow? Token latencies, cold vs warm, prefix caching, engine state, server- vs client-side TTFT and the GPUs.',
+    rows: [
+      {
+        title: 'Token latencies (client side)',
+        panels: [
+          { title: 'Inter-token latency', description: 'Gap between streamed content chunks of the TTFT probe.', type: 'timeseries', unit: 's', w: 8, queries: quantiles('vllm_probe_inter_token_latency_seconds', F) },
+          { title: 'Time per output token', description: '(E2E - TTFT) / (completion tokens - 1) per probe.', type: 'timeseries', unit: 's', w: 8, queries: quantiles('vllm_probe_time_per_output_token_seconds', F) },
+          {
+            title: 'End-to-end probe duration',
+            description: 'Whole request time of successful probes.',
+            type: 'timeseries',
+            unit: 's',
+            w: 8,
+            queries: quantiles('vllm_probe_request_duration_seconds', `${F},outcome="success"`),
+          },
+          {
+            title: 'Cold vs warm TTFT (mean over the range)',
+            description: 'Mean TTFT of the first probes after a vLLM restart (cold) against all others (warm). Empty for cold until a restart happened in the range.',
+            type: 'stat',
+            unit: 's',
+            w: 12,
+            queries: [q(`sum by (phase) (increase(vllm_probe_time_to_first_token_seconds_sum{${F}}[$__range])) / sum by (phase) (increase(vllm_probe_time_to_first_token_seconds_count{${F}}[$__range]))`, '{{phase}}')],
+          },
+          {
+            title: 'Server-side vs client-side TTFT (p95)',
+            description: "vLLM's own TTFT histogram (all traffic) next to the probe's client-side TTFT; the gap is network, proxy and tokenisation.",
+            type: 'timeseries',
+            unit: 's',
+            w: 12,
+            queries: [
+              q(`histogram_quantile(0.95, sum by (le) (rate(vllm_probe_engine_time_to_first_token_seconds_bucket{${F}}[$__rate_interval])))`, 'server p95'),
+              q(`histogram_quantile(0.95, sum by (le) (rate(vllm_probe_time_to_first_token_seconds_bucket{${F}}[$__rate_interval])))`, 'client p95'),
+            ],
+          },
+        ],
+      },
+      {
+        title: 'Prefix caching',
+        panels: [
+          {
+            title: 'Prefix probe TTFT: hit vs miss',
+            description: 'Median TTFT of requests reusing a shared prefix (hit) and of forced misses, per prefix size.',
+            type: 'timeseries',
+            unit: 's',
+            w: 8,
+            queries: [q(`histogram_quantile(0.5, sum by (le, cache, prefix_tokens) (rate(vllm_probe_prefix_time_to_first_token_seconds_bucket{${F}}[$__rate_interval])))`, '{{cache}} P={{prefix_tokens}}')],
+          },
+          {
+            title: 'Prefix speedup and saved fraction',
+            description: 'Miss TTFT / hit TTFT, and the measured saved fraction against the P/(P+S) prediction.',
+            type: 'timeseries',
+            unit: 'none',
+            w: 8,
+            queries: [
+              q(`vllm_probe_prefix_speedup_ratio{${F}}`, 'speedup P={{prefix_tokens}}'),
+              q(`vllm_probe_prefix_saved_fraction_ratio{${F}}`, 'saved P={{prefix_tokens}}'),
+              q(`vllm_probe_prefix_predicted_saved_fraction_ratio{${F}}`, 'predicted P={{prefix_tokens}}'),
+            ],
+          },
+          {
+            title: 'Engine prefix-cache hit ratio',
+            description: 'rate(hits) / rate(queries) from vLLM /metrics, all traffic.',
+            type: 'timeseries',
+            unit: 'percentunit',
+            w: 8,
+            queries: [q(`sum by (instance) (rate(vllm_probe_engine_prefix_cache_hits_total{${F}}[$__rate_interval])) / sum by (instance) (rate(vllm_probe_engine_prefix_cache_queries_total{${F}}[$__rate_interval]))`, '{{instance}}')],
+          },
+        ],
+      },
+      {
+        title: 'Engine',
+        panels: [
+          { title: 'KV-cache usage', description: 'Share of KV-cache blocks in use (vllm:kv_cache_usage_perc).', type: 'timeseries', unit: 'percentunit', w: 6, queries: [q(`vllm_probe_engine_kv_cache_usage_ratio{${F}}`, '{{instance}}')] },
+          {
+            title: 'Requests running / waiting',
+            description: 'Scheduled requests and the queue.',
+            type: 'timeseries',
+            unit: 'short',
+            w: 6,
+            queries: [q(`vllm_probe_engine_requests_running{${F}}`, 'running {{instance}}'), q(`vllm_probe_engine_requests_waiting{${F}}`, 'waiting {{instance}}')],
+          },
+          { title: 'Preemptions', description: 'Preemptions per second: KV pressure evicting running sequences.', type: 'timeseries', unit: 'ops', w: 6, queries: [q(`rate(vllm_probe_engine_preemptions_total{${F}}[$__rate_interval])`, '{{instance}}')] },
+          {
+            title: 'Queue, prefill and decode time (mean)',
+            description: 'Server-side phase times per request.',
+            type: 'timeseries',
+            unit: 's',
+            w: 6,
+            queries: ['queue_time', 'prefill_time', 'decode_time'].map((p) =>
+              q(`sum(rate(vllm_probe_engine_request_${p}_seconds_sum{${F}}[$__rate_interval])) / sum(rate(vllm_probe_engine_request_${p}_seconds_count{${F}}[$__rate_interval]))`, p.replace('_time', '')),
+            ),
+          },
+          { title: 'Token throughput', description: 'Prompt and generated tokens per second (all traffic).', type: 'timeseries', unit: 'short', w: 12, queries: [q(`rate(vllm_probe_engine_prompt_tokens_total{${F}}[$__rate_interval])`, 'prompt'), q(`rate(vllm_probe_engine_generation_tokens_total{${F}}[$__rate_interval])`, 'generation')] },
+          { title: 'KV-cache capacity', description: 'num_gpu_blocks x block_size.', type: 'stat', unit: 'short', w: 6, queries: [q(`vllm_probe_engine_kv_cache_capacity_tokens{${F}}`, '{{instance}}')] },
+          { title: 'Engine wedged', description: '1 while requests are in flight and no token is generated.', type: 'stat', unit: 'bool_yes_no', w: 6, queries: [q(`max by (instance) (vllm_probe_engine_wedged{${F}})`, '{{instance}}')] },
+        ],
+      },
+      {
+        title: 'GPU',
+        panels: [
+          {
+            title: 'GPU memory used / free',
+            description: 'nvidia-smi memory.used (excludes reserved) and memory.free.',
+            type: 'timeseries',
+            unit: 'bytes',
+            w: 8,
+            queries: [q(`vllm_probe_gpu_memory_used_bytes{${I}}`, 'used GPU {{gpu}}'), q(`vllm_probe_gpu_memory_free_bytes{${I}}`, 'free GPU {{gpu}}'), q(`vllm_probe_gpu_process_memory_used_bytes{${I}}`, 'vLLM processes GPU {{gpu}}')],
+          },
+          {
+            title: 'GPU memory headroom',
+            description: `Free share of GPU memory; /status degrades under ${config.status.gpu_memory_headroom_degraded * 100} %.`,
+            type: 'gauge',
+            unit: 'percentunit',
+            w: 4,
+            queries: [q(`vllm_probe_gpu_memory_free_bytes{${I}} / vllm_probe_gpu_memory_total_bytes{${I}}`, 'GPU {{gpu}}')],
+            thresholds: [{ value: null, color: 'red' }, { value: config.status.gpu_memory_headroom_degraded, color: 'orange' }, { value: 0.15, color: 'green' }],
+          },
+          { title: 'GPU utilisation', description: 'utilization.gpu (kernel busy time).', type: 'timeseries', unit: 'percentunit', w: 4, queries: [q(`vllm_probe_gpu_utilization_ratio{${I}}`, 'GPU {{gpu}}')] },
+          { title: 'GPU power', description: 'Draw against the enforced limit.', type: 'timeseries', unit: 'watt', w: 4, queries: [q(`vllm_probe_gpu_power_draw_watts{${I}}`, 'draw GPU {{gpu}}'), q(`vllm_probe_gpu_power_limit_watts{${I}}`, 'limit GPU {{gpu}}')] },
+          { title: 'GPU temperature', description: 'Core temperature.', type: 'timeseries', unit: 'celsius', w: 4, queries: [q(`vllm_probe_gpu_temperature_celsius{${I}}`, 'GPU {{gpu}}')] },
+        ],
+      },
+      {
+        title: 'vllm-probe health',
+        panels: [
+          { title: 'Data sources up', description: 'vLLM /metrics scrape, nvidia-smi and host collectors.', type: 'timeseries', unit: 'bool', w: 12, queries: [q(`vllm_probe_source_up{${I}}`, '{{source}}')] },
+          {
+            title: 'Source errors by reason',
+            description: 'Failed reads per second by reason.',
+            type: 'timeseries',
+            unit: 'ops',
+            w: 12,
+            queries: [q(`sum by (source, reason) (rate(vllm_probe_source_errors_total{${I}}[$__rate_interval]))`, '{{source}} {{reason}}')],
+          },
+        ],
+      },
+    ],
+  };
+  return [overview, detail];
+}
+
+/** Renders one spec as Grafana dashboard JSON (schemaVersion 39). */
+export function renderDashboard(spec: DashboardSpec): Record<string, unknown> {
+  const ds = { type: 'prometheus', uid: '${datasource}' };
+  const panels: unknown[] = [];
+  let id = 1;
+  let y = 0;
+  for (const row of spec.rows) {
+    panels.push({ type: 'row', id: id++, title: row.title, collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, panels: [] });
+    y++;
+    let x = 0;
+    let rowHeight = 0;
+    for (const p of row.panels) {
+      const w = p.w ?? 12;
+      const h = p.h ?? (p.type === 'timeseries' ? 8 : 5);
+      if (x + w > 24) {
+        x = 0;
+        y += rowHeight;
+        rowHeight = 0;
+      }
+      panels.push({
+        type: p.type,
+        id: id++,
+        title: p.title,
+        description: p.description,
+        datasource: ds,
+        gridPos: { h, w, x, y },
+        fieldConfig: {
+          defaults: {
+            unit: p.unit,
+            ...(p.thresholds ? { thresholds: { mode: 'absolute', steps: p.thresholds } } : {}),
+          },
+          overrides: [],
+        },
+        options: p.type === 'timeseries' ? { legend: { displayMode: 'list', placement: 'bottom' }, tooltip: { mode: 'multi' } } : { reduceOptions: { calcs: ['lastNotNull'] } },
+        targets: p.queries.map((query, i) => ({ refId: String.fromCharCode(65 + i), datasource: ds, expr: query.expr, legendFormat: query.legend })),
+      });
+      x += w;
+      rowHeight = Math.max(rowHeight, h);
+    }
+    y += rowHeight;
+  }
+  return {
+    uid: spec.uid,
+    title: spec.title,
+    description: spec.description,
+    tags: ['vllm', 'vllm-probe'],
+    timezone: 'utc',
+    editable: true,
+    schemaVersion: 39,
+    version: 1,
+    refresh: '30s',
+    time: { from: 'now-3h', to: 'now' },
+    annotations: {
+      list: [
+        {
+          name: 'vLLM restarts',
+          datasource: ds,
+          enable: true,
+          iconColor: 'orange',
+          expr: `changes(vllm_probe_target_restarts_total{${I}}[2m]) > 0`,
+          titleFormat: 'vLLM restarted',
+          textFormat: '{{instance}}',
+        },
+      ],
+    },
+    templating: {
+      list: [
+        { name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus', current: {}, hide: 0 },
+        {
+          name: 'instance',
+          label: 'Instance',
+          type: 'query',
+          datasource: ds,
+          query: { query: 'label_values(vllm_probe_build_info, instance)', refId: 'instance' },
+          definition: 'label_values(vllm_probe_build_info, instance)',
+          includeAll: true,
+          multi: true,
+          allValue: '.*',
+          refresh: 2,
+          current: {},
+        },
+        {
+          name: 'model',
+          label: 'Model',
+          type: 'query',
+          datasource: ds,
+          query: { query: 'label_values(vllm_probe_requests_total{instance=~"$instance"}, model)', refId: 'model' },
+          definition: 'label_values(vllm_probe_requests_total{instance=~"$instance"}, model)',
+          includeAll: true,
+          multi: true,
+          allValue: '.*',
+          refresh: 2,
+          current: {},
+        },
+      ],
+    },
+    panels,
+  };
+}
+
+/** Every panel query of every dashboard, for the dead-panel test. */
+export function allPanelQueries(config: Config): Array<{ dashboard: string; panel: string; expr: string }> {
+  return dashboardSpecs(config).flatMap((d) => d.rows.flatMap((r) => r.panels.flatMap((p) => p.queries.map((query) => ({ dashboard: d.uid, panel: p.title, expr: query.expr })))));
+}
