@@ -119,7 +119,8 @@ describe('normaliseVllmMetrics', () => {
       kv_cache_capacity_tokens: 1024 * 128,
       block_size: 128,
       model_names: ['tiny-llama'],
-      process_start_time_seconds: 1795358167.02,
+      // the capture's own process_start_time_seconds line, in Go exponent form
+      process_start_time_seconds: Number(/^process_start_time_seconds (\S+)$/m.exec(fixture('metrics-v0.32.0.txt'))![1]),
     });
   });
 
