@@ -11,6 +11,7 @@ import { ConfigError, defaultConfig, loadConfig, parseConfig } from './config.js
 import { FAULT_MODES, Emulator, type FaultMode } from './emulator/server.js';
 import { parseExposition } from './exporter/exposition.js';
 import { explainSnapshot, normaliseVllmMetrics } from './exporter/vllm-schema.js';
+import { BenchUsageError, runBench } from './bench/commands.js';
 import { dashboardSpecs, renderDashboard } from './slo/dashboards.js';
 import { renderPrometheusRule, renderRules } from './slo/rules.js';
 import { VERSION } from './version.js';
@@ -38,6 +39,9 @@ Usage:
                                      Prometheus recording + alert rules from the config
   vllm-probe dashboards [--config FILE] --out DIR
                                      write the Grafana dashboards as JSON
+  vllm-probe bench EXPERIMENT [options]
+                                     one-off experiments: cold-warm, prefix, sweep, kv,
+                                     kv-scaling, report ("vllm-probe bench --help")
   vllm-probe help [COMMAND]          this text
 
 Run "vllm-probe COMMAND --help" for a command's options. Docs: README.md and docs/.
@@ -286,6 +290,19 @@ const COMMANDS: Record<string, Command> = {
       io.stdout(`wrote ${file}\n`);
     }
     return 0;
+  },
+
+  async bench(args, io) {
+    try {
+      return await runBench(args, { ...io, isTTY: process.stderr.isTTY });
+    } catch (err) {
+      if (err instanceof BenchUsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+        io.stderr(`vllm-probe bench: ${(err as Error).message}\n`);
+        return 2;
+      }
+      io.stderr(`vllm-probe bench: ${(err as Error).message}\n`);
+      return 1;
+    }
   },
 
   async 'check-config'(args, io) {

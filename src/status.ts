@@ -6,6 +6,7 @@
  */
 import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
+import { percentile } from './stats.js';
 
 export type Verdict = 'healthy' | 'degraded' | 'unhealthy' | 'unknown';
 const SEVERITY: Record<Verdict, number> = { healthy: 0, unknown: 1, degraded: 2, unhealthy: 3 };
@@ -28,16 +29,6 @@ export interface StatusReport {
 
 const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const clock = (d: Date) => isoSeconds(d).slice(11);
-
-/** Linear-interpolation percentile (numpy's default), q in 0..1; undefined for no data. */
-export function percentile(values: number[], q: number): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
-}
 
 interface ProbeHysteresis {
   failuresInARow: number;

@@ -220,7 +220,7 @@ export class NvidiaSmiCollector implements Collector {
       this.log.info({ fields: query.fields, unsupported: query.unsupported, discovery: query.discovery }, 'nvidia-smi fields chosen'),
     );
     for (const { gpu, field } of query.absent) {
-      this.once(`absent:${gpu}:${field}`, () => this.log.info({ gpu, field }, 'nvidia-smi reports no value for this field; its series is left out'));
+      this.once(`absent:${gpu}:${field}`, () => this.log.info({ gpu, field }, 'nvidia-smi reports no value for this field (logged once)'));
     }
     for (const { gpu, field, value } of query.problems) {
       this.once(`odd:${gpu}:${field}:${value}`, () =>

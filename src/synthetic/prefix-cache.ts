@@ -26,7 +26,7 @@ const PREAMBLE_SENTENCES = [
 ];
 
 /** Builds roughly `words` words of deterministic preamble text. */
-function preambleText(words: number): string {
+export function preambleText(words: number): string {
   const out: string[] = [];
   let i = 0;
   while (out.length < words) {

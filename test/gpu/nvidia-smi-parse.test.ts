@@ -165,6 +165,34 @@ describe('golden: the real H100 capture', () => {
   });
 });
 
+describe('golden: the validation capture (docs/gpu-validation.md) against NVML', () => {
+  const dir = join(FIXTURES, 'h100-80gb-hbm3-580.159.04');
+  interface Nvml {
+    gpus: Array<{ memory_v1: { total: number; free: number; used: number }; memory_v2: { used: number; reserved: number }; processes: Array<{ pid: number; used: number }> }>;
+  }
+  const nvml = JSON.parse(readFileSync(join(dir, 'nvml-load-after.json'), 'utf8')) as Nvml;
+
+  test('memory within 0.01 %, per-process memory exact; nvidia-smi used = NVML v2 used = NVML v1 used - reserved', () => {
+    const capture = loadCapture(join(dir, 'query-load.txt'));
+    const { gpus, problems, absent } = parseGpuQuery(capture.nounits, capture.fields);
+    expect(problems).toEqual([]);
+    expect(absent).toEqual([]);
+    const v = gpus[0]!.values;
+    const n = nvml.gpus[0]!;
+    const close = (a: number, b: number) => expect(Math.abs(a - b) / b).toBeLessThan(0.0001);
+    expect(v.memory_total_bytes).toBe(n.memory_v1.total);
+    close(v.memory_used_bytes!, n.memory_v2.used);
+    close(v.memory_used_bytes! + v.memory_reserved_bytes!, n.memory_v1.used);
+    close(v.memory_free_bytes!, n.memory_v1.free);
+    expect(v.memory_reserved_bytes).toBe(n.memory_v2.reserved);
+    const apps = parseComputeApps(capture.apps.map((a) => [a.gpu_uuid, a.pid, a.process_name, a.used_gpu_memory].join(', ')).join('\n'));
+    expect(apps.map((a) => [a.pid, a.used_memory_bytes])).toEqual(n.processes.map((p) => [p.pid, p.used]));
+    // Every field we ask for has a value on this driver, including the newer ones.
+    expect(v).toMatchObject({ power_draw_watts: 714.05, power_limit_watts: 700, memory_temperature_celsius: 57 });
+    expect(gpus[0]!.pci_bus_id).toBe('00000000:00:06.0');
+  });
+});
+
 describe('parseGpuQuery', () => {
   const fields = ['index', 'uuid', 'memory.total', 'utilization.gpu', 'power.draw.instant', 'power.draw', 'enforced.power.limit', 'power.limit', 'pstate', 'mig.mode.current'];
 

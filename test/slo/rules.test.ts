@@ -43,7 +43,7 @@ describe('rules and buckets cannot drift', () => {
     const registry = new Registry();
     createMetrics(registry, config);
     const defined = new Set<string>();
-    for (const m of registry.getMetricsAsArray() as Array<{ name: string; type?: string }>) {
+    for (const m of registry.getMetricsAsArray() as unknown as Array<{ name: string }>) {
       defined.add(m.name);
       for (const suffix of ['_bucket', '_sum', '_count']) defined.add(m.name + suffix);
     }

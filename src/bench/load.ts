@@ -1,0 +1,93 @@
+/**
+ * Closed-loop load for the bench commands: `concurrency` workers, each sending its next
+ * streaming request as soon as the previous one ends, until a duration or request count is
+ * reached. Every request is timed by the same client as the TTFT probe (synthetic/stream.ts),
+ * so bench numbers and probe numbers mean the same thing.
+ */
+import { performance } from 'node:perf_hooks';
+import { Agent, type Dispatcher } from 'undici';
+import type { Outcome } from '../metrics.js';
+import { deriveTimings, streamCompletion } from '../synthetic/stream.js';
+
+export interface RequestRecord {
+  /** ms since the load started */
+  start: number;
+  end: number;
+  outcome: Outcome;
+  ttft?: number;
+  e2e: number;
+  promptTokens?: number;
+  outputTokens?: number;
+  cachedTokens?: number;
+  detail?: string;
+}
+
+export interface LoadTarget {
+  baseUrl: string;
+  apiKey?: string;
+  model: string;
+}
+
+export interface LoadOptions {
+  concurrency: number;
+  /** Stop starting requests after this many ms (closed loop: in-flight ones finish). */
+  durationMs?: number;
+  /** Or after this many requests in total. */
+  requests?: number;
+  /** Builds the body for request number i (prompt, salt…); model, stream flags are added. */
+  body: (i: number) => Record<string, unknown>;
+  timeoutMs: number;
+  signal: AbortSignal;
+  onProgress?: (done: number) => void;
+  dispatcher?: Dispatcher;
+}
+
+/** Runs the load and returns one record per finished request, in completion order. */
+export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<RequestRecord[]> {
+  const dispatcher = opts.dispatcher ?? new Agent({ connections: opts.concurrency, keepAliveTimeout: 30_000, connect: { timeout: 10_000 } });
+  const records: RequestRecord[] = [];
+  const t0 = performance.now();
+  let issued = 0;
+  const more = () => !opts.signal.aborted && (opts.requests === undefined || issued < opts.requests) && (opts.durationMs === undefined || performance.now() - t0 < opts.durationMs);
+  const worker = async () => {
+    while (more()) {
+      const i = issued++;
+      const timeoutSignal = AbortSignal.timeout(opts.timeoutMs);
+      const r = await streamCompletion({
+        baseUrl: target.baseUrl,
+        path: '/v1/completions',
+        body: { model: target.model, stream: true, stream_options: { include_usage: true }, temperature: 0, ...opts.body(i) },
+        ...(target.apiKey ? { apiKey: target.apiKey } : {}),
+        dispatcher,
+        signal: AbortSignal.any([opts.signal, timeoutSignal]),
+        timeoutSignal,
+        maxResponseBytes: 64 * 1024 * 1024,
+      });
+      if (r.aborted) return;
+      const t = deriveTimings(r);
+      const rec: RequestRecord = { start: r.startedAt - t0, end: r.endedAt - t0, outcome: r.outcome, e2e: t.e2e };
+      if (t.ttft !== undefined) rec.ttft = t.ttft;
+      if (r.usage?.prompt_tokens !== undefined) rec.promptTokens = r.usage.prompt_tokens;
+      if (r.usage?.completion_tokens !== undefined) rec.outputTokens = r.usage.completion_tokens;
+      const cached = r.usage?.prompt_tokens_details?.cached_tokens;
+      if (typeof cached === 'number') rec.cachedTokens = cached;
+      if (r.detail) rec.detail = r.detail;
+      records.push(rec);
+      opts.onProgress?.(records.length);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  } finally {
+    if (!opts.dispatcher) await dispatcher.close();
+  }
+  return records;
+}
+
+/** A deterministic filler prompt of roughly `words` words. */
+export function fillerPrompt(words: number, seed = 0): string {
+  const vocab = ['system', 'latency', 'token', 'cache', 'batch', 'queue', 'model', 'server', 'request', 'stream', 'memory', 'block', 'prefix', 'decode', 'prefill', 'engine'];
+  const out: string[] = [];
+  for (let i = 0; i < words; i++) out.push(vocab[(i * 7 + seed * 13) % vocab.length]!);
+  return out.join(' ');
+}

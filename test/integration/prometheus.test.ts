@@ -1,0 +1,78 @@
+/**
+ * End to end with a real Prometheus: it scrapes the daemon (running against the emulator and
+ * the fake nvidia-smi), loads the generated rules, and every dashboard panel query — variables
+ * substituted as Grafana would — must return at least one series. A dead panel is a bug.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { defaultConfig } from '../../src/config.js';
+import { allPanelQueries, dashboardSpecs, renderDashboard } from '../../src/slo/dashboards.js';
+import { createFakeNvidiaSmi, h100Scenario, type FakeNvidiaSmi } from '../helpers/fake-nvidia-smi.js';
+import { startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
+import { startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
+import { skipWithoutPrometheus } from '../helpers/tools.js';
+
+/** What Grafana substitutes: "All" for multi-value variables is their allValue, ".*". */
+export function substitute(expr: string): string {
+  return expr.replaceAll('$instance', '.*').replaceAll('$model', '.*').replaceAll('$__rate_interval', '20s').replaceAll('$__range', '10m').replaceAll('$__interval', '5s');
+}
+
+describe.skipIf(skipWithoutPrometheus)('dashboards and rules against a real Prometheus', { timeout: 120_000 }, () => {
+  let emu: Awaited<ReturnType<typeof startEmulator>>;
+  let daemon: RunningDaemon;
+  let prom: RunningPrometheus;
+  let smi: FakeNvidiaSmi;
+
+  beforeAll(async () => {
+    emu = await startEmulator({ model: 'dash-model', coldStartMs: 50 });
+    smi = createFakeNvidiaSmi(h100Scenario('load'));
+    daemon = await startDaemon(
+      testConfig(emu.url, {
+        probes: { ttft: { interval: '1s', timeout: '900ms' }, prefix: { enabled: true, interval: '2s', timeout: '1900ms', prefix_tokens: [256, 512] } },
+        gpu: { enabled: true, nvidia_smi_path: smi.path, interval: '1s', timeout: '900ms', process_match: { name_pattern: '.' } },
+      }),
+    );
+    prom = await startPrometheus({ targets: [new URL(daemon.url).host], ruleFiles: ['deploy/prometheus/rules/vllm-probe.rules.yml'] });
+    // Let a few scrapes land, then restart vLLM once so the cold series and the annotation exist.
+    await new Promise((r) => setTimeout(r, 8000));
+    emu.emulator.restart();
+    await waitFor(async () => (await prom.query('vllm_probe_time_to_first_token_seconds_count{phase="cold"}')).length > 0, 20_000, 500);
+    await new Promise((r) => setTimeout(r, 12_000));
+  }, 90_000);
+
+  afterAll(async () => {
+    await prom?.stop();
+    await daemon?.stop();
+    await emu?.close();
+    smi?.cleanup();
+  });
+
+  test('every panel query of every dashboard returns data', async () => {
+    const dead: string[] = [];
+    for (const { dashboard, panel, expr } of allPanelQueries(defaultConfig())) {
+      const result = await prom.query(substitute(expr));
+      if (result.length === 0) dead.push(`${dashboard} / ${panel}: ${expr}`);
+    }
+    expect(dead).toEqual([]);
+  });
+
+  test('the restart annotation and the template variables return data', async () => {
+    for (const spec of dashboardSpecs(defaultConfig())) {
+      const dash = renderDashboard(spec) as { annotations: { list: Array<{ expr: string }> } };
+      for (const a of dash.annotations.list) expect(await prom.query(substitute(a.expr.replace('[2m]', '[10m]'))), a.expr).not.toEqual([]);
+    }
+    const instances = (await (await fetch(`${prom.url}/api/v1/label/instance/values?match[]=vllm_probe_build_info`)).json()) as { data: string[] };
+    expect(instances.data).toEqual([new URL(daemon.url).host]);
+    const models = (await (await fetch(`${prom.url}/api/v1/label/model/values?match[]=vllm_probe_requests_total`)).json()) as { data: string[] };
+    expect(models.data).toEqual(['dash-model']);
+  });
+
+  test('the recording rules produce the SLIs from live data', async () => {
+    const avail = await prom.query('slo:sli_error:ratio_rate5m{slo="vllm-probe-availability"}');
+    expect(avail).toHaveLength(1);
+    expect(Number(avail[0]!.value[1])).toBe(0); // every probe against the emulator succeeds
+    const budget = await prom.query('slo:period_error_budget_remaining:ratio{slo="vllm-probe-availability"}');
+    expect(Number(budget[0]!.value[1])).toBe(1);
+    const firing = await prom.query('ALERTS{alertstate="firing"}');
+    expect(firing.map((a) => a.metric.alertname)).toEqual([]);
+  });
+});
