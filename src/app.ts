@@ -8,7 +8,8 @@ import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { loadConfig, readApiKey, type Config } from './config.js';
 import { startCollector, type CollectorRun } from './exporter/collector.js';
-import { createHttpServer, type Authorizer } from './exporter/server.js';
+import { createHttpServer } from './exporter/server.js';
+import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
 import { VllmCollector } from './exporter/vllm.js';
 import { createGpuCollectors } from './gpu/collector.js';
 import { createMetrics, preinitialiseProbeSeries, type Metrics } from './metrics.js';
@@ -27,7 +28,8 @@ export interface DaemonOptions {
   log: Logger;
   /** Tests and the demo use it to learn the ephemeral port. */
   onListen?: (address: AddressInfo) => void;
-  auth?: Authorizer;
+  /** exporter-toolkit web config (TLS, basic auth); omit for plain HTTP without auth. */
+  webConfigFile?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -76,7 +78,11 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   if (config.scrape.enabled) {
     collectors.push(startCollector(vllm, config.scrape, metrics, log, signal));
   }
-  if (config.gpu.enabled) {
+  if (!config.gpu.enabled) {
+    // prom-client starts unlabelled gauges at 0; without the host collector that 0 would be a lie.
+    metrics.hostCpuUtilization.remove({});
+    metrics.hostMemoryAvailable.remove({});
+  } else {
     for (const c of createGpuCollectors(config, metrics, status, log)) {
       collectors.push(startCollector(c.collector, c.schedule, metrics, log, signal, c.hooks));
     }
@@ -142,6 +148,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   };
   const reloadOnce = () => (reloading ??= reload().finally(() => (reloading = undefined)));
 
+  const auth = opts.webConfigFile
+    ? new WebConfigAuthorizer(opts.webConfigFile, (err) => log.warn({ err: err.message }, 'web config changed but is invalid; keeping the previous one'))
+    : undefined;
+  const tls = auth ? tlsOptions(auth.current) : undefined;
   const server = createHttpServer(
     {
       registry: () => runtime.registry,
@@ -149,8 +159,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       status: () => runtime.status.report(),
       reload: reloadOnce,
     },
-    opts.auth,
+    auth,
+    tls,
   );
+  if (auth && tls) {
+    // Certificates rotate without a restart: swap the context when the web config file changes.
+    auth.onChange = (config) => {
+      const next = tlsOptions(config);
+      if (next) (server as import('node:https').Server).setSecureContext(next);
+    };
+  }
   const onHup = () => void reloadOnce();
   process.on('SIGHUP', onHup);
 

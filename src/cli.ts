@@ -10,6 +10,8 @@ import { runDaemon } from './app.js';
 import { ConfigError, defaultConfig, loadConfig, parseConfig } from './config.js';
 import { FAULT_MODES, Emulator, type FaultMode } from './emulator/server.js';
 import { parseExposition } from './exporter/exposition.js';
+import { runGpuCommand } from './gpu/command.js';
+import { loadWebConfig } from './exporter/web-config.js';
 import { explainSnapshot, normaliseVllmMetrics } from './exporter/vllm-schema.js';
 import { BenchUsageError, runBench } from './bench/commands.js';
 import { dashboardSpecs, renderDashboard } from './slo/dashboards.js';
@@ -26,7 +28,7 @@ export interface CliIo {
 const USAGE = `vllm-probe ${VERSION} — synthetic probes, metrics and an on-call verdict for vLLM
 
 Usage:
-  vllm-probe serve --config FILE [--target URL] [--listen HOST:PORT]
+  vllm-probe serve --config FILE [--target URL] [--listen HOST:PORT] [--web.config.file FILE]
                                      run the daemon (sidecar next to vLLM)
   vllm-probe demo [--listen HOST:PORT]
                                      built-in emulator + daemon with fast intervals
@@ -35,6 +37,8 @@ Usage:
   vllm-probe check-config FILE       validate a config file (exit 0 valid, 2 invalid)
   vllm-probe explain-metrics FILE|URL
                                      what vllm-probe makes of one vLLM /metrics, as JSON
+  vllm-probe gpu [--config FILE] [--nvidia-smi PATH]
+                                     one nvidia-smi collection as JSON
   vllm-probe rules [--config FILE] [--kubernetes]
                                      Prometheus recording + alert rules from the config
   vllm-probe dashboards [--config FILE] --out DIR
@@ -57,6 +61,9 @@ endpoints /metrics, /status, /healthz, /readyz, POST /-/reload. SIGHUP reloads t
   --target URL        override target.url (e.g. http://127.0.0.1:8000)
   --listen HOST:PORT  override listen (default 0.0.0.0:9470)
   --log-level LEVEL   override log_level (trace, debug, info, warn, error)
+  --web.config.file FILE
+                      TLS and basic auth, in the Prometheus exporter-toolkit format
+                      (tls_server_config, basic_auth_users with bcrypt hashes); /healthz stays open
 `,
   demo: `Usage: vllm-probe demo [--listen HOST:PORT]
 
@@ -103,6 +110,14 @@ alerts) generated from the config's slo, status and alerts settings — the same
 the daemon uses as bucket bounds. Without --config the defaults are used (the checked-in
 deploy/prometheus/rules/vllm-probe.rules.yml). --kubernetes wraps them in a
 monitoring.coreos.com/v1 PrometheusRule named NAME (default vllm-probe).
+`;
+
+COMMAND_HELP.gpu = `Usage: vllm-probe gpu [--config FILE] [--nvidia-smi PATH]
+
+Runs nvidia-smi once exactly as the daemon does (same fields, parsing, process matching and
+timeout) and prints per GPU the values in base units (null where nvidia-smi reports nothing),
+the compute processes and which of them are vLLM's. Exit 0 when read or when there is no GPU,
+1 when nvidia-smi failed (the reason is in "error").
 `;
 
 COMMAND_HELP.dashboards = `Usage: vllm-probe dashboards [--config FILE] --out DIR
@@ -160,7 +175,7 @@ type Command = (args: string[], io: CliIo) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
   async serve(args, io) {
-    const { values } = parse(args, { config: { type: 'string' }, target: { type: 'string' }, listen: { type: 'string' }, 'log-level': { type: 'string' } });
+    const { values } = parse(args, { config: { type: 'string' }, target: { type: 'string' }, listen: { type: 'string' }, 'log-level': { type: 'string' }, 'web.config.file': { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP.serve!), 0;
     if (!values.config) {
       io.stderr(`vllm-probe serve: --config FILE is required\n\n${COMMAND_HELP.serve}`);
@@ -174,7 +189,9 @@ const COMMANDS: Record<string, Command> = {
     };
     const level = values['log-level'] ?? config.log_level;
     const log = makeLogger(level);
-    await runDaemon({ configFile: values.config, config, overrides, signal: io.signal, log, env: io.env });
+    const webConfigFile = values['web.config.file'];
+    if (webConfigFile) loadWebConfig(webConfigFile); // validate up front: exit 2 with the field
+    await runDaemon({ configFile: values.config, config, overrides, signal: io.signal, log, env: io.env, ...(webConfigFile ? { webConfigFile } : {}) });
     return 0;
   },
 
@@ -273,6 +290,16 @@ const COMMANDS: Record<string, Command> = {
     const config = values.config ? loadConfig(values.config) : defaultConfig();
     io.stdout(values.kubernetes ? renderPrometheusRule(config, values.name ?? 'vllm-probe') : renderRules(config));
     return 0;
+  },
+
+  async gpu(args, io) {
+    const { values } = parse(args, { config: { type: 'string' }, 'nvidia-smi': { type: 'string' } });
+    if (values.help) return io.stdout(COMMAND_HELP.gpu!), 0;
+    let config = values.config ? loadConfig(values.config) : defaultConfig();
+    if (values['nvidia-smi']) config = { ...config, gpu: { ...config.gpu, nvidia_smi_path: values['nvidia-smi'] } };
+    const result = await runGpuCommand(config, io.signal);
+    io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+    return result.ok || result.error?.reason === 'no_gpu' ? 0 : 1;
   },
 
   async dashboards(args, io) {

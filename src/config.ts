@@ -196,7 +196,18 @@ const configSchema = z.strictObject({
         .strictObject({
           pid_file: z.string().min(1).optional(),
           pid: z.number().int().positive().optional(),
-          name_pattern: z.string().min(1).default('vllm|VLLM|python'),
+          name_pattern: z
+            .string()
+            .min(1)
+            .refine((p) => {
+              try {
+                new RegExp(p);
+                return true;
+              } catch {
+                return false;
+              }
+            }, 'expected a valid regular expression')
+            .default('vllm|VLLM|python'),
         })
         .prefault({}),
     })

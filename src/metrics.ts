@@ -37,7 +37,7 @@ export function withThresholds(base: number[], thresholds: number[]): number[] {
 export const GPU_GAUGES = {
   memory_total_bytes: 'Total GPU memory in bytes (nvidia-smi memory.total).',
   memory_used_bytes:
-    'GPU memory in use in bytes as nvidia-smi reports memory.used, which excludes memory.reserved (NVML\'s used includes it).',
+    'GPU memory in use in bytes as nvidia-smi reports memory.used, which excludes memory.reserved (NVML\'s v1 used includes it; its v2 struct does not).',
   memory_free_bytes: 'Free GPU memory in bytes (nvidia-smi memory.free).',
   memory_reserved_bytes: 'GPU memory reserved by the driver and firmware in bytes (nvidia-smi memory.reserved).',
   utilization_ratio: 'Fraction of the last sample period in which a kernel ran on the GPU, 0-1 (nvidia-smi utilization.gpu).',
@@ -340,7 +340,7 @@ export function createMetrics(registry: Registry, config: Config) {
     }),
     gpuProcessMemory: new Gauge({
       name: 'vllm_probe_gpu_process_memory_used_bytes',
-      help: 'GPU memory used by the matched vLLM process(es) on each GPU, summed, from nvidia-smi --query-compute-apps used_memory.',
+      help: 'GPU memory used by the matched vLLM process(es) on each GPU, summed, from nvidia-smi --query-compute-apps used_gpu_memory; 0 when no vLLM process is on the GPU, absent when the process list could not be read.',
       labelNames: ['gpu', 'uuid'] as const,
       registers,
     }),

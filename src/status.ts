@@ -59,10 +59,12 @@ export class StatusBoard {
     const previous = this.checks.get(name);
     const since = previous && previous.status === status ? previous.since : isoSeconds(this.now());
     this.checks.set(name, { name, status, reason, since });
+    this.report(); // keep vllm_probe_status current between /status requests
   }
 
   clear(name: string): void {
     this.checks.delete(name);
+    this.report();
   }
 
   /** Feeds one probe result through the hysteresis; `detail` says what went wrong in words. */

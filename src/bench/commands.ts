@@ -218,7 +218,7 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
   mkdirSync(out, { recursive: true });
   const env = await collectEnvironment(target.baseUrl, { ...(target.apiKey ? { apiKey: target.apiKey } : {}), gpu: extra.gpuForEnvironment(values['gpu-cmd']), signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
   writeFileSync(join(out, 'environment.json'), `${JSON.stringify(env, null, 2)}\n`);
-  const ctx: Ctx = { io, values, target, out, progress: new Progress(io, io.isTTY ?? false), timeoutMs: secondsOpt('timeout', values.timeout, 120) * 1000, env };
+  const ctx: Ctx = { io, values, target, out, progress: new Progress(io, io.isTTY ?? false), timeoutMs: Math.round(secondsOpt('timeout', values.timeout, 120) * 1000), env };
   const summary = await run(ctx);
   writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);

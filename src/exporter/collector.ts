@@ -47,6 +47,8 @@ export interface Collector {
   collect(signal: AbortSignal): Promise<void>;
   /** Called after a failed collect: drop series that would otherwise go stale. */
   markStale?(error: Error): void;
+  /** Reasons this collector can fail with; their error counters start at 0. */
+  readonly errorReasons?: readonly SourceErrorReason[];
 }
 
 export interface CollectorRun {
@@ -73,10 +75,11 @@ export function startCollector(
   let current: Promise<void> | undefined;
   let noDataReported = false;
   metrics.sourceUp.labels({ source }).set(0);
+  for (const reason of collector.errorReasons ?? ['timeout', 'internal']) metrics.sourceErrors.labels({ source, reason }).inc(0);
 
   const runOnce = async () => {
     if (shutdown.aborted) return;
-    const timeout = AbortSignal.timeout(opts.timeout * 1000);
+    const timeout = AbortSignal.timeout(Math.round(opts.timeout * 1000));
     const signal = AbortSignal.any([shutdown, timeout]);
     const started = performance.now();
     try {

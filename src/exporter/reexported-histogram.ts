@@ -30,6 +30,8 @@ export class ReexportedHistogram {
   readonly help: string;
   readonly type = 'histogram' as const;
   readonly aggregator = 'sum' as const;
+  /** Only `model`: server-side histograms are summed over vLLM's engines. */
+  readonly labelNames = ['model'] as const;
   private readonly series = new Map<string, { labels: Record<string, string>; state: SeriesState }>();
 
   constructor(opts: { name: string; help: string; registers: Registry[] }) {

@@ -3,7 +3,8 @@
  * page. Handlers read from the current Runtime; they never call vLLM themselves, so a sick
  * vLLM can never make /metrics or /healthz slow.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { Registry } from 'prom-client';
 import { formatStatusText, type StatusReport } from '../status.js';
 
@@ -23,13 +24,15 @@ export interface Authorizer {
 /** /healthz stays open so kubelet and Docker health checks need no credentials. */
 const OPEN_PATHS = new Set(['/healthz', '/-/healthy']);
 
-export function createHttpServer(state: ServerState, auth?: Authorizer): Server {
-  const server = createServer((req, res) => {
+/** An HTTP server, or HTTPS when `tls` is given (web config tls_server_config). */
+export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: HttpsOptions): Server {
+  const listener: RequestListener = (req, res) => {
     void handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(`internal error: ${(err as Error).message}\n`);
     });
-  });
+  };
+  const server: Server = tls ? createHttpsServer(tls, listener) : createServer(listener);
   // Slow clients must not pin sockets forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;

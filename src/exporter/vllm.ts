@@ -40,6 +40,7 @@ function networkReason(err: unknown): SourceError {
 
 export class VllmCollector implements Collector {
   readonly name = 'vllm_metrics';
+  readonly errorReasons = ['timeout', 'connect_error', 'http_status', 'too_large', 'parse_error', 'internal'] as const;
   /** The last successful normalised scrape, for /status and the prefix probe. */
   lastSnapshot: EngineSnapshot | undefined;
   private readonly deltas = new CounterDeltas();
@@ -76,6 +77,9 @@ export class VllmCollector implements Collector {
     }
     if (snapshot.schema === null) {
       throw new SourceError('parse_error', res.body.trim() === '' ? '/metrics is empty' : '/metrics has no vllm:* families (is --disable-log-stats set, or is this not vLLM?)');
+    }
+    if (!this.tracker.configuredModel && !this.tracker.discoveredModel && snapshot.model_names.length === 1) {
+      this.tracker.discoveredModel = snapshot.model_names[0];
     }
     this.tracker.observeProcessStart(snapshot.process_start_time_seconds ?? undefined);
     if (this.versionFor !== this.tracker.processStartTime) await this.readVersion(signal, snapshot);
@@ -122,9 +126,6 @@ export class VllmCollector implements Collector {
   private apply(s: EngineSnapshot): void {
     const m = this.metrics;
     const model = { model: this.tracker.model };
-    if (!this.tracker.configuredModel && !this.tracker.discoveredModel && s.model_names.length === 1) {
-      this.tracker.discoveredModel = s.model_names[0];
-    }
     const setOrRemove = (gauge: { labels: (l: typeof model) => { set: (v: number) => void }; remove: (l: typeof model) => void }, value: number | null) =>
       value === null ? gauge.remove(model) : gauge.labels(model).set(value);
     setOrRemove(m.engineKvCacheUsage, s.kv_cache_usage_ratio);

@@ -149,6 +149,7 @@ export interface NvidiaSmiCollectorOptions extends SnapshotOptions {
 /** The "nvidia_smi" collector. Keeps one NvidiaSmi so field discovery happens once. */
 export class NvidiaSmiCollector implements Collector {
   readonly name = 'nvidia_smi';
+  readonly errorReasons = ['missing_binary', 'timeout', 'exit_status', 'unparsable', 'too_large', 'no_gpu', 'internal'] as const;
   readonly smi: NvidiaSmi;
   /** Keys of things already logged, so each absent field or odd value is logged once. */
   private readonly logged = new Set<string>();
@@ -162,7 +163,7 @@ export class NvidiaSmiCollector implements Collector {
     private readonly options: NvidiaSmiCollectorOptions = {},
   ) {
     this.log = log.child({ component: 'gpu', source: this.name });
-    this.smi = options.smi ?? new NvidiaSmi({ path: config.gpu.nvidia_smi_path, timeoutMs: config.gpu.timeout * 1000 });
+    this.smi = options.smi ?? new NvidiaSmi({ path: config.gpu.nvidia_smi_path, timeoutMs: Math.round(config.gpu.timeout * 1000) });
   }
 
   async collect(signal: AbortSignal): Promise<void> {
@@ -170,7 +171,9 @@ export class NvidiaSmiCollector implements Collector {
     this.logNewFindings(snapshot);
     this.export(snapshot);
     const n = snapshot.gpus.length;
-    this.status.set('gpu_collector', 'healthy', `nvidia-smi read ${n} GPU${n === 1 ? '' : 's'}`);
+    // Per-process memory is a diagnostic, not serving health: say why it is missing, stay healthy.
+    const processNote = snapshot.processes.error ? `; vLLM per-process memory unavailable: ${snapshot.processes.error}` : '';
+    this.status.set('gpu_collector', 'healthy', `nvidia-smi read ${n} GPU${n === 1 ? '' : 's'}${processNote}`);
     const memory = gpuMemoryCheck(snapshot.gpus, this.config.status.gpu_memory_headroom_degraded);
     if (memory) this.status.set('gpu_memory', memory.status, memory.reason);
     else this.status.clear('gpu_memory');

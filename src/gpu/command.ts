@@ -58,7 +58,8 @@ const toProcess = (p: GpuProcess): GpuCommandProcess => ({ pid: p.pid, process_n
  * `signal` aborts, and for bugs.
  */
 export async function runGpuCommand(config: Config, signal: AbortSignal, options: SnapshotOptions = {}): Promise<GpuCommandResult> {
-  const timeoutMs = config.gpu.timeout * 1000;
+  // Rounded: durations like 1900ms parse to 1.9000000000000001 s, and AbortSignal.timeout() throws on a non-integer.
+  const timeoutMs = Math.round(config.gpu.timeout * 1000);
   const smi = new NvidiaSmi({ path: config.gpu.nvidia_smi_path, timeoutMs });
   const deadline = AbortSignal.timeout(timeoutMs);
   const result: GpuCommandResult = {

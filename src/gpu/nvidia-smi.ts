@@ -134,7 +134,8 @@ export function parseCell(cell: string, unit: Unit): CellValue {
     if (/^(disabled|no|not active|off)$/i.test(t)) return false;
     return undefined;
   }
-  const bare = t.replace(SUFFIX[unit] ?? /$^/, '');
+  const suffix = SUFFIX[unit];
+  const bare = suffix ? t.replace(suffix, '') : t;
   if (NON_FINITE.test(bare)) return null;
   let n: number;
   if (/^0x[0-9a-f]+$/i.test(bare)) n = Number.parseInt(bare.slice(2), 16);
@@ -458,7 +459,7 @@ export class NvidiaSmi {
   }
 
   /** Runs one child under the single-flight rules above. */
-  run(args: string[], signal: AbortSignal): Promise<RunResult> {
+  private run(args: string[], signal: AbortSignal): Promise<RunResult> {
     const key = args.join('\u0000');
     let shared = this.inflight.get(key);
     if (!shared) {

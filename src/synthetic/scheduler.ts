@@ -30,7 +30,7 @@ export function startProbes(shared: Shared, shutdown: AbortSignal): ProbeSchedul
     if (shutdown.aborted || running.has(kind)) return; // at most one in flight per probe
     running.add(kind);
     const log = shared.log.child({ component: 'probe', probe: kind });
-    const timeoutSignal = AbortSignal.timeout(shared.config.probes[kind].timeout * 1000);
+    const timeoutSignal = AbortSignal.timeout(Math.round(shared.config.probes[kind].timeout * 1000));
     const signal = AbortSignal.any([shutdown, timeoutSignal]);
     const labels = { probe: kind, model: shared.tracker.model };
     const started = performance.now();

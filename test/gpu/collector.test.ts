@@ -47,8 +47,10 @@ interface Setup {
 }
 
 function setup(nvidiaSmiPath: string, { gpu = {}, status = {}, options = {} }: Setup = {}) {
-  // A 1h interval: the runner's cron never fires inside a test; tests call collect/runNow.
-  const config = parseConfig({ gpu: { nvidia_smi_path: nvidiaSmiPath, interval: '1h', timeout: '2s', ...gpu }, status });
+  // A 1h interval: the runner's cron never fires inside a test; tests call collect/runNow. The
+  // fake is a Node script (a few hundred ms per call on a busy CI machine, three calls per
+  // collection), so the timeout is generous except where a test wants it to fire.
+  const config = parseConfig({ gpu: { nvidia_smi_path: nvidiaSmiPath, interval: '1h', timeout: '10s', ...gpu }, status });
   const registry = new Registry();
   const metrics = createMetrics(registry, config);
   const board = new StatusBoard(config, metrics, () => ({ url: 'http://127.0.0.1:8000', model: 'm' }));
@@ -75,8 +77,9 @@ function run(s: ReturnType<typeof setup>) {
   return r;
 }
 
+/** source_up and the non-zero error counters (every reason starts at 0). */
 const sourceLines = async (registry: Registry) =>
-  (await registry.metrics()).split('\n').filter((l) => /^vllm_probe_source_(up|errors_total)\{source="nvidia_smi"/.test(l));
+  (await registry.metrics()).split('\n').filter((l) => /^vllm_probe_source_(up|errors_total)\{source="nvidia_smi"/.test(l) && !/^vllm_probe_source_errors_total.* 0$/.test(l));
 
 describe('the real H100 capture through /metrics', () => {
   test('every series in base units, labelled {gpu, uuid}; vLLM memory found through the pid file\'s descendants', async () => {
@@ -142,6 +145,10 @@ describe('the real H100 capture through /metrics', () => {
     expect(lines).toHaveLength(15);
     expect(lines.some((l) => l.startsWith('vllm_probe_gpu_process_memory_used_bytes{'))).toBe(false);
     expect(s.logs.find((l) => l.msg === 'vLLM per-process GPU memory unavailable')?.reason).toBe('process list unavailable: nvidia-smi exited 4: Insufficient Permissions');
+    expect(s.check('gpu_collector')).toMatchObject({
+      status: 'healthy',
+      reason: 'nvidia-smi read 1 GPU; vLLM per-process memory unavailable: process list unavailable: nvidia-smi exited 4: Insufficient Permissions',
+    });
   });
 });
 

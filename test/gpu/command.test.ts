@@ -118,6 +118,12 @@ describe('runGpuCommand', () => {
     });
   });
 
+  test('a timeout that is not a whole number of ms after parsing (5100ms = 5.1000000000000005 s) still works', async () => {
+    const f = fake(h100Scenario('load', CAPTURE));
+    expect(parseConfig({ gpu: { timeout: '5100ms' } }).gpu.timeout * 1000).not.toBe(5100);
+    expect((await runGpuCommand(config(f.path, { timeout: '5100ms' }), never)).ok).toBe(true);
+  });
+
   test('hang: returns a timeout within gpu.timeout', async () => {
     const f = fake({ ...h100Scenario('load', CAPTURE), commands: { 'query-gpu': { hang: true } } });
     const started = Date.now();

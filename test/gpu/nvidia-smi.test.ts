@@ -131,24 +131,27 @@ describe('failures', () => {
   });
 
   test('hang: the timeout SIGKILLs the child and the call returns within the timeout', async () => {
-    const f = fake({ ...h100Scenario(), commands: { 'query-gpu': { hang: true } } });
+    const f = fake();
     const timeoutMs = 1500;
     const smi = new NvidiaSmi({ path: f.path, timeoutMs });
+    await smi.queryGpus(never); // field discovery done; the next call is one child
+    f.update({ commands: { 'query-gpu': { hang: true } } });
     const started = performance.now();
     const err = await failure(smi.queryGpus(never));
     const elapsed = performance.now() - started;
     expect((err as SourceError).reason).toBe('timeout');
     expect(err.message).toBe('nvidia-smi did not finish within 1.5s; killed it (SIGKILL)');
-    // Discovery ran first (fast), then the hanging query; the whole call stays inside one timeout
-    // of the hang plus a margin for the discovery run on a loaded machine.
-    expect(elapsed).toBeGreaterThanOrEqual(timeoutMs - 50);
-    expect(elapsed).toBeLessThan(timeoutMs + 1000);
+    expect(elapsed).toBeGreaterThanOrEqual(timeoutMs - 5);
+    expect(elapsed).toBeLessThan(timeoutMs + 500);
     const pid = f.hangPid();
     expect(pid, 'the fake wrote its pid before hanging').toBeDefined();
     // SIGKILL is delivered at once; wait only for the kernel and libuv to reap it.
     const deadline = Date.now() + 2000;
     while (alive(pid!) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(alive(pid!)).toBe(false);
+    // The hung run is over: the next call starts a fresh child and succeeds.
+    f.update({ commands: {} });
+    expect((await smi.queryGpus(never)).gpus).toHaveLength(1);
   });
 
   test("the caller's signal aborts a run and kills the child", async () => {
@@ -161,7 +164,7 @@ describe('failures', () => {
     controller.abort(new Error('shutting down'));
     const err = await pending;
     expect(err.message).toBe('shutting down');
-    expect(performance.now() - started).toBeLessThan(200);
+    expect(performance.now() - started).toBeLessThan(500);
     const deadline = Date.now() + 2000;
     while (alive(f.hangPid()!) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(alive(f.hangPid()!)).toBe(false);

@@ -28,7 +28,7 @@ describe.skipIf(skipWithoutPrometheus)('dashboards and rules against a real Prom
     daemon = await startDaemon(
       testConfig(emu.url, {
         probes: { ttft: { interval: '1s', timeout: '900ms' }, prefix: { enabled: true, interval: '2s', timeout: '1900ms', prefix_tokens: [256, 512] } },
-        gpu: { enabled: true, nvidia_smi_path: smi.path, interval: '1s', timeout: '900ms', process_match: { name_pattern: '.' } },
+        gpu: { enabled: true, nvidia_smi_path: smi.path, interval: '5s', timeout: '4s', process_match: { name_pattern: '.' } },
       }),
     );
     prom = await startPrometheus({ targets: [new URL(daemon.url).host], ruleFiles: ['deploy/prometheus/rules/vllm-probe.rules.yml'] });

@@ -113,3 +113,15 @@ describe.skipIf(skipWithoutPrometheus)('with the real promtool', () => {
     });
   });
 });
+
+describe('docs/metrics.md', () => {
+  test('lists every metric the daemon defines, and no metric it does not', () => {
+    const doc = readFileSync('docs/metrics.md', 'utf8');
+    const registry = new Registry();
+    createMetrics(registry, defaultConfig());
+    const names = (registry.getMetricsAsArray() as unknown as Array<{ name: string }>).map((m) => m.name);
+    for (const n of names) expect(doc, n).toContain(`| \`${n}\` |`);
+    const documented = [...doc.matchAll(/\| `(vllm_probe_[a-z0-9_]+)` \|/g)].map((m) => m[1]);
+    expect(documented.filter((n) => !names.includes(n!))).toEqual([]);
+  });
+});

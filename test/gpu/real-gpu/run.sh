@@ -1,8 +1,8 @@
 #!/bin/bash
 # Real-GPU validation of the nvidia-smi collector against NVML (docs/gpu-validation.md).
-# Runs on the GPU machine from the repository root after `npm run build`, with a Node binary
-# (gzip) and the production node_modules (tar.gz) carried in .cache/gpu-validate/, since that
-# machine has no Node and no network. Results: $OUT/compare.md, $OUT/probe-load.json and
+# Runs on a GPU machine after `npm run build`, needs python3 with torch and nvidia-ml-py. Where
+# the machine has no Node and no network, carry a Node binary (node.gz) and the production
+# node_modules (modules.tgz) in .cache/gpu-validate/ (docs/gpu-validation.md says how). Results: $OUT/compare.md, $OUT/probe-load.json and
 # everything raw in $OUT/capture.tgz.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -12,9 +12,11 @@ OUT=${OUT:-/tmp/gpu-validate-out}
 W=$(mktemp -d)
 mkdir -p "$OUT"
 cd "$ROOT" || exit 1
-gunzip -c "$CARRY/node.gz" > /tmp/node && chmod +x /tmp/node
+# A carried Node binary if there is one, else the node on PATH; likewise node_modules.
+NODE=node
+if [ -f "$CARRY/node.gz" ]; then gunzip -c "$CARRY/node.gz" > /tmp/node && chmod +x /tmp/node && NODE=/tmp/node; fi
 [ -d node_modules/prom-client ] || tar xzf "$CARRY/modules.tgz"
-echo "node $(/tmp/node --version); $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
+echo "node $($NODE --version); $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
 
 # Every field vllm-probe asks for, plus a few more for the fixture.
 FIELDS=index,uuid,name,pci.bus_id,driver_version,memory.total,memory.used,memory.free,memory.reserved,utilization.gpu,utilization.memory,temperature.gpu,temperature.memory,power.draw.instant,power.draw,power.limit,enforced.power.limit,clocks.current.sm,clocks.current.memory,pstate,ecc.errors.uncorrected.volatile.total,mig.mode.current,compute_mode,fan.speed,pcie.link.gen.current,power.draw.average,clocks.max.sm,gpu_recovery_action
@@ -43,7 +45,7 @@ TIMEFORMAT='%R s'
 
 capture "$W/query-idle.txt"
 python3 "$HERE/nvml.py" > "$W/nvml-idle.json"
-/tmp/node "$HERE/validate.mjs" > "$W/probe-idle.json" 2> "$W/probe-idle.log"
+"$NODE" "$HERE/validate.mjs" > "$W/probe-idle.json" 2> "$W/probe-idle.log"
 
 # Load: a launcher that writes the pid file and forks the busy worker (8 GiB + bf16 matmuls),
 # and an unrelated idle worker (1 GiB) that must not be counted as vLLM's.
@@ -55,7 +57,7 @@ sleep 5
 BUSY=$(cat /tmp/ready-busy); IDLE=$(cat /tmp/ready-idle); LAUNCHER=$(cat /tmp/vllm-probe-validate.pid)
 echo "launcher $LAUNCHER, busy worker $BUSY, idle worker $IDLE"
 python3 "$HERE/nvml.py" > "$W/nvml-before.json"
-PID_FILE=/tmp/vllm-probe-validate.pid /tmp/node "$HERE/validate.mjs" > "$W/probe-load.json" 2> "$W/probe-load.log"
+PID_FILE=/tmp/vllm-probe-validate.pid "$NODE" "$HERE/validate.mjs" > "$W/probe-load.json" 2> "$W/probe-load.log"
 python3 "$HERE/nvml.py" > "$W/nvml-after.json"
 capture "$W/query-load.txt"
 nvidia-smi dmon -c 3 -s pucm > "$W/dmon-load.txt" 2>&1

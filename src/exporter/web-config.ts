@@ -1,0 +1,157 @@
+/**
+ * The Prometheus exporter-toolkit web config file (`--web.config.file`): TLS and basic auth
+ * with bcrypt hashes, in the same schema as node_exporter & co. so SREs can reuse theirs:
+ *
+ *   tls_server_config: { cert_file, key_file, client_ca_file, client_auth_type, min_version }
+ *   http_server_config: { headers: { Name: value } }
+ *   basic_auth_users: { user: <bcrypt hash> }
+ *
+ * Basic auth covers every endpoint but /healthz (so kubelet and Docker health checks need no
+ * credentials). The file is re-read when its modification time changes, so passwords and
+ * certificates rotate without a restart; a broken new file keeps the last good one (logged).
+ */
+import { readFileSync, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SecureContextOptions } from 'node:tls';
+import bcrypt from 'bcryptjs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../config.js';
+import type { Authorizer } from './server.js';
+
+const TLS_VERSIONS = { TLS10: 'TLSv1', TLS11: 'TLSv1.1', TLS12: 'TLSv1.2', TLS13: 'TLSv1.3' } as const;
+const CLIENT_AUTH = ['NoClientCert', 'RequestClientCert', 'RequireAnyClientCert', 'VerifyClientCertIfGiven', 'RequireAndVerifyClientCert'] as const;
+
+const webConfigSchema = z.strictObject({
+  tls_server_config: z
+    .strictObject({
+      cert_file: z.string().min(1),
+      key_file: z.string().min(1),
+      client_ca_file: z.string().min(1).optional(),
+      client_auth_type: z.enum(CLIENT_AUTH).default('NoClientCert'),
+      min_version: z.enum(Object.keys(TLS_VERSIONS) as [keyof typeof TLS_VERSIONS]).default('TLS12'),
+      max_version: z.enum(Object.keys(TLS_VERSIONS) as [keyof typeof TLS_VERSIONS]).optional(),
+    })
+    .optional(),
+  http_server_config: z.strictObject({ headers: z.record(z.string(), z.string()).default({}) }).prefault({}),
+  basic_auth_users: z.record(z.string().min(1), z.string().regex(/^\$2[aby]\$\d\d\$.{53}$/, 'expected a bcrypt hash like "$2y$10$…"')).default({}),
+});
+
+export type WebConfig = z.output<typeof webConfigSchema>;
+
+/** Reads and validates a web config file; ConfigError with field paths on problems. */
+export function loadWebConfig(file: string): WebConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`(file): cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`));
+  const result = webConfigSchema.safeParse(doc.toJS() ?? {});
+  if (!result.success) {
+    throw new ConfigError(
+      file,
+      result.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.code === 'unrecognized_keys' ? `unknown key(s) ${i.keys.join(', ')}` : i.message}`),
+    );
+  }
+  const tls = result.data.tls_server_config;
+  if (tls) {
+    for (const [key, path] of [['cert_file', tls.cert_file], ['key_file', tls.key_file], ['client_ca_file', tls.client_ca_file]] as const) {
+      if (path === undefined) continue;
+      try {
+        readFileSync(path);
+      } catch (err) {
+        throw new ConfigError(file, [`tls_server_config.${key}: expected a readable file, got "${path}" (${(err as NodeJS.ErrnoException).code})`]);
+      }
+    }
+    if (tls.client_auth_type !== 'NoClientCert' && !tls.client_ca_file && tls.client_auth_type.includes('Verify')) {
+      throw new ConfigError(file, [`tls_server_config.client_ca_file: expected a CA file with client_auth_type ${tls.client_auth_type}, got nothing`]);
+    }
+  }
+  return result.data;
+}
+
+/** Node TLS options for a web config's tls_server_config. */
+export function tlsOptions(config: WebConfig): (SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean }) | undefined {
+  const tls = config.tls_server_config;
+  if (!tls) return undefined;
+  const verify = tls.client_auth_type === 'RequireAndVerifyClientCert' || tls.client_auth_type === 'RequireAnyClientCert';
+  return {
+    cert: readFileSync(tls.cert_file),
+    key: readFileSync(tls.key_file),
+    ...(tls.client_ca_file ? { ca: readFileSync(tls.client_ca_file) } : {}),
+    minVersion: TLS_VERSIONS[tls.min_version],
+    ...(tls.max_version ? { maxVersion: TLS_VERSIONS[tls.max_version] } : {}),
+    requestCert: tls.client_auth_type !== 'NoClientCert',
+    rejectUnauthorized: verify,
+  };
+}
+
+/**
+ * Basic auth from a web config file, re-read when the file changes. bcrypt is deliberately slow,
+ * so verified (user, password) pairs are cached by a SHA-256 of the pair until the file changes.
+ */
+export class WebConfigAuthorizer implements Authorizer {
+  private config: WebConfig;
+  private mtimeMs: number;
+  private readonly verified = new Map<string, boolean>();
+
+  constructor(
+    private readonly file: string,
+    private readonly onReloadError: (err: Error) => void = () => undefined,
+    /** Called after the file changed and re-validated (e.g. to swap the TLS certificate). */
+    public onChange: (config: WebConfig) => void = () => undefined,
+  ) {
+    this.config = loadWebConfig(file);
+    this.mtimeMs = statSync(file).mtimeMs;
+  }
+
+  private refresh(): void {
+    try {
+      const mtime = statSync(this.file).mtimeMs;
+      if (mtime === this.mtimeMs) return;
+      this.config = loadWebConfig(this.file);
+      this.mtimeMs = mtime;
+      this.verified.clear();
+      this.onChange(this.config);
+    } catch (err) {
+      this.onReloadError(err as Error); // keep the last good config
+    }
+  }
+
+  get current(): WebConfig {
+    return this.config;
+  }
+
+  async check(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    this.refresh();
+    for (const [name, value] of Object.entries(this.config.http_server_config.headers)) res.setHeader(name, value);
+    const users = this.config.basic_auth_users;
+    if (Object.keys(users).length === 0) return true;
+    const header = req.headers.authorization ?? '';
+    const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header);
+    if (m) {
+      const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+      const idx = decoded.indexOf(':');
+      const user = decoded.slice(0, idx);
+      const password = decoded.slice(idx + 1);
+      const hash = idx > 0 ? users[user] : undefined;
+      if (hash) {
+        const { createHash } = await import('node:crypto');
+        const key = createHash('sha256').update(`${user}\0${password}\0${hash}`).digest('hex');
+        let ok = this.verified.get(key);
+        if (ok === undefined) {
+          ok = await bcrypt.compare(password, hash);
+          if (this.verified.size > 1000) this.verified.clear();
+          this.verified.set(key, ok);
+        }
+        if (ok) return true;
+      }
+    }
+    res.writeHead(401, { 'www-authenticate': 'Basic realm="vllm-probe"', 'content-type': 'text/plain; charset=utf-8' });
+    res.end('unauthorized\n');
+    return false;
+  }
+}

@@ -1,0 +1,239 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { coldWarmSummary, findKnee, markdownTable, predictedSavedFraction, summariseLevel, toCsv, type LevelResult } from '../../src/bench/analysis.js';
+import { kvBytesPerToken, PREFIX_CSV_HEADER, sequencesThatFit, splitCommand, SWEEP_CSV_HEADER } from '../../src/bench/commands.js';
+import { analyseKvScaling, recommend, type KvScalingRow, type ReportInputs } from '../../src/bench/experiments-extra.js';
+import { flagsThatMatter } from '../../src/bench/environment.js';
+import type { RequestRecord } from '../../src/bench/load.js';
+import { runCli } from '../../src/cli.js';
+import { linearFit, percentile } from '../../src/stats.js';
+import { startEmulator } from '../helpers/daemon.js';
+
+describe('percentiles (linear interpolation, as numpy)', () => {
+  test.each([
+    [[1, 2, 3, 4], 0.5, 2.5],
+    [[1, 2, 3, 4], 0.95, 3.85],
+    [[10], 0.99, 10],
+    [[3, 1, 2], 0, 1],
+    [[3, 1, 2], 1, 3],
+    [[0, 10], 0.25, 2.5],
+  ])('%j at %d = %d', (xs, q, want) => expect(percentile(xs, q)).toBeCloseTo(want, 12));
+  test('no data is undefined, not 0', () => expect(percentile([], 0.5)).toBeUndefined());
+});
+
+const level = (concurrency: number, tok: number, p95: number): LevelResult => ({
+  concurrency,
+  requests: 100,
+  errors: 0,
+  durationS: 10,
+  reqPerS: tok / 64,
+  outputTokPerS: tok,
+  ttft: { p95 },
+  e2e: { p95: p95 + 1 },
+});
+
+describe('knee finder', () => {
+  test('the first level within 5 % of peak throughput, with latency climbing after it', () => {
+    const levels = [level(1, 100, 0.02), level(2, 200, 0.02), level(4, 390, 0.03), level(8, 740, 0.04), level(16, 790, 0.3), level(32, 800, 0.9), level(64, 795, 2.0)];
+    const knee = findKnee(levels);
+    expect(knee?.concurrency).toBe(16);
+    expect(knee?.reason).toContain('p95 TTFT goes from 300 ms to 2.00 s');
+  });
+  test('no knee while throughput still rises at the last level', () => {
+    expect(findKnee([level(1, 100, 0.02), level(2, 200, 0.02), level(4, 400, 0.03)])).toBeUndefined();
+  });
+  test('no knee when latency does not climb past the plateau', () => {
+    expect(findKnee([level(1, 100, 0.02), level(2, 800, 0.02), level(4, 800, 0.02), level(8, 801, 0.02)])).toBeUndefined();
+  });
+  test('too few levels give no knee', () => expect(findKnee([level(1, 100, 0.02), level(2, 100, 0.5)])).toBeUndefined());
+});
+
+describe('level summaries', () => {
+  test('warm-up requests are excluded and errors counted', () => {
+    const recs: RequestRecord[] = [
+      { start: 0, end: 900, outcome: 'success', ttft: 5, e2e: 0.9, outputTokens: 10 }, // warm-up: excluded
+      { start: 1000, end: 2000, outcome: 'success', ttft: 0.1, e2e: 1, outputTokens: 10 },
+      { start: 1000, end: 3000, outcome: 'success', ttft: 0.3, e2e: 2, outputTokens: 10 },
+      { start: 1500, end: 2500, outcome: 'http_5xx', e2e: 1 },
+    ];
+    const l = summariseLevel(2, recs, 1000);
+    expect(l.requests).toBe(2);
+    expect(l.errors).toBe(1);
+    expect(l.durationS).toBe(2);
+    expect(l.reqPerS).toBe(1);
+    expect(l.outputTokPerS).toBe(10);
+    expect(l.ttft.mean).toBeCloseTo(0.2, 12);
+    expect(l.ttft.p50).toBeCloseTo(0.2, 12);
+  });
+});
+
+describe('seed formulas', () => {
+  test('predicted saved fraction P/(P+S)', () => expect(predictedSavedFraction(1024, 32)).toBeCloseTo(1024 / 1056, 12));
+  test('cold/warm: spread over the median, factor cold/median', () => {
+    const s = coldWarmSummary(2, [0.5, 0.4, 0.6, 0.5, 0.5]);
+    expect(s).toMatchObject({ cold: 2, warm1: 0.5, min: 0.4, median: 0.5, max: 0.6, coldWarmFactor: 4 });
+    expect(s.spreadPct).toBeCloseTo(40, 9);
+  });
+  test('KV bytes per token = 2 × layers × kv_heads × head_dim × dtype bytes (Llama-3-8B: 128 KiB)', () => {
+    expect(kvBytesPerToken({ layers: 32, kvHeads: 8, headDim: 128, dtypeBytes: 2 })).toBe(131072);
+  });
+  test('sequences that fit are block-rounded', () => {
+    expect(sequencesThatFit(65536, 4096, 16)).toBe(16);
+    expect(sequencesThatFit(65536, 4100, 16)).toBe(15);
+    expect(sequencesThatFit(131072, 1000, 128)).toBe(128);
+  });
+  test('least-squares fit', () => {
+    const f = linearFit([{ x: 1, y: 3 }, { x: 2, y: 5 }, { x: 3, y: 7 }])!;
+    expect(f.slope).toBeCloseTo(2, 12);
+    expect(f.intercept).toBeCloseTo(1, 12);
+    expect(f.r2).toBeCloseTo(1, 12);
+    expect(linearFit([{ x: 1, y: 1 }, { x: 1, y: 2 }])).toBeUndefined();
+  });
+});
+
+describe('kv-scaling analysis', () => {
+  const row = (len: number, mem: number | null, cap: number, kvBytes: number | null): KvScalingRow => ({
+    max_model_len: len,
+    gpu_mem_before_start_bytes: mem === null ? null : 1e9,
+    gpu_mem_after_start_bytes: mem,
+    gpu_mem_after_first_request_bytes: mem,
+    kv_cache_capacity_tokens: cap,
+    block_size: 16,
+    num_gpu_blocks: cap / 16,
+    kv_cache_memory_bytes: kvBytes,
+    max_concurrency_at_max_model_len: Math.floor(cap / len),
+  });
+  test('bytes per token from kv_cache_memory_bytes, slope from GPU memory, step changes flagged', () => {
+    const a = analyseKvScaling([row(1024, 10e9, 100_000, 13.1e9), row(2048, 10.5e9, 105_000, 13.755e9), row(4096, 20e9, 110_000, 14.41e9)]);
+    expect(a.bytes_per_token).toBeCloseTo(131000, 0);
+    expect(a.gpu_memory_slope_bytes_per_token).toBeCloseTo(1e6, -4);
+    expect(a.step_changes).toEqual(['GPU memory after start changes 90 % from max_model_len 2048 to 4096']);
+  });
+  test('without a GPU the GPU columns stay null and the slope is null', () => {
+    const a = analyseKvScaling([row(1024, null, 131072, 1073741824), row(2048, null, 131072, 1073741824)]);
+    expect(a.gpu_memory_slope_bytes_per_token).toBeNull();
+    expect(a.bytes_per_token).toBe(8192);
+    expect(a.step_changes).toEqual([]);
+  });
+});
+
+describe('report recommendations (each rule on recorded inputs, each naming its source)', () => {
+  const base: ReportInputs = { want: { concurrency: 8, context: 4096 } };
+  test('max-model-len when 8 × 4K fits', () => {
+    const r = recommend({ ...base, kv: { capacity_tokens: 65536, block_size: 16, max_model_len: 8192, bytes_per_token: 131072 } }).find((x) => x.topic === 'max-model-len')!;
+    expect(r.recommendation).toMatch(/^--max-model-len 8192 or lower: 8 concurrent sequences of 4096 tokens need 32768 of the 65536 KV tokens/);
+    expect(r.from).toContain('bench kv');
+  });
+  test('max-model-len when 8 × 4K does not fit', () => {
+    const r = recommend({ ...base, kv: { capacity_tokens: 16384, block_size: 16, max_model_len: 4096, bytes_per_token: null } }).find((x) => x.topic === 'max-model-len')!;
+    expect(r.recommendation).toMatch(/^8 × 4096-token sequences do not fit: the KV cache holds 16384 tokens \(2048 per sequence\)/);
+    expect(r.recommendation).toContain('lower the wanted concurrency to 4');
+  });
+  test('concurrency target at the knee', () => {
+    const r = recommend({ ...base, sweep: { levels: [{ concurrency: 16, outputTokPerS: 800, reqPerS: 12.5, ttft: { p95: 0.3 }, e2e: { p95: 1 }, errors: 0 }], knee: { concurrency: 16, reason: 'flat after 16' } } }).find((x) => x.topic === 'concurrency target')!;
+    expect(r.recommendation).toMatch(/^Run at about 16 concurrent requests per replica/);
+    expect(r.recommendation).toContain('p95 TTFT 300 ms');
+    expect(r.from).toContain('bench sweep');
+  });
+  test('prefix caching on with the measured speedup, or no gain', () => {
+    const rows = (cache: number, none: number) => ({ rows: [{ mode: 'no_cache', prefix_regime: 1024, concurrency: 8, mean_ttft_s: none }, { mode: 'cache', prefix_regime: 1024, concurrency: 8, mean_ttft_s: cache }] });
+    expect(recommend({ ...base, prefix: rows(0.05, 0.2) }).find((x) => x.topic === 'prefix caching')!.recommendation).toMatch(/^Keep prefix caching on .* cut mean TTFT 4\.0× at P=1024 \(concurrency 8\).*P\/\(P\+S\)/);
+    expect(recommend({ ...base, prefix: rows(0.2, 0.2) }).find((x) => x.topic === 'prefix caching')!.recommendation).toMatch(/^Prefix caching gave no measurable TTFT gain \(best 1\.00×\)/);
+  });
+  test('TTFT alert threshold from the knee p95 and the warm median', () => {
+    const r = recommend({
+      ...base,
+      coldWarm: { ttft: { cold: 1.2, median: 0.05, coldWarmFactor: 24, spreadPct: 5 }, e2e: { median: 0.4 } },
+      sweep: { levels: [{ concurrency: 8, outputTokPerS: 500, reqPerS: 8, ttft: { p95: 0.3 }, e2e: { p95: 1 }, errors: 0 }], knee: { concurrency: 8, reason: 'x' } },
+    });
+    expect(r.find((x) => x.topic === 'health check: TTFT')!.recommendation).toBe('Alert when probe TTFT p95 over 5 min exceeds 0.5 s (slo.ttft.threshold: 0.5s in the vllm-probe config).');
+    expect(r.find((x) => x.topic === 'health check: cold start')!.recommendation).toContain('24.0× the warm TTFT');
+    expect(r.filter((x) => x.topic.startsWith('health check')).length).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe('CSV and command-line helpers', () => {
+  test('CSV quoting and the canonical headers', () => {
+    expect(toCsv(['a', 'b'], [['x,y', 1.5], [null, 'say "hi"']])).toBe('a,b\n"x,y",1.5\n,"say ""hi"""\n');
+    expect(PREFIX_CSV_HEADER.join(',')).toBe('mode,prefix_regime,concurrency,mean_ttft_s,p95_ttft_s,mean_e2e_s,p95_e2e_s,req_s,tok_s,notes');
+    expect(SWEEP_CSV_HEADER[0]).toBe('concurrency');
+    expect(markdownTable(['a'], [[1]])).toBe('| a |\n| --- |\n| 1 |\n');
+  });
+  test('commands are split without a shell', () => {
+    expect(splitCommand(`scripts/real-vllm/restart --port 8000 --api-key 'a b' ""`)).toEqual(['scripts/real-vllm/restart', '--port', '8000', '--api-key', 'a b', '']);
+    expect(splitCommand('echo $(rm -rf /) ; ls')).toEqual(['echo', '$(rm', '-rf', '/)', ';', 'ls']);
+    expect(() => splitCommand('a "b')).toThrow(/unbalanced quote/);
+  });
+  test('launch flags that matter are picked from argv', () => {
+    expect(flagsThatMatter(['python', '-m', 'vllm.entrypoints.openai.api_server', '--model', 'm', '--max-model-len', '4096', '--enforce-eager', '--gpu-memory-utilization=0.9', '--port', '8000'])).toEqual(['--max-model-len 4096', '--enforce-eager', '--gpu-memory-utilization=0.9']);
+  });
+});
+
+describe('bench against the emulator', () => {
+  let emu: Awaited<ReturnType<typeof startEmulator>>;
+  beforeAll(async () => {
+    emu = await startEmulator({ model: 'bench-model', maxNumSeqs: 4, itlMs: 10, coldStartMs: 150, batchSlowdown: 0 });
+  });
+  afterAll(() => emu.close());
+  const cli = async (args: string[]) => {
+    let out = '';
+    let err = '';
+    const code = await runCli(args, { stdout: (t) => (out += t), stderr: (t) => (err += t), signal: new AbortController().signal, env: {} });
+    return { code, out, err };
+  };
+  test('sweep finds the knee at the emulator capacity (max-num-seqs 4)', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'sweep-'));
+    const r = await cli(['bench', 'sweep', '--target', emu.url, '--concurrency', '1,2,4,8,16', '--duration', '2s', '--warmup', '500ms', '--max-tokens', '16', '--out', out, '--json']);
+    expect(r.code, r.err).toBe(0);
+    const s = JSON.parse(r.out) as { knee: { concurrency: number } | null };
+    expect(s.knee?.concurrency).toBe(4);
+    const csv = readFileSync(join(out, 'concurrency_sweep.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe(SWEEP_CSV_HEADER.join(','));
+    expect(csv).toHaveLength(6);
+    expect(readFileSync(join(out, 'concurrency_sweep.md'), 'utf8')).toContain('**Knee at concurrency 4**');
+    expect(readFileSync(join(out, 'concurrency_sweep.md'), 'utf8')).toContain('## Environment');
+  }, 30_000);
+
+  test('prefix writes the seed CSV, cache rows faster than forced misses', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'prefix-'));
+    const r = await cli(['bench', 'prefix', '--target', emu.url, '--regimes', '512,2048', '--concurrency', '1,2', '--requests', '6', '--max-tokens', '4', '--out', out, '--json']);
+    expect(r.code, r.err).toBe(0);
+    const rows = (JSON.parse(r.out) as { rows: Array<Record<string, string | number>> }).rows;
+    expect(rows).toHaveLength(8);
+    for (const regime of [512, 2048]) {
+      const get = (mode: string) => Number(rows.find((x) => x.mode === mode && x.prefix_regime === regime && x.concurrency === 1)!.mean_ttft_s);
+      expect(get('cache')).toBeLessThan(get('no_cache'));
+    }
+    expect(readFileSync(join(out, 'prefix_caching_results.csv'), 'utf8').split('\n')[0]).toBe(PREFIX_CSV_HEADER.join(','));
+  }, 30_000);
+
+  test('kv answers the seed question; unknown experiments and bad flags exit 2', async () => {
+    const r = await cli(['bench', 'kv', '--target', emu.url, '--out', mkdtempSync(join(tmpdir(), 'kv-')), '--json', '--context', '4096', '--want-concurrency', '8']);
+    expect(r.code, r.err).toBe(0);
+    expect((JSON.parse(r.out) as { answer: string }).answer).toBe('Room for 8 concurrent 4096-token sequences? Yes: 16 fit in 65536 KV tokens.');
+    expect((await cli(['bench', 'nope', '--target', emu.url])).code).toBe(2);
+    const bad = await cli(['bench', 'sweep', '--target', emu.url, '--concurrency', '1,x']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--concurrency: expected a comma-separated list of positive integers, got "1,x"');
+  });
+
+  test('cold-warm with a restart command, then report combines the outputs', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'report-'));
+    const restart = `node -e "fetch('${emu.url}/_emulator/restart',{method:'POST'}).then(r=>process.exit(r.ok?0:1))"`;
+    const cw = await cli(['bench', 'cold-warm', '--target', emu.url, '--restart-cmd', restart, '--runs', '3', '--max-tokens', '8', '--out', join(root, 'cw'), '--json']);
+    expect(cw.code, cw.err).toBe(0);
+    const s = JSON.parse(cw.out) as { ttft: { cold: number; median: number; coldWarmFactor: number } };
+    expect(s.ttft.cold).toBeGreaterThan(s.ttft.median); // the emulator's cold-start penalty
+    const kv = await cli(['bench', 'kv', '--target', emu.url, '--out', join(root, 'kv')]);
+    expect(kv.code).toBe(0);
+    const rep = await cli(['bench', 'report', '--in', root]);
+    expect(rep.code, rep.err).toBe(0);
+    const md = readFileSync(join(root, 'report.md'), 'utf8');
+    expect(md).toContain('## Environment');
+    expect(md).toContain('## First-cut configuration');
+    expect(md).toContain('| max-model-len |');
+    expect(md).toContain('| health check: cold start |');
+  }, 30_000);
+});
