@@ -320,7 +320,14 @@ export function loadConfig(file: string): Config {
       doc.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`),
     );
   }
-  const config = parseConfig(doc.toJS(), file);
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // e.g. an alias whose anchor is missing: found by the property-based loader test
+    throw new ConfigError(file, [`(yaml): ${(err as Error).message}`]);
+  }
+  const config = parseConfig(raw, file);
   if (config.target.api_key_file) {
     try {
       accessSync(config.target.api_key_file, constants.R_OK);

@@ -49,7 +49,13 @@ export function loadWebConfig(file: string): WebConfig {
   }
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`));
-  const result = webConfigSchema.safeParse(doc.toJS() ?? {});
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    throw new ConfigError(file, [`(yaml): ${(err as Error).message}`]);
+  }
+  const result = webConfigSchema.safeParse(raw ?? {});
   if (!result.success) {
     throw new ConfigError(
       file,
