@@ -11,6 +11,8 @@ import { startCollector, type CollectorRun } from './exporter/collector.js';
 import { createHttpServer } from './exporter/server.js';
 import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
 import { VllmCollector } from './exporter/vllm.js';
+import { VllmProcessCollector } from './exporter/process.js';
+import { collectEnvironment, gpuForEnvironment } from './bench/environment.js';
 import { createGpuCollectors } from './gpu/collector.js';
 import { createMetrics, preinitialiseProbeSeries, type Metrics } from './metrics.js';
 import { StatusBoard } from './status.js';
@@ -73,9 +75,13 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     if (config.probes[probe].enabled && tracker.model !== 'unknown') preinitialiseProbeSeries(metrics, probe, tracker.model);
   }
 
-  const vllm = new VllmCollector(config, client, tracker, metrics, status, log.child({ component: 'vllm' }));
+  const processes = new VllmProcessCollector(config, metrics, status, () => tracker.model, log.child({ component: 'vllm_process' }));
+  const refreshEnvironment = () =>
+    void snapshotEnvironment(config, client, metrics, status, processes, signal).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'environment snapshot failed'));
+  const vllm = new VllmCollector(config, client, tracker, metrics, status, log.child({ component: 'vllm' }), refreshEnvironment);
   const collectors: CollectorRun[] = [];
   if (config.scrape.enabled) {
+    collectors.push(startCollector(processes, config.scrape, metrics, log, signal));
     collectors.push(startCollector(vllm, config.scrape, metrics, log, signal));
   }
   if (!config.gpu.enabled) {
@@ -113,6 +119,40 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     }
   });
   return runtime;
+}
+
+/**
+ * The seeds' environment table (vLLM version, model, GPU, driver, kernel, launch flags), taken
+ * when a new vLLM process appears: exported as vllm_probe_environment_info and shown in /status.
+ */
+async function snapshotEnvironment(config: Config, client: TargetClient, metrics: Metrics, status: StatusBoard, processes: VllmProcessCollector, signal: AbortSignal): Promise<void> {
+  // The API server is the matched process whose command line names it, else the oldest one.
+  const matched = processes.lastMatched;
+  const server = matched.find((p) => /api_server|vllm serve|vllm\.entrypoints/.test(p.cmdline)) ?? [...matched].sort((a, b) => a.pid - b.pid)[0];
+  const env = await collectEnvironment(config.target.url, {
+    ...(client.apiKey ? { apiKey: client.apiKey } : {}),
+    ...(server ? { pid: server.pid } : {}),
+    ...(config.gpu.enabled ? { gpu: gpuForEnvironment(config.gpu.nvidia_smi_path) } : {}),
+    signal: AbortSignal.any([signal, AbortSignal.timeout(15_000)]),
+  });
+  const gpu = env.gpus?.[0];
+  metrics.environmentInfo.reset();
+  metrics.environmentInfo
+    .labels({
+      vllm_version: env.vllm_version ?? '',
+      model: env.model ?? '',
+      max_model_len: env.max_model_len === null ? '' : String(env.max_model_len),
+      gpu: env.gpus ? `${env.gpus.length} x ${gpu?.name ?? ''}` : '',
+      driver_version: gpu?.driver_version ?? '',
+      kernel: env.os,
+      launch_flags: env.launch_flags?.join(' ') ?? '',
+    })
+    .set(1);
+  status.set(
+    'environment',
+    'healthy',
+    `vLLM ${env.vllm_version ?? '?'}, model ${env.model ?? '?'} (max_model_len ${env.max_model_len ?? '?'}), ${env.gpus?.length ? `${env.gpus.length} × ${gpu?.name} (driver ${gpu?.driver_version})` : 'no GPU visible'}, ${env.os}${env.launch_flags ? `, flags: ${env.launch_flags.join(' ') || '(defaults)'}` : ''}`,
+  );
 }
 
 function parseListen(listen: string): { host: string; port: number } {

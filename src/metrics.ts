@@ -344,6 +344,30 @@ export function createMetrics(registry: Registry, config: Config) {
       labelNames: ['gpu', 'uuid'] as const,
       registers,
     }),
+    vllmProcessCpuSeconds: new Counter({
+      name: 'vllm_probe_vllm_process_cpu_seconds_total',
+      help: 'CPU time (user + system) of the matched vLLM processes from /proc/<pid>/stat, summed and accumulated per pid so exits and restarts never move it back; rate() gives cores in use.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    vllmProcessResidentMemory: new Gauge({
+      name: 'vllm_probe_vllm_process_resident_memory_bytes',
+      help: 'Resident memory of the matched vLLM processes from /proc/<pid>/status VmRSS, summed.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    vllmProcesses: new Gauge({
+      name: 'vllm_probe_vllm_processes',
+      help: 'How many processes match gpu.process_match (API server and engine processes); 0 when none is visible, e.g. a sidecar without a shared PID namespace.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    environmentInfo: new Gauge({
+      name: 'vllm_probe_environment_info',
+      help: 'Always 1; the environment snapshot taken at start and after every vLLM restart: vLLM version, model, max_model_len, GPU, driver, kernel and the vLLM launch flags that matter (when its process is visible).',
+      labelNames: ['vllm_version', 'model', 'max_model_len', 'gpu', 'driver_version', 'kernel', 'launch_flags'] as const,
+      registers,
+    }),
     hostCpuUtilization: new Gauge({
       name: 'vllm_probe_host_cpu_utilization_ratio',
       help: 'Host CPU busy fraction 0-1 across all cores, from systeminformation currentLoad (tokenisation and scheduling in vLLM run on the CPU).',

@@ -7,7 +7,9 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { request } from 'undici';
+import { parseConfig } from '../config.js';
 import { parseExposition } from '../exporter/exposition.js';
+import { runGpuCommand } from '../gpu/command.js';
 import { VERSION } from '../version.js';
 
 export interface EnvironmentSnapshot {
@@ -164,3 +166,12 @@ export function environmentMarkdown(e: EnvironmentSnapshot): string {
     '',
   ].join('\n');
 }
+
+/** GPU identity for the environment snapshot, via the same nvidia-smi reader as the daemon. */
+export function gpuForEnvironment(path?: string): () => Promise<EnvironmentSnapshot['gpus']> {
+  return async () => {
+    const r = await runGpuCommand(parseConfig({ gpu: { nvidia_smi_path: path ?? 'nvidia-smi', timeout: '5s' } }), AbortSignal.timeout(10_000));
+    return r.ok ? r.gpus.map((g) => ({ name: g.name, memory_total_bytes: g.memory_total_bytes, driver_version: g.driver_version })) : null;
+  };
+}
+

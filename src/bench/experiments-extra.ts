@@ -11,18 +11,11 @@ import { runGpuCommand } from '../gpu/command.js';
 import { linearFit } from '../stats.js';
 import { markdownTable, toCsv } from './analysis.js';
 import { BenchUsageError, intList, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo } from './commands.js';
-import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from './environment.js';
+import { collectEnvironment, environmentMarkdown, gpuForEnvironment, type EnvironmentSnapshot } from './environment.js';
+export { gpuForEnvironment };
 import { runLoad } from './load.js';
 
 type Values = Record<string, string | boolean | undefined>;
-
-/** GPU identity for the environment snapshot, via the same nvidia-smi reader as the daemon. */
-export function gpuForEnvironment(path?: string): () => Promise<EnvironmentSnapshot['gpus']> {
-  return async () => {
-    const r = await runGpuCommand(parseConfig({ gpu: { nvidia_smi_path: path ?? 'nvidia-smi', timeout: '5s' } }), AbortSignal.timeout(10_000));
-    return r.ok ? r.gpus.map((g) => ({ name: g.name, memory_total_bytes: g.memory_total_bytes, driver_version: g.driver_version })) : null;
-  };
-}
 
 /** Total GPU memory in use (bytes) across GPUs, or null without a readable GPU. */
 async function gpuMemoryUsed(path?: string): Promise<number | null> {

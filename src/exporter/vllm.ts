@@ -56,6 +56,8 @@ export class VllmCollector implements Collector {
     private readonly metrics: Metrics,
     private readonly status: StatusBoard,
     private readonly log: Logger,
+    /** Called once per vLLM process (at start and after each restart), e.g. for the environment snapshot. */
+    private readonly onNewProcess: () => void = () => undefined,
   ) {}
 
   async collect(signal: AbortSignal): Promise<void> {
@@ -82,7 +84,10 @@ export class VllmCollector implements Collector {
       this.tracker.discoveredModel = snapshot.model_names[0];
     }
     this.tracker.observeProcessStart(snapshot.process_start_time_seconds ?? undefined);
-    if (this.versionFor !== this.tracker.processStartTime) await this.readVersion(signal, snapshot);
+    if (this.versionFor !== this.tracker.processStartTime) {
+      await this.readVersion(signal, snapshot);
+      this.onNewProcess();
+    }
     this.apply(snapshot);
     this.status.set('vllm_metrics', 'healthy', `vLLM /metrics scraped (${snapshot.schema} schema, ${snapshot.engines} engine${snapshot.engines === 1 ? '' : 's'})`);
   }

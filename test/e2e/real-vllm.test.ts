@@ -35,6 +35,8 @@ beforeAll(async () => {
       probes: { ttft: { interval: '2s', timeout: '1900ms' }, prefix: { enabled: true, interval: '5s', timeout: '4s', prefix_tokens: [1024] } },
       scrape: { interval: '2s', timeout: '1500ms' },
       status: { failures_to_unhealthy: 2, successes_to_recover: 1, window: '1m' },
+      // vLLM's pid file from scripts/real-vllm/start: process metrics and launch flags
+      gpu: { enabled: false, process_match: { pid_file: `.cache/vllm-${vllm.port}.pid` } },
     }),
     { env: { VLLM_API_KEY: vllm.apiKey } },
   );
@@ -112,6 +114,21 @@ describe('daemon against real vLLM', () => {
     } finally {
       await bad.stop();
     }
+  });
+});
+
+describe('vLLM process and environment (seeds Tier 1 sanity metrics)', () => {
+  test('CPU seconds and resident memory of the vLLM processes, and the environment snapshot in /metrics and /status', async () => {
+    const text = await waitFor(async () => {
+      const t = await daemon.metrics();
+      return (sample(t, 'vllm_probe_vllm_process_cpu_seconds_total', { model: MODEL }) ?? 0) > 0 && t.includes('vllm_probe_environment_info{') ? t : '';
+    }, 30_000);
+    expect(sample(text, 'vllm_probe_vllm_processes', { model: MODEL })).toBeGreaterThanOrEqual(2); // API server + engine core
+    expect(sample(text, 'vllm_probe_vllm_process_resident_memory_bytes', { model: MODEL })).toBeGreaterThan(200 * 2 ** 20);
+    expect(text).toMatch(/vllm_probe_environment_info\{vllm_version="0\.32\.0",model="tiny-llama",max_model_len="4096",gpu="",driver_version="",kernel="Linux [^"]+",launch_flags="[^"]*--max-model-len 4096[^"]*--enforce-eager[^"]*"\} 1/);
+    const env = (await daemon.status()).body.checks.find((c) => c.name === 'environment');
+    expect(env?.reason).toMatch(/^vLLM 0\.32\.0, model tiny-llama \(max_model_len 4096\), no GPU visible, Linux .*flags: .*--max-model-len 4096/);
+    expect((await daemon.status()).body.checks.find((c) => c.name === 'vllm_process')?.reason).toMatch(/^\d+ vLLM processes \(pids /);
   });
 });
 
@@ -212,4 +229,36 @@ describe('restart: the daemon sees it, cold/warm measures it', () => {
     }, 30_000);
     expect(cold).toBe(before + 1);
   }, 600_000);
+});
+
+describe('bench kv-scaling and report (Tier 3) against real vLLM', () => {
+  test('starts vLLM at two max-model-len values, writes kv_cache_scaling.csv with null GPU columns, and a report', async () => {
+    await daemon.stop(); // free the CPU for the two extra servers
+    await vllm.stop();
+    const root = mkdtempSync(join(tmpdir(), 'kvs-'));
+    const { freePort } = await import('../helpers/prometheus.js');
+    const port = await freePort();
+    const r = await cli(
+      [
+        'bench', 'kv-scaling', '--target', `http://127.0.0.1:${port}`, '--values', '1024,2048',
+        '--launch', `scripts/real-vllm/start --port ${port} --max-model-len {max_model_len}`,
+        '--stop-cmd', `scripts/real-vllm/stop --port ${port}`,
+        '--gpu-cmd', '/nonexistent/nvidia-smi', '--out', join(root, 'kv-scaling'), '--json',
+      ],
+      {},
+    );
+    expect(r.code, r.err).toBe(0);
+    const csv = readFileSync(join(root, 'kv-scaling', 'kv_cache_scaling.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('max_model_len,gpu_mem_before_start_bytes,gpu_mem_after_start_bytes,gpu_mem_after_first_request_bytes,kv_cache_capacity_tokens,block_size,num_gpu_blocks,kv_cache_memory_bytes,max_concurrency_at_max_model_len');
+    expect(csv).toHaveLength(3);
+    expect(csv[1]).toMatch(/^1024,,,,\d+,128,\d+,\d+,\d+$/);
+    const s = JSON.parse(r.out) as { bytes_per_token: number; rows: Array<{ max_concurrency_at_max_model_len: number }> };
+    expect(s.bytes_per_token).toBeGreaterThan(0);
+    expect(s.rows[0]!.max_concurrency_at_max_model_len).toBeGreaterThan(s.rows[1]!.max_concurrency_at_max_model_len);
+    const rep = await cli(['bench', 'report', '--in', root, '--want-concurrency', '8', '--context', '1024'], {});
+    expect(rep.code, rep.err).toBe(0);
+    const md = readFileSync(join(root, 'report.md'), 'utf8');
+    expect(md).toContain('| max-model-len |');
+    expect(md).toContain('vLLM version: 0.32.0');
+  }, 900_000);
 });
