@@ -44,6 +44,10 @@ export interface Runtime {
   status: StatusBoard;
   vllm: VllmCollector;
   ready: boolean;
+  /** Runs one probe now, outside its schedule (the soak drives cycles faster than real time). */
+  runProbe(kind: 'ttft' | 'prefix'): Promise<void>;
+  /** Runs every collector once now (single-flight with their schedules). */
+  collectNow(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -104,6 +108,10 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     status,
     vllm,
     ready: false,
+    runProbe: (kind) => scheduler.runNow(kind),
+    collectNow: async () => {
+      await Promise.all(collectors.map((c) => c.runNow()));
+    },
     async stop() {
       controller.abort(new Error('runtime stopping'));
       parentSignal.removeEventListener('abort', onParentAbort);

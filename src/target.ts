@@ -56,6 +56,9 @@ export function createTargetClient(config: Config, apiKey: string | undefined): 
 
 export type Phase = 'cold' | 'warm';
 
+/** Restart signals closer together than this are one restart (vLLM takes longer to restart twice). */
+const RESTART_DEDUP_MS = 60_000;
+
 /**
  * Lifecycle knowledge shared by probes and collectors. A restart is either a changed
  * `process_start_time_seconds` on vLLM's /metrics or "reachable again after being unreachable";
@@ -107,9 +110,10 @@ export class TargetTracker {
   }
 
   private markRestart(why: string): void {
-    // Both signals can report the same restart; count it once within a short window.
+    // Both signals report the same restart, in either order and possibly after the cold probe
+    // already ran (probe sees "reachable again", the next scrape a new start time): one restart.
     const now = new Date();
-    if (this.lastRestartAt && now.getTime() - this.lastRestartAt.getTime() < 30_000 && this.coldRemaining > 0) return;
+    if (this.lastRestartAt && now.getTime() - this.lastRestartAt.getTime() < RESTART_DEDUP_MS) return;
     this.lastRestartAt = now;
     this.coldRemaining = this.coldProbes;
     this.metrics.targetRestarts.inc();

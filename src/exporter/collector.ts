@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { intervalToCron } from '../config.js';
+import { cronLogger } from '../cron-logger.js';
 import type { Metrics } from '../metrics.js';
 
 /** Closed set of reasons a source read fails; used as the `reason` label. */
@@ -109,7 +110,7 @@ export function startCollector(
   };
   // Single-flight: a run that is still going is shared, never doubled.
   const runNow = () => (current ??= runOnce().finally(() => (current = undefined)));
-  const task: ScheduledTask = cron.schedule(intervalToCron(opts.interval)!, () => runNow(), { name: `collect-${source}`, noOverlap: true });
+  const task: ScheduledTask = cron.schedule(intervalToCron(opts.interval)!, () => runNow(), { name: `collect-${source}`, noOverlap: true, logger: cronLogger(clog) });
   const firstRun = runNow();
   return {
     firstRun,

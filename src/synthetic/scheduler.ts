@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { intervalToCron } from '../config.js';
+import { cronLogger } from '../cron-logger.js';
 import { probers, type ProbeContext, type ProbeKind } from './prober.js';
 
 export interface ProbeScheduler {
@@ -66,6 +67,7 @@ export function startProbes(shared: Shared, shutdown: AbortSignal): ProbeSchedul
     const task = cron.schedule(intervalToCron(seconds)!, () => track(kind), {
       name: `probe-${kind}`,
       noOverlap: true,
+      logger: cronLogger(shared.log),
       // Spread probes of many sidecars without pushing a run past its slot.
       maxRandomDelay: Math.min(1000, seconds * 100),
     });

@@ -69,7 +69,7 @@ describe.concurrent('vLLM probe faults', () => {
     emu.emulator.fault = { mode: 'none' };
     const clearedAt = Date.now();
     expect(await waitFor(async () => (await daemon.status()).code === 200, 5000, 50)).toBe(true);
-    expect(Date.now() - clearedAt).toBeLessThan(3500); // one 1 s interval + one probe + scheduling slack
+    expect(Date.now() - clearedAt).toBeLessThan(4000); // one 1 s interval + one 0.9 s probe + scheduling slack on a busy 2-core box
   });
 });
 
