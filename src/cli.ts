@@ -207,7 +207,8 @@ const COMMANDS: Record<string, Command> = {
         target: { url: emulatorUrl.toString() },
         probes: { ttft: { interval: '2s', timeout: '1500ms' }, prefix: { interval: '5s', timeout: '4s', prefix_tokens: [512, 1024] } },
         scrape: { interval: '2s', timeout: '1s' },
-        gpu: { enabled: false },
+        // The emulator lives in this process, so "the vLLM process" is this one.
+        gpu: { enabled: false, process_match: { pid: process.pid } },
         status: { window: '1m' },
       },
       'demo',

@@ -43,7 +43,7 @@ import {
 } from './files.js';
 
 const COMPOSE_DIR = repoPath('deploy/compose');
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 const loadCompose = (name: string) => {
   const f = parseYamlFile(join(COMPOSE_DIR, name));

@@ -16,7 +16,7 @@ import { dockerStages, execForm, flagValue, parseDockerfile, parseYamlFile, read
 import { DNS_LABEL, DNS_SUBDOMAIN, manifestErrors, parseQuantity, schemaErrors, unknownFields } from './k8s-models.js';
 
 const DIR = 'deploy/kubernetes';
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 const load = (name: string): Obj[] => {
   const f = parseYamlFile(repoPath(DIR, name));
