@@ -390,4 +390,11 @@ export function preinitialiseProbeSeries(metrics: Metrics, probe: string, model:
   }
   metrics.probeTokens.labels({ probe, model, token_type: 'input' }).inc(0);
   metrics.probeTokens.labels({ probe, model, token_type: 'output' }).inc(0);
+  if (probe === 'prefix') {
+    metrics.prefixUncachedHits.labels({ model }).inc(0);
+    for (const cache of ['hit', 'miss']) {
+      metrics.prefixCachedTokens.labels({ model, cache }).inc(0);
+      metrics.prefixPromptTokens.labels({ model, cache }).inc(0);
+    }
+  }
 }

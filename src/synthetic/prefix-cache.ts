@@ -11,6 +11,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { PrefixProbeConfig } from '../config.js';
+import { parseExposition } from '../exporter/exposition.js';
+import { normaliseVllmMetrics } from '../exporter/vllm-schema.js';
 import { type TargetClient } from '../target.js';
 import type { ProbeContext, ProbeResult } from './prober.js';
 import { deriveTimings, streamCompletion, type StreamResult } from './stream.js';
@@ -189,6 +191,9 @@ export async function probePrefixCache(ctx: ProbeContext): Promise<ProbeResult> 
   ctx.metrics.prefixPromptTokens.labels({ model, cache: 'miss' }).inc(miss!.usage?.prompt_tokens ?? 0);
   ctx.metrics.prefixCachedTokens.labels({ model, cache: 'miss' }).inc(missCached ?? 0);
 
+  // Second opinion from the engine: its prefix-cache hit counter around the hit requests. Other
+  // traffic adds to it, so it only ever confirms ("at least this many"), never refutes.
+  const engineBefore = await enginePrefixHits(ctx);
   const hitTtfts: number[] = [];
   let hitCached = 0;
   let hitPrompt = 0;
@@ -209,6 +214,8 @@ export async function probePrefixCache(ctx: ProbeContext): Promise<ProbeResult> 
       if (cached === 0) ctx.metrics.prefixUncachedHits.labels({ model }).inc();
     }
   }
+  const engineAfter = await enginePrefixHits(ctx);
+  const engineDelta = engineBefore !== undefined && engineAfter !== undefined && engineAfter >= engineBefore ? engineAfter - engineBefore : undefined;
   const meanHit = hitTtfts.reduce((a, b) => a + b, 0) / hitTtfts.length;
   const speedup = missTtft / meanHit;
   const saved = 1 - meanHit / missTtft;
@@ -222,13 +229,26 @@ export async function probePrefixCache(ctx: ProbeContext): Promise<ProbeResult> 
   const numbers = `hit TTFT ${ms(meanHit)} vs miss ${ms(missTtft)} at P=${regime.prefixTokens} tokens`;
   const expectedCached = regime.prefixTokens * hitTtfts.length;
   const hitRatio = cachedReported ? hitCached / Math.max(1, expectedCached) : undefined;
-  if (speedup < 1.1 && (!cachedReported || hitCached === 0)) {
-    ctx.status.set('prefix_cache', 'degraded', `prefix caching appears disabled: ${numbers} (speedup ${speedup.toFixed(2)}x), ${cachedReported ? '0 cached tokens reported' : 'server reports no cached_tokens'}`);
+  const engineWords = engineDelta === undefined ? '' : `; engine counted ${engineDelta} hit tokens meanwhile`;
+  if (speedup < 1.1 && (!cachedReported || hitCached === 0) && !engineDelta) {
+    ctx.status.set('prefix_cache', 'degraded', `prefix caching appears disabled: ${numbers} (speedup ${speedup.toFixed(2)}x), ${cachedReported ? '0 cached tokens reported' : 'server reports no cached_tokens'}${engineWords}`);
   } else if (hitRatio !== undefined && hitRatio < ctx.config.status.prefix_hit_ratio_degraded) {
     ctx.status.set('prefix_cache', 'degraded', `prefix cache hit rate dropped: hits found ${hitCached} of ${expectedCached} prefix tokens cached (${(hitRatio * 100).toFixed(0)} %, threshold ${(ctx.config.status.prefix_hit_ratio_degraded * 100).toFixed(0)} %); ${numbers}`);
   } else {
-    ctx.status.set('prefix_cache', 'healthy', `prefix cache working: ${numbers}, speedup ${speedup.toFixed(1)}x, saved ${(saved * 100).toFixed(0)} % (predicted ${(predicted * 100).toFixed(0)} %)`);
+    ctx.status.set('prefix_cache', 'healthy', `prefix cache working: ${numbers}, speedup ${speedup.toFixed(1)}x, saved ${(saved * 100).toFixed(0)} % (predicted ${(predicted * 100).toFixed(0)} %)${cachedReported ? `, ${hitCached} cached tokens reported` : ''}${engineWords}`);
   }
   ctx.log.debug({ regime: target, missTtft, meanHit, hitCached, hitPrompt }, 'prefix probe ok');
   return { success: true, outcome: 'success' };
+}
+
+/** vLLM's prefix-cache hit counter (tokens, summed over engines) right now; undefined if unreadable. */
+async function enginePrefixHits(ctx: ProbeContext): Promise<number | undefined> {
+  try {
+    const res = await ctx.client.get('/metrics', ctx.signal);
+    if (res.status !== 200 || res.truncated) return undefined;
+    const s = normaliseVllmMetrics(parseExposition(res.body));
+    return s.prefix_cache_unit === 'tokens' ? (s.prefix_cache_hits ?? undefined) : undefined;
+  } catch {
+    return undefined;
+  }
 }

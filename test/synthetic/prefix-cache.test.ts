@@ -1,0 +1,46 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import { sample, startDaemon, startEmulator, testConfig, waitFor } from '../helpers/daemon.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+});
+
+async function run(prefixCaching: boolean) {
+  const emu = await startEmulator({ prefixCaching, coldStartMs: 0, prefillMsPerToken: 0.1 });
+  cleanups.push(emu.close);
+  const d = await startDaemon(testConfig(emu.url, { probes: { ttft: { interval: '5s', timeout: '4s' }, prefix: { enabled: true, interval: '1s', timeout: '900ms', prefix_tokens: [512], hits_per_cycle: 2 } } }));
+  cleanups.push(() => d.stop());
+  const text = await waitFor(async () => {
+    const t = await d.metrics();
+    return (sample(t, 'vllm_probe_prefix_time_to_first_token_seconds_count', { model: 'emulated-model', cache: 'hit', prefix_tokens: '512' }) ?? 0) >= 4 ? t : '';
+  }, 10_000);
+  return { d, text, emu };
+}
+
+describe('prefix-cache probe against the emulator', () => {
+  test('hits are faster than forced misses; cached_tokens > 0 on hits, 0 on misses; P calibrated with /tokenize', async () => {
+    const { d, text } = await run(true);
+    const mean = (cache: string) =>
+      sample(text, 'vllm_probe_prefix_time_to_first_token_seconds_sum', { cache, prefix_tokens: '512' })! / sample(text, 'vllm_probe_prefix_time_to_first_token_seconds_count', { cache, prefix_tokens: '512' })!;
+    expect(mean('hit')).toBeLessThan(mean('miss'));
+    expect(sample(text, 'vllm_probe_prefix_cached_tokens_total', { cache: 'hit' })).toBeGreaterThan(0);
+    expect(sample(text, 'vllm_probe_prefix_cached_tokens_total', { cache: 'miss' })).toBe(0);
+    expect(sample(text, 'vllm_probe_prefix_uncached_hits_total', {})).toBe(0);
+    const predicted = sample(text, 'vllm_probe_prefix_predicted_saved_fraction_ratio', { prefix_tokens: '512' })!;
+    expect(predicted).toBeGreaterThan(0.9);
+    expect(predicted).toBeLessThan(1);
+    expect(sample(text, 'vllm_probe_prefix_speedup_ratio', { prefix_tokens: '512' })).toBeGreaterThan(1.5);
+    const check = (await d.status()).body.checks.find((c) => c.name === 'prefix_cache')!;
+    expect(check.status).toBe('healthy');
+    expect(check.reason).toMatch(/^prefix cache working: hit TTFT \d+ ms vs miss \d+ ms at P=5\d\d tokens, speedup [\d.]+x, saved \d+ % \(predicted \d+ %\), \d+ cached tokens reported; engine counted \d+ hit tokens meanwhile$/);
+  });
+
+  test('prefix caching off: degraded with "appears disabled" and the numbers', async () => {
+    const { d, text } = await run(false);
+    expect(sample(text, 'vllm_probe_prefix_uncached_hits_total', {})).toBeGreaterThan(0);
+    const check = (await d.status()).body.checks.find((c) => c.name === 'prefix_cache')!;
+    expect(check.status).toBe('degraded');
+    expect(check.reason).toMatch(/^prefix caching appears disabled: hit TTFT \d+ ms vs miss \d+ ms at P=5\d\d tokens \(speedup [\d.]+x\), 0 cached tokens reported; engine counted 0 hit tokens meanwhile$/);
+  });
+});
