@@ -52,6 +52,19 @@ describe('daemon against the emulator', () => {
     expect(txt.split('\n')[0]).toBe('healthy: all checks pass');
   });
 
+  test('the chat variant of the TTFT probe (probes.ttft.endpoint: chat) works end to end', async () => {
+    const emu = await startEmulator({ coldStartMs: 0, baseTtftMs: 120 });
+    cleanups.push(emu.close);
+    const d = await daemonAgainst(emu.url, { probes: { ttft: { endpoint: 'chat' } } });
+    const text = await waitFor(async () => {
+      const t = await d.metrics();
+      return (sample(t, 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'success' }) ?? 0) >= 1 ? t : '';
+    });
+    // every TTFT lands above the emulator's 120 ms first-token delay
+    expect(sample(text, 'vllm_probe_time_to_first_token_seconds_bucket', { probe: 'ttft', phase: 'warm', le: '0.1' })).toBe(0);
+    expect(sample(text, 'vllm_probe_probe_tokens_total', { probe: 'ttft', token_type: 'output' })! % 16).toBe(0);
+  });
+
   test('SLO thresholds are exact bucket bounds', async () => {
     const emu = await startEmulator({ coldStartMs: 0 });
     cleanups.push(emu.close);

@@ -209,6 +209,21 @@ describe('bench against the emulator', () => {
     expect(readFileSync(join(out, 'prefix_caching_results.csv'), 'utf8').split('\n')[0]).toBe(PREFIX_CSV_HEADER.join(','));
   }, 30_000);
 
+  test('prefix --baseline: no_cache rows come from a second server with prefix caching off', async () => {
+    const baseline = await startEmulator({ model: 'bench-model', prefixCaching: false, coldStartMs: 0 });
+    try {
+      const r = await cli(['bench', 'prefix', '--target', emu.url, '--baseline', baseline.url, '--regimes', '1024', '--concurrency', '1', '--requests', '4', '--max-tokens', '2', '--out', mkdtempSync(join(tmpdir(), 'pb-')), '--json']);
+      expect(r.code, r.err).toBe(0);
+      const rows = (JSON.parse(r.out) as { rows: Array<Record<string, string | number>> }).rows;
+      const none = rows.find((x) => x.mode === 'no_cache')!;
+      expect(String(none.notes)).toContain(`baseline server ${baseline.url} (prefix caching off)`);
+      expect(String(none.notes)).toMatch(/mean cached 0\//);
+      expect(Number(rows.find((x) => x.mode === 'cache')!.mean_ttft_s)).toBeLessThan(Number(none.mean_ttft_s));
+    } finally {
+      await baseline.close();
+    }
+  });
+
   test('kv answers the seed question; unknown experiments and bad flags exit 2', async () => {
     const r = await cli(['bench', 'kv', '--target', emu.url, '--out', mkdtempSync(join(tmpdir(), 'kv-')), '--json', '--context', '4096', '--want-concurrency', '8']);
     expect(r.code, r.err).toBe(0);
