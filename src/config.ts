@@ -305,8 +305,12 @@ function checkCrossFieldRules(config: Config, file: string): void {
   if (problems.length) throw new ConfigError(file, problems);
 }
 
-/** Reads and validates a YAML config file. Throws ConfigError for every expected failure. */
-export function loadConfig(file: string): Config {
+/**
+ * Reads a YAML file into plain data. Throws ConfigError naming the file for an unreadable file,
+ * a syntax error (with its line) or a document the YAML library cannot resolve. Shared by the
+ * daemon config and the web config.
+ */
+export function readYamlFile(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -320,13 +324,17 @@ export function loadConfig(file: string): Config {
       doc.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`),
     );
   }
-  let raw: unknown;
   try {
-    raw = doc.toJS();
+    return doc.toJS();
   } catch (err) {
     // e.g. an alias whose anchor is missing: found by the property-based loader test
     throw new ConfigError(file, [`(yaml): ${(err as Error).message}`]);
   }
+}
+
+/** Reads and validates a YAML config file. Throws ConfigError for every expected failure. */
+export function loadConfig(file: string): Config {
+  const raw = readYamlFile(file);
   const config = parseConfig(raw, file);
   if (config.target.api_key_file) {
     try {

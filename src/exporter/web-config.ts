@@ -14,9 +14,8 @@ import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
 import bcrypt from 'bcryptjs';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../config.js';
+import { ConfigError, readYamlFile } from '../config.js';
 import type { Authorizer } from './server.js';
 
 const TLS_VERSIONS = { TLS10: 'TLSv1', TLS11: 'TLSv1.1', TLS12: 'TLSv1.2', TLS13: 'TLSv1.3' } as const;
@@ -41,20 +40,7 @@ export type WebConfig = z.output<typeof webConfigSchema>;
 
 /** Reads and validates a web config file; ConfigError with field paths on problems. */
 export function loadWebConfig(file: string): WebConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(file, [`(file): cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
-  }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`));
-  let raw: unknown;
-  try {
-    raw = doc.toJS();
-  } catch (err) {
-    throw new ConfigError(file, [`(yaml): ${(err as Error).message}`]);
-  }
+  const raw = readYamlFile(file);
   const result = webConfigSchema.safeParse(raw ?? {});
   if (!result.success) {
     throw new ConfigError(
