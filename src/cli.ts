@@ -8,14 +8,11 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { runDaemon } from './app.js';
 import { ConfigError, defaultConfig, loadConfig, parseConfig } from './config.js';
-import { FAULT_MODES, Emulator, type FaultMode } from './emulator/server.js';
+import { FAULT_MODES, type FaultMode } from './emulator/faults.js';
 import { parseExposition } from './exporter/exposition.js';
 import { runGpuCommand } from './gpu/command.js';
 import { loadWebConfig } from './exporter/web-config.js';
 import { explainSnapshot, normaliseVllmMetrics } from './exporter/vllm-schema.js';
-import { BenchUsageError, runBench } from './bench/commands.js';
-import { dashboardSpecs, renderDashboard } from './slo/dashboards.js';
-import { renderPrometheusRule, renderRules } from './slo/rules.js';
 import { VERSION } from './version.js';
 
 export interface CliIo {
@@ -198,6 +195,7 @@ const COMMANDS: Record<string, Command> = {
   async demo(args, io) {
     const { values } = parse(args, { listen: { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP.demo!), 0;
+    const { Emulator } = await import('./emulator/server.js');
     const emulator = new Emulator({ model: 'demo-model' });
     const emulatorUrl = await emulator.listen(0, '127.0.0.1');
     const config = parseConfig(
@@ -269,6 +267,7 @@ const COMMANDS: Record<string, Command> = {
       return n;
     };
     const apiKey = values['api-key'] ?? io.env.VLLM_API_KEY;
+    const { Emulator } = await import('./emulator/server.js');
     const emulator = new Emulator({
       ...(values.model ? { model: values.model } : {}),
       ...(apiKey ? { apiKey } : {}),
@@ -289,6 +288,7 @@ const COMMANDS: Record<string, Command> = {
     const { values } = parse(args, { config: { type: 'string' }, kubernetes: { type: 'boolean' }, name: { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP.rules!), 0;
     const config = values.config ? loadConfig(values.config) : defaultConfig();
+    const { renderPrometheusRule, renderRules } = await import('./slo/rules.js');
     io.stdout(values.kubernetes ? renderPrometheusRule(config, values.name ?? 'vllm-probe') : renderRules(config));
     return 0;
   },
@@ -312,6 +312,7 @@ const COMMANDS: Record<string, Command> = {
     }
     const config = values.config ? loadConfig(values.config) : defaultConfig();
     mkdirSync(values.out, { recursive: true });
+    const { dashboardSpecs, renderDashboard } = await import('./slo/dashboards.js');
     for (const spec of dashboardSpecs(config)) {
       const file = join(values.out, `${spec.uid}.json`);
       writeFileSync(file, `${JSON.stringify(renderDashboard(spec), null, 2)}\n`);
@@ -321,6 +322,8 @@ const COMMANDS: Record<string, Command> = {
   },
 
   async bench(args, io) {
+    // Loaded on demand: the daemon never needs the bench code in memory.
+    const { BenchUsageError, runBench } = await import('./bench/commands.js');
     try {
       return await runBench(args, { ...io, isTTY: process.stderr.isTTY });
     } catch (err) {
