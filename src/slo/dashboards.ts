@@ -7,6 +7,8 @@
  * rates over $__rate_interval, percentiles from histogram_quantile over summed buckets, a
  * "vLLM restart" annotation from vllm_probe_target_restarts_total.
  */
+// Type-only: tsc checks the generated JSON against Grafana's own dashboard schema types.
+import type { Dashboard, DataQuery, Panel, RowPanel, ThresholdsConfig } from '@grafana/schema';
 import type { Config } from '../config.js';
 
 export interface PanelQuery {
@@ -37,6 +39,8 @@ export interface DashboardSpec {
 
 const F = 'instance=~"$instance",model=~"$model"';
 const I = 'instance=~"$instance"';
+/** The "vLLM restarts" annotation on every dashboard. */
+export const RESTART_ANNOTATION_EXPR = `changes(vllm_probe_target_restarts_total{${I}}[2m]) > 0`;
 const q = (expr: string, legend: string): PanelQuery => ({ expr, legend });
 const quantiles = (metric: string, filter: string, by = '') =>
   [0.5, 0.95, 0.99].map((p) => q(`histogram_quantile(${p}, sum by (le${by ? `, ${by}` : ''}) (rate(${metric}_bucket{${filter}}[$__rate_interval])))`, `p${p * 100}${by ? ` {{${by}}}` : ''}`));
@@ -273,9 +277,9 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
 }
 
 /** Renders one spec as Grafana dashboard JSON (schemaVersion 39). */
-export function renderDashboard(spec: DashboardSpec): Record<string, unknown> {
+export function renderDashboard(spec: DashboardSpec): Dashboard {
   const ds = { type: 'prometheus', uid: '${datasource}' };
-  const panels: unknown[] = [];
+  const panels: Array<Panel | RowPanel> = [];
   let id = 1;
   let y = 0;
   for (const row of spec.rows) {
@@ -301,7 +305,7 @@ export function renderDashboard(spec: DashboardSpec): Record<string, unknown> {
         fieldConfig: {
           defaults: {
             unit: p.unit,
-            ...(p.thresholds ? { thresholds: { mode: 'absolute', steps: p.thresholds } } : {}),
+            ...(p.thresholds ? { thresholds: { mode: 'absolute' as ThresholdsConfig['mode'], steps: p.thresholds } } : {}),
           },
           overrides: [],
         },
@@ -331,27 +335,24 @@ export function renderDashboard(spec: DashboardSpec): Record<string, unknown> {
           datasource: ds,
           enable: true,
           iconColor: 'orange',
-          expr: `changes(vllm_probe_target_restarts_total{${I}}[2m]) > 0`,
-          titleFormat: 'vLLM restarted',
-          textFormat: '{{instance}}',
+          // The Prometheus data source's annotation query (Grafana ≥ 9 "target" form).
+          target: { refId: 'restarts', expr: RESTART_ANNOTATION_EXPR, titleFormat: 'vLLM restarted', textFormat: '{{instance}}' } as DataQuery,
         },
       ],
     },
     templating: {
       list: [
-        { name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus', current: {}, hide: 0 },
+        { name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus', hide: 0 },
         {
           name: 'instance',
           label: 'Instance',
           type: 'query',
           datasource: ds,
           query: { query: 'label_values(vllm_probe_build_info, instance)', refId: 'instance' },
-          definition: 'label_values(vllm_probe_build_info, instance)',
           includeAll: true,
           multi: true,
           allValue: '.*',
           refresh: 2,
-          current: {},
         },
         {
           name: 'model',
@@ -359,12 +360,10 @@ export function renderDashboard(spec: DashboardSpec): Record<string, unknown> {
           type: 'query',
           datasource: ds,
           query: { query: 'label_values(vllm_probe_requests_total{instance=~"$instance"}, model)', refId: 'model' },
-          definition: 'label_values(vllm_probe_requests_total{instance=~"$instance"}, model)',
           includeAll: true,
           multi: true,
           allValue: '.*',
           refresh: 2,
-          current: {},
         },
       ],
     },

@@ -57,8 +57,10 @@ describe.skipIf(skipWithoutPrometheus)('dashboards and rules against a real Prom
 
   test('the restart annotation and the template variables return data', async () => {
     for (const spec of dashboardSpecs(defaultConfig())) {
-      const dash = renderDashboard(spec) as { annotations: { list: Array<{ expr: string }> } };
-      for (const a of dash.annotations.list) expect(await prom.query(substitute(a.expr.replace('[2m]', '[10m]'))), a.expr).not.toEqual([]);
+      for (const a of renderDashboard(spec).annotations?.list ?? []) {
+        const expr = String((a.target as { expr?: unknown } | undefined)?.expr);
+        expect(await prom.query(substitute(expr.replace('[2m]', '[10m]'))), expr).not.toEqual([]);
+      }
     }
     const instances = (await (await fetch(`${prom.url}/api/v1/label/instance/values?match[]=vllm_probe_build_info`)).json()) as { data: string[] };
     expect(instances.data).toEqual([new URL(daemon.url).host]);
