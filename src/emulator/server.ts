@@ -33,6 +33,8 @@ export interface EmulatorOptions {
   batchSlowdown?: number;
   maxNumSeqs?: number;
   coldStartMs?: number;
+  /** Answer 400 to requests carrying cache_salt, as servers without salt support may. */
+  rejectCacheSalt?: boolean;
   fault?: Fault;
 }
 
@@ -84,6 +86,7 @@ export class Emulator {
       batchSlowdown: options.batchSlowdown ?? 0.03,
       maxNumSeqs: options.maxNumSeqs ?? 64,
       coldStartMs: options.coldStartMs ?? 250,
+      rejectCacheSalt: options.rejectCacheSalt ?? false,
       ...(options.apiKey ? { apiKey: options.apiKey } : {}),
     };
     this.fault = options.fault ?? { mode: 'none' };
@@ -294,6 +297,9 @@ export class Emulator {
     const stream = body.stream === true;
     const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
     const salt = typeof body.cache_salt === 'string' ? body.cache_salt : undefined;
+    if (salt !== undefined && this.options.rejectCacheSalt) {
+      return this.json(res, 400, errorBody(400, 'BadRequestError', 'Extra inputs are not permitted (parameter=cache_salt)', 'cache_salt'));
+    }
     const mode = this.fault.mode;
 
     if (mode === 'never_headers') return; // hold the socket; the client's timeout must fire

@@ -173,18 +173,25 @@ export async function probePrefixCache(ctx: ProbeContext): Promise<ProbeResult> 
   }
 
   // Forced miss: cache_salt where the server takes it, else a nonce at the very start.
-  let miss: StreamResult;
+  let miss: StreamResult | undefined;
   if (state.saltSupported !== false) {
     miss = await send(regime.prefix + suffixText(state.cursor, cfg.suffix_tokens), randomUUID());
-    if (miss.outcome === 'http_4xx' && /cache_salt|extra|permitted|unexpected/i.test(miss.detail ?? '')) {
-      state.saltSupported = false;
-      ctx.log.info('target rejects cache_salt; forcing misses with a leading nonce instead');
-    } else if (miss.outcome === 'success') state.saltSupported = true;
+    if (miss.outcome === 'success') state.saltSupported = true;
+    else if (miss.outcome === 'http_4xx' && state.saltSupported === undefined) {
+      // A server that never took a salted request rejects it: try the nonce once. Decided by
+      // status code and the nonce's result, not by the wording of the error.
+      const nonce = await send(`[${randomUUID()}] ${regime.prefix}${suffixText(state.cursor, cfg.suffix_tokens)}`);
+      if (nonce.outcome === 'success') {
+        state.saltSupported = false;
+        ctx.log.info('target rejects cache_salt; forcing misses with a leading nonce instead');
+      }
+      miss = nonce;
+    }
   }
-  if (state.saltSupported === false) {
+  if (state.saltSupported === false && miss === undefined) {
     miss = await send(`[${randomUUID()}] ${regime.prefix}${suffixText(state.cursor, cfg.suffix_tokens)}`);
   }
-  if (miss!.outcome !== 'success') return fail(miss!);
+  if (!miss || miss.outcome !== 'success') return fail(miss!);
   const missTtft = deriveTimings(miss!).ttft!;
   const missCached = miss!.usage?.prompt_tokens_details?.cached_tokens ?? undefined;
   ctx.metrics.prefixTimeToFirstToken.labels({ model, cache: 'miss', prefix_tokens: regimeLabel }).observe(missTtft);

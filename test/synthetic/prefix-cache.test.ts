@@ -6,8 +6,8 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
 });
 
-async function run(prefixCaching: boolean) {
-  const emu = await startEmulator({ prefixCaching, coldStartMs: 0, prefillMsPerToken: 0.1 });
+async function run(prefixCaching: boolean, rejectCacheSalt = false) {
+  const emu = await startEmulator({ prefixCaching, rejectCacheSalt, coldStartMs: 0, prefillMsPerToken: 0.1 });
   cleanups.push(emu.close);
   const d = await startDaemon(testConfig(emu.url, { probes: { ttft: { interval: '5s', timeout: '4s' }, prefix: { enabled: true, interval: '1s', timeout: '900ms', prefix_tokens: [512], hits_per_cycle: 2 } } }));
   cleanups.push(() => d.stop());
@@ -34,6 +34,14 @@ describe('prefix-cache probe against the emulator', () => {
     const check = (await d.status()).body.checks.find((c) => c.name === 'prefix_cache')!;
     expect(check.status).toBe('healthy');
     expect(check.reason).toMatch(/^prefix cache working: hit TTFT \d+ ms vs miss \d+ ms at P=5\d\d tokens, speedup [\d.]+x, saved \d+ % \(predicted \d+ %\), \d+ cached tokens reported; engine counted \d+ hit tokens meanwhile$/);
+  });
+
+  test('a server that rejects cache_salt: misses are forced with a leading nonce, no failures counted after the switch', async () => {
+    const { d, text } = await run(true, true);
+    expect(sample(text, 'vllm_probe_prefix_cached_tokens_total', { cache: 'miss' })).toBe(0);
+    expect(sample(text, 'vllm_probe_prefix_cached_tokens_total', { cache: 'hit' })).toBeGreaterThan(0);
+    expect(sample(text, 'vllm_probe_requests_total', { probe: 'prefix', outcome: 'http_4xx' })).toBe(1); // the one salted try
+    expect((await d.status()).body.checks.find((c) => c.name === 'probe_prefix')?.status).toBe('healthy');
   });
 
   test('prefix caching off: degraded with "appears disabled" and the numbers', async () => {
