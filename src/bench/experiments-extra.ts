@@ -139,7 +139,11 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
       const exited = new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
       const launcherDone = await Promise.race([exited, waitHealthy(baseUrl, timeoutMs, io.signal).then(() => undefined)]);
       if (typeof launcherDone === 'number' && launcherDone !== 0) throw new Error(`--launch exited ${launcherDone}: ${stderr.trim().split('\n').slice(-5).join('\n')}`);
-      if (launcherDone === 0) child = undefined; // a launcher script that backgrounds the server
+      // A launcher script (like scripts/real-vllm/start) backgrounds the server and exits 0 once
+      // it is healthy; a server run in the foreground keeps running. Give a launcher a moment.
+      const code = launcherDone ?? (await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 5000))]));
+      if (code === 0) child = undefined;
+      else if (typeof code === 'number') throw new Error(`--launch exited ${code}: ${stderr.trim().split('\n').slice(-5).join('\n')}`);
       await waitHealthy(baseUrl, timeoutMs, io.signal, child);
     } else {
       io.stderr(`kv-scaling: restart vLLM at ${baseUrl} with --max-model-len ${value}; waiting…\n`);
@@ -168,7 +172,7 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
       io.stderr(`kv-scaling: max_model_len ${value}: ${snap.kv_cache_capacity_tokens} KV tokens, ${rows[rows.length - 1]!.max_concurrency_at_max_model_len} sequences fit\n`);
     } finally {
       if (child) await stopChild(child);
-      else if (launch && stopCmd) {
+      if (launch && stopCmd) {
         const r = await runCommand(stopCmd, io.signal);
         if (r.code !== 0) io.stderr(`kv-scaling: --stop-cmd exited ${r.code}: ${r.stderr}\n`);
       }
