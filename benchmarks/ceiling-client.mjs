@@ -1,0 +1,186 @@
+/**
+ * Child process of the ceiling benchmark: runs vllm-probe's load generator (runLoad from
+ * dist/bench/load.js, the engine of `vllm-probe bench`) at one concurrency against a target
+ * and reports, as one JSON line on stdout, what it sustained and what it cost this process:
+ * SSE content events/s, requests, errors, its own event-loop delay (perf_hooks
+ * monitorEventLoopDelay, 1 ms resolution; delay = recorded interval − resolution), CPU % of one
+ * core, and the most streams that were open at the same time (from the request records).
+ *
+ *   node benchmarks/ceiling-client.mjs '{"baseUrl":…,"model":…,"concurrency":64,"durationMs":10000,
+ *                                        "warmupMs":2000,"maxTokens":128,"prompt":"…"}'
+ *   ("maxTokensRange":[50,150] instead of maxTokens: a deterministic spread of lengths)
+ *
+ * The parent pins it to one core with taskset. The first warmupMs of the load are excluded
+ * from every figure (connections opening, JIT).
+ */
+import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { Agent } from 'undici';
+import { runLoad } from '../dist/bench/load.js';
+import { streamCompletionDispatch } from './candidate-stream.mjs';
+
+/**
+ * impl "candidate": runLoad's worker loop (same body, same records) on the dispatch-handler
+ * candidate client (benchmarks/candidate-stream.mjs) instead of streamCompletion — the "after"
+ * of the src/ change recommended in docs/benchmarks.md.
+ */
+async function runLoadCandidate(target, opts) {
+  const records = [];
+  const t0 = performance.now();
+  let issued = 0;
+  const more = () => performance.now() - t0 < opts.durationMs;
+  const worker = async () => {
+    while (more()) {
+      const i = issued++;
+      const timeoutSignal = AbortSignal.timeout(opts.timeoutMs);
+      try {
+        const r = await streamCompletionDispatch({
+          baseUrl: target.baseUrl,
+          path: '/v1/completions',
+          body: { model: target.model, stream: true, stream_options: { include_usage: true }, temperature: 0, ...opts.body(i) },
+          dispatcher: opts.dispatcher,
+          signal: timeoutSignal,
+        });
+        records.push({ start: r.startedAt - t0, end: r.endedAt - t0, outcome: r.outcome, ttft: (r.contentAt[0] - r.startedAt) / 1000, e2e: (r.endedAt - r.startedAt) / 1000, outputTokens: r.usage?.completion_tokens });
+      } catch {
+        records.push({ start: 0, end: performance.now() - t0, outcome: 'connect_error', e2e: 0 });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  return records;
+}
+
+const o = JSON.parse(process.argv[2]);
+const RES_MS = 1;
+const eld = monitorEventLoopDelay({ resolution: RES_MS });
+const dispatcher = new Agent({ connections: o.concurrency, keepAliveTimeout: 30_000, connect: { timeout: 10_000 } });
+
+/** /proc/self/schedstat: ns on CPU, ns waiting on a run queue (preempted by other processes). */
+function schedstat() {
+  try {
+    const [run, wait] = readFileSync('/proc/self/schedstat', 'utf8').trim().split(/\s+/).map(Number);
+    return { run, wait };
+  } catch {
+    return undefined;
+  }
+}
+
+let cpu0;
+let t0;
+let sched0;
+let sched1;
+let t1;
+let cpu1;
+const warmTimer = setTimeout(() => {
+  eld.reset();
+  eld.enable();
+  cpu0 = process.cpuUsage();
+  sched0 = schedstat();
+  t0 = performance.now();
+}, o.warmupMs);
+// The measured window ends when runLoad stops issuing requests (in-flight ones then drain).
+const endTimer = setTimeout(() => {
+  eld.disable();
+  sched1 = schedstat();
+  cpu1 = process.cpuUsage(cpu0);
+  t1 = performance.now();
+}, o.warmupMs + o.durationMs);
+
+const start = performance.now();
+const records = await (o.impl === 'candidate' ? runLoadCandidate : runLoad)(
+  { baseUrl: o.baseUrl, model: o.model },
+  {
+    concurrency: o.concurrency,
+    durationMs: o.warmupMs + o.durationMs,
+    // maxTokensRange: varied lengths (deterministic), so closed-loop streams do not all end and
+    // restart in the same instant (fixed lengths keep the workers in lock-step bursts)
+    body: o.maxTokensRange
+      ? (i) => ({ prompt: o.prompt, max_tokens: o.maxTokensRange[0] + ((i * 7919) % (o.maxTokensRange[1] - o.maxTokensRange[0] + 1)), ignore_eos: true })
+      : () => ({ prompt: o.prompt, max_tokens: o.maxTokens, ignore_eos: true }),
+    timeoutMs: o.timeoutMs ?? 120_000,
+    signal: new AbortController().signal,
+    dispatcher,
+  },
+);
+const end = performance.now();
+clearTimeout(warmTimer);
+clearTimeout(endTimer);
+eld.disable();
+sched1 ??= schedstat();
+t1 ??= end;
+const cpu = cpu1 ?? process.cpuUsage(cpu0 ?? { user: 0, system: 0 });
+await dispatcher.close();
+
+// Measured window: requests that started after the warm-up.
+const warm = o.warmupMs;
+const measured = records.filter((r) => r.start >= warm);
+const ok = measured.filter((r) => r.outcome === 'success');
+const first = Math.min(...measured.map((r) => r.start));
+const last = Math.max(...measured.map((r) => r.end));
+const spanS = (last - first) / 1000;
+const events = ok.reduce((a, r) => a + (r.outputTokens ?? 0), 0);
+// Events inside the measured window [warm, warm + duration]: each request's tokens spread evenly
+// over its [start, end] (long streams cross the window's edges).
+const w0 = warm;
+const w1 = warm + o.durationMs;
+let windowEvents = 0;
+for (const r of records) {
+  if (r.outcome !== 'success' || !r.outputTokens) continue;
+  const overlap = Math.min(r.end, w1) - Math.max(r.start, w0);
+  if (overlap > 0) windowEvents += r.outputTokens * (r.end > r.start ? overlap / (r.end - r.start) : 1);
+}
+
+// Most requests in flight at once (sweep over start/end of every record, warm-up included).
+const edges = [];
+for (const r of records) {
+  edges.push([r.start, 1], [r.end, -1]);
+}
+edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+let open = 0;
+let maxOpen = 0;
+for (const [, d] of edges) {
+  open += d;
+  maxOpen = Math.max(maxOpen, open);
+}
+// Streams open during the whole measured window (a held stream is open at every instant of it)
+const midOpen = (at) => records.filter((r) => r.start <= at && r.end >= at).length;
+const openAt = [0.25, 0.5, 0.75].map((f) => midOpen(warm + f * o.durationMs));
+
+const q = (p) => Math.max(0, eld.percentile(p) / 1e6 - RES_MS);
+const wallS = (t1 - (t0 ?? start)) / 1000;
+const runqWaitPct = sched0 && sched1 ? ((sched1.wait - sched0.wait) / 1e6 / (wallS * 1000)) * 100 : null;
+const errorsByOutcome = {};
+for (const r of measured) if (r.outcome !== 'success') errorsByOutcome[r.outcome] = (errorsByOutcome[r.outcome] ?? 0) + 1;
+process.stdout.write(
+  `${JSON.stringify({
+    concurrency: o.concurrency,
+    requests: ok.length,
+    errors: measured.length - ok.length,
+    errorsByOutcome,
+    spanS,
+    eventsPerS: windowEvents / (o.durationMs / 1000),
+    eventsPerSCompleted: spanS > 0 ? events / spanS : 0,
+    reqPerS: spanS > 0 ? ok.length / spanS : 0,
+    eldP50Ms: q(50),
+    eldP99Ms: q(99),
+    eldMaxMs: Math.max(0, eld.max / 1e6 - RES_MS),
+    eldSamples: eld.count,
+    cpuPct: ((cpu.user + cpu.system) / 1000 / (wallS * 1000)) * 100,
+    runqWaitPct,
+    sysCpuPct: (cpu.system / 1000 / (wallS * 1000)) * 100,
+    maxOpen,
+    openAt,
+    ttftP50Ms: pctOf(ok.map((r) => r.ttft * 1000), 50),
+    ttftP99Ms: pctOf(ok.map((r) => r.ttft * 1000), 99),
+    rssMB: process.memoryUsage().rss / 2 ** 20,
+  })}\n`,
+);
+
+function pctOf(xs, p) {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!s.length) return null;
+  const idx = (p / 100) * (s.length - 1);
+  const lo = Math.floor(idx);
+  return s[lo] + (s[Math.ceil(idx)] - s[lo]) * (idx - lo);
+}

@@ -1,0 +1,253 @@
+/**
+ * 3. Daemon footprint: `node dist/main.js serve --config FILE` as a child process at the
+ * default config (TTFT probe every 15 s, prefix probe every 60 s with a 1024-token prefix,
+ * vLLM scrape every 15 s, GPU + host collectors every 15 s) against the emulator (its own
+ * process, default timings) and a fake nvidia-smi replaying the H100 capture in
+ * test/fixtures/nvidia-smi/h100-580. Only target.url, listen and gpu.nvidia_smi_path differ
+ * from the defaults.
+ *
+ * Samples /proc/PID/stat (utime+stime: the daemon's own CPU; cutime+cstime: the nvidia-smi
+ * children it waited for, reported apart because the fake is a Node script whose start-up
+ * costs far more than the real binary's) and /proc/PID/status (VmRSS, VmHWM) every 5 s; the V8
+ * heap comes from benchmarks/heap-reporter.mjs over IPC every 10 s. The first 30 s after
+ * /readyz (start-up, first probe and calibration) are excluded from the steady-state figures.
+ */
+import { chmodSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseExposition } from '../dist/exporter/exposition.js';
+import { appendSection, BENCH_DIR, contention, cpuPct, fmt, freePort, max, median, min, pass, procSample, REPO, sleep, spawnTracked, startEmulator, table } from './lib.mjs';
+
+export const title = '3. Daemon footprint (default config, 10 min)';
+
+/** A fake nvidia-smi (test/helpers/fake-nvidia-smi.cjs) answering with the H100 capture under load. */
+export function makeFakeNvidiaSmi(dir) {
+  const fixtures = join(REPO, 'test', 'fixtures', 'nvidia-smi', 'h100-580');
+  const sections = new Map();
+  let current = '';
+  for (const line of readFileSync(join(fixtures, 'query-load.txt'), 'utf8').split('\n')) {
+    if (line.startsWith('## ')) {
+      current = line.slice(3).trim();
+      sections.set(current, []);
+    } else if (line.trim() !== '') sections.get(current)?.push(line);
+  }
+  const fields = sections.get('csv')[0].split(',').map((h) => h.trim().replace(/\s*\[.*\]$/, ''));
+  const gpus = (sections.get('csv,noheader,nounits') ?? []).map((row) => Object.fromEntries(row.split(',').map((cell, i) => [fields[i], cell.trim()])));
+  const appHeader = sections.get('compute-apps')[0].split(',').map((h) => h.trim().replace(/\s*\[.*\]$/, ''));
+  const apps = (sections.get('compute-apps noheader nounits') ?? []).map((row) => {
+    const cells = row.split(',').map((c) => c.trim());
+    const get = (name) => cells[appHeader.indexOf(name)] ?? '';
+    return { gpu_uuid: get('gpu_uuid'), pid: get('pid'), process_name: get('process_name'), used_gpu_memory: get('used_gpu_memory') };
+  });
+  const scenario = { helpText: readFileSync(join(fixtures, 'help-query-gpu.txt'), 'utf8'), gpus, apps };
+  const path = join(dir, 'nvidia-smi');
+  writeFileSync(path, `#!${process.execPath}\n${readFileSync(join(REPO, 'test', 'helpers', 'fake-nvidia-smi.cjs'), 'utf8')}`);
+  chmodSync(path, 0o755);
+  writeFileSync(join(dir, 'scenario.json'), JSON.stringify(scenario));
+  return { path, calls: () => (existsSync(join(dir, 'calls.jsonl')) ? readFileSync(join(dir, 'calls.jsonl'), 'utf8').split('\n').filter(Boolean).length : 0) };
+}
+
+/**
+ * Where the RSS comes from: a bare Node process, Node importing each dependency alone, and Node
+ * importing every daemon module without starting it (RSS split into anonymous = private and
+ * file-backed = mostly the node binary's own code pages, shared between Node processes).
+ */
+async function importBreakdown() {
+  const cases = [
+    ['bare node (no imports)', ''],
+    ...['undici', 'zod', 'prom-client', 'systeminformation', 'yaml', 'pino', 'node-cron', 'eventsource-parser'].map((m) => [`node + import('${m}')`, `await import('${m}');`]),
+    ['node + every daemon module (dist/cli.js, dist/app.js), not started', `await import('./dist/cli.js'); await import('./dist/app.js');`],
+  ];
+  const rows = [];
+  for (const [label, code] of cases) {
+    const child = spawnTracked(process.execPath, ['--input-type=module', '-e', `${code} process.stdout.write('READY\\n'); setInterval(() => {}, 1000);`], { readyRe: /READY/ });
+    await child.ready;
+    await sleep(1500);
+    const s = procSample(child.pid);
+    await child.stop('SIGKILL');
+    rows.push({ label, rss: s.rss / 2 ** 20, anon: s.rssAnon / 2 ** 20, file: s.rssFile / 2 ** 20 });
+  }
+  const bare = rows[0];
+  return rows.map((r) => ({ ...r, dAnon: r.anon - bare.anon, dRss: r.rss - bare.rss }));
+}
+
+async function getText(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  return { status: res.status, body: await res.text() };
+}
+
+/** Sum of a family's samples by one label (e.g. probe + token_type). */
+function sumBy(expo, family, keyOf) {
+  const out = {};
+  for (const s of expo.get(family)?.samples ?? []) {
+    const k = keyOf(s.labels);
+    out[k] = (out[k] ?? 0) + s.value;
+  }
+  return out;
+}
+
+/** Runs the daemon at the default config against the emulator for `minutes` after `warmupS`. */
+export async function measureDaemon({ minutes, warmupS, log }) {
+  const dir = mkdtempSync(join(tmpdir(), 'vllm-probe-footprint-'));
+  const fake = makeFakeNvidiaSmi(join(dir));
+  const emu = await startEmulator({});
+  const port = await freePort();
+  const configFile = join(dir, 'config.yaml');
+  writeFileSync(configFile, [`listen: 127.0.0.1:${port}`, 'target:', `  url: ${emu.url}`, 'gpu:', `  nvidia_smi_path: ${fake.path}`, ''].join('\n'));
+  const logFile = join(dir, 'daemon.log');
+  const logFd = openSync(logFile, 'w');
+  const base = `http://127.0.0.1:${port}`;
+  const nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const args = [...nodeFlags, '--import', join(BENCH_DIR, 'heap-reporter.mjs'), join(REPO, 'dist', 'main.js'), 'serve', '--config', configFile];
+  log(`  emulator ${emu.url} (own process); daemon: node ${args.join(' ').replaceAll(REPO + '/', '')} (listen ${base}); ${minutes} min after a ${warmupS} s warm-up\n`);
+  const daemon = spawnTracked(process.execPath, args, { stdio: ['ignore', logFd, 'pipe', 'ipc'] });
+  closeSync(logFd);
+  const heap = [];
+  daemon.on('message', (m) => {
+    if (m?.kind === 'mem') heap.push({ t: performance.now(), ...m });
+  });
+  const samples = [];
+  let result;
+  try {
+    const tStart = performance.now();
+    for (;;) {
+      if (daemon.exitCode !== null) throw new Error(`daemon exited (${daemon.exitCode}): ${daemon.stderrTail()}`);
+      const ok = await getText(`${base}/readyz`).then((r) => r.status === 200, () => false);
+      if (ok) break;
+      if (performance.now() - tStart > 30_000) throw new Error('daemon not ready after 30 s');
+      await sleep(200);
+    }
+    const readyS = (performance.now() - tStart) / 1000;
+    const startup = procSample(daemon.pid);
+    await sleep(warmupS * 1000);
+    const metricsBefore = parseExposition((await getText(`${base}/metrics`)).body);
+    const t0 = performance.now();
+    const endAt = t0 + minutes * 60_000;
+    samples.push(procSample(daemon.pid));
+    let lastLog = t0;
+    while (performance.now() < endAt) {
+      await sleep(Math.min(5000, Math.max(0, endAt - performance.now())));
+      samples.push(procSample(daemon.pid));
+      if (performance.now() - lastLog >= 60_000) {
+        lastLog = performance.now();
+        const s = samples[samples.length - 1];
+        log(`  ${((s.t - t0) / 60000).toFixed(1)} min: RSS ${fmt(s.rss / 2 ** 20, 1)} MB, CPU so far ${fmt(cpuPct(samples[0], s), 3)} %\n`);
+      }
+    }
+    const metricsText = (await getText(`${base}/metrics`)).body;
+    const metricsAfter = parseExposition(metricsText);
+    const first = samples[0];
+    const last = samples[samples.length - 1];
+    // per-minute CPU windows for the spread
+    const perMin = [];
+    for (let i = 0; i < samples.length; i++) {
+      const j = samples.findIndex((s) => s.t >= samples[i].t + 60_000 - 1);
+      if (j < 0) break;
+      if (i % 12 === 0) perMin.push(cpuPct(samples[i], samples[j]));
+    }
+    const windowMin = (last.t - first.t) / 60_000;
+    const tokKey = (l) => `${l.probe}/${l.token_type}`;
+    const tokBefore = sumBy(metricsBefore, 'vllm_probe_probe_tokens_total', tokKey);
+    const tokAfter = sumBy(metricsAfter, 'vllm_probe_probe_tokens_total', tokKey);
+    const tokensPerMin = Object.fromEntries(Object.keys(tokAfter).map((k) => [k, (tokAfter[k] - (tokBefore[k] ?? 0)) / windowMin]));
+    const reqKey = (l) => `${l.probe}/${l.outcome}`;
+    const reqBefore = sumBy(metricsBefore, 'vllm_probe_requests_total', reqKey);
+    const reqAfter = sumBy(metricsAfter, 'vllm_probe_requests_total', reqKey);
+    const requests = Object.fromEntries(Object.entries(reqAfter).map(([k, v]) => [k, v - (reqBefore[k] ?? 0)]).filter(([, v]) => v > 0));
+    const seriesCount = metricsText.split('\n').filter((l) => l && !l.startsWith('#')).length;
+    const rssMB = samples.map((s) => s.rss / 2 ** 20);
+    const anonMB = samples.map((s) => s.rssAnon / 2 ** 20);
+    const fileMB = samples.map((s) => s.rssFile / 2 ** 20);
+    const heapWin = heap.filter((h) => h.t >= first.t);
+    result = {
+      readyS,
+      startupCpuS: startup.cpuS,
+      windowMin,
+      cpuPct: cpuPct(first, last),
+      childCpuPct: cpuPct(first, last, 'childCpuS'),
+      perMin,
+      rssMax: max(rssMB),
+      rssMedian: median(rssMB),
+      rssFirst: rssMB[0],
+      rssLast: rssMB[rssMB.length - 1],
+      hwmMB: last.hwm / 2 ** 20,
+      anonMax: max(anonMB),
+      anonMedian: median(anonMB),
+      fileMedian: median(fileMB),
+      threads: last.threads,
+      heapUsedMax: max(heapWin.map((h) => h.heapUsed / 2 ** 20)),
+      heapUsedMedian: median(heapWin.map((h) => h.heapUsed / 2 ** 20)),
+      heapUsedFirstMin: median(heapWin.filter((h) => h.t - first.t < 60_000).map((h) => h.heapUsed / 2 ** 20)),
+      heapUsedLastMin: median(heapWin.filter((h) => last.t - h.t < 60_000).map((h) => h.heapUsed / 2 ** 20)),
+      heapTotalMax: max(heapWin.map((h) => h.heapTotal / 2 ** 20)),
+      externalMax: max(heapWin.map((h) => (h.external + 0) / 2 ** 20)),
+      tokensPerMin,
+      requests,
+      seriesCount,
+      nvidiaSmiCalls: fake.calls(),
+      logLines: readFileSync(logFile, 'utf8').split('\n').filter(Boolean).length,
+    };
+  } finally {
+    await daemon.stop('SIGTERM', 10_000);
+    await emu.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+export async function run(ctx) {
+  const { quick, log } = ctx;
+  const contended = contention();
+  const minutes = quick ? 1 : 10;
+  const warmupS = quick ? 15 : 30;
+  const result = await measureDaemon({ minutes, warmupS, log });
+  log('  memory breakdown: RSS of bare Node and of Node importing each dependency…\n');
+  const breakdown = await importBreakdown();
+  ctx.shared.footprint = result;
+  const r = result;
+  const warmup = warmupS;
+  const rssOk = r.rssMax <= 60;
+  const cpuOk = r.cpuPct <= 0.5;
+  const md = [
+    `${process.env.BENCH_DAEMON_NODE_FLAGS ? `Node flags: \`${process.env.BENCH_DAEMON_NODE_FLAGS}\`. ` : ''}Daemon: \`node --import ./benchmarks/heap-reporter.mjs dist/main.js serve --config FILE\`, FILE = \`listen: 127.0.0.1:PORT\`, \`target.url: <emulator>\`, \`gpu.nvidia_smi_path: <fake nvidia-smi, H100 capture>\`; everything else default (log_level info, logs to a file). Emulator in its own process with default timings. Ready after ${fmt(r.readyS, 1)} s (start-up CPU ${fmt(r.startupCpuS, 2)} s); ${fmt(r.windowMin, 1)} min measured after a ${warmup} s warm-up; samples every 5 s.`,
+    '',
+    table(
+      ['metric', 'value'],
+      [
+        ['CPU, daemon process (% of one core, whole window)', fmt(r.cpuPct, 3)],
+        ['CPU per 1-min window, median (min–max)', `${fmt(median(r.perMin), 3)} (${fmt(min(r.perMin), 3)}–${fmt(max(r.perMin), 3)}, n=${r.perMin.length})`],
+        ['CPU of its nvidia-smi children (the fake is a Node script; not the daemon\'s own)', fmt(r.childCpuPct, 3)],
+        ['RSS max / median / first → last (MB)', `${fmt(r.rssMax, 1)} / ${fmt(r.rssMedian, 1)} / ${fmt(r.rssFirst, 1)} → ${fmt(r.rssLast, 1)}`],
+        ['RSS split: anonymous (private) max / median, file-backed median (MB)', `${fmt(r.anonMax, 1)} / ${fmt(r.anonMedian, 1)}, ${fmt(r.fileMedian, 1)}`],
+        ['VmHWM, peak RSS since start (MB)', fmt(r.hwmMB, 1)],
+        ['V8 heap used max / median, heap total max (MB)', `${fmt(r.heapUsedMax, 1)} / ${fmt(r.heapUsedMedian, 1)}, ${fmt(r.heapTotalMax, 1)}`],
+        ['V8 heap used, median of the first minute → of the last minute (MB; a leak would show here)', `${fmt(r.heapUsedFirstMin, 1)} → ${fmt(r.heapUsedLastMin, 1)}`],
+        ['threads', r.threads],
+        ['probe requests in the window (probe/outcome)', Object.entries(r.requests).map(([k, v]) => `${k} ${v}`).join(', ')],
+        ['probe tokens per minute (from vllm_probe_probe_tokens_total)', Object.entries(r.tokensPerMin).map(([k, v]) => `${k} ${fmt(v, 1)}`).join(', ')],
+        ['series on /metrics at the end', r.seriesCount],
+        ['nvidia-smi invocations (whole run)', r.nvidiaSmiCalls],
+        ['log lines (whole run)', r.logLines],
+      ],
+    ),
+    '',
+    `Targets: RSS ≤ 60 MB → ${pass(rssOk)} (max ${fmt(r.rssMax, 1)} MB); CPU ≤ 0.5 % → ${pass(cpuOk)} (${fmt(r.cpuPct, 3)} %).`,
+    '',
+    'Where the RSS comes from (separate processes, 1.5 s after the imports; Δ = against bare Node):',
+    '',
+    table(
+      ['process', 'RSS (MB)', 'anonymous (MB)', 'file-backed (MB)', 'Δ anonymous', 'Δ RSS'],
+      breakdown.map((b) => [b.label, fmt(b.rss, 1), fmt(b.anon, 1), fmt(b.file, 1), b === breakdown[0] ? '' : fmt(b.dAnon, 1), b === breakdown[0] ? '' : fmt(b.dRss, 1)]),
+    ),
+  ].join('\n');
+  appendSection(title.replace('10 min', `${minutes} min`), md, { contention: contended, mode: quick ? '--quick' : 'full' });
+  return {
+    title,
+    markdown: md,
+    summary: [
+      { metric: `daemon RSS max (${minutes} min)`, value: `${fmt(r.rssMax, 1)} MB (anonymous ≤ ${fmt(r.anonMax, 1)}, heap used ≤ ${fmt(r.heapUsedMax, 1)}; bare Node ${fmt(breakdown[0].rss, 1)})`, target: '≤ 60 MB', ok: rssOk },
+      { metric: `daemon CPU (${minutes} min)`, value: `${fmt(r.cpuPct, 3)} % of one core (+ ${fmt(r.childCpuPct, 3)} % fake nvidia-smi)`, target: '≤ 0.5 %', ok: cpuOk },
+    ],
+  };
+}
