@@ -14,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { commandLine, contention, fmt, machineFacts, monitorContention, setCurrentMonitor, setInvocation, startRealVllm, table, versions } from './lib.mjs';
+import { commandLine, contention, fmt, machineFacts, monitorContention, realVllmAvailable, setCurrentMonitor, setInvocation, startRealVllm, table, versions } from './lib.mjs';
 
 const NAMES = ['overhead', 'ceiling', 'footprint', 'render', 'accuracy', 'cost'];
 
@@ -53,6 +53,7 @@ const ctx = {
   log,
   shared: {},
   async realVllm() {
+    if (!realVllmAvailable()) throw new Error('needs the real vLLM: run scripts/real-vllm/setup first (.cache/vllm-venv, .cache/tiny-model)');
     realVllm ??= startRealVllm(log);
     return realVllm;
   },
