@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { parseExposition } from '../exporter/exposition.js';
-import { countTokens, preambleText } from '../synthetic/prefix-cache.js';
+import { calibratePrefix } from '../synthetic/prefix-cache.js';
 import { createTargetClient } from '../target.js';
 import { defaultConfig } from '../config.js';
 import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, summariseLevel, sweepSvg, toCsv, type LevelResult } from './analysis.js';
@@ -332,15 +332,8 @@ export const PREFIX_CSV_HEADER = ['mode', 'prefix_regime', 'concurrency', 'mean_
 async function calibratedPrefix(ctx: Ctx, target: number): Promise<{ text: string; tokens: number; calibrated: boolean }> {
   const client = createTargetClient({ ...defaultConfig(), target: { ...defaultConfig().target, url: ctx.target.baseUrl } }, ctx.target.apiKey);
   try {
-    let words = Math.max(8, Math.round(target / 1.3));
-    let text = preambleText(words);
-    let tokens = await countTokens(client, ctx.target.model, text, ctx.io.signal);
-    for (let i = 0; tokens !== undefined && i < 4 && Math.abs(tokens - target) > Math.max(4, target * 0.02); i++) {
-      words = Math.max(8, Math.round((words * target) / tokens));
-      text = preambleText(words);
-      tokens = await countTokens(client, ctx.target.model, text, ctx.io.signal);
-    }
-    return { text, tokens: tokens ?? Math.round(words * 1.3), calibrated: tokens !== undefined };
+    const { text, tokens, estimate } = await calibratePrefix(client, ctx.target.model, target, ctx.io.signal, 4);
+    return { text, tokens: tokens ?? estimate, calibrated: tokens !== undefined };
   } finally {
     await client.close();
   }

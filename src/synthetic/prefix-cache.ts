@@ -58,6 +58,23 @@ export async function countTokens(client: TargetClient, model: string, prompt: s
   }
 }
 
+/**
+ * Preamble text of about `target` tokens: starts from ~1.3 tokens per word and corrects up to
+ * `corrections` times with the target's /tokenize. `tokens` is undefined without /tokenize,
+ * `estimate` is then the word-based guess. Shared by the prefix probe and `bench prefix`.
+ */
+export async function calibratePrefix(client: TargetClient, model: string, target: number, signal: AbortSignal, corrections: number): Promise<{ text: string; tokens: number | undefined; estimate: number }> {
+  let words = Math.max(8, Math.round(target / 1.3));
+  let text = preambleText(words);
+  let tokens = await countTokens(client, model, text, signal);
+  for (let i = 0; tokens !== undefined && i < corrections && Math.abs(tokens - target) > Math.max(4, target * 0.02); i++) {
+    words = Math.max(8, Math.round((words * target) / tokens));
+    text = preambleText(words);
+    tokens = await countTokens(client, model, text, signal);
+  }
+  return { text, tokens, estimate: Math.round(words * 1.3) };
+}
+
 interface Regime {
   target: number;
   prefix: string;
@@ -79,15 +96,7 @@ const states = new WeakMap<PrefixProbeConfig, PrefixState>();
 
 async function calibrate(ctx: ProbeContext, target: number, cfg: PrefixProbeConfig, state: PrefixState): Promise<Regime> {
   const model = ctx.tracker.configuredModel || ctx.tracker.discoveredModel || '';
-  // Start from ~1.3 tokens per word and correct twice with the real tokenizer.
-  let words = Math.max(8, Math.round(target / 1.3));
-  let text = preambleText(words);
-  let tokens = await countTokens(ctx.client, model, text, ctx.signal);
-  for (let i = 0; tokens !== undefined && i < 3 && Math.abs(tokens - target) > Math.max(4, target * 0.02); i++) {
-    words = Math.max(8, Math.round((words * target) / tokens));
-    text = preambleText(words);
-    tokens = await countTokens(ctx.client, model, text, ctx.signal);
-  }
+  const { text, tokens, estimate } = await calibratePrefix(ctx.client, model, target, ctx.signal, 3);
   const suffix = suffixText(0, cfg.suffix_tokens);
   const suffixCount = tokens === undefined ? undefined : await countTokens(ctx.client, model, suffix, ctx.signal);
   if (tokens === undefined && !state.warnedEstimate) {
@@ -97,7 +106,7 @@ async function calibrate(ctx: ProbeContext, target: number, cfg: PrefixProbeConf
   return {
     target,
     prefix: text,
-    prefixTokens: tokens ?? Math.round(words * 1.3),
+    prefixTokens: tokens ?? estimate,
     suffixTokens: suffixCount ?? cfg.suffix_tokens,
     calibrated: tokens !== undefined,
     primed: false,
