@@ -81,6 +81,11 @@ export class TargetTracker {
     readonly configuredModel: string,
   ) {}
 
+  /** The `model` sent in requests: configured, else discovered, else '' (vLLM's default model). */
+  get requestModel(): string {
+    return this.configuredModel || this.discoveredModel || '';
+  }
+
   /** The `model` label value: configured name, else discovered name, else "unknown". */
   get model(): string {
     return this.configuredModel || this.discoveredModel || 'unknown';

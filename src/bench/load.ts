@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { Agent, type Dispatcher } from 'undici';
 import type { Outcome } from '../metrics.js';
-import { deriveTimings, streamCompletion } from '../synthetic/stream.js';
+import { deriveTimings, streamCompletion, streamingBody } from '../synthetic/stream.js';
 
 export interface RequestRecord {
   /** ms since the load started */
@@ -56,7 +56,7 @@ export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<Re
       const r = await streamCompletion({
         baseUrl: target.baseUrl,
         path: '/v1/completions',
-        body: { model: target.model, stream: true, stream_options: { include_usage: true }, temperature: 0, ...opts.body(i) },
+        body: streamingBody(target.model, opts.body(i)),
         ...(target.apiKey ? { apiKey: target.apiKey } : {}),
         dispatcher,
         signal: AbortSignal.any([opts.signal, timeoutSignal]),

@@ -15,7 +15,7 @@ import { parseExposition } from '../exporter/exposition.js';
 import { normaliseVllmMetrics } from '../exporter/vllm-schema.js';
 import { type TargetClient } from '../target.js';
 import type { ProbeContext, ProbeResult } from './prober.js';
-import { deriveTimings, streamCompletion, type StreamResult } from './stream.js';
+import { deriveTimings, streamCompletion, streamingBody, type StreamResult } from './stream.js';
 import { PROBE_USER } from './ttft.js';
 
 const PREAMBLE_SENTENCES = [
@@ -95,7 +95,7 @@ interface PrefixState {
 const states = new WeakMap<PrefixProbeConfig, PrefixState>();
 
 async function calibrate(ctx: ProbeContext, target: number, cfg: PrefixProbeConfig, state: PrefixState): Promise<Regime> {
-  const model = ctx.tracker.configuredModel || ctx.tracker.discoveredModel || '';
+  const model = ctx.tracker.requestModel;
   const { text, tokens, estimate } = await calibratePrefix(ctx.client, model, target, ctx.signal, 3);
   const suffix = suffixText(0, cfg.suffix_tokens);
   const suffixCount = tokens === undefined ? undefined : await countTokens(ctx.client, model, suffix, ctx.signal);
@@ -140,17 +140,7 @@ export async function probePrefixCache(ctx: ProbeContext): Promise<ProbeResult> 
   const model = ctx.tracker.model;
   const regimeLabel = String(target);
   const send = async (prompt: string, salt?: string): Promise<StreamResult> => {
-    const body: Record<string, unknown> = {
-      model: ctx.tracker.configuredModel || ctx.tracker.discoveredModel || '',
-      prompt,
-      stream: true,
-      stream_options: { include_usage: true },
-      temperature: 0,
-      max_tokens: cfg.max_tokens,
-      ignore_eos: true,
-      user: PROBE_USER,
-    };
-    if (salt) body.cache_salt = salt;
+    const body = streamingBody(ctx.tracker.requestModel, { prompt, max_tokens: cfg.max_tokens, ignore_eos: true, user: PROBE_USER, ...(salt ? { cache_salt: salt } : {}) });
     const result = await streamCompletion({
       baseUrl: ctx.client.baseUrl,
       path: '/v1/completions',

@@ -49,6 +49,14 @@ export interface StreamResult {
   sawDone: boolean;
 }
 
+/**
+ * The body every streaming request of ours shares: stream with the usage chunk, greedy
+ * sampling; `fields` adds the prompt or messages, max_tokens and the rest.
+ */
+export function streamingBody(model: string, fields: Record<string, unknown>): Record<string, unknown> {
+  return { model, stream: true, stream_options: { include_usage: true }, temperature: 0, ...fields };
+}
+
 /** Derived latencies in seconds; undefined where the stream did not get that far. */
 export interface StreamTimings {
   ttft?: number;

@@ -5,7 +5,7 @@
  */
 import { discoverModel } from '../target.js';
 import type { ProbeContext, ProbeResult } from './prober.js';
-import { deriveTimings, streamCompletion } from './stream.js';
+import { deriveTimings, streamCompletion, streamingBody } from './stream.js';
 
 /** Sent as the OpenAI `user` field so probe traffic can be told apart in vLLM's logs. */
 export const PROBE_USER = 'vllm-probe';
@@ -18,16 +18,12 @@ export async function probeTtft(ctx: ProbeContext): Promise<ProbeResult> {
   }
   const model = tracker.model;
   const chat = probe.endpoint === 'chat';
-  const body: Record<string, unknown> = {
-    model: tracker.configuredModel || tracker.discoveredModel || '',
-    stream: true,
-    stream_options: { include_usage: true },
-    temperature: 0,
+  const body = streamingBody(tracker.requestModel, {
     max_tokens: probe.max_tokens,
     ignore_eos: true,
     user: PROBE_USER,
     ...(chat ? { messages: [{ role: 'user', content: probe.prompt }] } : { prompt: probe.prompt }),
-  };
+  });
   const phase = tracker.takePhase();
   const result = await streamCompletion({
     baseUrl: client.baseUrl,
