@@ -12,7 +12,7 @@ import { createHttpServer } from './exporter/server.js';
 import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
 import { VllmCollector } from './exporter/vllm.js';
 import { VllmProcessCollector } from './exporter/process.js';
-import { collectEnvironment, gpuForEnvironment } from './bench/environment.js';
+import { collectEnvironment, gpuForEnvironment } from './vllm/environment.js';
 import { createGpuCollectors } from './gpu/collector.js';
 import { createMetrics, preinitialiseProbeSeries, type Metrics } from './metrics.js';
 import { StatusBoard } from './status.js';

@@ -9,10 +9,10 @@ import { pino, type Logger } from 'pino';
 import { runDaemon } from './app.js';
 import { ConfigError, defaultConfig, loadConfig, parseConfig } from './config.js';
 import { FAULT_MODES, type FaultMode } from './emulator/faults.js';
-import { parseExposition } from './exporter/exposition.js';
+import { parseExposition } from './vllm/exposition.js';
 import { runGpuCommand } from './gpu/command.js';
 import { loadWebConfig } from './exporter/web-config.js';
-import { explainSnapshot, normaliseVllmMetrics } from './exporter/vllm-schema.js';
+import { explainSnapshot, normaliseVllmMetrics } from './vllm/schema.js';
 import { VERSION } from './version.js';
 
 export interface CliIo {
@@ -323,7 +323,8 @@ const COMMANDS: Record<string, Command> = {
 
   async bench(args, io) {
     // Loaded on demand: the daemon never needs the bench code in memory.
-    const { BenchUsageError, runBench } = await import('./bench/commands.js');
+    const { runBench } = await import('./bench/commands.js');
+    const { BenchUsageError } = await import('./bench/options.js');
     try {
       return await runBench(args, { ...io, isTTY: process.stderr.isTTY });
     } catch (err) {

@@ -9,13 +9,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { BENCH_HELP, BENCH_OPTIONS, BenchUsageError, intList, intOpt, secondsOpt, type Values } from './options.js';
 import { request } from 'undici';
-import { parseExposition } from '../exporter/exposition.js';
+import { parseExposition } from '../vllm/exposition.js';
 import { calibratePrefix } from '../synthetic/prefix-cache.js';
 import { createTargetClient } from '../target.js';
 import { defaultConfig } from '../config.js';
 import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, summariseLevel, sweepSvg, toCsv, type LevelResult } from './analysis.js';
-import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from './environment.js';
+import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
 import { fillerPrompt, runLoad, type LoadTarget, type RequestRecord } from './load.js';
 
 export interface BenchIo {
@@ -24,92 +25,6 @@ export interface BenchIo {
   signal: AbortSignal;
   env: NodeJS.ProcessEnv;
   isTTY?: boolean;
-}
-
-export class BenchUsageError extends Error {
-  override name = 'BenchUsageError';
-}
-
-export const BENCH_HELP = `Usage: vllm-probe bench <experiment> [options]
-
-Experiments (the seeds' Tier 1-3 procedures):
-  cold-warm   restart vLLM, one cold request, one warm, then N warm: the cold/warm table
-  prefix      prefix caching on vs off by prefix size and concurrency (canonical CSV)
-  sweep       closed-loop concurrency sweep: throughput, TTFT/E2E percentiles, the knee
-  kv          KV-cache capacity: bytes per token, tokens, sequences that fit per context
-  kv-scaling  start vLLM at several --max-model-len values and fit bytes per token
-  report      one markdown report with a first-cut configuration from the outputs in --in DIR
-
-Common options:
-  --target URL         vLLM base URL (default http://127.0.0.1:8000)
-  --model NAME         served model (default: first from /v1/models)
-  --api-key-env NAME   env var holding the API key (default VLLM_API_KEY; never printed)
-  --out DIR            where files go (default bench-out/<experiment>-<time>)
-  --json               print the summary as JSON on stdout
-  --timeout DURATION   per-request timeout in seconds (default 120)
-
-cold-warm:  [--restart-cmd "CMD ARGS"] [--runs N (5)] [--max-tokens N (64)] [--restart-timeout S (600)]
-            Without --restart-cmd it asks you to restart vLLM and waits for it.
-prefix:     --regimes 512,1024,2048 --concurrency 1,8,16 --requests N (32) [--suffix-tokens N (32)]
-            [--max-tokens N (32)] [--baseline URL of a server with prefix caching off]
-sweep:      --concurrency 1,2,4,8,16,32,64 --duration 30s [--warmup 2s] [--input-words N (128)]
-            [--max-tokens N (64)]
-kv-scaling: --values 1024,2048,4096,8192 [--launch 'vllm serve MODEL --max-model-len {max_model_len} …']
-            [--stop-cmd CMD (when --launch backgrounds the server)] [--gpu-cmd PATH-to-nvidia-smi]
-report:     --in DIR [--want-concurrency 8 --context 4096]
-kv:         [--context 4096] [--want-concurrency 8] [--layers N --kv-heads N --head-dim N
-            --dtype-bytes N] (model shape; else bytes/token from kv_cache_memory_bytes)
-`;
-
-const BENCH_OPTIONS = {
-  target: { type: 'string' },
-  model: { type: 'string' },
-  'api-key-env': { type: 'string' },
-  out: { type: 'string' },
-  json: { type: 'boolean' },
-  timeout: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-  'restart-cmd': { type: 'string' },
-  'restart-timeout': { type: 'string' },
-  runs: { type: 'string' },
-  'max-tokens': { type: 'string' },
-  regimes: { type: 'string' },
-  concurrency: { type: 'string' },
-  requests: { type: 'string' },
-  'suffix-tokens': { type: 'string' },
-  baseline: { type: 'string' },
-  duration: { type: 'string' },
-  warmup: { type: 'string' },
-  'input-words': { type: 'string' },
-  context: { type: 'string' },
-  'want-concurrency': { type: 'string' },
-  layers: { type: 'string' },
-  'kv-heads': { type: 'string' },
-  'head-dim': { type: 'string' },
-  'dtype-bytes': { type: 'string' },
-  launch: { type: 'string' },
-  'stop-cmd': { type: 'string' },
-  values: { type: 'string' },
-  in: { type: 'string' },
-  'gpu-cmd': { type: 'string' },
-} as const;
-
-type Values = ReturnType<typeof parseArgs<{ options: typeof BENCH_OPTIONS; allowPositionals: true }>>['values'];
-
-export function intList(name: string, text: string | undefined, fallback: number[]): number[] {
-  if (text === undefined) return fallback;
-  const out = text.split(',').map((s) => Number(s.trim()));
-  if (out.length === 0 || out.some((n) => !Number.isInteger(n) || n < 1)) throw new BenchUsageError(`--${name}: expected a comma-separated list of positive integers, got "${text}"`);
-  return out;
-}
-export function intOpt(name: string, text: string | undefined, fallback: number): number {
-  return intList(name, text, [fallback])[0]!;
-}
-function secondsOpt(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
-  if (!m) throw new BenchUsageError(`--${name}: expected a duration like 30s, got "${text}"`);
-  return Number(m[1]) * (m[2] === 'ms' ? 0.001 : m[2] === 'm' ? 60 : 1);
 }
 
 /** Splits a command line into argv without a shell: quotes group, nothing is expanded. */
@@ -208,8 +123,9 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
     return experiment || values.help ? 0 : 2;
   }
   const experiments: Record<string, (ctx: Ctx) => Promise<unknown>> = { 'cold-warm': benchColdWarm, prefix: benchPrefix, sweep: benchSweep, kv: benchKv };
-  const extra = await import('./experiments-extra.js');
-  const standalone: Record<string, (values: Values, io: BenchIo) => Promise<number>> = { 'kv-scaling': extra.benchKvScaling, report: extra.benchReport };
+  const extra = await import('./kv-scaling.js');
+  const { benchReport } = await import('./report.js');
+  const standalone: Record<string, (values: Values, io: BenchIo) => Promise<number>> = { 'kv-scaling': extra.benchKvScaling, report: benchReport };
   if (standalone[experiment]) return standalone[experiment]!(values, io);
   const run = experiments[experiment];
   if (!run) throw new BenchUsageError(`unknown experiment "${experiment}" (known: ${[...Object.keys(experiments), ...Object.keys(standalone)].join(', ')})`);

@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { Agent, type Dispatcher } from 'undici';
 import type { Outcome } from '../metrics.js';
-import { deriveTimings, streamCompletion, streamingBody } from '../synthetic/stream.js';
+import { deriveTimings, streamCompletion, streamingBody } from '../vllm/stream.js';
 
 export interface RequestRecord {
   /** ms since the load started */

@@ -11,9 +11,10 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { StatusBoard } from '../status.js';
 import type { TargetClient, TargetTracker } from '../target.js';
-import { SourceError, type Collector } from './collector.js';
-import { ExpositionError, parseExposition } from './exposition.js';
-import { normaliseVllmMetrics, type EngineSnapshot } from './vllm-schema.js';
+import { type Collector } from './collector.js';
+import { SourceError } from '../errors.js';
+import { ExpositionError, parseExposition } from '../vllm/exposition.js';
+import { normaliseVllmMetrics, type EngineSnapshot } from '../vllm/schema.js';
 
 /** Turns successive readings of a monotonic counter into non-negative increments. */
 export class CounterDeltas {

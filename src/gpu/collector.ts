@@ -22,11 +22,13 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { NoDataError, SourceError, type Collector, type CollectorHooks } from '../exporter/collector.js';
+import { type Collector, type CollectorHooks } from '../exporter/collector.js';
+import { NoDataError, SourceError } from '../errors.js';
 import { GPU_GAUGES, type GpuGaugeName, type Metrics } from '../metrics.js';
 import type { StatusBoard } from '../status.js';
 import { HostCollector } from './host.js';
-import { NvidiaSmi, type ComputeApp, type GpuQuery, type GpuReading } from './nvidia-smi.js';
+import { NvidiaSmi, type GpuQuery } from './nvidia-smi/run.js';
+import type { ComputeApp, GpuReading } from './nvidia-smi/parse.js';
 import { buildProcessMatcher, procParentOf, type ParentOf } from './processes.js';
 
 export interface ScheduledCollector {

@@ -5,10 +5,10 @@
  * nvidia-smi reports nothing.
  */
 import type { Config } from '../config.js';
-import { NoDataError, SourceError, type SourceErrorReason } from '../exporter/collector.js';
+import { NoDataError, SourceError, type SourceErrorReason } from '../errors.js';
 import { GPU_GAUGES, type GpuGaugeName } from '../metrics.js';
 import { readGpuSnapshot, type GpuProcess, type SnapshotOptions } from './collector.js';
-import { NvidiaSmi, type FieldDiscovery } from './nvidia-smi.js';
+import { NvidiaSmi, type FieldDiscovery } from './nvidia-smi/run.js';
 
 export interface GpuCommandProcess {
   pid: number;

@@ -11,11 +11,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { PrefixProbeConfig } from '../config.js';
-import { parseExposition } from '../exporter/exposition.js';
-import { normaliseVllmMetrics } from '../exporter/vllm-schema.js';
+import { parseExposition } from '../vllm/exposition.js';
+import { normaliseVllmMetrics } from '../vllm/schema.js';
 import { type TargetClient } from '../target.js';
 import type { ProbeContext, ProbeResult } from './prober.js';
-import { deriveTimings, streamCompletion, streamingBody, type StreamResult } from './stream.js';
+import { deriveTimings, streamCompletion, streamingBody, type StreamResult } from '../vllm/stream.js';
 import { PROBE_USER } from './ttft.js';
 
 const PREAMBLE_SENTENCES = [

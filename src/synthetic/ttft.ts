@@ -5,7 +5,7 @@
  */
 import { discoverModel } from '../target.js';
 import type { ProbeContext, ProbeResult } from './prober.js';
-import { deriveTimings, streamCompletion, streamingBody } from './stream.js';
+import { deriveTimings, streamCompletion, streamingBody } from '../vllm/stream.js';
 
 /** Sent as the OpenAI `user` field so probe traffic can be told apart in vLLM's logs. */
 export const PROBE_USER = 'vllm-probe';

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { deriveTimings, streamCompletion, type StreamRequest } from '../../src/synthetic/stream.js';
+import { deriveTimings, streamCompletion, type StreamRequest } from '../../src/vllm/stream.js';
 import { startEmulator } from '../helpers/daemon.js';
 import type { FaultMode } from '../../src/emulator/server.js';
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { request } from 'undici';
 import { parseConfig } from '../config.js';
-import { parseExposition } from '../exporter/exposition.js';
+import { parseExposition } from '../vllm/exposition.js';
 import { runGpuCommand } from '../gpu/command.js';
 import { VERSION } from '../version.js';
 
