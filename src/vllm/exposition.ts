@@ -5,7 +5,9 @@
  *
  * Handles label escapes (\\ \" \n), NaN and ±Inf, Go-style exponents (1.1701968896e+010),
  * histogram samples in any order, `*_created` families (kept as their own gauge families, the
- * caller ignores them), files that start mid-family and families without HELP or TYPE.
+ * caller ignores them), files that start mid-family and families without HELP or TYPE. From
+ * OpenMetrics it also takes `# EOF`/`# UNIT` (ignored), exemplars and fractional timestamps;
+ * the names OpenMetrics gives counters are mapped back by schema.ts (canonicaliseNames).
  * No npm parser handled all of that when this was written (see docs/dependencies.md).
  */
 
@@ -159,11 +161,16 @@ export function parseExposition(text: string): Exposition {
     if (!NAME.test(name)) throw new ExpositionError(lineNo, `invalid metric name "${name.slice(0, 60)}"`);
     let labels: Record<string, string> = {};
     if (line[i] === '{') [labels, i] = parseLabels(line, i, lineNo);
-    const rest = line.slice(i).trim().split(/[ \t]+/);
+    // OpenMetrics: an exemplar (` # {trace_id="…"} 1.0`) may follow the value; it is not data.
+    let tail = line.slice(i);
+    const exemplar = tail.indexOf(' # ');
+    if (exemplar >= 0) tail = tail.slice(0, exemplar);
+    const rest = tail.trim().split(/[ \t]+/);
     if (rest.length < 1 || rest.length > 2 || rest[0] === '') throw new ExpositionError(lineNo, `expected "value [timestamp]" after ${name}`);
     const value = parseValue(rest[0]!);
     if (value === undefined) throw new ExpositionError(lineNo, `invalid value "${rest[0]}" for ${name}`);
-    if (rest[1] !== undefined && !/^-?\d+$/.test(rest[1])) throw new ExpositionError(lineNo, `invalid timestamp "${rest[1]}"`);
+    // 0.0.4 timestamps are integer milliseconds; OpenMetrics ones are (fractional) seconds.
+    if (rest[1] !== undefined && !/^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(rest[1])) throw new ExpositionError(lineNo, `invalid timestamp "${rest[1]}"`);
     familyOf(name).samples.push({ name, labels, value });
   });
   return families;

@@ -2,14 +2,14 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { EngineMetrics } from '../../src/emulator/engine-metrics.js';
 import { parseExposition } from '../../src/vllm/exposition.js';
-import { explainSnapshot, normaliseVllmMetrics } from '../../src/vllm/schema.js';
+import { explainSnapshot, normaliseVllmMetrics, sloFromBuckets } from '../../src/vllm/schema.js';
 
 const explain = (text: string) => explainSnapshot(normaliseVllmMetrics(parseExposition(text)));
 const fixture = (name: string) => readFileSync(`test/fixtures/vllm/${name}`, 'utf8');
 
 describe('normaliseVllmMetrics', () => {
   test('V0: gauge hit rate, gpu_cache_usage_perc, no engine label', () => {
-    expect(explain(fixture('v0-handwritten.txt'))).toEqual({
+    expect(explain(fixture('v0-handwritten.txt'))).toMatchObject({
       schema: 'v0',
       engines: 1,
       kv_cache_usage_ratio: 0.4215,
@@ -36,7 +36,7 @@ describe('normaliseVllmMetrics', () => {
   });
 
   test('early V1: block-counted prefix counters summed over two engines, KV usage averaged', () => {
-    expect(explain(fixture('v1-early-handwritten.txt'))).toEqual({
+    expect(explain(fixture('v1-early-handwritten.txt'))).toMatchObject({
       schema: 'v1-early',
       engines: 2,
       kv_cache_usage_ratio: 0.4,
@@ -102,7 +102,7 @@ describe('normaliseVllmMetrics', () => {
   });
 
   test('the real vLLM 0.32.0 capture (CPU build, tiny model) gives exact values', () => {
-    expect(explain(fixture('metrics-v0.32.0.txt'))).toEqual({
+    expect(explain(fixture('metrics-v0.32.0.txt'))).toMatchObject({
       schema: 'v1',
       engines: 1,
       kv_cache_usage_ratio: 0,
@@ -125,7 +125,7 @@ describe('normaliseVllmMetrics', () => {
   });
 
   test('every saved real capture parses and reads as V1', () => {
-    const real = readdirSync('test/fixtures/vllm').filter((f) => /^metrics-v[\d.]+\.txt$/.test(f));
+    const real = readdirSync('test/fixtures/vllm').filter((f) => /^metrics-v[\d.]+(-[\w-]+)?\.txt$/.test(f));
     expect(real.length).toBeGreaterThanOrEqual(1);
     for (const f of real) {
       const e = explain(fixture(f));
@@ -133,5 +133,128 @@ describe('normaliseVllmMetrics', () => {
       expect(e.kv_cache_capacity_tokens, f).toBeGreaterThan(0);
       expect(e.model_names.length, f).toBe(1);
     }
+  });
+
+  test('old generations have none of the new signals: null, never 0', () => {
+    for (const f of ['v0-handwritten.txt', 'v1-early-handwritten.txt']) {
+      const e = explain(fixture(f));
+      expect(e.admission_rejections, f).toBeNull();
+      expect(e.prompt_tokens_by_source, f).toBeNull();
+      expect(e.prompt_tokens_cached_by_source, f).toBeNull();
+      expect(e.kv_cache_max_concurrency, f).toBeNull();
+      expect(e.cache_hit_alignment_tokens, f).toBeNull();
+      expect(e.request_preemptions_observed, f).toBeNull();
+    }
+    expect(explain(fixture('v0-handwritten.txt')).kv_cache_capacity_source).toBe('num_gpu_blocks x block_size');
+  });
+});
+
+describe('the signals vLLM 0.32.0 added', () => {
+  test('the real capture: admission rejections, waiting by reason, prompt sources, cache tiers, KV capacity as vLLM computes it', () => {
+    expect(explain(fixture('metrics-v0.32.0.txt'))).toMatchObject({
+      naming: { prefix: 'vllm:', counters: '_total' },
+      admission_rejections: { max_num_queued_reqs: 0, max_num_queued_tokens: 0 },
+      requests_waiting_by_reason: { capacity: 0, deferred: 0 },
+      prompt_tokens_by_source: { local_compute: 1306, local_cache_hit: 1024, external_kv_transfer: 0 },
+      prompt_tokens_cached: 1024,
+      prompt_tokens_cached_by_source: { device: 1024, host: 0, p2p: 0, disk: 0, external_unspecified: 0 },
+      external_prefix_cache_queries: 0,
+      external_prefix_cache_hits: 0,
+      kv_cache_capacity_tokens: 131072,
+      kv_cache_capacity_source: 'kv_cache_size_tokens',
+      kv_cache_max_concurrency: 32,
+      // the CPU build prints "None": hits then land on block_size (128)
+      cache_hit_alignment_tokens: null,
+      request_preemptions_observed: 6,
+      server_buckets: { time_to_first_token: { custom: false } },
+    });
+  });
+
+  test('a server started with --max-num-queued-reqs 2 and --custom-histogram-buckets: rejections counted, its own TTFT bounds read', () => {
+    const e = explain(fixture('metrics-v0.32.0-custom-buckets.txt'));
+    expect(e.admission_rejections).toEqual({ max_num_queued_reqs: 12, max_num_queued_tokens: 0 });
+    expect(e.server_buckets.time_to_first_token).toEqual({ bounds: [0.1, 0.3, 1, 3], custom: true });
+    expect(e.server_buckets.e2e_latency?.custom).toBe(false);
+  });
+
+  test('a hybrid model: kv_cache_size_tokens wins over blocks x block size; two engines add up', () => {
+    const info = (engine: string) =>
+      `vllm:cache_config_info{block_size="16",cache_hit_alignment_tokens="64",enable_prefix_caching="True",engine="${engine}",kv_cache_max_concurrency="2.5",kv_cache_size_tokens="20480",num_gpu_blocks="4000"} 1.0`;
+    const e = explain(['# TYPE vllm:kv_cache_usage_perc gauge', 'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5', '# TYPE vllm:cache_config_info gauge', info('0'), info('1')].join('\n'));
+    expect(e.kv_cache_capacity_tokens).toBe(40960);
+    expect(e.kv_cache_capacity_source).toBe('kv_cache_size_tokens');
+    expect(e.kv_cache_max_concurrency).toBe(5);
+    expect(e.cache_hit_alignment_tokens).toBe(64);
+  });
+
+  test('label values outside the known sets are summed under "other", so re-exported labels stay bounded', () => {
+    const e = explain(
+      [
+        '# TYPE vllm:kv_cache_usage_perc gauge',
+        'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5',
+        '# TYPE vllm:prompt_tokens_cached_by_source_total counter',
+        'vllm:prompt_tokens_cached_by_source_total{engine="0",model_name="m",source="device"} 10.0',
+        'vllm:prompt_tokens_cached_by_source_total{engine="0",model_name="m",source="cxl"} 4.0',
+        'vllm:prompt_tokens_cached_by_source_total{engine="0",model_name="m",source="nvme"} 3.0',
+      ].join('\n'),
+    );
+    expect(e.prompt_tokens_cached_by_source).toEqual({ device: 10, host: 0, p2p: 0, disk: 0, external_unspecified: 0, other: 7 });
+  });
+});
+
+describe('names other pipelines and formats use', () => {
+  const { naming: _n, ...reference } = explain(fixture('metrics-v0.32.0.txt'));
+
+  test('the real capture with every vllm: renamed vllm_ reads exactly the same', () => {
+    const { naming, ...renamed } = explain(fixture('metrics-v0.32.0.txt').replaceAll('vllm:', 'vllm_'));
+    expect(naming).toEqual({ prefix: 'vllm_', counters: '_total' });
+    expect(renamed).toEqual(reference);
+  });
+
+  test('OpenMetrics 1.0 (counter family without _total) and 2.0 (samples without _total) read the same as text 0.0.4', () => {
+    const om = (withTotal: boolean) =>
+      [
+        '# TYPE vllm:kv_cache_usage_perc gauge',
+        'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25',
+        '# TYPE vllm:prefix_cache_queries counter',
+        '# HELP vllm:prefix_cache_queries Prefix cache queries, in terms of number of queried tokens.',
+        `vllm:prefix_cache_queries${withTotal ? '_total' : ''}{engine="0",model_name="m"} 800.0 # {trace_id="abc"} 1.0 1700000000.5`,
+        'vllm:prefix_cache_queries_created{engine="0",model_name="m"} 1700000000.0',
+        '# TYPE vllm:prefix_cache_hits counter',
+        `vllm:prefix_cache_hits${withTotal ? '_total' : ''}{engine="0",model_name="m"} 200.0`,
+        '# TYPE vllm:admission_rejections counter',
+        `vllm:admission_rejections${withTotal ? '_total' : ''}{model_name="m",reason="max_num_queued_reqs"} 3.0 1700000001.250`,
+        '# EOF',
+      ].join('\n');
+    for (const [withTotal, counters] of [[true, '_total'], [false, 'no _total']] as const) {
+      const e = explain(om(withTotal));
+      expect(e.naming).toEqual({ prefix: 'vllm:', counters });
+      expect(e).toMatchObject({ schema: 'v1', prefix_cache_queries: 800, prefix_cache_hits: 200, prefix_cache_unit: 'tokens', admission_rejections: { max_num_queued_reqs: 3 } });
+    }
+  });
+});
+
+describe('an SLO threshold against the server\'s bucket bounds', () => {
+  const h = { buckets: [{ le: 0.1, count: 10 }, { le: 0.3, count: 60 }, { le: 1, count: 90 }, { le: Infinity, count: 100 }], sum: 30, count: 100 };
+
+  test('a threshold that is a bound is exact', () => {
+    expect(sloFromBuckets(h, 0.3)).toMatchObject({ exact: true, ratio: 0.6, error: 0 });
+  });
+
+  test('between two bounds: the share at the nearest one, and the bounds of the truth', () => {
+    expect(sloFromBuckets(h, 0.5)).toMatchObject({ exact: false, lower: 0.3, upper: 1, nearest: 0.3, ratio: 0.6, min: 0.6, max: 0.9 });
+    expect(sloFromBuckets(h, 0.5).error).toBeCloseTo(0.3);
+    expect(sloFromBuckets(h, 0.9)).toMatchObject({ nearest: 1, ratio: 0.9 });
+  });
+
+  test('past the last finite bound only +Inf is above; no requests means no ratio', () => {
+    expect(sloFromBuckets(h, 5)).toMatchObject({ lower: 1, upper: null, min: 0.9, max: 1, ratio: 0.9 });
+    expect(sloFromBuckets({ buckets: h.buckets.map((b) => ({ ...b, count: 0 })), sum: 0, count: 0 }, 0.5)).toMatchObject({ requests: 0, ratio: null });
+  });
+
+  test('explain-metrics on the custom-bucket capture: TTFT 0.5 s is not a bound there (0.3 and 1.0 are), e2e 2.5 s is', () => {
+    const e = explainSnapshot(normaliseVllmMetrics(parseExposition(fixture('metrics-v0.32.0-custom-buckets.txt'))), { ttft: 0.5, e2e: 2.5 });
+    expect(e.slo_vs_server_buckets?.ttft).toMatchObject({ exact: false, lower: 0.3, upper: 1, nearest: 0.3, requests: 11, ratio: 1, error: 0 });
+    expect(e.slo_vs_server_buckets?.e2e).toMatchObject({ exact: true, ratio: 1 });
   });
 });
