@@ -32,7 +32,7 @@ Usage:
   vllm-probe emulate [--listen HOST:PORT] [--model NAME] [--api-key KEY] [--fault MODE]
                                      the vLLM emulator alone (dashboards without a GPU)
   vllm-probe check-config FILE       validate a config file (exit 0 valid, 2 invalid)
-  vllm-probe explain-metrics FILE|URL
+  vllm-probe explain-metrics [--config FILE] FILE|URL
                                      what vllm-probe makes of one vLLM /metrics, as JSON
   vllm-probe gpu [--config FILE] [--nvidia-smi PATH]
                                      one nvidia-smi collection as JSON
@@ -80,6 +80,11 @@ Runs the vLLM emulator alone: /v1/completions, /v1/chat/completions, /v1/models,
   --max-model-len N       default 8192
   --max-num-seqs N        concurrent sequences before requests queue (default 64)
   --no-prefix-caching     run with prefix caching off
+  --enable-per-request-metrics   responses carry metrics{time_to_first_token_ms, queue_time_ms, …}
+  --enable-request-id-headers    every response carries X-Request-Id
+  --enable-scale-out      serve /v1/completions/render and /v1/chat/completions/render
+  --max-num-queued-reqs N answer 503 when N requests are already running or waiting
+  --custom-histogram-buckets JSON  e.g. '{"time_to_first_token":[0.1,0.3,1,3]}'
   --fault MODE            start in a fault mode: ${FAULT_MODES.join(', ')}
   --fault-delay-ms N      delay for slow_first_token / metrics_slow
 
@@ -91,12 +96,23 @@ POST /_emulator/restart simulates a vLLM restart.
 Validates FILE. Exit 0 when valid; exit 2 with one "FILE: <path>: expected …, got …" line per
 problem otherwise.
 `,
-  'explain-metrics': `Usage: vllm-probe explain-metrics FILE|URL
+  'explain-metrics': `Usage: vllm-probe explain-metrics [--config FILE] FILE|URL
 
 Parses one vLLM /metrics exposition (a saved file, or a URL such as
 http://127.0.0.1:8000/metrics) and prints, as JSON, which metric generation it is (v0,
-v1-early, v1) and the normalised values vllm-probe exports. A key whose source is absent is
-null. Exit 2 when the input cannot be read or parsed.
+v1-early, v1), how it spells names (vllm: or vllm_, counters with or without _total) and the
+normalised values vllm-probe exports, including the vLLM 0.30+ signals (admission rejections,
+prompt tokens by source and cache tier, kv_cache_size_tokens, kv_cache_max_concurrency). A key
+whose source is absent is null.
+
+server_buckets lists vLLM's own histogram bounds (custom: true after
+--custom-histogram-buckets); slo_vs_server_buckets says whether the SLO thresholds (from
+--config, else the defaults) are among them and, when not, the share of requests at the
+nearest bound with the range the true share lies in (since vLLM started).
+
+  --config FILE   take slo.ttft.threshold and slo.e2e.threshold from this config
+
+Exit 2 when the input cannot be read or parsed.
 `,
 };
 
@@ -253,6 +269,11 @@ const COMMANDS: Record<string, Command> = {
       'no-prefix-caching': { type: 'boolean' },
       fault: { type: 'string' },
       'fault-delay-ms': { type: 'string' },
+      'enable-per-request-metrics': { type: 'boolean' },
+      'enable-request-id-headers': { type: 'boolean' },
+      'enable-scale-out': { type: 'boolean' },
+      'max-num-queued-reqs': { type: 'string' },
+      'custom-histogram-buckets': { type: 'string' },
     });
     if (values.help) return io.stdout(COMMAND_HELP.emulate!), 0;
     const listen = parseConfig({ listen: values.listen ?? '127.0.0.1:8000' }, '--listen').listen;
@@ -268,12 +289,24 @@ const COMMANDS: Record<string, Command> = {
     };
     const apiKey = values['api-key'] ?? io.env.VLLM_API_KEY;
     const { Emulator } = await import('./emulator/server.js');
+    const { parseCustomBuckets } = await import('./emulator/engine-metrics.js');
+    let customHistogramBuckets;
+    try {
+      customHistogramBuckets = values['custom-histogram-buckets'] ? parseCustomBuckets(JSON.parse(values['custom-histogram-buckets'])) : undefined;
+    } catch (err) {
+      throw new ConfigError('--custom-histogram-buckets', [(err as Error).message]);
+    }
     const emulator = new Emulator({
       ...(values.model ? { model: values.model } : {}),
       ...(apiKey ? { apiKey } : {}),
       ...(values['max-model-len'] ? { maxModelLen: int('max-model-len', values['max-model-len'])! } : {}),
       ...(values['max-num-seqs'] ? { maxNumSeqs: int('max-num-seqs', values['max-num-seqs'])! } : {}),
       prefixCaching: !values['no-prefix-caching'],
+      perRequestMetrics: values['enable-per-request-metrics'] === true,
+      requestIdHeaders: values['enable-request-id-headers'] === true,
+      enableScaleOut: values['enable-scale-out'] === true,
+      ...(values['max-num-queued-reqs'] ? { maxNumQueuedReqs: int('max-num-queued-reqs', values['max-num-queued-reqs'])! } : {}),
+      ...(customHistogramBuckets ? { customHistogramBuckets } : {}),
       ...(values.fault ? { fault: { mode: values.fault as FaultMode, ...(values['fault-delay-ms'] ? { delayMs: int('fault-delay-ms', values['fault-delay-ms'])! } : {}) } } : {}),
     });
     const idx = listen.lastIndexOf(':');
@@ -350,7 +383,7 @@ const COMMANDS: Record<string, Command> = {
   },
 
   async 'explain-metrics'(args, io) {
-    const { values, positionals } = parse(args, {});
+    const { values, positionals } = parse(args, { config: { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP['explain-metrics']!), 0;
     const source = positionals[0];
     if (positionals.length !== 1 || !source) {
@@ -372,7 +405,8 @@ const COMMANDS: Record<string, Command> = {
     }
     try {
       const snapshot = normaliseVllmMetrics(parseExposition(text));
-      io.stdout(`${JSON.stringify(explainSnapshot(snapshot), null, 2)}\n`);
+      const slo = (values.config ? loadConfig(values.config) : defaultConfig()).slo;
+      io.stdout(`${JSON.stringify(explainSnapshot(snapshot, { ttft: slo.ttft.threshold, e2e: slo.e2e.threshold }), null, 2)}\n`);
       return 0;
     } catch (err) {
       io.stderr(`vllm-probe explain-metrics: ${source}: ${(err as Error).message}\n`);

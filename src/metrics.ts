@@ -245,7 +245,7 @@ export function createMetrics(registry: Registry, config: Config) {
     }),
     engineKvCacheCapacity: new Gauge({
       name: 'vllm_probe_engine_kv_cache_capacity_tokens',
-      help: 'KV-cache capacity in tokens, num_gpu_blocks x block_size from vllm:cache_config_info, summed over engines.',
+      help: 'KV-cache capacity in tokens from vllm:cache_config_info, summed over engines: kv_cache_size_tokens where vLLM reports it (right for hybrid models), else num_gpu_blocks x block_size.',
       labelNames: ['model'] as const,
       registers,
     }),
@@ -327,6 +327,97 @@ export function createMetrics(registry: Registry, config: Config) {
     engineDecodeTime: new ReexportedHistogram({
       name: 'vllm_probe_engine_request_decode_time_seconds',
       help: 'Server-side time in the DECODE phase from vllm:request_decode_time_seconds, re-exported from scrape deltas.',
+      registers,
+    }),
+
+    // vLLM 0.32 signals (issue 19): overload, where prompt tokens come from, vLLM's own KV sizing.
+    engineAdmissionRejections: new Counter({
+      name: 'vllm_probe_engine_admission_rejections_total',
+      help: 'Requests vLLM refused with HTTP 503 because a queue limit was reached (--max-num-queued-reqs, --max-num-queued-tokens), from vllm:admission_rejections_total, accumulated from scrape deltas; reason is max_num_queued_reqs, max_num_queued_tokens or other.',
+      labelNames: ['model', 'reason'] as const,
+      registers,
+    }),
+    engineRequestsWaitingByReason: new Gauge({
+      name: 'vllm_probe_engine_requests_waiting_by_reason',
+      help: 'Waiting requests by why they wait, summed over engines (vllm:num_requests_waiting_by_reason): capacity (no room in the batch or KV cache), deferred (LoRA budget, KV transfer, blocked), or other.',
+      labelNames: ['model', 'reason'] as const,
+      registers,
+    }),
+    enginePromptTokensBySource: new Counter({
+      name: 'vllm_probe_engine_prompt_tokens_by_source_total',
+      help: 'Prompt tokens by where their KV came from (vllm:prompt_tokens_by_source_total), accumulated from scrape deltas: local_compute (prefilled here), local_cache_hit (this instance\'s prefix cache), external_kv_transfer (a KV connector), or other.',
+      labelNames: ['model', 'source'] as const,
+      registers,
+    }),
+    enginePromptTokensCachedBySource: new Counter({
+      name: 'vllm_probe_engine_prompt_tokens_cached_by_source_total',
+      help: 'Cached prompt tokens by the cache tier that supplied them (vllm:prompt_tokens_cached_by_source_total), accumulated from scrape deltas: device (GPU memory), host (CPU offload), disk, p2p (another instance), external_unspecified, or other.',
+      labelNames: ['model', 'source'] as const,
+      registers,
+    }),
+    engineExternalPrefixCacheQueries: new Counter({
+      name: 'vllm_probe_engine_external_prefix_cache_queries_total',
+      help: 'Prompt tokens looked up in the cross-instance (KV connector) prefix cache, from vllm:external_prefix_cache_queries_total, accumulated from scrape deltas (stays 0 without a KV connector).',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    engineExternalPrefixCacheHits: new Counter({
+      name: 'vllm_probe_engine_external_prefix_cache_hits_total',
+      help: 'Prompt tokens found in the cross-instance (KV connector) prefix cache, from vllm:external_prefix_cache_hits_total, accumulated from scrape deltas.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    engineKvCacheMaxConcurrency: new Gauge({
+      name: 'vllm_probe_engine_kv_cache_max_concurrency',
+      help: 'How many requests of max_model_len tokens fit in the KV cache at once, as vLLM computes it (kv_cache_max_concurrency in vllm:cache_config_info), summed over engines.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    engineCacheHitAlignment: new Gauge({
+      name: 'vllm_probe_engine_cache_hit_alignment_tokens',
+      help: 'Token granularity at which prefix-cache hits land (cache_hit_alignment_tokens in vllm:cache_config_info, else block_size): a shared prefix shorter than a multiple of it is partly recomputed.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    engineRequestPreemptions: new ReexportedHistogram({
+      name: 'vllm_probe_engine_request_preemptions',
+      help: 'Times each finished request was preempted, from vllm:request_num_preemptions, re-exported with vLLM\'s own bounds from scrape deltas (the first bucket, le=1, holds never and once preempted requests together).',
+      registers,
+    }),
+    engineSloBucketBound: new Gauge({
+      name: 'vllm_probe_engine_slo_bucket_bound_seconds',
+      help: 'The bounds of vLLM\'s own latency histogram either side of each configured SLO threshold (slo is ttft or e2e, side is lower or upper; both equal the threshold when it is a bound). Use them as le in server-side SLO queries when vLLM runs with --custom-histogram-buckets.',
+      labelNames: ['model', 'slo', 'side'] as const,
+      registers,
+    }),
+
+    // TTFT decomposition (vLLM --enable-per-request-metrics): client TTFT against vLLM's own.
+    probeServerTimeToFirstToken: new Histogram({
+      name: 'vllm_probe_server_time_to_first_token_seconds',
+      help: 'vLLM\'s own view of a probe\'s time to first token, queue_time_ms + time_to_first_token_ms from the response\'s metrics object (needs --enable-per-request-metrics; vLLM counts from when the engine queued the request).',
+      labelNames: probeLabels,
+      buckets: ttftBuckets,
+      registers,
+    }),
+    probeServerQueueTime: new Histogram({
+      name: 'vllm_probe_server_queue_time_seconds',
+      help: 'Time a probe request waited in vLLM\'s scheduler queue, queue_time_ms from the response\'s metrics object (needs --enable-per-request-metrics).',
+      labelNames: probeLabels,
+      buckets: ttftBuckets,
+      registers,
+    }),
+    probeTtftGap: new Histogram({
+      name: 'vllm_probe_ttft_gap_seconds',
+      help: 'Client TTFT minus vLLM\'s own TTFT for the same probe: network, HTTP server, tokenisation and client time outside the engine (needs --enable-per-request-metrics).',
+      labelNames: probeLabels,
+      buckets: ttftBuckets,
+      registers,
+    }),
+    probeTtftQueueShare: new Histogram({
+      name: 'vllm_probe_ttft_queue_share_ratio',
+      help: 'Share of a probe\'s client TTFT spent waiting in vLLM\'s scheduler queue, 0-1 (queue_time_ms / client TTFT; needs --enable-per-request-metrics).',
+      labelNames: probeLabels,
+      buckets: [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1],
       registers,
     }),
 

@@ -10,6 +10,32 @@ const TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 
 const TOK = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
 const LAT = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0];
 const ITER = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
+/** vLLM's bucket families (vllm/v1/metrics/buckets.py), the keys of --custom-histogram-buckets. */
+export const BUCKET_FAMILIES = ['request_latency', 'time_to_first_token', 'inter_token_latency', 'iteration_tokens', 'request_params_n', 'request_num_preemptions', 'request_tokens', 'kv_cache_residency'] as const;
+export type BucketFamily = (typeof BUCKET_FAMILIES)[number];
+export type CustomBuckets = Partial<Record<BucketFamily, number[]>>;
+
+/**
+ * Validates a --custom-histogram-buckets value as vLLM's ObservabilityConfig does: known family
+ * keys, non-empty lists of finite numbers above 0, strictly increasing. Throws with vLLM's wording.
+ */
+export function parseCustomBuckets(value: unknown): CustomBuckets {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('custom_histogram_buckets: expected a JSON object mapping bucket family to a list of bounds');
+  const out: CustomBuckets = {};
+  for (const [family, buckets] of Object.entries(value)) {
+    if (!(BUCKET_FAMILIES as readonly string[]).includes(family)) {
+      throw new Error(`custom_histogram_buckets: unknown bucket family '${family}'; known families: ${[...BUCKET_FAMILIES].sort().join(', ')}`);
+    }
+    if (!Array.isArray(buckets) || buckets.length === 0) throw new Error(`custom_histogram_buckets['${family}']: bucket list must not be empty`);
+    for (const [i, b] of buckets.entries()) {
+      if (typeof b !== 'number' || !Number.isFinite(b) || b <= 0) throw new Error(`custom_histogram_buckets['${family}']: bound ${String(b)} must be finite and greater than 0`);
+      if (i > 0 && b <= (buckets[i - 1] as number)) throw new Error(`custom_histogram_buckets['${family}']: bounds must be strictly increasing`);
+    }
+    out[family as BucketFamily] = buckets as number[];
+  }
+  return out;
+}
+
 /** vLLM's "1-2-5" series up to max_model_len. */
 function oneTwoFive(max: number): number[] {
   const out: number[] = [];
@@ -60,6 +86,8 @@ export class EngineMetrics {
   };
   readonly bySource = { local_compute: 0, local_cache_hit: 0, external_kv_transfer: 0 };
   readonly success: Record<(typeof FINISHED_REASONS)[number], number> = { abort: 0, error: 0, length: 0, repetition: 0, stop: 0 };
+  /** Requests refused with 503 at admission (--max-num-queued-reqs / --max-num-queued-tokens). */
+  readonly admissionRejections = { max_num_queued_reqs: 0, max_num_queued_tokens: 0 };
   readonly h;
 
   constructor(
@@ -67,26 +95,31 @@ export class EngineMetrics {
     readonly maxModelLen: number,
     readonly cacheConfig: { blockSize: number; numGpuBlocks: number; prefixCaching: boolean },
     readonly processStartTime: number,
+    /** --custom-histogram-buckets: a family listed here replaces vLLM's default bounds. */
+    readonly customBuckets: CustomBuckets = {},
   ) {
     this.createdAt = processStartTime + 5;
-    const r = oneTwoFive(maxModelLen);
+    const b = (family: BucketFamily, defaults: number[]) => customBuckets[family] ?? defaults;
+    const r = b('request_tokens', oneTwoFive(maxModelLen));
+    const lat = b('request_latency', LAT);
+    const tok = b('inter_token_latency', TOK);
     this.h = {
-      time_to_first_token_seconds: new HistogramState(TTFT),
-      inter_token_latency_seconds: new HistogramState(TOK),
-      request_time_per_output_token_seconds: new HistogramState(TOK),
-      e2e_request_latency_seconds: new HistogramState(LAT),
-      request_queue_time_seconds: new HistogramState(LAT),
-      request_inference_time_seconds: new HistogramState(LAT),
-      request_prefill_time_seconds: new HistogramState(LAT),
-      request_decode_time_seconds: new HistogramState(LAT),
+      time_to_first_token_seconds: new HistogramState(b('time_to_first_token', TTFT)),
+      inter_token_latency_seconds: new HistogramState(tok),
+      request_time_per_output_token_seconds: new HistogramState(tok),
+      e2e_request_latency_seconds: new HistogramState(lat),
+      request_queue_time_seconds: new HistogramState(lat),
+      request_inference_time_seconds: new HistogramState(lat),
+      request_prefill_time_seconds: new HistogramState(lat),
+      request_decode_time_seconds: new HistogramState(lat),
       request_prompt_tokens: new HistogramState(r),
       request_generation_tokens: new HistogramState(r),
       request_prefill_kv_computed_tokens: new HistogramState(r),
       request_max_num_generation_tokens: new HistogramState(r),
       request_params_max_tokens: new HistogramState(r),
-      request_params_n: new HistogramState([1, 2, 5, 10, 20]),
-      iteration_tokens_total: new HistogramState(ITER),
-      request_num_preemptions: new HistogramState([1, 2, 3, 4, 5, 10, 20]),
+      request_params_n: new HistogramState(b('request_params_n', [1, 2, 5, 10, 20])),
+      iteration_tokens_total: new HistogramState(b('iteration_tokens', ITER)),
+      request_num_preemptions: new HistogramState(b('request_num_preemptions', [1, 2, 3, 4, 5, 10, 20])),
     };
   }
 
@@ -131,7 +164,7 @@ export class EngineMetrics {
     counter('vllm:estimated_write_bytes_per_gpu', 'Estimated number of bytes written to memory per GPU (for Model Flops Utilization calculations).', [[base, 0]]);
     gauge('vllm:num_requests_running', 'Number of requests in model execution batches.', [[base, this.running]]);
     gauge('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', [[base, this.waiting]]);
-    gauge('vllm:num_requests_waiting_by_reason', 'Number of waiting requests by reason. Sum of all reasons equals vllm:num_requests_waiting.', [
+    gauge('vllm:num_requests_waiting_by_reason', "Number of waiting requests by reason. Reason labels: 'capacity' = waiting for scheduling capacity; 'deferred' = deferred by transient constraints (LoRA budget, KV transfer, blocked status). Sum of all reasons equals vllm:num_requests_waiting.", [
       [{ ...base, reason: 'capacity' }, this.waiting],
       [{ ...base, reason: 'deferred' }, 0],
     ]);
@@ -164,8 +197,8 @@ export class EngineMetrics {
     counter('vllm:request_success', 'Count of successfully processed requests.', FINISHED_REASONS.map((r) => [{ ...base, finished_reason: r }, this.success[r]]));
     // No engine label on this one in v0.32.0: admission happens in the API server.
     counter('vllm:admission_rejections', 'Number of admission attempts rejected by a queue limit, by reason.', [
-      [{ model_name: this.model, reason: 'max_num_queued_reqs' }, 0],
-      [{ model_name: this.model, reason: 'max_num_queued_tokens' }, 0],
+      [{ model_name: this.model, reason: 'max_num_queued_reqs' }, this.admissionRejections.max_num_queued_reqs],
+      [{ model_name: this.model, reason: 'max_num_queued_tokens' }, this.admissionRejections.max_num_queued_tokens],
     ]);
     const h = this.h;
     histogram('vllm:request_prompt_tokens', 'Number of prefill tokens processed.', h.request_prompt_tokens);

@@ -8,10 +8,10 @@
  * the first request after (re)start; then one token every ITL, which also grows with the
  * number of running requests. Throughput therefore saturates and latency climbs: a knee.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { EngineMetrics } from './engine-metrics.js';
+import { EngineMetrics, type CustomBuckets } from './engine-metrics.js';
 import { PrefixCache, tokenize } from './kv-cache.js';
 
 export { FAULT_MODES, type Fault, type FaultMode } from './faults.js';
@@ -35,8 +35,21 @@ export interface EmulatorOptions {
   coldStartMs?: number;
   /** Answer 400 to requests carrying cache_salt, as servers without salt support may. */
   rejectCacheSalt?: boolean;
+  /** vLLM --enable-per-request-metrics: a `metrics` object on the usage chunk and JSON bodies. */
+  perRequestMetrics?: boolean;
+  /** vLLM --enable-request-id-headers: every response carries X-Request-Id (the request's, else a new one). */
+  requestIdHeaders?: boolean;
+  /** vLLM --max-num-queued-reqs: more unfinished (running + waiting) requests than this get HTTP 503. */
+  maxNumQueuedReqs?: number;
+  /** vLLM --custom-histogram-buckets (validated with parseCustomBuckets). */
+  customHistogramBuckets?: CustomBuckets;
+  /** vLLM --enable-scale-out: serves /v1/completions/render and /v1/chat/completions/render (403 otherwise). */
+  enableScaleOut?: boolean;
   fault?: Fault;
 }
+
+/** vLLM's QueueOverflowError text (vllm/exceptions.py), sent with HTTP 503. */
+export const QUEUE_FULL_MESSAGE = 'The engine is currently busy and cannot accept new requests. Please try again later or on a different instance.';
 
 const WORDS = ['the', 'sea', 'is', 'calm', 'and', 'blue', 'under', 'a', 'wide', 'sky', 'waves', 'roll', 'softly', 'onto', 'warm', 'sand'];
 /** Resolves after `ms` or on abort; removes its listener so long streams do not pile them up. */
@@ -59,7 +72,7 @@ function errorBody(status: number, type: string, message: string, param: string 
 }
 
 export class Emulator {
-  readonly options: Required<Omit<EmulatorOptions, 'apiKey' | 'fault'>> & { apiKey?: string };
+  readonly options: Required<Omit<EmulatorOptions, 'apiKey' | 'fault' | 'maxNumQueuedReqs'>> & { apiKey?: string; maxNumQueuedReqs?: number };
   fault: Fault;
   metrics!: EngineMetrics;
   cache!: PrefixCache;
@@ -87,6 +100,11 @@ export class Emulator {
       maxNumSeqs: options.maxNumSeqs ?? 64,
       coldStartMs: options.coldStartMs ?? 250,
       rejectCacheSalt: options.rejectCacheSalt ?? false,
+      perRequestMetrics: options.perRequestMetrics ?? false,
+      requestIdHeaders: options.requestIdHeaders ?? false,
+      customHistogramBuckets: options.customHistogramBuckets ?? {},
+      enableScaleOut: options.enableScaleOut ?? false,
+      ...(options.maxNumQueuedReqs !== undefined ? { maxNumQueuedReqs: options.maxNumQueuedReqs } : {}),
       ...(options.apiKey ? { apiKey: options.apiKey } : {}),
     };
     this.fault = options.fault ?? { mode: 'none' };
@@ -96,7 +114,7 @@ export class Emulator {
   /** Simulates a process restart: counters, cache and start time reset; next request is cold. */
   restart(): void {
     const o = this.options;
-    this.metrics = new EngineMetrics(o.model, o.maxModelLen, { blockSize: o.blockSize, numGpuBlocks: o.numGpuBlocks, prefixCaching: o.prefixCaching }, Date.now() / 1000);
+    this.metrics = new EngineMetrics(o.model, o.maxModelLen, { blockSize: o.blockSize, numGpuBlocks: o.numGpuBlocks, prefixCaching: o.prefixCaching }, Date.now() / 1000, o.customHistogramBuckets);
     this.cache = new PrefixCache(o.blockSize, o.numGpuBlocks, o.prefixCaching);
     this.cold = true;
   }
@@ -164,6 +182,8 @@ export class Emulator {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname.replace(/\/$/, '') || '/';
+    // vLLM's XRequestIdMiddleware: on every response, the request's own id or a fresh uuid4 hex.
+    if (this.options.requestIdHeaders) res.setHeader('x-request-id', headerValue(req, 'x-request-id') ?? randomUUID().replace(/-/g, ''));
     if (path.startsWith('/v1') && this.options.apiKey) {
       const auth = req.headers.authorization ?? '';
       if (!/^bearer\s+/i.test(auth) || auth.replace(/^bearer\s+/i, '') !== this.options.apiKey) {
@@ -188,6 +208,10 @@ export class Emulator {
         return this.completion(req, res, false);
       case 'POST /v1/chat/completions':
         return this.completion(req, res, true);
+      case 'POST /v1/completions/render':
+        return this.render(req, res, false);
+      case 'POST /v1/chat/completions/render':
+        return this.render(req, res, true);
       case 'POST /_emulator/fault': {
         const body = await readJson(req);
         const mode = (body as { mode?: unknown })?.mode;
@@ -274,6 +298,84 @@ export class Emulator {
     return this.json(res, 200, JSON.stringify({ count: tokens.length, max_model_len: this.options.maxModelLen, tokens, token_strs: null }));
   }
 
+  /**
+   * /v1/completions/render and /v1/chat/completions/render: the templated prompt's token ids
+   * without generating, shaped like vLLM 0.32's GenerateRequest (test/fixtures/vllm/render-*).
+   * Like vLLM, 403 unless started with --enable-scale-out.
+   */
+  private async render(req: IncomingMessage, res: ServerResponse, chat: boolean): Promise<void> {
+    if (!this.options.enableScaleOut) {
+      return this.json(res, 403, errorBody(403, 'PermissionDeniedError', 'Scale-out endpoints are disabled. Restart vllm serve with --enable-scale-out to enable them.'));
+    }
+    if (!String(req.headers['content-type'] ?? '').includes('application/json')) {
+      return this.json(res, 400, errorBody(400, 'Bad Request', "1 validation error:\n  Unsupported Media Type: Only 'application/json' is allowed"));
+    }
+    const body = (await readJson(req)) as Record<string, unknown> | undefined;
+    if (body?.model !== undefined && body.model !== '' && body.model !== this.options.model) {
+      return this.json(res, 404, errorBody(404, 'NotFoundError', `The model \`${String(body.model)}\` does not exist. Valid aliases: ${this.options.model}.`, 'model'));
+    }
+    const text = chat ? (Array.isArray(body?.messages) ? chatText(body.messages) : undefined) : typeof body?.prompt === 'string' ? body.prompt : undefined;
+    if (text === undefined) return this.json(res, 400, errorBody(400, 'BadRequestError', chat ? 'messages is required' : 'prompt is required', chat ? 'messages' : 'prompt'));
+    const tokens = tokenize(text, true);
+    const maxTokens = typeof body?.max_tokens === 'number' ? body.max_tokens : chat ? this.options.maxModelLen - tokens.length : undefined;
+    const rendered = {
+      request_id: `${chat ? 'chatcmpl' : 'cmpl'}-${headerValue(req, 'x-request-id') ?? randomBytes(8).toString('hex')}`,
+      token_ids: tokens,
+      token_offsets: null,
+      features: null,
+      content_parts: null,
+      sampling_params: {
+        presence_penalty: 0.0,
+        frequency_penalty: 0.0,
+        repetition_penalty: 1.0,
+        temperature: 1.0,
+        top_p: 1.0,
+        min_p: 0.0,
+        stop: [],
+        stop_token_ids: [],
+        ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
+        output_kind: 2,
+        skip_clone: true,
+        bad_words: [],
+        skip_reading_prefix_cache: false,
+      },
+      model: this.options.model,
+      reasoning_ended: null,
+      reasoning_parser_kwargs: null,
+      return_token_ids: null,
+      output_mode: 'tokens',
+      stream: false,
+      stream_options: null,
+      cache_salt: typeof body?.cache_salt === 'string' ? body.cache_salt : null,
+      priority: 0,
+      kv_transfer_params: null,
+      ec_transfer_params: null,
+    };
+    return this.json(res, 200, JSON.stringify(chat ? rendered : [rendered]));
+  }
+
+  /** Unfinished requests as vLLM's admission check counts them: running plus waiting. */
+  private get unfinished(): number {
+    return this.running + this.queue.length;
+  }
+
+  /**
+   * The per-request `metrics` object of --enable-per-request-metrics, computed as vLLM's
+   * build_per_request_timing_metrics does: TTFT from *scheduling* (queue time is separate),
+   * generation time first to last token, ITL over generated - 1 gaps, tokens/s over scheduled → last.
+   */
+  private perRequestMetrics(t: { arrival: number; scheduled: number; firstToken: number; lastToken: number; generated: number }) {
+    const ms = (x: number) => Number(x.toFixed(6));
+    const inference = t.lastToken - t.scheduled;
+    return {
+      time_to_first_token_ms: ms(t.firstToken - t.scheduled),
+      generation_time_ms: ms(t.lastToken - t.firstToken),
+      queue_time_ms: ms(t.scheduled - t.arrival),
+      ...(t.generated > 1 ? { mean_itl_ms: ms((t.lastToken - t.firstToken) / (t.generated - 1)) } : {}),
+      ...(inference > 0 ? { tokens_per_second: (t.generated / inference) * 1000 } : {}),
+    };
+  }
+
   private async completion(req: IncomingMessage, res: ServerResponse, chat: boolean): Promise<void> {
     const body = (await readJson(req)) as Record<string, unknown> | undefined;
     if (!body) return this.json(res, 400, errorBody(400, 'BadRequestError', 'Expecting value: line 1 column 1 (char 0)'));
@@ -302,6 +404,14 @@ export class Emulator {
     }
     const mode = this.fault.mode;
 
+    // vLLM's admission check (AsyncLLM.check_admission) before any response starts: HTTP 503.
+    // (A burst that races past that check gets the same error as a chunk in a 200 stream
+    // instead; test/fixtures/vllm/sse-error-503-queue-full-v0.32.0.txt.)
+    const limit = this.options.maxNumQueuedReqs;
+    if (limit !== undefined && this.unfinished + 1 > limit) {
+      this.metrics.admissionRejections.max_num_queued_reqs++;
+      return this.json(res, 503, errorBody(503, 'Service Unavailable', QUEUE_FULL_MESSAGE));
+    }
     if (mode === 'never_headers') return; // hold the socket; the client's timeout must fire
     if (mode === 'http_500') return this.json(res, 500, errorBody(500, 'InternalServerError', 'emulated internal error'));
     if (mode === 'http_503') return this.json(res, 503, errorBody(503, 'ServiceUnavailableError', 'emulated: service unavailable'));
@@ -317,7 +427,8 @@ export class Emulator {
       const m = this.metrics;
       m.counters.prefix_cache_queries += tokens.length;
       m.counters.prefix_cache_hits += cached;
-      const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(16).toString('hex')}`;
+      // vLLM takes a client's X-Request-Id as its request id (serving.py _base_request_id).
+      const id = `${chat ? 'chatcmpl' : 'cmpl'}-${headerValue(req, 'x-request-id') ?? randomBytes(8).toString('hex')}`;
       const created = Math.floor(Date.now() / 1000);
       const object = chat ? 'chat.completion.chunk' : 'text_completion';
       const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => `data: ${JSON.stringify({ id, object, created, model: this.options.model, choices, ...extra })}\n\n`;
@@ -334,10 +445,15 @@ export class Emulator {
         await sleep(ttftMs + maxTokens * this.options.itlMs * load, abort.signal);
         if (abort.signal.aborted) return;
         const out = Array.from({ length: maxTokens }, (_, i) => ` ${WORDS[(tokens.length + i) % WORDS.length]}`).join('');
-        this.account({ arrival, scheduled, firstToken: scheduled + ttftMs, end: performance.now(), promptTokens: tokens.length, cached, generated: maxTokens, maxTokens });
+        const end = performance.now();
+        this.account({ arrival, scheduled, firstToken: scheduled + ttftMs, end, promptTokens: tokens.length, cached, generated: maxTokens, maxTokens });
         const usage = { prompt_tokens: tokens.length, total_tokens: tokens.length + maxTokens, completion_tokens: maxTokens, prompt_tokens_details: { cached_tokens: cached } };
         const choice = chat ? { index: 0, message: { role: 'assistant', content: out }, finish_reason: 'length' } : { index: 0, text: out, logprobs: null, finish_reason: 'length' };
-        return this.json(res, 200, JSON.stringify({ id, object: chat ? 'chat.completion' : 'text_completion', created, model: this.options.model, choices: [choice], usage }));
+        // JSON bodies keep null fields (vLLM dumps them with exclude_none=False).
+        const metrics = this.options.perRequestMetrics
+          ? { metrics: { mean_itl_ms: null, tokens_per_second: null, ...this.perRequestMetrics({ arrival, scheduled, firstToken: scheduled + ttftMs, lastToken: end, generated: maxTokens }), speculative_decoding: null } }
+          : {};
+        return this.json(res, 200, JSON.stringify({ id, object: chat ? 'chat.completion' : 'text_completion', created, model: this.options.model, choices: [choice], usage, ...metrics }));
       }
 
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
@@ -357,6 +473,7 @@ export class Emulator {
       // Shapes as vLLM 0.32.0 sends them (test/fixtures/vllm/sse-*-v0.32.0.txt), nulls included.
       if (chat) res.write(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], { prompt_token_ids: null, prompt_text: null }));
       let generated = 0;
+      let lastTokenAt = firstToken;
       if (mode !== 'empty_completion') {
         for (let i = 0; i < maxTokens; i++) {
           if (i > 0) await sleep(this.options.itlMs * (1 + this.options.batchSlowdown * (this.running - 1)), abort.signal);
@@ -367,6 +484,7 @@ export class Emulator {
             ? { index: 0, delta: { content: word }, logprobs: null, finish_reason: last ? 'length' : null, ...(last ? { stop_reason: null } : {}), token_ids: null }
             : { index: 0, text: word, logprobs: null, finish_reason: last ? 'length' : null, stop_reason: null, prompt_token_ids: null, token_ids: null };
           res.write(chunk([choice]));
+          lastTokenAt = performance.now();
           generated++;
           m.counters.generation_tokens++;
           m.h.iteration_tokens_total.observe(1);
@@ -384,7 +502,9 @@ export class Emulator {
       }
       if (includeUsage) {
         const details = chat ? { cached_tokens: cached, created_cache_tokens: 0 } : { cached_tokens: cached };
-        res.write(chunk([], { usage: { prompt_tokens: tokens.length, total_tokens: tokens.length + generated, completion_tokens: generated, prompt_tokens_details: details }, system_fingerprint: `vllm-${this.options.version}` }));
+        // Per-request metrics ride on the usage chunk only (vLLM 0.32 serving.py), nulls dropped.
+        const metrics = this.options.perRequestMetrics ? { metrics: this.perRequestMetrics({ arrival, scheduled, firstToken, lastToken: lastTokenAt, generated }) } : {};
+        res.write(chunk([], { usage: { prompt_tokens: tokens.length, total_tokens: tokens.length + generated, completion_tokens: generated, prompt_tokens_details: details }, system_fingerprint: `vllm-${this.options.version}`, ...metrics }));
       }
       if (mode === 'no_done') return void res.end();
       res.end('data: [DONE]\n\n');
@@ -418,6 +538,7 @@ export class Emulator {
     m.h.request_max_num_generation_tokens.observe(r.maxTokens);
     m.h.request_params_max_tokens.observe(r.maxTokens);
     m.h.request_params_n.observe(1);
+    m.h.request_num_preemptions.observe(0); // every finished request, never preempted here
     m.h.iteration_tokens_total.observe(r.promptTokens - r.cached);
   }
 }
@@ -425,6 +546,11 @@ export class Emulator {
 /** The simple chat template the emulator applies before counting tokens. */
 function chatText(messages: unknown[]): string {
   return messages.map((m) => `<|${String((m as { role?: unknown }).role ?? 'user')}|> ${String((m as { content?: unknown }).content ?? '')}`).join('\n') + '\n<|assistant|>';
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

@@ -14,7 +14,7 @@ import type { TargetClient, TargetTracker } from '../target.js';
 import { type Collector } from './collector.js';
 import { SourceError } from '../errors.js';
 import { ExpositionError, parseExposition } from '../vllm/exposition.js';
-import { normaliseVllmMetrics, type EngineSnapshot } from '../vllm/schema.js';
+import { ADMISSION_REASONS, CACHE_TIERS, histogramDelta, normaliseVllmMetrics, OTHER, PROMPT_SOURCES, sloFromBuckets, type ByLabel, type EngineSnapshot, type HistogramSnapshot } from '../vllm/schema.js';
 
 /** Turns successive readings of a monotonic counter into non-negative increments. */
 export class CounterDeltas {
@@ -28,6 +28,64 @@ export class CounterDeltas {
     if (previous === undefined) return 0;
     return value >= previous ? value - previous : value;
   }
+}
+
+/** Past snapshots within the status window, so /status can speak of "the last 5m" rather than since start. */
+class SnapshotWindow {
+  private readonly entries: Array<{ at: number; s: EngineSnapshot }> = [];
+
+  constructor(private readonly seconds: number) {}
+
+  /** Adds `s` and returns the oldest snapshot still inside the window (the baseline for deltas). */
+  push(s: EngineSnapshot, at = Date.now()): EngineSnapshot {
+    this.entries.push({ at, s });
+    // Keep one entry at or before the window start so the delta covers the whole window.
+    while (this.entries.length > 2 && this.entries[1]!.at <= at - this.seconds * 1000) this.entries.shift();
+    return this.entries[0]!.s;
+  }
+
+  /** Seconds between the baseline and now. */
+  span(at = Date.now()): number {
+    return this.entries.length ? (at - this.entries[0]!.at) / 1000 : 0;
+  }
+
+  clear(): void {
+    this.entries.length = 0;
+  }
+}
+
+/** Per-key increase between two readings of a labelled counter; the whole value after a reset. */
+function labelDelta<K extends string>(now: ByLabel<K> | null, before: ByLabel<K> | null): Partial<Record<K | typeof OTHER, number>> | null {
+  if (!now) return null;
+  const out: Partial<Record<string, number>> = {};
+  for (const [k, v] of Object.entries(now) as Array<[string, number]>) {
+    const b = (before as Record<string, number> | null)?.[k];
+    out[k] = b === undefined || v < b ? v : v - b;
+  }
+  return out as Partial<Record<K | typeof OTHER, number>>;
+}
+
+const total = (by: Partial<Record<string, number>> | null) => (by ? Object.values(by).reduce<number>((a, v) => a + (v ?? 0), 0) : 0);
+const pct = (part: number, whole: number) => `${whole > 0 ? ((part / whole) * 100).toFixed(0) : '0'} %`;
+const windowWords = (seconds: number) => (seconds % 60 === 0 ? `${seconds / 60}m` : `${seconds}s`);
+
+/**
+ * "52 % computed, 48 % from the local prefix cache, 0 % KV transfer; cached tokens: device 100 %"
+ * for a window's deltas of vllm:prompt_tokens_by_source / _cached_by_source; undefined without data.
+ * The prefix-cache probe appends it to its own wording.
+ */
+export function describeCacheTiers(bySource: Partial<Record<string, number>> | null, cachedByTier: Partial<Record<string, number>> | null): string | undefined {
+  const prompt = total(bySource);
+  if (!bySource || prompt === 0) return undefined;
+  const words: Record<string, string> = { local_compute: 'computed', local_cache_hit: 'local prefix-cache hits', external_kv_transfer: 'KV transfer', other: 'other sources' };
+  const parts = Object.entries(bySource)
+    .filter(([k, v]) => (v ?? 0) > 0 || k !== OTHER)
+    .map(([k, v]) => `${pct(v ?? 0, prompt)} ${words[k] ?? k}`);
+  const cached = total(cachedByTier);
+  const tiers = cachedByTier && cached > 0
+    ? `; cached tokens by tier: ${Object.entries(cachedByTier).filter(([, v]) => (v ?? 0) > 0).map(([k, v]) => `${k} ${pct(v ?? 0, cached)}`).join(', ')}`
+    : '';
+  return `${prompt} prompt tokens: ${parts.join(', ')}${tiers}`;
 }
 
 function networkReason(err: unknown): SourceError {
@@ -49,6 +107,9 @@ export class VllmCollector implements Collector {
   private lastGenerationTokens: number | null = null;
   private lastEngineSteps: number | null = null;
   private versionFor: number | undefined = -1;
+  private readonly window: SnapshotWindow;
+  /** Cache-tier shares over the status window, for the prefix probe's wording. */
+  cacheTierWords: string | undefined;
 
   constructor(
     private readonly config: Config,
@@ -59,7 +120,9 @@ export class VllmCollector implements Collector {
     private readonly log: Logger,
     /** Called once per vLLM process (at start and after each restart), e.g. for the environment snapshot. */
     private readonly onNewProcess: () => void = () => undefined,
-  ) {}
+  ) {
+    this.window = new SnapshotWindow(config.status.window);
+  }
 
   async collect(signal: AbortSignal): Promise<void> {
     await this.checkHealth(signal);
@@ -153,9 +216,115 @@ export class VllmCollector implements Collector {
     if (h.queue_time) m.engineQueueTime.update(model, h.queue_time);
     if (h.prefill_time) m.enginePrefillTime.update(model, h.prefill_time);
     if (h.decode_time) m.engineDecodeTime.update(model, h.decode_time);
+    this.applyIssue19(s);
+    const baseline = this.window.push(s);
     this.checkWedge(s);
     this.checkKvUsage(s);
+    this.checkOverload(s, baseline);
+    this.checkCacheTiers(s, baseline);
+    this.checkServerSlo(s, baseline);
     this.lastSnapshot = s;
+  }
+
+  /** The vLLM 0.32 families: overload, prompt sources, cache tiers, vLLM's own KV sizing. */
+  private applyIssue19(s: EngineSnapshot): void {
+    const m = this.metrics;
+    const model = this.tracker.model;
+    const counterByLabel = <K extends string>(
+      counter: { labels: (l: { model: string } & Record<string, string>) => { inc: (v: number) => void } },
+      label: 'reason' | 'source',
+      key: string,
+      by: ByLabel<K> | null,
+      known: readonly K[],
+    ) => {
+      if (!by) return;
+      // Known values start at 0 so rate() sees the first rejection; `other` only once it occurs.
+      for (const k of [...known, ...(by[OTHER as K] !== undefined ? [OTHER] : [])]) {
+        counter.labels({ model, [label]: k }).inc(this.deltas.delta(`${key}:${k}`, (by as Record<string, number>)[k] ?? 0));
+      }
+    };
+    counterByLabel(m.engineAdmissionRejections, 'reason', 'admission', s.admission_rejections, ADMISSION_REASONS);
+    counterByLabel(m.enginePromptTokensBySource, 'source', 'prompt_source', s.prompt_tokens_by_source, PROMPT_SOURCES);
+    counterByLabel(m.enginePromptTokensCachedBySource, 'source', 'cached_tier', s.prompt_tokens_cached_by_source, CACHE_TIERS);
+    if (s.external_prefix_cache_queries !== null) {
+      m.engineExternalPrefixCacheQueries.labels({ model }).inc(this.deltas.delta('external_prefix_queries', s.external_prefix_cache_queries));
+      m.engineExternalPrefixCacheHits.labels({ model }).inc(this.deltas.delta('external_prefix_hits', s.external_prefix_cache_hits));
+    }
+    m.engineRequestsWaitingByReason.reset();
+    for (const [reason, v] of Object.entries(s.requests_waiting_by_reason ?? {})) m.engineRequestsWaitingByReason.labels({ model, reason }).set(v ?? 0);
+    const set = (g: { labels: (l: { model: string }) => { set: (v: number) => void }; remove: (l: { model: string }) => void }, v: number | null) =>
+      v === null ? g.remove({ model }) : g.labels({ model }).set(v);
+    set(m.engineKvCacheMaxConcurrency, s.kv_cache_max_concurrency);
+    set(m.engineCacheHitAlignment, s.cache_hit_alignment_tokens ?? (s.prefix_cache_enabled ? s.block_size : null));
+    if (s.histograms.num_preemptions) m.engineRequestPreemptions.update({ model }, s.histograms.num_preemptions);
+    const slo = this.config.slo;
+    m.engineSloBucketBound.reset();
+    for (const [name, threshold, h] of [['ttft', slo.ttft.threshold, s.histograms.time_to_first_token], ['e2e', slo.e2e.threshold, s.histograms.e2e_latency]] as const) {
+      if (!h) continue;
+      const r = sloFromBuckets(h, threshold);
+      if (r.lower !== null) m.engineSloBucketBound.labels({ model, slo: name, side: 'lower' }).set(r.lower);
+      if (r.upper !== null) m.engineSloBucketBound.labels({ model, slo: name, side: 'upper' }).set(r.upper);
+    }
+  }
+
+  /** Admission rejections (503 from --max-num-queued-reqs/-tokens) in the window: vLLM is shedding load. */
+  private checkOverload(s: EngineSnapshot, baseline: EngineSnapshot): void {
+    if (!s.admission_rejections) {
+      this.status.clear('overload');
+      return;
+    }
+    const rejected = labelDelta(s.admission_rejections, baseline === s ? null : baseline.admission_rejections);
+    const n = baseline === s ? 0 : total(rejected);
+    const seconds = Math.max(1, Math.round(this.window.span()));
+    const over = windowWords(Math.min(this.config.status.window, seconds));
+    const waiting = s.requests_waiting_by_reason;
+    const queue = `${s.requests_running ?? 0} running, ${s.requests_waiting ?? 0} waiting${waiting ? ` (${Object.entries(waiting).map(([k, v]) => `${v ?? 0} ${k}`).join(', ')})` : ''}`;
+    if (n > 0) {
+      const why = Object.entries(rejected ?? {}).filter(([, v]) => (v ?? 0) > 0).map(([k, v]) => `${v} by ${k === 'max_num_queued_reqs' ? '--max-num-queued-reqs' : k === 'max_num_queued_tokens' ? '--max-num-queued-tokens' : k}`).join(', ');
+      this.status.set('overload', 'degraded', `vLLM is shedding load: ${n} request${n === 1 ? '' : 's'} refused with HTTP 503 in the last ${over} (${why}); ${queue}`);
+    } else {
+      this.status.set('overload', 'healthy', `vLLM refused no request at admission in the last ${over}; ${queue}`);
+    }
+  }
+
+  /** Where prompt tokens came from over the window (computed, local cache, KV transfer; cache tiers). */
+  private checkCacheTiers(s: EngineSnapshot, baseline: EngineSnapshot): void {
+    const first = baseline === s;
+    const words = describeCacheTiers(
+      labelDelta(s.prompt_tokens_by_source, first ? null : baseline.prompt_tokens_by_source),
+      labelDelta(s.prompt_tokens_cached_by_source, first ? null : baseline.prompt_tokens_cached_by_source),
+    );
+    const over = first ? 'since vLLM started' : `in the last ${windowWords(Math.min(this.config.status.window, Math.max(1, Math.round(this.window.span()))))}`;
+    this.cacheTierWords = words === undefined ? undefined : `${words} (${over})`;
+    if (!s.prompt_tokens_by_source) this.status.clear('prefix_sources');
+    else this.status.set('prefix_sources', 'healthy', this.cacheTierWords ?? `no prompt tokens ${over}`);
+  }
+
+  /**
+   * The server-side TTFT SLO from vLLM's own histogram over the window. When the threshold is
+   * not one of vLLM's bounds (--custom-histogram-buckets) this says so and reads the nearest
+   * bound, with the range the true share lies in. Degraded only when even the upper end of
+   * that range misses the objective, with enough requests to mean something.
+   */
+  private checkServerSlo(s: EngineSnapshot, baseline: EngineSnapshot): void {
+    const now = s.histograms.time_to_first_token;
+    if (!now) {
+      this.status.clear('server_slo');
+      return;
+    }
+    const { threshold, objective } = this.config.slo.ttft;
+    const delta: HistogramSnapshot | null = baseline === s ? null : histogramDelta(now, baseline.histograms.time_to_first_token ?? undefined);
+    const r = sloFromBuckets(delta ?? now, threshold);
+    const over = delta ? `in the last ${windowWords(Math.min(this.config.status.window, Math.max(1, Math.round(this.window.span()))))}` : 'since vLLM started';
+    const p = (v: number | null) => (v === null ? '?' : `${(v * 100).toFixed(1)} %`);
+    const t = `${threshold} s`;
+    const bounds = r.exact ? '' : `${t} is not one of vLLM's TTFT bucket bounds (nearest ${[r.lower, r.upper].filter((b) => b !== null).map((b) => `${b} s`).join(' and ')}; --custom-histogram-buckets?): `;
+    let reason: string;
+    if (r.requests === 0) reason = `${bounds}no requests finished ${over}`;
+    else if (r.exact) reason = `vLLM's own TTFT: ${p(r.ratio)} of ${r.requests} requests ${over} within ${t} (objective ${p(objective)})`;
+    else reason = `${bounds}${p(r.ratio)} of ${r.requests} requests ${over} within the nearest bound ${r.nearest} s; the share within ${t} lies between ${p(r.min)} and ${p(r.max)} (error up to ${((r.error ?? 0) * 100).toFixed(1)} points; objective ${p(objective)})`;
+    const breached = r.requests >= 20 && r.max !== null && r.max < objective;
+    this.status.set('server_slo', breached ? 'degraded' : 'healthy', reason);
   }
 
   /** /health 200, requests in flight, and neither tokens nor engine steps moving for N scrapes. */
@@ -189,22 +358,31 @@ export class VllmCollector implements Collector {
     }
     const pct = (v: number) => `${(v * 100).toFixed(0)} %`;
     const waiting = s.requests_waiting ?? 0;
+    // vLLM 0.32 says its capacity itself (kv_cache_size_tokens, right for hybrid models) and how
+    // many max_model_len requests fit at once (kv_cache_max_concurrency): the safe concurrency.
+    const of = s.kv_cache_capacity_tokens !== null ? ` of ${s.kv_cache_capacity_tokens} tokens` : '';
+    const fits = s.kv_cache_max_concurrency !== null
+      ? `; room for ${Number(s.kv_cache_max_concurrency.toFixed(1))} requests of max_model_len at once (vLLM's kv_cache_max_concurrency), ${s.requests_running ?? 0} running`
+      : '';
     if (s.kv_cache_usage_ratio >= limit) {
-      this.status.set('kv_cache', 'degraded', `KV cache ${pct(s.kv_cache_usage_ratio)} full (threshold ${pct(limit)}), ${waiting} requests waiting`);
+      this.status.set('kv_cache', 'degraded', `KV cache ${pct(s.kv_cache_usage_ratio)} full${of} (threshold ${pct(limit)}), ${waiting} requests waiting${fits}`);
     } else {
-      this.status.set('kv_cache', 'healthy', `KV cache ${pct(s.kv_cache_usage_ratio)} full`);
+      this.status.set('kv_cache', 'healthy', `KV cache ${pct(s.kv_cache_usage_ratio)} full${of}${fits}`);
     }
   }
 
   markStale(error: Error): void {
     const model = { model: this.tracker.model };
-    for (const g of [this.metrics.engineKvCacheUsage, this.metrics.engineRequestsRunning, this.metrics.engineRequestsWaiting, this.metrics.engineWedged, this.metrics.enginePrefixCacheHitRatio]) {
+    for (const g of [this.metrics.engineKvCacheUsage, this.metrics.engineRequestsRunning, this.metrics.engineRequestsWaiting, this.metrics.engineWedged, this.metrics.enginePrefixCacheHitRatio, this.metrics.engineKvCacheMaxConcurrency, this.metrics.engineCacheHitAlignment]) {
       g.remove(model);
     }
+    this.metrics.engineRequestsWaitingByReason.reset();
+    this.metrics.engineSloBucketBound.reset();
     this.lastSnapshot = undefined;
+    this.cacheTierWords = undefined;
+    this.window.clear();
     this.stalledScrapes = 0;
-    this.status.clear('engine_progress');
-    this.status.clear('kv_cache');
+    for (const check of ['engine_progress', 'kv_cache', 'overload', 'prefix_sources', 'server_slo']) this.status.clear(check);
     const reason = error instanceof SourceError ? error.message : `internal error: ${error.message}`;
     // Unreachable vLLM is already the TTFT probe's story; a scrape problem alone is degraded.
     this.status.set('vllm_metrics', 'degraded', `vLLM /metrics scrape failing: ${reason}`);

@@ -13,7 +13,7 @@ import type { Exposition, Family, Sample } from './exposition.js';
 
 export type VllmSchema = 'v0' | 'v1-early' | 'v1';
 
-/** Reasons vLLM rejects a request at admission (vLLM ≥ 0.30 `--max-num-queued-reqs/-tokens`). */
+/** Reasons vLLM rejects a request at admission (vLLM 0.32 `--max-num-queued-reqs/-tokens`). */
 export const ADMISSION_REASONS = ['max_num_queued_reqs', 'max_num_queued_tokens'] as const;
 /** Why waiting requests wait (vllm:num_requests_waiting_by_reason, ≈ v0.19+). */
 export const WAITING_REASONS = ['capacity', 'deferred'] as const;

@@ -1,4 +1,7 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../../src/cli.js';
 import { describe, expect, test } from 'vitest';
 import { EngineMetrics } from '../../src/emulator/engine-metrics.js';
 import { parseExposition } from '../../src/vllm/exposition.js';
@@ -256,5 +259,51 @@ describe('an SLO threshold against the server\'s bucket bounds', () => {
     const e = explainSnapshot(normaliseVllmMetrics(parseExposition(fixture('metrics-v0.32.0-custom-buckets.txt'))), { ttft: 0.5, e2e: 2.5 });
     expect(e.slo_vs_server_buckets?.ttft).toMatchObject({ exact: false, lower: 0.3, upper: 1, nearest: 0.3, requests: 11, ratio: 1, error: 0 });
     expect(e.slo_vs_server_buckets?.e2e).toMatchObject({ exact: true, ratio: 1 });
+  });
+});
+
+describe('vllm-probe explain-metrics', () => {
+  async function explainCli(...args: string[]) {
+    let out = '';
+    let err = '';
+    const code = await runCli(['explain-metrics', ...args], { stdout: (t) => (out += t), stderr: (t) => (err += t), signal: new AbortController().signal, env: {} });
+    return { code, err, json: code === 0 ? (JSON.parse(out) as Record<string, any>) : undefined };
+  }
+
+  test('on the vLLM 0.32.0 (CPU) capture it reports the new signals and the SLO thresholds against the server bounds', async () => {
+    const { code, json } = await explainCli('test/fixtures/vllm/metrics-v0.32.0.txt');
+    expect(code).toBe(0);
+    expect(json).toMatchObject({
+      naming: { prefix: 'vllm:', counters: '_total' },
+      admission_rejections: { max_num_queued_reqs: 0, max_num_queued_tokens: 0 },
+      prompt_tokens_by_source: { local_cache_hit: 1024 },
+      prompt_tokens_cached_by_source: { device: 1024 },
+      kv_cache_capacity_source: 'kv_cache_size_tokens',
+      kv_cache_max_concurrency: 32,
+      server_buckets: { time_to_first_token: { custom: false } },
+      // default slo.ttft.threshold 0.5 s and slo.e2e.threshold 2.5 s are vLLM default bounds
+      slo_vs_server_buckets: { ttft: { threshold: 0.5, exact: true }, e2e: { threshold: 2.5, exact: true } },
+    });
+  });
+
+  test('--config takes the thresholds from a config; one between two custom bounds is reported with its error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'explain-'));
+    writeFileSync(join(dir, 'c.yaml'), 'slo:\n  ttft:\n    threshold: 200ms\n');
+    const { code, json } = await explainCli('--config', join(dir, 'c.yaml'), 'test/fixtures/vllm/metrics-v0.32.0-custom-buckets.txt');
+    expect(code).toBe(0);
+    expect(json!.admission_rejections.max_num_queued_reqs).toBe(12);
+    expect(json!.slo_vs_server_buckets.ttft).toMatchObject({ threshold: 0.2, exact: false, lower: 0.1, upper: 0.3, requests: 11 });
+    expect(json!.slo_vs_server_buckets.ttft.min).toBeCloseTo(10 / 11);
+    expect(json!.slo_vs_server_buckets.ttft.max).toBe(1);
+  });
+
+  // From the H200 run of the GPU issue (branch gpu-results); the test waits for the capture.
+  const cuda = 'test/fixtures/vllm/metrics-v0.26.0-cuda.txt';
+  test.skipIf(!existsSync(cuda))('on the vLLM 0.26.0 (CUDA) capture it reports the signals that version has, and null for the rest', async () => {
+    const { code, json } = await explainCli(cuda);
+    expect(code).toBe(0);
+    expect(json).toMatchObject({ schema: 'v1', naming: { prefix: 'vllm:' } });
+    expect(json!.kv_cache_capacity_tokens).toBeGreaterThan(0);
+    expect(json!.server_buckets.time_to_first_token.bounds.length).toBeGreaterThan(0);
   });
 });
