@@ -9,10 +9,11 @@ import { parseConfig } from '../config.js';
 import { runGpuCommand } from '../gpu/command.js';
 import { linearFit } from '../stats.js';
 import { markdownTable, toCsv } from './analysis.js';
-import { sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo } from './commands.js';
+import { benchClient, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo } from './commands.js';
 import { BenchUsageError, intList, type Values } from './options.js';
-import { collectEnvironment, environmentMarkdown, gpuForEnvironment, type EnvironmentSnapshot } from '../vllm/environment.js';
-export { gpuForEnvironment };
+import { gpuIdentity } from '../gpu/command.js';
+import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
+import type { VllmClient } from '../vllm/client.js';
 import { runLoad } from './load.js';
 
 
@@ -97,20 +98,12 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-async function waitHealthy(baseUrl: string, timeoutMs: number, signal: AbortSignal, child?: ChildProcess): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (signal.aborted) throw new Error('aborted');
-    if (child && child.exitCode !== null && child.exitCode !== 0) throw new Error(`the launched server exited with ${child.exitCode}`);
-    try {
-      const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(2000) });
-      if (res.status === 200) return;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`vLLM at ${baseUrl} did not answer /health within ${timeoutMs / 1000} s`);
+async function waitHealthy(client: VllmClient, timeoutMs: number, signal: AbortSignal, child?: ChildProcess): Promise<void> {
+  const exitedBadly = () => child !== undefined && child.exitCode !== null && child.exitCode !== 0;
+  const ok = await client.waitHealthy(timeoutMs, signal, () => !exitedBadly());
+  if (signal.aborted) throw new Error('aborted');
+  if (exitedBadly()) throw new Error(`the launched server exited with ${child!.exitCode}`);
+  if (!ok) throw new Error(`vLLM at ${client.baseUrl} did not answer /health within ${timeoutMs / 1000} s`);
 }
 
 export async function benchKvScaling(values: Values, io: BenchIo): Promise<number> {
@@ -122,7 +115,7 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
   const out = (values.out as string | undefined) ?? join('bench-out', `kv-scaling-${Date.now()}`);
   mkdirSync(out, { recursive: true });
   const smi = values['gpu-cmd'] as string | undefined;
-  const apiKey = io.env[(values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY'] || undefined;
+  const client = benchClient(baseUrl, io.env[(values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY']);
   const timeoutMs = Number(values['restart-timeout'] ?? 600) * 1000;
   const rows: KvScalingRow[] = [];
   let env: EnvironmentSnapshot | undefined;
@@ -136,25 +129,25 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
       const exited = new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
-      const launcherDone = await Promise.race([exited, waitHealthy(baseUrl, timeoutMs, io.signal).then(() => undefined)]);
+      const launcherDone = await Promise.race([exited, waitHealthy(client, timeoutMs, io.signal).then(() => undefined)]);
       if (typeof launcherDone === 'number' && launcherDone !== 0) throw new Error(`--launch exited ${launcherDone}: ${stderr.trim().split('\n').slice(-5).join('\n')}`);
       // A launcher script (like scripts/real-vllm/start) backgrounds the server and exits 0 once
       // it is healthy; a server run in the foreground keeps running. Give a launcher a moment.
       const code = launcherDone ?? (await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 5000))]));
       if (code === 0) child = undefined;
       else if (typeof code === 'number') throw new Error(`--launch exited ${code}: ${stderr.trim().split('\n').slice(-5).join('\n')}`);
-      await waitHealthy(baseUrl, timeoutMs, io.signal, child);
+      await waitHealthy(client, timeoutMs, io.signal, child);
     } else {
       io.stderr(`kv-scaling: restart vLLM at ${baseUrl} with --max-model-len ${value}; waiting…\n`);
-      await waitForRestart(baseUrl, undefined, io.signal, timeoutMs);
+      await waitForRestart(client, undefined, io.signal, timeoutMs);
     }
     try {
       const afterStart = await gpuMemoryUsed(smi);
-      const snap = await collectEnvironment(baseUrl, { ...(apiKey ? { apiKey } : {}), gpu: gpuForEnvironment(smi) });
+      const snap = await collectEnvironment(client, { gpu: gpuIdentity(smi) });
       env ??= snap;
       if (snap.max_model_len !== null && snap.max_model_len !== value) throw new Error(`vLLM reports max_model_len ${snap.max_model_len}, expected ${value}`);
       const model = snap.model ?? '';
-      const [first] = await runLoad({ baseUrl, model, ...(apiKey ? { apiKey } : {}) }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
+      const [first] = await runLoad({ client, model }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
       if (!first || first.outcome !== 'success') throw new Error(`first request failed: ${first?.outcome} ${first?.detail ?? ''}`);
       const afterFirst = await gpuMemoryUsed(smi);
       rows.push({

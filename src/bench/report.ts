@@ -11,8 +11,7 @@ import { linearFit } from '../stats.js';
 import { markdownTable, toCsv } from './analysis.js';
 import { sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo } from './commands.js';
 import { BenchUsageError, intList, type Values } from './options.js';
-import { collectEnvironment, environmentMarkdown, gpuForEnvironment, type EnvironmentSnapshot } from '../vllm/environment.js';
-export { gpuForEnvironment };
+import { environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
 import type { KvScalingRow } from './kv-scaling.js';
 
 export interface ReportInputs {
