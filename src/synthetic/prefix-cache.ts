@@ -26,6 +26,26 @@ interface Regime {
   suffixTokens: number;
   calibrated: boolean;
   primed: boolean;
+  /** Granularity of cache hits (cache_hit_alignment_tokens, else block_size); undefined when unknown. */
+  alignment: number | undefined;
+  /** How prefixTokens was measured. */
+  via: 'render' | 'tokenize' | 'estimate';
+}
+
+/**
+ * The length to calibrate to: `target` rounded to whole cache-hit units (vLLM caches and hits
+ * whole blocks, issue 19), plus half the calibration tolerance so a prefix that comes out a few
+ * tokens short does not lose its last block.
+ */
+export function alignedTarget(target: number, alignment: number | undefined): number {
+  if (!alignment || alignment <= 1) return target;
+  const units = Math.max(1, Math.round(target / alignment));
+  return units * alignment + Math.min(Math.floor(alignment / 2), Math.max(4, Math.round(units * alignment * 0.02)));
+}
+
+/** Prefix tokens a hit can be served from the cache: whole alignment units only. */
+export function cacheableTokens(prefixTokens: number, alignment: number | undefined): number {
+  return alignment && alignment > 1 ? Math.floor(prefixTokens / alignment) * alignment : prefixTokens;
 }
 
 /** Per-instance state: calibrated regimes, whether cache_salt works, the round-robin cursor. */
@@ -39,7 +59,14 @@ interface PrefixState {
 
 async function calibrate(ctx: ProbeContext, target: number, cfg: PrefixProbeConfig, state: PrefixState): Promise<Regime> {
   const model = ctx.tracker.requestModel;
-  const { text, tokens, estimate } = await calibratePrefix(ctx.client, model, target, ctx.signal, 3);
+  const exp = await ctx.client.exposition(ctx.signal);
+  const engine = exp ? normaliseVllmMetrics(exp) : undefined;
+  const alignment = engine?.cache_hit_alignment_tokens ?? engine?.block_size ?? undefined;
+  const calibrated = await calibratePrefix(ctx.client, model, alignedTarget(target, alignment), ctx.signal, 3);
+  const { text, estimate } = calibrated;
+  // The exact length as vLLM will see it: /render where served, else /tokenize's count.
+  const measured = calibrated.tokens === undefined ? undefined : await ctx.client.promptTokens(model, text, ctx.signal);
+  const tokens = measured?.count ?? calibrated.tokens;
   const suffix = suffixText(0, cfg.suffix_tokens);
   const suffixCount = tokens === undefined ? undefined : await ctx.client.tokenize(model, suffix, ctx.signal);
   // Only a target that answered the probe can be blamed for a missing /tokenize.
@@ -54,6 +81,8 @@ async function calibrate(ctx: ProbeContext, target: number, cfg: PrefixProbeConf
     suffixTokens: suffixCount ?? cfg.suffix_tokens,
     calibrated: tokens !== undefined,
     primed: false,
+    alignment: alignment ?? undefined,
+    via: measured?.via ?? (tokens === undefined ? 'estimate' : 'tokenize'),
   };
 }
 
@@ -160,8 +189,10 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
   ctx.metrics.prefixPredictedSavedFraction.labels(gaugeLabels).set(predicted);
 
   const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`;
-  const numbers = `hit TTFT ${ms(meanHit)} vs miss ${ms(missTtft)} at P=${regime.prefixTokens} tokens`;
-  const expectedCached = regime.prefixTokens * hitTtfts.length;
+  const aligned = regime.alignment && regime.alignment > 1 ? `, ${regime.alignment}-token cache blocks` : '';
+  const numbers = `hit TTFT ${ms(meanHit)} vs miss ${ms(missTtft)} at P=${regime.prefixTokens} tokens (by ${regime.via}${aligned})`;
+  // Only whole blocks can hit: expecting the partial last one would report a false drop.
+  const expectedCached = cacheableTokens(regime.prefixTokens, regime.alignment) * hitTtfts.length;
   const hitRatio = cachedReported ? hitCached / Math.max(1, expectedCached) : undefined;
   const engineWords = engineDelta === undefined ? '' : `; engine counted ${engineDelta} hit tokens meanwhile`;
   let verdict: [Verdict, string];

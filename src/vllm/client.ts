@@ -52,6 +52,8 @@ export class VllmClient {
   private readonly prefix: string;
   private readonly dispatcher: Dispatcher;
   private readonly authHeaders: Record<string, string>;
+  /** Set once /v1/completions/render answered that it is not served here. */
+  private renderUnavailable = false;
 
   constructor(opts: VllmClientOptions) {
     const url = new URL(opts.baseUrl);
@@ -156,6 +158,35 @@ export class VllmClient {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * The token ids vLLM would feed the model for `prompt` (BOS and all), from
+   * /v1/completions/render (vLLM 0.32, served with --enable-scale-out). Undefined where the
+   * server cannot say: 403 without the flag, 404 before the route existed; after such an answer
+   * the route is not asked again (promptTokens falls back to /tokenize).
+   */
+  async render(model: string, prompt: string, signal: AbortSignal): Promise<number[] | undefined> {
+    if (this.renderUnavailable) return undefined;
+    try {
+      const res = await this.postJson('/v1/completions/render', { ...(model ? { model } : {}), prompt }, signal, 4 * 1024 * 1024);
+      if (res.status === 403 || res.status === 404 || res.status === 405 || res.status === 501) this.renderUnavailable = true;
+      if (res.status !== 200 || res.truncated) return undefined;
+      const parsed = JSON.parse(res.body) as unknown;
+      const first = Array.isArray(parsed) ? (parsed[0] as { token_ids?: unknown } | undefined) : undefined;
+      const ids = first?.token_ids;
+      return Array.isArray(ids) && ids.every((t) => typeof t === 'number') ? (ids as number[]) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Exact prompt length: /v1/completions/render where the server has it, else /tokenize. */
+  async promptTokens(model: string, prompt: string, signal: AbortSignal): Promise<{ count: number; via: 'render' | 'tokenize' } | undefined> {
+    const ids = await this.render(model, prompt, signal);
+    if (ids) return { count: ids.length, via: 'render' };
+    const count = await this.tokenize(model, prompt, signal);
+    return count === undefined ? undefined : { count, via: 'tokenize' };
   }
 
   /**

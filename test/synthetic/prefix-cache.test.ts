@@ -6,8 +6,8 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
 });
 
-async function run(prefixCaching: boolean, rejectCacheSalt = false) {
-  const emu = await startEmulator({ prefixCaching, rejectCacheSalt, coldStartMs: 0, prefillMsPerToken: 0.1 });
+async function run(prefixCaching: boolean, rejectCacheSalt = false, emulator: Parameters<typeof startEmulator>[0] = {}) {
+  const emu = await startEmulator({ prefixCaching, rejectCacheSalt, coldStartMs: 0, prefillMsPerToken: 0.1, ...emulator });
   cleanups.push(emu.close);
   const d = await startDaemon(testConfig(emu.url, { probes: { ttft: { interval: '5s', timeout: '4s' }, prefix: { enabled: true, interval: '1s', timeout: '900ms', prefix_tokens: [512], hits_per_cycle: 2 } } }));
   cleanups.push(() => d.stop());
@@ -33,7 +33,7 @@ describe('prefix-cache probe against the emulator', () => {
     expect(sample(text, 'vllm_probe_prefix_speedup_ratio', { prefix_tokens: '512' })).toBeGreaterThan(1.5);
     const check = (await d.status()).body.checks.find((c) => c.name === 'prefix_cache')!;
     expect(check.status).toBe('healthy');
-    expect(check.reason).toMatch(/^prefix cache working: hit TTFT \d+ ms vs miss \d+ ms at P=5\d\d tokens, speedup [\d.]+x, saved \d+ % \(predicted \d+ %\), \d+ cached tokens reported; engine counted \d+ hit tokens meanwhile$/);
+    expect(check.reason).toMatch(/^prefix cache working: hit TTFT \d+ ms vs miss \d+ ms at P=5\d\d tokens \(by tokenize, 16-token cache blocks\), speedup [\d.]+x, saved \d+ % \(predicted \d+ %\), \d+ cached tokens reported; engine counted \d+ hit tokens meanwhile$/);
   });
 
   test('a server that rejects cache_salt: misses are forced with a leading nonce, no failures counted after the switch', async () => {
@@ -49,6 +49,16 @@ describe('prefix-cache probe against the emulator', () => {
     expect(sample(text, 'vllm_probe_prefix_uncached_hits_total', {})).toBeGreaterThan(0);
     const check = (await d.status()).body.checks.find((c) => c.name === 'prefix_cache')!;
     expect(check.status).toBe('degraded');
-    expect(check.reason).toMatch(/^prefix caching appears disabled: hit TTFT \d+ ms vs miss \d+ ms at P=5\d\d tokens \(speedup [\d.]+x\), 0 cached tokens reported; engine counted 0 hit tokens meanwhile$/);
+    expect(check.reason).toMatch(/^prefix caching appears disabled: hit TTFT \d+ ms vs miss \d+ ms at P=5\d\d tokens \(by tokenize, 16-token cache blocks\) \(speedup [\d.]+x\), 0 cached tokens reported; engine counted 0 hit tokens meanwhile$/);
+  });
+
+  test('the prefix is aligned to whole cache blocks and measured with /render where vLLM serves it: every hit token the server can cache is found', async () => {
+    const { d, text } = await run(true, false, { blockSize: 128, enableScaleOut: true });
+    const check = (await d.status()).body.checks.find((c) => c.name === 'prefix_cache')!;
+    expect(check.status).toBe('healthy');
+    const p = Number(/at P=(\d+) tokens \(by render, 128-token cache blocks\)/.exec(check.reason)?.[1]);
+    expect(Math.floor(p / 128) * 128).toBe(512); // 512 = four whole blocks, nothing lost to a partial one
+    const hits = sample(text, 'vllm_probe_prefix_time_to_first_token_seconds_count', { cache: 'hit', prefix_tokens: '512' })!;
+    expect(sample(text, 'vllm_probe_prefix_cached_tokens_total', { cache: 'hit' })).toBe(512 * hits);
   });
 });
