@@ -108,14 +108,19 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
   const model = ctx.tracker.model;
   const regimeLabel = String(target);
   const deadline = Date.now() + ctx.timeoutMs;
+  const ids = new WeakMap<StreamResult, string>();
   const send = async (prompt: string, salt?: string): Promise<StreamResult> => {
     const body = streamingBody(ctx.tracker.requestModel, { prompt, max_tokens: cfg.max_tokens, ignore_eos: true, user: PROBE_USER, ...(salt ? { cache_salt: salt } : {}) });
-    const result = await ctx.client.stream({ path: '/v1/completions', body, signal: ctx.shutdown, timeoutMs: Math.max(1, deadline - Date.now()), requestId: `vllm-probe-prefix-${randomUUID()}` });
+    const requestId = `vllm-probe-prefix-${randomUUID()}`;
+    const result = await ctx.client.stream({ path: '/v1/completions', body, signal: ctx.shutdown, timeoutMs: Math.max(1, deadline - Date.now()), requestId });
+    ids.set(result, requestId);
     if (!result.aborted) requests.push(requestRecord(result.outcome, deriveTimings(result).e2e, result.usage));
     return result;
   };
   const fail = (r: StreamResult): ProbeResult => {
     const out: ProbeResult = { success: false, outcome: r.outcome, detail: failureDetail(r, ctx.config), requests };
+    const requestId = ids.get(r);
+    if (requestId) out.requestId = requestId;
     if (r.aborted) out.aborted = true;
     if (r.retryAfterSeconds !== undefined) out.retryAfterSeconds = r.retryAfterSeconds;
     return out;

@@ -60,6 +60,8 @@ export interface ProbeResult {
   checks?: CheckVerdict[];
   /** The server asked us to come back later (Retry-After): skip runs until then. */
   retryAfterSeconds?: number;
+  /** X-Request-Id of the failed request, logged with the failure so it can be found in vLLM's logs. */
+  requestId?: string;
 }
 
 export interface ProbeInstance {

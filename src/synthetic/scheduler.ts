@@ -106,7 +106,7 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
       preinitialise(metrics, kind, model);
       recordGeneric(metrics, kind, model, result, seconds);
       if (result.success) lastSuccessAt.set(kind, Date.now());
-      else log.warn({ outcome: result.outcome, detail: result.detail }, 'probe failed');
+      else log.warn({ outcome: result.outcome, detail: result.detail, ...(result.requestId ? { requestId: result.requestId } : {}) }, 'probe failed');
       if (result.retryAfterSeconds !== undefined) notBefore.set(kind, Date.now() + Math.min(result.retryAfterSeconds, 300) * 1000);
       else notBefore.delete(kind);
       status.recordProbe(kind, result.success, result.outcome, result.detail, result.ttftSeconds);

@@ -6,11 +6,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { TtftProbeConfig } from '../config.js';
+import { readRequestMetrics, splitTtft } from '../vllm/request-metrics.js';
 import { deriveTimings, streamingBody } from '../vllm/stream.js';
 import { failureDetail, PROBE_USER } from './request.js';
 import { requestRecord, type ProbeContext, type ProbeKindSpec, type ProbeResult } from './prober.js';
 
-async function runTtft(probe: TtftProbeConfig, ctx: ProbeContext): Promise<ProbeResult> {
+/** Per-instance memory: whether we already said that the server returns no per-request metrics. */
+interface TtftState {
+  saidNoServerMetrics: boolean;
+}
+
+async function runTtft(probe: TtftProbeConfig, state: TtftState, ctx: ProbeContext): Promise<ProbeResult> {
   const { client, tracker, metrics } = ctx;
   await tracker.discoverModel(client, ctx.signal);
   const model = tracker.model;
@@ -34,8 +40,7 @@ async function runTtft(probe: TtftProbeConfig, ctx: ProbeContext): Promise<Probe
   if (result.outcome !== 'success') {
     // A cold start is only measured by a probe that got a token; keep the slot for the next one.
     if (phase === 'cold') tracker.returnColdSlot();
-    ctx.log.debug({ requestId: result.requestId ?? requestId }, 'ttft probe request failed');
-    const out: ProbeResult = { success: false, outcome: result.outcome, detail: failureDetail(result, ctx.config), requests };
+    const out: ProbeResult = { success: false, outcome: result.outcome, detail: failureDetail(result, ctx.config), requests, requestId };
     if (result.retryAfterSeconds !== undefined) out.retryAfterSeconds = result.retryAfterSeconds;
     return out;
   }
@@ -43,12 +48,27 @@ async function runTtft(probe: TtftProbeConfig, ctx: ProbeContext): Promise<Probe
   metrics.timeToFirstToken.labels({ ...labels, phase }).observe(timings.ttft!);
   for (const gap of timings.itl) metrics.interTokenLatency.labels(labels).observe(gap);
   if (timings.tpot !== undefined) metrics.timePerOutputToken.labels(labels).observe(timings.tpot);
-  ctx.log.debug({ ttft: timings.ttft, ttfc: timings.ttfc, e2e: timings.e2e, phase, requestId: result.requestId ?? requestId }, 'ttft probe ok');
+  // vLLM's own timing of this request (--enable-per-request-metrics): what of the client's TTFT
+  // was the engine (queue + prefill) and what was outside it (network, HTTP server, client).
+  const split = splitTtft(timings.ttft!, readRequestMetrics({ metrics: result.serverMetrics }));
+  if (split) {
+    metrics.probeServerTimeToFirstToken.labels(labels).observe(split.server);
+    metrics.probeServerQueueTime.labels(labels).observe(split.queue);
+    metrics.probeTtftGap.labels(labels).observe(split.gap);
+    metrics.probeTtftQueueShare.labels(labels).observe(split.queueShare);
+  } else if (!state.saidNoServerMetrics) {
+    state.saidNoServerMetrics = true;
+    ctx.log.info('vLLM returns no per-request metrics: start vLLM with --enable-per-request-metrics for the TTFT split (server TTFT, queue time, gap)');
+  }
+  ctx.log.debug({ ttft: timings.ttft, ttfc: timings.ttfc, e2e: timings.e2e, phase, requestId: result.requestId ?? requestId, server: split }, 'ttft probe ok');
   return { success: true, outcome: 'success', ttftSeconds: timings.ttft!, requests };
 }
 
 export const ttftProbe: ProbeKindSpec<TtftProbeConfig> = {
   checks: ['ttft_latency'],
   describe: 'TTFT',
-  create: (config) => ({ run: (ctx) => runTtft(config, ctx) }),
+  create: (config) => {
+    const state: TtftState = { saidNoServerMetrics: false };
+    return { run: (ctx) => runTtft(config, state, ctx) };
+  },
 };

@@ -326,7 +326,11 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
       if (!chunk || typeof chunk !== 'object' || Array.isArray(chunk)) return; // `data: null` and the like carry nothing
       const c = chunk as Record<string, unknown>;
       if (c.error !== undefined && c.error !== null) {
-        failure = { outcome: 'stream_error', detail: `error chunk in stream: ${describeErrorBody(data, 'application/json')}` };
+        // vLLM 0.32 refuses a request that raced past its pre-response admission check
+        // (--max-num-queued-reqs) inside a 200 stream: an error chunk with code 503 (issue 19).
+        const code = (c.error as { code?: unknown }).code;
+        const overload = code === 503 || code === 429;
+        failure = { outcome: overload ? 'rejected_overload' : 'stream_error', detail: `${overload ? `HTTP 200 stream refused with code ${code}` : 'error chunk in stream'}: ${describeErrorBody(data, 'application/json')}` };
         return;
       }
       const { content, token } = chunkTokens(c);

@@ -4,7 +4,12 @@
  * 0.32.0 started with those flags, and what the daemon makes of it in /metrics and /status.
  */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { onTestFinished, describe, expect, test } from 'vitest';
+import { VllmClient } from '../../src/vllm/client.js';
 import { QUEUE_FULL_MESSAGE } from '../../src/emulator/server.js';
 import { parseCustomBuckets } from '../../src/emulator/engine-metrics.js';
 import { parseExposition } from '../../src/vllm/exposition.js';
@@ -161,5 +166,92 @@ describe('the daemon reads the new families from the emulator', () => {
     expect(sample(text, 'vllm_probe_engine_requests_waiting_by_reason', { model: MODEL, reason: 'capacity' })).toBe(0);
     expect(sample(text, 'vllm_probe_engine_prompt_tokens_by_source_total', { model: MODEL, source: 'external_kv_transfer' })).toBe(0);
     expect(text).not.toContain('reason="other"');
+  });
+});
+
+/** A pino logger whose JSON lines land in `lines`. */
+function capturingLog() {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { log: pino({ level: 'info' }, sink), lines };
+}
+
+function client(url: string) {
+  const c = new VllmClient({ baseUrl: url, maxResponseBytes: 1 << 20 });
+  onTestFinished(() => c.close());
+  return c;
+}
+
+describe('rejected_overload', () => {
+  test('vLLM\'s two ways of refusing at the queue limit are both rejected_overload: HTTP 503, and a 503 error chunk in a 200 stream', async () => {
+    // the in-stream form, byte for byte as a real 0.32.0 sent it under a burst
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' }).end(fixture('sse-error-503-queue-full-v0.32.0.txt')));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
+    const body = streamBody();
+    const inStream = await client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`).stream({ path: '/v1/completions', body, timeoutMs: 2000 });
+    expect(inStream.outcome).toBe('rejected_overload');
+    expect(inStream.detail).toContain('The engine is currently busy');
+
+    const emu = await emulator({ maxNumQueuedReqs: 1, itlMs: 20 });
+    const hold = new AbortController();
+    const held = await fetch(`${emu.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(streamBody({ max_tokens: 500 })), signal: hold.signal });
+    const refused = await client(emu.url).stream({ path: '/v1/completions', body, timeoutMs: 2000 });
+    hold.abort();
+    await held.text().catch(() => '');
+    expect(refused.outcome).toBe('rejected_overload');
+    expect(refused.detail).toMatch(/^HTTP 503: .*The engine is currently busy/);
+  });
+
+  test('a TTFT probe refused at the queue limit counts as rejected_overload and logs its X-Request-Id to find it in vLLM\'s logs', async () => {
+    const emu = await emulator({ maxNumQueuedReqs: 1, itlMs: 20 });
+    const hold = new AbortController();
+    const held = await fetch(`${emu.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(streamBody({ max_tokens: 1000 })), signal: hold.signal });
+    const { log, lines } = capturingLog();
+    const daemon = await startDaemon(testConfig(emu.url, { log_level: 'info' }), { log });
+    onTestFinished(() => daemon.stop());
+    const n = await waitFor(async () => sample(await daemon.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', model: MODEL, outcome: 'rejected_overload' }), 10_000);
+    hold.abort();
+    await held.text().catch(() => '');
+    expect(n).toBeGreaterThanOrEqual(1);
+    const failed = lines.find((l) => l.msg === 'probe failed' && l.outcome === 'rejected_overload');
+    expect(failed?.requestId).toMatch(/^vllm-probe-ttft-[0-9a-f-]{36}$/);
+  });
+});
+
+describe('TTFT decomposition per probe', () => {
+  test('with per-request metrics: vLLM\'s own TTFT and queue time next to the client\'s, the gap and the queue share', async () => {
+    const emu = await emulator({ perRequestMetrics: true, baseTtftMs: 30 });
+    const { log, lines } = capturingLog();
+    const daemon = await startDaemon(testConfig(emu.url, { log_level: 'info' }), { log });
+    onTestFinished(() => daemon.stop());
+    const text = await waitFor(async () => {
+      const t = await daemon.metrics();
+      return (sample(t, 'vllm_probe_ttft_gap_seconds_count', { probe: 'ttft', model: MODEL }) ?? 0) >= 2 ? t : '';
+    }, 10_000);
+    const n = sample(text, 'vllm_probe_ttft_gap_seconds_count', { probe: 'ttft', model: MODEL })!;
+    const sum = (name: string) => sample(text, `${name}_sum`, { probe: 'ttft', model: MODEL })!;
+    const client = sample(text, 'vllm_probe_time_to_first_token_seconds_sum', { probe: 'ttft', model: MODEL, phase: 'warm' })!;
+    expect(sample(text, 'vllm_probe_server_time_to_first_token_seconds_count', { probe: 'ttft', model: MODEL })).toBe(n);
+    expect(sum('vllm_probe_server_time_to_first_token_seconds') / n).toBeGreaterThanOrEqual(0.03); // the emulator's 30 ms prefill
+    // client TTFT = vLLM's TTFT + the gap, probe by probe
+    expect(sum('vllm_probe_server_time_to_first_token_seconds') + sum('vllm_probe_ttft_gap_seconds')).toBeCloseTo(client, 2);
+    expect(sum('vllm_probe_ttft_queue_share_ratio') / n).toBeLessThan(0.5); // idle server: hardly any queueing
+    expect(lines.some((l) => String(l.msg).includes('--enable-per-request-metrics'))).toBe(false);
+  });
+
+  test('without them the split stays empty and the daemon says once how to get it', async () => {
+    const emu = await emulator();
+    const { log, lines } = capturingLog();
+    const daemon = await startDaemon(testConfig(emu.url, { log_level: 'info' }), { log });
+    onTestFinished(() => daemon.stop());
+    await waitFor(async () => (sample(await daemon.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', model: MODEL, outcome: 'success' }) ?? 0) >= 3, 10_000);
+    expect(sample(await daemon.metrics(), 'vllm_probe_ttft_gap_seconds_count', { probe: 'ttft', model: MODEL })).toBeUndefined();
+    expect(lines.filter((l) => String(l.msg).includes('start vLLM with --enable-per-request-metrics for the TTFT split'))).toHaveLength(1);
   });
 });
