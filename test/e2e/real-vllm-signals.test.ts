@@ -47,14 +47,26 @@ const post = (base: string, path: string, body: unknown, headers: Record<string,
   fetch(`${base}${path}`, { method: 'POST', headers, body: JSON.stringify(body), ...(signal ? { signal } : {}) });
 const streamBody = (maxTokens = 8) => ({ model: MODEL, prompt: 'The quick brown fox', max_tokens: maxTokens, ignore_eos: true, stream: true, stream_options: { include_usage: true } });
 
-/** Holds `n` long streams open (the queue limit counts running + waiting) until `release()`. */
+/**
+ * Holds `n` long streams open (the queue limit counts running + waiting) until `release()`. A
+ * stream refused because a probe had the slot (HTTP 503, or a 503 chunk in a 200 stream) is
+ * sent again, so exactly `n` are generating when this resolves.
+ */
 async function hold(base: string, n: number) {
   const controller = new AbortController();
-  const responses = await Promise.all(Array.from({ length: n }, () => post(base, '/v1/completions', streamBody(3000), auth(), controller.signal)));
+  const readers: Array<ReadableStreamDefaultReader<Uint8Array>> = [];
+  for (let attempt = 0; readers.length < n && attempt < 50; attempt++) {
+    const res = await post(base, '/v1/completions', streamBody(3000), auth(), controller.signal);
+    const reader = res.body!.getReader();
+    const first = res.status === 200 ? new TextDecoder().decode((await reader.read()).value) : '';
+    if (res.status === 200 && !first.includes('"error"')) readers.push(reader);
+    else await reader.cancel().catch(() => undefined);
+  }
+  if (readers.length < n) throw new Error(`could not hold ${n} streams on ${base}`);
   return {
     release: async () => {
       controller.abort();
-      await Promise.all(responses.map((r) => r.text().catch(() => '')));
+      await Promise.all(readers.map((r) => r.cancel().catch(() => undefined)));
     },
   };
 }
@@ -102,12 +114,30 @@ describe('real vLLM with per-request metrics and a queue limit', () => {
     }
   });
 
-  test('under a burst the daemon says vLLM is shedding load, and explain-metrics on the live /metrics counts the rejections', async () => {
+  test('each TTFT probe is split against vLLM\'s own timing: server TTFT + gap = client TTFT, queue share small on an idle server', async () => {
     await startProbing();
+    const text = await waitFor(async () => {
+      const t = await daemon.metrics();
+      return (sample(t, 'vllm_probe_ttft_gap_seconds_count', { probe: 'ttft', model: MODEL }) ?? 0) >= 3 ? t : '';
+    }, 60_000);
+    const n = sample(text, 'vllm_probe_ttft_gap_seconds_count', { probe: 'ttft', model: MODEL })!;
+    const sum = (name: string, labels: Record<string, string> = {}) => sample(text, `${name}_sum`, { probe: 'ttft', model: MODEL, ...labels })!;
+    expect(sample(text, 'vllm_probe_server_queue_time_seconds_count', { probe: 'ttft', model: MODEL })).toBe(n);
+    const client = sum('vllm_probe_time_to_first_token_seconds', { phase: 'warm' });
+    const server = sum('vllm_probe_server_time_to_first_token_seconds');
+    expect(server).toBeGreaterThan(0);
+    expect(server).toBeLessThanOrEqual(client);
+    expect(server + sum('vllm_probe_ttft_gap_seconds')).toBeCloseTo(client, 2);
+    expect(sum('vllm_probe_ttft_queue_share_ratio') / n).toBeLessThan(0.5);
+  });
+
+  test('under a burst the TTFT probe gets rejected_overload, the daemon says vLLM is shedding load, and explain-metrics on the live /metrics counts the rejections', async () => {
     await waitFor(async () => (sample(await daemon.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', model: MODEL, outcome: 'success' }) ?? 0) >= 1, 30_000);
     const held = await hold(vllm.url, 2);
     let status;
+    let rejected;
     try {
+      rejected = await waitFor(async () => sample(await daemon.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', model: MODEL, outcome: 'rejected_overload' }), 30_000);
       status = await waitFor(async () => {
         const s = await daemon.status();
         return s.body.checks.find((c) => c.name === 'overload' && c.status === 'degraded') ? s : undefined;
@@ -115,6 +145,8 @@ describe('real vLLM with per-request metrics and a queue limit', () => {
     } finally {
       await held.release();
     }
+    expect(rejected).toBeGreaterThanOrEqual(1);
+    expect(status?.body.reasons.join(' ')).toMatch(/TTFT probe failing since .*The engine is currently busy/);
     expect(status?.body.checks.find((c) => c.name === 'overload')?.reason).toMatch(/^vLLM is shedding load: \d+ requests? refused with HTTP 503 in the last \d+s \(\d+ by --max-num-queued-reqs\); /);
     expect(sample(await daemon.metrics(), 'vllm_probe_engine_admission_rejections_total', { model: MODEL, reason: 'max_num_queued_reqs' })).toBeGreaterThan(0);
     let out = '';
