@@ -88,7 +88,10 @@ describe('real vLLM with per-request metrics and a queue limit', () => {
         expect(emulated!.headers.get('x-request-id'), step.path).toBe(real!.headers.get('x-request-id'));
         const [rt, et] = await Promise.all([real!.text(), emulated!.text()]);
         if (real!.headers.get('content-type')?.includes('event-stream')) {
-          expect(sseShape(et), step.path).toEqual(sseShape(rt));
+          // The kinds of chunk in order; how many content chunks depends on the load (a busy
+          // vLLM sends several tokens in one chunk).
+          const kinds = (t: string) => sseShape(t).map((x) => x.shape);
+          expect(kinds(et), step.path).toEqual(kinds(rt));
           expect(et.match(/"id":"(\w+)-vllm-probe-agreement"/)?.[1]).toBe(rt.match(/"id":"(\w+)-vllm-probe-agreement"/)?.[1]);
         } else expect(jsonShape(JSON.parse(et)), step.path).toEqual(jsonShape(JSON.parse(rt)));
       }
@@ -146,7 +149,8 @@ describe('real vLLM with per-request metrics and a queue limit', () => {
       await held.release();
     }
     expect(rejected).toBeGreaterThanOrEqual(1);
-    expect(status?.body.reasons.join(' ')).toMatch(/TTFT probe failing since .*The engine is currently busy/);
+    // the probe's own line quotes vLLM's refusal
+    expect(status?.body.checks.find((c) => c.name === 'probe_ttft')?.reason).toContain('The engine is currently busy');
     expect(status?.body.checks.find((c) => c.name === 'overload')?.reason).toMatch(/^vLLM is shedding load: \d+ requests? refused with HTTP 503 in the last \d+s \(\d+ by --max-num-queued-reqs\); /);
     expect(sample(await daemon.metrics(), 'vllm_probe_engine_admission_rejections_total', { model: MODEL, reason: 'max_num_queued_reqs' })).toBeGreaterThan(0);
     let out = '';
