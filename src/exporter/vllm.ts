@@ -9,13 +9,14 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
-import type { StatusBoard } from '../status.js';
+import type { StatusBoard, Verdict } from '../status.js';
 import type { TargetTracker } from '../target.js';
 import type { VllmClient } from '../vllm/client.js';
 import { type Collector } from './collector.js';
 import { SourceError } from '../errors.js';
 import { ExpositionError, parseExposition } from '../vllm/exposition.js';
 import { ADMISSION_REASONS, CACHE_TIERS, histogramDelta, normaliseVllmMetrics, OTHER, PROMPT_SOURCES, sloFromBuckets, type ByLabel, type EngineSnapshot, type HistogramSnapshot } from '../vllm/schema.js';
+import type { WedgeDetector } from '../wedge.js';
 
 /** Turns successive readings of a monotonic counter into non-negative increments. */
 export class CounterDeltas {
@@ -100,13 +101,12 @@ export class VllmCollector implements Collector {
   /** The last successful normalised scrape, for /status and the prefix probe. */
   lastSnapshot: EngineSnapshot | undefined;
   private readonly deltas = new CounterDeltas();
-  private stalledScrapes = 0;
-  private lastGenerationTokens: number | null = null;
-  private lastEngineSteps: number | null = null;
   private versionFor: number | undefined = -1;
   private readonly window: SnapshotWindow;
   /** Cache-tier shares over the status window, for the prefix probe's wording. */
   cacheTierWords: string | undefined;
+  /** The issue-19 checks this vLLM has data for (cleared when a family disappears). */
+  private readonly judged = new Set<string>();
 
   constructor(
     private readonly config: Config,
@@ -114,11 +114,24 @@ export class VllmCollector implements Collector {
     private readonly tracker: TargetTracker,
     private readonly metrics: Metrics,
     private readonly status: StatusBoard,
+    private readonly wedge: WedgeDetector,
     private readonly log: Logger,
     /** Called once per vLLM process (at start and after each restart), e.g. for the environment snapshot. */
     private readonly onNewProcess: () => void = () => undefined,
   ) {
     this.window = new SnapshotWindow(config.status.window);
+  }
+
+  /** Sets a check of this source; it reads unknown when three intervals pass without a new verdict. */
+  private mark(name: string, verdict: Verdict, reason: string): void {
+    this.status.set(name, verdict, reason, this.config.scrape.interval * 3 + this.config.scrape.timeout);
+    if (verdict !== 'unknown') this.judged.add(name);
+  }
+
+  /** Removes a check whose source family this vLLM does not have (an older version). */
+  private drop(name: string): void {
+    this.status.clear(name);
+    this.judged.delete(name);
   }
 
   async collect(signal: AbortSignal): Promise<void> {
@@ -150,7 +163,7 @@ export class VllmCollector implements Collector {
       this.onNewProcess();
     }
     this.apply(snapshot);
-    this.status.set('vllm_metrics', 'healthy', `vLLM /metrics scraped (${snapshot.schema} schema, ${snapshot.engines} engine${snapshot.engines === 1 ? '' : 's'})`);
+    this.mark('vllm_metrics', 'healthy', `vLLM /metrics scraped (${snapshot.schema} schema, ${snapshot.engines} engine${snapshot.engines === 1 ? '' : 's'})`);
   }
 
   private async checkHealth(signal: AbortSignal): Promise<void> {
@@ -166,14 +179,16 @@ export class VllmCollector implements Collector {
       detail = e.message;
       this.metrics.targetUp.set(0);
       this.tracker.observeReachable(false, detail);
+      this.wedge.observeHealth(false);
       throw e;
     }
     this.metrics.targetUp.set(ok ? 1 : 0);
+    this.wedge.observeHealth(ok);
     // An answering server is reachable even when it says the engine is dead (503).
     this.tracker.observeReachable(true, undefined);
     // Degraded, not unhealthy: the TTFT probe's hysteresis decides when a dead engine is unhealthy.
-    if (!ok) this.status.set('vllm_health', 'degraded', `vLLM ${detail} (engine dead or starting)`);
-    else this.status.set('vllm_health', 'healthy', 'vLLM /health answers 200');
+    if (!ok) this.mark('vllm_health', 'degraded', `vLLM ${detail} (engine dead or starting)`);
+    else this.mark('vllm_health', 'healthy', 'vLLM /health answers 200');
   }
 
   private async readVersion(signal: AbortSignal, snapshot: EngineSnapshot): Promise<void> {
@@ -214,7 +229,7 @@ export class VllmCollector implements Collector {
     if (h.decode_time) m.engineDecodeTime.update(model, h.decode_time);
     this.applyIssue19(s);
     const baseline = this.window.push(s);
-    this.checkWedge(s);
+    this.wedge.observeScrape(s);
     this.checkKvUsage(s);
     this.checkOverload(s, baseline);
     this.checkCacheTiers(s, baseline);
@@ -266,7 +281,7 @@ export class VllmCollector implements Collector {
   /** Admission rejections (503 from --max-num-queued-reqs/-tokens) in the window: vLLM is shedding load. */
   private checkOverload(s: EngineSnapshot, baseline: EngineSnapshot): void {
     if (!s.admission_rejections) {
-      this.status.clear('overload');
+      this.drop('overload');
       return;
     }
     const rejected = labelDelta(s.admission_rejections, baseline === s ? null : baseline.admission_rejections);
@@ -277,9 +292,9 @@ export class VllmCollector implements Collector {
     const queue = `${s.requests_running ?? 0} running, ${s.requests_waiting ?? 0} waiting${waiting ? ` (${Object.entries(waiting).map(([k, v]) => `${v ?? 0} ${k}`).join(', ')})` : ''}`;
     if (n > 0) {
       const why = Object.entries(rejected ?? {}).filter(([, v]) => (v ?? 0) > 0).map(([k, v]) => `${v} by ${k === 'max_num_queued_reqs' ? '--max-num-queued-reqs' : k === 'max_num_queued_tokens' ? '--max-num-queued-tokens' : k}`).join(', ');
-      this.status.set('overload', 'degraded', `vLLM is shedding load: ${n} request${n === 1 ? '' : 's'} refused with HTTP 503 in the last ${over} (${why}); ${queue}`);
+      this.mark('overload', 'degraded', `vLLM is shedding load: ${n} request${n === 1 ? '' : 's'} refused with HTTP 503 in the last ${over} (${why}); ${queue}`);
     } else {
-      this.status.set('overload', 'healthy', `vLLM refused no request at admission in the last ${over}; ${queue}`);
+      this.mark('overload', 'healthy', `vLLM refused no request at admission in the last ${over}; ${queue}`);
     }
   }
 
@@ -292,8 +307,8 @@ export class VllmCollector implements Collector {
     );
     const over = first ? 'since vLLM started' : `in the last ${windowWords(Math.min(this.config.status.window, Math.max(1, Math.round(this.window.span()))))}`;
     this.cacheTierWords = words === undefined ? undefined : `${words} (${over})`;
-    if (!s.prompt_tokens_by_source) this.status.clear('prefix_sources');
-    else this.status.set('prefix_sources', 'healthy', this.cacheTierWords ?? `no prompt tokens ${over}`);
+    if (!s.prompt_tokens_by_source) this.drop('prefix_sources');
+    else this.mark('prefix_sources', 'healthy', this.cacheTierWords ?? `no prompt tokens ${over}`);
   }
 
   /**
@@ -305,7 +320,7 @@ export class VllmCollector implements Collector {
   private checkServerSlo(s: EngineSnapshot, baseline: EngineSnapshot): void {
     const now = s.histograms.time_to_first_token;
     if (!now) {
-      this.status.clear('server_slo');
+      this.drop('server_slo');
       return;
     }
     const { threshold, objective } = this.config.slo.ttft;
@@ -320,30 +335,7 @@ export class VllmCollector implements Collector {
     else if (r.exact) reason = `vLLM's own TTFT: ${p(r.ratio)} of ${r.requests} requests ${over} within ${t} (objective ${p(objective)})`;
     else reason = `${bounds}${p(r.ratio)} of ${r.requests} requests ${over} within the nearest bound ${r.nearest} s; the share within ${t} lies between ${p(r.min)} and ${p(r.max)} (error up to ${((r.error ?? 0) * 100).toFixed(1)} points; objective ${p(objective)})`;
     const breached = r.requests >= 20 && r.max !== null && r.max < objective;
-    this.status.set('server_slo', breached ? 'degraded' : 'healthy', reason);
-  }
-
-  /** /health 200, requests in flight, and neither tokens nor engine steps moving for N scrapes. */
-  private checkWedge(s: EngineSnapshot): void {
-    const busy = (s.requests_running ?? 0) + (s.requests_waiting ?? 0) > 0;
-    const progressed =
-      (s.generation_tokens !== null && s.generation_tokens !== this.lastGenerationTokens) ||
-      (s.engine_steps !== null && s.engine_steps !== this.lastEngineSteps);
-    this.lastGenerationTokens = s.generation_tokens;
-    this.lastEngineSteps = s.engine_steps;
-    this.stalledScrapes = busy && !progressed ? this.stalledScrapes + 1 : 0;
-    const n = this.config.scrape.wedge_scrapes;
-    const wedged = this.stalledScrapes >= n;
-    this.metrics.engineWedged.labels({ model: this.tracker.model }).set(wedged ? 1 : 0);
-    const inFlight = `${s.requests_running ?? 0} running, ${s.requests_waiting ?? 0} waiting`;
-    if (wedged) {
-      const seconds = this.stalledScrapes * this.config.scrape.interval;
-      this.status.set('engine_progress', 'unhealthy', `vLLM engine looks wedged: /health is 200 but no token generated for ${seconds} s (${this.stalledScrapes} scrapes) with ${inFlight}`);
-    } else if (this.stalledScrapes > 1) {
-      this.status.set('engine_progress', 'degraded', `vLLM engine made no progress for ${this.stalledScrapes} of ${n} scrapes with ${inFlight}`);
-    } else {
-      this.status.set('engine_progress', 'healthy', `vLLM engine progressing (${inFlight})`);
-    }
+    this.mark('server_slo', breached ? 'degraded' : 'healthy', reason);
   }
 
   private checkKvUsage(s: EngineSnapshot): void {
@@ -361,15 +353,15 @@ export class VllmCollector implements Collector {
       ? `; room for ${Number(s.kv_cache_max_concurrency.toFixed(1))} requests of max_model_len at once (vLLM's kv_cache_max_concurrency), ${s.requests_running ?? 0} running`
       : '';
     if (s.kv_cache_usage_ratio >= limit) {
-      this.status.set('kv_cache', 'degraded', `KV cache ${pct(s.kv_cache_usage_ratio)} full${of} (threshold ${pct(limit)}), ${waiting} requests waiting${fits}`);
+      this.mark('kv_cache', 'degraded', `KV cache ${pct(s.kv_cache_usage_ratio)} full${of} (threshold ${pct(limit)}), ${waiting} requests waiting${fits}`);
     } else {
-      this.status.set('kv_cache', 'healthy', `KV cache ${pct(s.kv_cache_usage_ratio)} full${of}${fits}`);
+      this.mark('kv_cache', 'healthy', `KV cache ${pct(s.kv_cache_usage_ratio)} full${of}${fits}`);
     }
   }
 
   markStale(error: Error): void {
     const model = { model: this.tracker.model };
-    for (const g of [this.metrics.engineKvCacheUsage, this.metrics.engineRequestsRunning, this.metrics.engineRequestsWaiting, this.metrics.engineWedged, this.metrics.enginePrefixCacheHitRatio, this.metrics.engineKvCacheMaxConcurrency, this.metrics.engineCacheHitAlignment]) {
+    for (const g of [this.metrics.engineKvCacheUsage, this.metrics.engineRequestsRunning, this.metrics.engineRequestsWaiting, this.metrics.enginePrefixCacheHitRatio, this.metrics.engineKvCacheMaxConcurrency, this.metrics.engineCacheHitAlignment]) {
       g.remove(model);
     }
     this.metrics.engineRequestsWaitingByReason.reset();
@@ -377,13 +369,19 @@ export class VllmCollector implements Collector {
     this.lastSnapshot = undefined;
     this.cacheTierWords = undefined;
     this.window.clear();
-    this.stalledScrapes = 0;
-    for (const check of ['engine_progress', 'kv_cache', 'overload', 'prefix_sources', 'server_slo']) this.status.clear(check);
+    // As kv_cache: checks we had say they cannot be judged rather than disappear.
+    const why = error instanceof SourceError ? error.message : 'scrape failed';
+    for (const [check, what] of [['overload', 'admission rejections'], ['prefix_sources', 'where prompt tokens come from'], ['server_slo', "vLLM's own TTFT SLO"]] as const) {
+      if (this.judged.has(check)) this.mark(check, 'unknown', `cannot judge ${what}: ${why}`);
+    }
+    this.wedge.scrapeFailed();
+    // Not cleared: a check that disappears reads as "nothing wrong"; say it cannot be judged.
+    this.mark('kv_cache', 'unknown', `cannot judge KV cache usage: ${error instanceof SourceError ? error.message : 'scrape failed'}`);
     const reason = error instanceof SourceError ? error.message : `internal error: ${error.message}`;
     // Unreachable vLLM is already the TTFT probe's story; a scrape problem alone is degraded.
-    this.status.set('vllm_metrics', 'degraded', `vLLM /metrics scrape failing: ${reason}`);
+    this.mark('vllm_metrics', 'degraded', `vLLM /metrics scrape failing: ${reason}`);
     if (error instanceof SourceError && error.reason === 'connect_error') {
-      this.status.set('vllm_health', 'degraded', `vLLM /health unreachable: ${error.message.replace(/^.*cannot reach vLLM: /, '')}`);
+      this.mark('vllm_health', 'degraded', `vLLM /health unreachable: ${error.message.replace(/^.*cannot reach vLLM: /, '')}`);
     }
     this.log.debug({ err: error.message }, 'engine series dropped after failed scrape');
   }

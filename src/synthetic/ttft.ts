@@ -9,7 +9,7 @@ import type { TtftProbeConfig } from '../config.js';
 import { readRequestMetrics, splitTtft } from '../vllm/request-metrics.js';
 import { deriveTimings, streamingBody } from '../vllm/stream.js';
 import { failureDetail, PROBE_USER } from './request.js';
-import { requestRecord, type ProbeContext, type ProbeKindSpec, type ProbeResult } from './prober.js';
+import { requestRecord, watchedStream, type ProbeContext, type ProbeKindSpec, type ProbeResult } from './prober.js';
 
 /** Per-instance memory: whether we already said that the server returns no per-request metrics. */
 interface TtftState {
@@ -29,7 +29,7 @@ async function runTtft(probe: TtftProbeConfig, state: TtftState, ctx: ProbeConte
   });
   const phase = tracker.takePhase();
   const requestId = `vllm-probe-ttft-${randomUUID()}`;
-  const result = await client.stream({ path: chat ? '/v1/chat/completions' : '/v1/completions', body, signal: ctx.shutdown, timeoutMs: ctx.timeoutMs, requestId });
+  const result = await watchedStream(ctx, { path: chat ? '/v1/chat/completions' : '/v1/completions', body, signal: ctx.shutdown, timeoutMs: ctx.timeoutMs, requestId });
   if (result.aborted) {
     if (phase === 'cold') tracker.returnColdSlot();
     return { success: false, outcome: result.outcome, aborted: true, requests: [] };
