@@ -15,7 +15,7 @@ import type { VllmClient } from '../vllm/client.js';
 import { type Collector } from './collector.js';
 import { SourceError } from '../errors.js';
 import { ExpositionError, parseExposition } from '../vllm/exposition.js';
-import { ADMISSION_REASONS, CACHE_TIERS, histogramDelta, normaliseVllmMetrics, OTHER, PROMPT_SOURCES, sloFromBuckets, type ByLabel, type EngineSnapshot, type HistogramSnapshot } from '../vllm/schema.js';
+import { ADMISSION_REASONS, CACHE_TIERS, describeCacheTiers, histogramDelta, labelDelta, normaliseVllmMetrics, OTHER, PROMPT_SOURCES, sloFromBuckets, sumByLabel, type ByLabel, type EngineSnapshot, type HistogramSnapshot } from '../vllm/schema.js';
 import type { WedgeDetector } from '../wedge.js';
 
 /** Turns successive readings of a monotonic counter into non-negative increments. */
@@ -56,39 +56,7 @@ class SnapshotWindow {
   }
 }
 
-/** Per-key increase between two readings of a labelled counter; the whole value after a reset. */
-function labelDelta<K extends string>(now: ByLabel<K> | null, before: ByLabel<K> | null): Partial<Record<K | typeof OTHER, number>> | null {
-  if (!now) return null;
-  const out: Partial<Record<string, number>> = {};
-  for (const [k, v] of Object.entries(now) as Array<[string, number]>) {
-    const b = (before as Record<string, number> | null)?.[k];
-    out[k] = b === undefined || v < b ? v : v - b;
-  }
-  return out as Partial<Record<K | typeof OTHER, number>>;
-}
-
-const total = (by: Partial<Record<string, number>> | null) => (by ? Object.values(by).reduce<number>((a, v) => a + (v ?? 0), 0) : 0);
-const pct = (part: number, whole: number) => `${whole > 0 ? ((part / whole) * 100).toFixed(0) : '0'} %`;
 const windowWords = (seconds: number) => (seconds % 60 === 0 ? `${seconds / 60}m` : `${seconds}s`);
-
-/**
- * "52 % computed, 48 % from the local prefix cache, 0 % KV transfer; cached tokens: device 100 %"
- * for a window's deltas of vllm:prompt_tokens_by_source / _cached_by_source; undefined without data.
- * The prefix-cache probe appends it to its own wording.
- */
-export function describeCacheTiers(bySource: Partial<Record<string, number>> | null, cachedByTier: Partial<Record<string, number>> | null): string | undefined {
-  const prompt = total(bySource);
-  if (!bySource || prompt === 0) return undefined;
-  const words: Record<string, string> = { local_compute: 'computed', local_cache_hit: 'local prefix-cache hits', external_kv_transfer: 'KV transfer', other: 'other sources' };
-  const parts = Object.entries(bySource)
-    .filter(([k, v]) => (v ?? 0) > 0 || k !== OTHER)
-    .map(([k, v]) => `${pct(v ?? 0, prompt)} ${words[k] ?? k}`);
-  const cached = total(cachedByTier);
-  const tiers = cachedByTier && cached > 0
-    ? `; cached tokens by tier: ${Object.entries(cachedByTier).filter(([, v]) => (v ?? 0) > 0).map(([k, v]) => `${k} ${pct(v ?? 0, cached)}`).join(', ')}`
-    : '';
-  return `${prompt} prompt tokens: ${parts.join(', ')}${tiers}`;
-}
 
 /** The client throws SourceErrors; anything else is a bug, reported as internal. */
 function networkReason(err: unknown): SourceError {
@@ -285,7 +253,7 @@ export class VllmCollector implements Collector {
       return;
     }
     const rejected = labelDelta(s.admission_rejections, baseline === s ? null : baseline.admission_rejections);
-    const n = baseline === s ? 0 : total(rejected);
+    const n = baseline === s ? 0 : sumByLabel(rejected);
     const seconds = Math.max(1, Math.round(this.window.span()));
     const over = windowWords(Math.min(this.config.status.window, seconds));
     const waiting = s.requests_waiting_by_reason;

@@ -14,7 +14,7 @@ import type { PrefixProbeConfig } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { Verdict } from '../status.js';
 import { calibratePrefix } from '../vllm/calibration.js';
-import { normaliseVllmMetrics } from '../vllm/schema.js';
+import { describeTierShares, labelDelta, normaliseVllmMetrics, type EngineSnapshot } from '../vllm/schema.js';
 import { deriveTimings, streamingBody, type StreamResult } from '../vllm/stream.js';
 import { requestRecord, watchedStream, type ProbeContext, type ProbeKindSpec, type ProbeResult, type RequestRecord } from './prober.js';
 import { failureDetail, PROBE_USER } from './request.js';
@@ -161,7 +161,8 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
 
   // Second opinion from the engine: its prefix-cache hit counter around the hit requests. Other
   // traffic adds to it, so it only ever confirms ("at least this many"), never refutes.
-  const engineBefore = await enginePrefixHits(ctx);
+  const before = await engineSnapshot(ctx);
+  const engineBefore = prefixHitTokens(before);
   const hitTtfts: number[] = [];
   let hitCached = 0;
   let hitPrompt = 0;
@@ -182,7 +183,10 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
       if (cached === 0) ctx.metrics.prefixUncachedHits.labels({ model }).inc();
     }
   }
-  const engineAfter = await enginePrefixHits(ctx);
+  const after = await engineSnapshot(ctx);
+  const engineAfter = prefixHitTokens(after);
+  // vLLM 0.32: which cache tier (device, host, disk, p2p…) served the cached tokens meanwhile.
+  const tiers = before && after ? describeTierShares(labelDelta(after.prompt_tokens_cached_by_source, before.prompt_tokens_cached_by_source)) : undefined;
   const engineDelta = engineBefore !== undefined && engineAfter !== undefined && engineAfter >= engineBefore ? engineAfter - engineBefore : undefined;
   const meanHit = hitTtfts.reduce((a, b) => a + b, 0) / hitTtfts.length;
   const speedup = missTtft / meanHit;
@@ -199,7 +203,7 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
   // Only whole blocks can hit: expecting the partial last one would report a false drop.
   const expectedCached = cacheableTokens(regime.prefixTokens, regime.alignment) * hitTtfts.length;
   const hitRatio = cachedReported ? hitCached / Math.max(1, expectedCached) : undefined;
-  const engineWords = engineDelta === undefined ? '' : `; engine counted ${engineDelta} hit tokens meanwhile`;
+  const engineWords = `${engineDelta === undefined ? '' : `; engine counted ${engineDelta} hit tokens meanwhile`}${tiers ? ` (by tier: ${tiers})` : ''}`;
   let verdict: [Verdict, string];
   if (speedup < 1.1 && (!cachedReported || hitCached === 0) && !engineDelta) {
     verdict = ['degraded', `prefix caching appears disabled: ${numbers} (speedup ${speedup.toFixed(2)}x), ${cachedReported ? '0 cached tokens reported' : 'server reports no cached_tokens'}${engineWords}`];
@@ -212,13 +216,14 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
   return { success: true, outcome: 'success', requests, checks: [{ name: 'prefix_cache', status: verdict[0], reason: verdict[1] }] };
 }
 
-/** vLLM's prefix-cache hit counter (tokens, summed over engines) right now; undefined if unreadable. */
-async function enginePrefixHits(ctx: ProbeContext): Promise<number | undefined> {
+/** vLLM's normalised /metrics right now; undefined if unreadable. */
+async function engineSnapshot(ctx: ProbeContext): Promise<EngineSnapshot | undefined> {
   const exp = await ctx.client.exposition(ctx.signal);
-  if (!exp) return undefined;
-  const s = normaliseVllmMetrics(exp);
-  return s.prefix_cache_unit === 'tokens' ? (s.prefix_cache_hits ?? undefined) : undefined;
+  return exp ? normaliseVllmMetrics(exp) : undefined;
 }
+
+/** Its prefix-cache hit counter (tokens, summed over engines). */
+const prefixHitTokens = (s: EngineSnapshot | undefined) => (s?.prefix_cache_unit === 'tokens' ? (s.prefix_cache_hits ?? undefined) : undefined);
 
 export const prefixProbe: ProbeKindSpec<PrefixProbeConfig> = {
   checks: ['prefix_cache'],

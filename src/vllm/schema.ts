@@ -335,6 +335,44 @@ export function normaliseVllmMetrics(input: Exposition): EngineSnapshot {
   };
 }
 
+/** Per-key increase between two readings of a labelled counter; the whole value after a reset. */
+export function labelDelta<K extends string>(now: ByLabel<K> | null, before: ByLabel<K> | null): Partial<Record<K | typeof OTHER, number>> | null {
+  if (!now) return null;
+  const out: Partial<Record<string, number>> = {};
+  for (const [k, v] of Object.entries(now) as Array<[string, number]>) {
+    const b = (before as Record<string, number> | null)?.[k];
+    out[k] = b === undefined || v < b ? v : v - b;
+  }
+  return out as Partial<Record<K | typeof OTHER, number>>;
+}
+
+/** The sum over labels of a ByLabel reading or delta (0 for null). */
+export const sumByLabel = (by: Partial<Record<string, number>> | null): number => (by ? Object.values(by).reduce<number>((a, v) => a + (v ?? 0), 0) : 0);
+const pct = (part: number, whole: number) => `${whole > 0 ? ((part / whole) * 100).toFixed(0) : '0'} %`;
+
+/**
+ * "52 % computed, 48 % from the local prefix cache, 0 % KV transfer; cached tokens: device 100 %"
+ * for a window's deltas of vllm:prompt_tokens_by_source / _cached_by_source; undefined without data.
+ * The collector's prefix_sources check and the prefix-cache probe's wording use it.
+ */
+export function describeCacheTiers(bySource: Partial<Record<string, number>> | null, cachedByTier: Partial<Record<string, number>> | null): string | undefined {
+  const prompt = sumByLabel(bySource);
+  if (!bySource || prompt === 0) return undefined;
+  const words: Record<string, string> = { local_compute: 'computed', local_cache_hit: 'local prefix-cache hits', external_kv_transfer: 'KV transfer', other: 'other sources' };
+  const parts = Object.entries(bySource)
+    .filter(([k, v]) => (v ?? 0) > 0 || k !== OTHER)
+    .map(([k, v]) => `${pct(v ?? 0, prompt)} ${words[k] ?? k}`);
+  const tiers = describeTierShares(cachedByTier);
+  return `${prompt} prompt tokens: ${parts.join(', ')}${tiers ? `; cached tokens by tier: ${tiers}` : ''}`;
+}
+
+/** "device 90 %, host 10 %": the tiers that served cached prompt tokens; undefined when none did. */
+export function describeTierShares(cachedByTier: Partial<Record<string, number>> | null): string | undefined {
+  const cached = sumByLabel(cachedByTier);
+  if (!cachedByTier || cached === 0) return undefined;
+  return Object.entries(cachedByTier).filter(([, v]) => (v ?? 0) > 0).map(([k, v]) => `${k} ${pct(v ?? 0, cached)}`).join(', ');
+}
+
 /** vLLM's default bounds (vllm/v1/metrics/buckets.py, unchanged since ≈ v0.8.4). */
 export const VLLM_DEFAULT_BOUNDS = {
   time_to_first_token: [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560],

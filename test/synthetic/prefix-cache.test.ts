@@ -33,7 +33,7 @@ describe('prefix-cache probe against the emulator', () => {
     expect(sample(text, 'vllm_probe_prefix_speedup_ratio', { prefix_tokens: '512' })).toBeGreaterThan(1.5);
     const check = (await d.status()).body.checks.find((c) => c.name === 'prefix_cache')!;
     expect(check.status).toBe('healthy');
-    expect(check.reason).toMatch(/^prefix cache working: hit TTFT \d+ ms vs miss \d+ ms at P=5\d\d tokens \(by tokenize, 16-token cache blocks\), speedup [\d.]+x, saved \d+ % \(predicted \d+ %\), \d+ cached tokens reported; engine counted \d+ hit tokens meanwhile$/);
+    expect(check.reason).toMatch(/^prefix cache working: hit TTFT \d+ ms vs miss \d+ ms at P=5\d\d tokens \(by tokenize, 16-token cache blocks\), speedup [\d.]+x, saved \d+ % \(predicted \d+ %\), \d+ cached tokens reported; engine counted \d+ hit tokens meanwhile \(by tier: device 100 %\)$/);
   });
 
   test('a server that rejects cache_salt: misses are forced with a leading nonce, no failures counted after the switch', async () => {
