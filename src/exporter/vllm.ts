@@ -71,9 +71,7 @@ export class VllmCollector implements Collector {
   private readonly deltas = new CounterDeltas();
   private versionFor: number | undefined = -1;
   private readonly window: SnapshotWindow;
-  /** Cache-tier shares over the status window, for the prefix probe's wording. */
-  cacheTierWords: string | undefined;
-  /** The issue-19 checks this vLLM has data for (cleared when a family disappears). */
+  /** The overload, prefix_sources and server_slo checks this vLLM has data for (cleared when a family disappears). */
   private readonly judged = new Set<string>();
 
   constructor(
@@ -195,7 +193,7 @@ export class VllmCollector implements Collector {
     if (h.queue_time) m.engineQueueTime.update(model, h.queue_time);
     if (h.prefill_time) m.enginePrefillTime.update(model, h.prefill_time);
     if (h.decode_time) m.engineDecodeTime.update(model, h.decode_time);
-    this.applyIssue19(s);
+    this.applyAdmissionAndCacheFamilies(s);
     const baseline = this.window.push(s);
     this.wedge.observeScrape(s);
     this.checkKvUsage(s);
@@ -206,7 +204,7 @@ export class VllmCollector implements Collector {
   }
 
   /** The vLLM 0.32 families: overload, prompt sources, cache tiers, vLLM's own KV sizing. */
-  private applyIssue19(s: EngineSnapshot): void {
+  private applyAdmissionAndCacheFamilies(s: EngineSnapshot): void {
     const m = this.metrics;
     const model = this.tracker.model;
     const counterByLabel = <K extends string>(
@@ -274,9 +272,8 @@ export class VllmCollector implements Collector {
       labelDelta(s.prompt_tokens_cached_by_source, first ? null : baseline.prompt_tokens_cached_by_source),
     );
     const over = first ? 'since vLLM started' : `in the last ${windowWords(Math.min(this.config.status.window, Math.max(1, Math.round(this.window.span()))))}`;
-    this.cacheTierWords = words === undefined ? undefined : `${words} (${over})`;
     if (!s.prompt_tokens_by_source) this.drop('prefix_sources');
-    else this.mark('prefix_sources', 'healthy', this.cacheTierWords ?? `no prompt tokens ${over}`);
+    else this.mark('prefix_sources', 'healthy', words === undefined ? `no prompt tokens ${over}` : `${words} (${over})`);
   }
 
   /**
@@ -335,7 +332,6 @@ export class VllmCollector implements Collector {
     this.metrics.engineRequestsWaitingByReason.reset();
     this.metrics.engineSloBucketBound.reset();
     this.lastSnapshot = undefined;
-    this.cacheTierWords = undefined;
     this.window.clear();
     // As kv_cache: checks we had say they cannot be judged rather than disappear.
     const why = error instanceof SourceError ? error.message : 'scrape failed';
