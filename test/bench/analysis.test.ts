@@ -70,11 +70,11 @@ describe('level summaries', () => {
   });
 });
 
-describe('seed formulas', () => {
+describe('formulas', () => {
   test('predicted saved fraction P/(P+S)', () => expect(predictedSavedFraction(1024, 32)).toBeCloseTo(1024 / 1056, 12));
-  test('cold/warm: spread over the median, factor cold/median', () => {
-    const s = coldWarmSummary(2, [0.5, 0.4, 0.6, 0.5, 0.5]);
-    expect(s).toMatchObject({ cold: 2, warm1: 0.5, min: 0.4, median: 0.5, max: 0.6, coldWarmFactor: 4 });
+  test('cold/warm: warm_1 is the request right after the cold one; spread and factor over the steady state', () => {
+    const s = coldWarmSummary(2, 0.9, [0.5, 0.4, 0.6, 0.5, 0.5]);
+    expect(s).toMatchObject({ cold: 2, warm1: 0.9, min: 0.4, median: 0.5, max: 0.6, coldWarmFactor: 4 });
     expect(s.spreadPct).toBeCloseTo(40, 9);
   });
   test('KV bytes per token = 2 × layers × kv_heads × head_dim × dtype bytes (Llama-3-8B: 128 KiB)', () => {
@@ -247,8 +247,9 @@ describe('bench against the emulator', () => {
     const rep = await cli(['bench', 'report', '--in', root]);
     expect(rep.code, rep.err).toBe(0);
     const md = readFileSync(join(root, 'report.md'), 'utf8');
-    expect(md).toContain('## Environment');
-    expect(md).toContain('## First-cut configuration');
+    expect(md).toContain(`## Target ${emu.url}`);
+    expect(md).toContain('### Environment');
+    expect(md).toContain('### First-cut configuration');
     expect(md).toContain('| max-model-len |');
     expect(md).toContain('| health check: cold start |');
   }, 30_000);
