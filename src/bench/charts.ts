@@ -56,6 +56,7 @@ export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '
 const W = 720;
 const H = 400;
 const M = { l: 72, r: 72, t: 62, b: 56 };
+const LEGEND_ROW = 15;
 
 /** The value as a tick label in its unit: 250 ms, 1.5 s, 12k tok/s, 8 GiB. */
 export function formatValue(v: number, unit: Unit): string {
@@ -98,7 +99,26 @@ export function niceTicks(max: number, count = 5): number[] {
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const f = (n: number) => n.toFixed(1);
 
-function frame(title: string, subtitle: string | undefined, legend: Array<{ name: string; color: string; dashed?: boolean; bar?: boolean }>): string[] {
+type LegendItem = { name: string; color: string; dashed?: boolean; bar?: boolean };
+
+/** Legend items laid out left to right, wrapping into rows; the chart's top margin follows. */
+function layoutLegend(legend: LegendItem[]): { items: Array<LegendItem & { x: number; y: number }>; top: number } {
+  let x = M.l;
+  let y = 52;
+  const items = legend.map((item) => {
+    const w = 22 + item.name.length * 6.2 + 16;
+    if (x > M.l && x + w > W - 8) {
+      x = M.l;
+      y += LEGEND_ROW;
+    }
+    const placed = { ...item, x, y };
+    x += w;
+    return placed;
+  });
+  return { items, top: y + 12 };
+}
+
+function frame(title: string, subtitle: string | undefined, legend: LegendItem[]): { out: string[]; top: number } {
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" role="img" aria-label="${esc(title)}">`,
     `<title>${esc(title)}</title>`,
@@ -106,33 +126,30 @@ function frame(title: string, subtitle: string | undefined, legend: Array<{ name
     `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${esc(title)}</text>`,
   ];
   if (subtitle) out.push(`<text x="${W / 2}" y="37" text-anchor="middle" font-size="11" fill="#555">${esc(subtitle)}</text>`);
-  // Legend: one row under the title, items laid out left to right.
-  let x = M.l;
-  const y = 52;
+  const { items, top } = layoutLegend(legend);
   out.push('<g class="legend" font-size="11">');
-  for (const item of legend) {
+  for (const item of items) {
     out.push(
       item.bar
-        ? `<rect x="${x}" y="${y - 8}" width="14" height="10" fill="${item.color}"/>`
-        : `<line x1="${x}" y1="${y - 3}" x2="${x + 18}" y2="${y - 3}" stroke="${item.color}" stroke-width="2.5"${item.dashed ? ' stroke-dasharray="5 3"' : ''}/>`,
+        ? `<rect x="${item.x}" y="${item.y - 8}" width="14" height="10" fill="${item.color}"/>`
+        : `<line x1="${item.x}" y1="${item.y - 3}" x2="${item.x + 18}" y2="${item.y - 3}" stroke="${item.color}" stroke-width="2.5"${item.dashed ? ' stroke-dasharray="5 3"' : ''}/>`,
     );
-    out.push(`<text x="${x + 22}" y="${y}">${esc(item.name)}</text>`);
-    x += 22 + item.name.length * 6.2 + 16;
+    out.push(`<text x="${item.x + 22}" y="${item.y}">${esc(item.name)}</text>`);
   }
   out.push('</g>');
-  return out;
+  return { out, top: Math.max(M.t, top) };
 }
 
-function yAxis(ticks: number[], Y: (v: number) => number, unit: Unit, side: 'left' | 'right', label: string, color: string): string[] {
+function yAxis(ticks: number[], Y: (v: number) => number, unit: Unit, side: 'left' | 'right', label: string, color: string, top: number): string[] {
   const x = side === 'left' ? M.l : W - M.r;
-  const out = [`<line x1="${x}" y1="${M.t}" x2="${x}" y2="${H - M.b}" stroke="${color}"/>`];
+  const out = [`<line x1="${x}" y1="${top}" x2="${x}" y2="${H - M.b}" stroke="${color}"/>`];
   for (const t of ticks) {
     // Gridlines from the left axis only, so two axes do not draw two grids.
     if (side === 'left') out.push(`<line class="grid" x1="${M.l}" y1="${f(Y(t))}" x2="${W - M.r}" y2="${f(Y(t))}" stroke="#e3e3e3"/>`);
     out.push(`<text x="${side === 'left' ? x - 6 : x + 6}" y="${f(Y(t) + 4)}" text-anchor="${side === 'left' ? 'end' : 'start'}" font-size="10" fill="${color}">${esc(formatValue(t, unit))}</text>`);
   }
   const lx = side === 'left' ? 16 : W - 12;
-  out.push(`<text x="${lx}" y="${(M.t + H - M.b) / 2}" text-anchor="middle" font-size="12" fill="${color}" transform="rotate(${side === 'left' ? -90 : 90} ${lx} ${(M.t + H - M.b) / 2})">${esc(label)}</text>`);
+  out.push(`<text x="${lx}" y="${(top + H - M.b) / 2}" text-anchor="middle" font-size="12" fill="${color}" transform="rotate(${side === 'left' ? -90 : 90} ${lx} ${(top + H - M.b) / 2})">${esc(label)}</text>`);
   return out;
 }
 
@@ -155,17 +172,17 @@ export function lineChart(spec: LineChart): string | undefined {
     for (const l of spec.lines ?? []) if (l.y !== undefined && (l.axis ?? 'left') === axis) vals.push(l.y);
     return Math.max(...vals, 0);
   };
+  const legend: LegendItem[] = series.map((s) => ({ name: s.name, color: s.color, ...(s.dashed ? { dashed: true } : {}) }));
+  for (const l of spec.lines ?? []) legend.push({ name: l.label, color: l.color ?? '#777', dashed: true });
+  const { out, top } = frame(spec.title, spec.subtitle, legend);
   const ticksL = niceTicks(axisMax('left') * 1.05 || 1);
   const ticksR = spec.y2 ? niceTicks(axisMax('right') * 1.05 || 1) : [];
-  const Yfor = (ticks: number[]) => (v: number) => H - M.b - (v / ticks[ticks.length - 1]!) * (H - M.t - M.b);
+  const Yfor = (ticks: number[]) => (v: number) => H - M.b - (v / ticks[ticks.length - 1]!) * (H - top - M.b);
   const YL = Yfor(ticksL);
   const YR = Yfor(ticksR.length ? ticksR : ticksL);
-  const legend = series.map((s) => ({ name: s.name, color: s.color, ...(s.dashed ? { dashed: true } : {}) }));
-  for (const l of spec.lines ?? []) legend.push({ name: l.label, color: l.color ?? '#777', dashed: true });
-  const out = frame(spec.title, spec.subtitle, legend);
   const rightColor = spec.y2 ? (series.find((s) => s.axis === 'right')?.color ?? '#333') : '#333';
-  out.push(...yAxis(ticksL, YL, spec.y.unit, 'left', spec.y.label, spec.y2 ? (series.find((s) => (s.axis ?? 'left') === 'left')?.color ?? '#333') : '#333'));
-  if (spec.y2) out.push(...yAxis(ticksR, YR, spec.y2.unit, 'right', spec.y2.label, rightColor));
+  out.push(...yAxis(ticksL, YL, spec.y.unit, 'left', spec.y.label, spec.y2 ? (series.find((s) => (s.axis ?? 'left') === 'left')?.color ?? '#333') : '#333', top));
+  if (spec.y2) out.push(...yAxis(ticksR, YR, spec.y2.unit, 'right', spec.y2.label, rightColor, top));
   // x axis: ticks at the measured x values on a log axis, round values on a linear one.
   out.push(`<line x1="${M.l}" y1="${H - M.b}" x2="${W - M.r}" y2="${H - M.b}" stroke="#333"/>`);
   const xTicks = spec.x.log ? xs : niceTicks(xs[xs.length - 1]!, 6).filter((t) => xv(t) >= xMin);
@@ -177,8 +194,8 @@ export function lineChart(spec: LineChart): string | undefined {
   for (const l of spec.lines ?? []) {
     const color = l.color ?? '#777';
     if (l.x !== undefined) {
-      out.push(`<line class="ref" x1="${f(X(l.x))}" x2="${f(X(l.x))}" y1="${M.t}" y2="${H - M.b}" stroke="${color}" stroke-dasharray="5 3"/>`);
-      out.push(`<text x="${f(X(l.x) + 4)}" y="${M.t + 12}" font-size="11" fill="${color}">${esc(l.label)}</text>`);
+      out.push(`<line class="ref" x1="${f(X(l.x))}" x2="${f(X(l.x))}" y1="${top}" y2="${H - M.b}" stroke="${color}" stroke-dasharray="5 3"/>`);
+      out.push(`<text x="${f(X(l.x) + 4)}" y="${top + 12}" font-size="11" fill="${color}">${esc(l.label)}</text>`);
     } else if (l.y !== undefined) {
       const Y = (l.axis ?? 'left') === 'right' ? YR : YL;
       out.push(`<line class="ref" x1="${M.l}" x2="${W - M.r}" y1="${f(Y(l.y))}" y2="${f(Y(l.y))}" stroke="${color}" stroke-dasharray="5 3"/>`);
@@ -201,12 +218,12 @@ export function barChart(spec: BarChart): string | undefined {
   const values = spec.groups.flatMap((g) => g.bars.map((b) => b.value)).filter((v): v is number => v !== undefined && Number.isFinite(v));
   if (values.length === 0) return undefined;
   const color = (name: string) => spec.colors?.[name] ?? PALETTE[names.indexOf(name) % PALETTE.length]!;
-  const ticks = niceTicks(Math.max(...values, ...(spec.lines ?? []).map((l) => l.y ?? 0)) * 1.05);
-  const Y = (v: number) => H - M.b - (v / ticks[ticks.length - 1]!) * (H - M.t - M.b);
-  const legend: Array<{ name: string; color: string; dashed?: boolean; bar?: boolean }> = names.map((n) => ({ name: n, color: color(n), bar: true }));
+  const legend: LegendItem[] = names.map((n) => ({ name: n, color: color(n), bar: true }));
   for (const l of spec.lines ?? []) legend.push({ name: l.label, color: l.color ?? '#777', dashed: true });
-  const out = frame(spec.title, spec.subtitle, legend);
-  out.push(...yAxis(ticks, Y, spec.y.unit, 'left', spec.y.label, '#333'));
+  const { out, top } = frame(spec.title, spec.subtitle, legend);
+  const ticks = niceTicks(Math.max(...values, ...(spec.lines ?? []).map((l) => l.y ?? 0)) * 1.05);
+  const Y = (v: number) => H - M.b - (v / ticks[ticks.length - 1]!) * (H - top - M.b);
+  out.push(...yAxis(ticks, Y, spec.y.unit, 'left', spec.y.label, '#333', top));
   out.push(`<line x1="${M.l}" y1="${H - M.b}" x2="${W - M.r}" y2="${H - M.b}" stroke="#333"/>`);
   const groupW = (W - M.l - M.r) / spec.groups.length;
   const barW = Math.min(40, (groupW * 0.8) / Math.max(1, names.length));

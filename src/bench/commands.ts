@@ -215,7 +215,7 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
   };
   const result = await run!(ctx);
   const summary = { experiment, target: target.baseUrl, model: target.model, collected_at: env.collected_at, ...result, environment: env };
-  ctx.files.add('environment.json', `${JSON.stringify(env, null, 2)}\n`);
+  ctx.files.add(`${experiment}.environment.json`, `${JSON.stringify(env, null, 2)}\n`);
   const file = ctx.files.commit(summary);
   if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
   else io.stdout(`wrote ${out}/ (summary ${file})\n`);

@@ -193,7 +193,7 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
     ...(svg ? [`![KV capacity and sequences that fit by max-model-len](${svg})`, ''] : []),
   ].join('\n');
   files.add('kv_cache_scaling.md', md);
-  if (env) files.add('environment.json', `${JSON.stringify(env, null, 2)}\n`);
+  if (env) files.add('kv-scaling.environment.json', `${JSON.stringify(env, null, 2)}\n`);
   const file = files.commit({ ...summary, ...(env ? { environment: env } : {}) });
   if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
   else io.stdout(`wrote ${out}/ (summary ${file})\n`);

@@ -150,7 +150,7 @@ export function findRuns(dir: string): BenchRun[] {
           continue; // not ours, or half-written
         }
         if (typeof summary?.experiment !== 'string') continue;
-        const envFile = join(d, 'environment.json');
+        const envFile = join(d, 'environment.json'); // written next to summary.json before per-run summaries
         const environment = (summary.environment as EnvironmentSnapshot | undefined) ?? (existsSync(envFile) ? (JSON.parse(readFileSync(envFile, 'utf8')) as EnvironmentSnapshot) : undefined);
         const target = (typeof summary.target === 'string' && summary.target) || environment?.target || 'unknown target';
         const collectedAt = (typeof summary.collected_at === 'string' && summary.collected_at) || environment?.collected_at || statSync(p).mtime.toISOString();
