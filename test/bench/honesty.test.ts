@@ -4,7 +4,7 @@
  * sharing a folder all survive, and the measured numbers are not polluted by the prefix cache.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, request as httpRequest, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ const cli = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
 const tmp = (name: string) => join(mkdtempSync(join(tmpdir(), `${name}-`)), 'out');
 
 /** Listens on a loopback port; `handler` answers everything. */
-async function serve(handler: Parameters<typeof createServer>[0]): Promise<{ url: string; close: () => Promise<void> }> {
+async function serve(handler: RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
   const server: Server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
