@@ -372,9 +372,18 @@ const COMMANDS: Record<string, Command> = {
     let text: string;
     try {
       if (/^https?:\/\//.test(source)) {
-        const res = await fetch(source, { signal: AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]) });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        text = await res.text();
+        // The URL is a /metrics URL: the client's base is what lies before the path.
+        const url = new URL(source);
+        const { VllmClient } = await import('./vllm/client.js');
+        const client = new VllmClient({ baseUrl: url.origin, maxResponseBytes: 64 * 1024 * 1024 });
+        try {
+          const res = await client.get(`${url.pathname}${url.search}`, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));
+          if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+          if (res.truncated) throw new Error('answer larger than 64 MiB');
+          text = res.body;
+        } finally {
+          await client.close();
+        }
       } else {
         text = readFileSync(source, 'utf8');
       }

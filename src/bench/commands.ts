@@ -11,14 +11,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { BENCH_HELP, BENCH_OPTIONS, BenchRunError, BenchUsageError, EXPERIMENT_HELP, intList, intOpt, secondsOpt, type Values } from './options.js';
-import { calibratePrefix } from '../synthetic/prefix-cache.js';
-import { createTargetClient } from '../target.js';
-import { defaultConfig } from '../config.js';
+import { gpuIdentity } from '../gpu/command.js';
+import { calibratePrefix } from '../vllm/calibration.js';
 import { mean } from '../stats.js';
 import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, summariseLevel, toCsv, type LevelResult } from './analysis.js';
 import { coldWarmChart, kvChart, prefixChart, sweepChart } from './experiment-charts.js';
-import { countTokens, discoverModel, healthy, processStart } from './http.js';
-import { collectEnvironment, environmentMarkdown, gpuForEnvironment, type EnvironmentSnapshot } from '../vllm/environment.js';
+import { benchClient, discoverModel, healthy, processStart } from './http.js';
+import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
+import type { VllmClient } from '../vllm/client.js';
 import { describeFailure, fillerPrompt, runLoad, type LoadOptions, type LoadTarget, type RequestRecord } from './load.js';
 
 export interface BenchIo {
@@ -161,17 +161,17 @@ export function parseTargetUrl(text: string | undefined, flag = '--target'): str
   return raw;
 }
 
+/** The client for --target (closed by the caller) and the model: --model, else the first served. */
 async function resolveTarget(values: Values, io: BenchIo): Promise<LoadTarget> {
-  const baseUrl = parseTargetUrl(values.target);
   const keyEnv = values['api-key-env'] ?? 'VLLM_API_KEY';
-  const apiKey = io.env[keyEnv] || undefined;
-  let model = values.model;
-  if (!model) {
-    const found = await discoverModel(baseUrl, apiKey, keyEnv, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));
-    if ('reason' in found) throw new BenchRunError(found.reason);
-    model = found.model;
+  const client = benchClient(parseTargetUrl(values.target), io.env[keyEnv] || undefined);
+  if (values.model) return { client, model: values.model };
+  const found = await discoverModel(client, keyEnv, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));
+  if ('reason' in found) {
+    await client.close();
+    throw new BenchRunError(found.reason);
   }
-  return { baseUrl, model, ...(apiKey ? { apiKey } : {}) };
+  return { client, model: found.model };
 }
 
 function stamp(): string {
@@ -198,9 +198,17 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
     return 0;
   }
   if (standalone[experiment]) return standalone[experiment]!(values, io);
-  const target = await resolveTarget(values, io);
   const out = values.out ?? join('bench-out', `${experiment}-${stamp()}`);
-  const env = await collectEnvironment(target.baseUrl, { ...(target.apiKey ? { apiKey: target.apiKey } : {}), gpu: gpuForEnvironment(values['gpu-cmd']), signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
+  const target = await resolveTarget(values, io);
+  try {
+    return await runExperiment(experiment, run!, target, out, values, io);
+  } finally {
+    await target.client.close();
+  }
+}
+
+async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Record<string, unknown>>, target: LoadTarget, out: string, values: Values, io: BenchIo): Promise<number> {
+  const env = await collectEnvironment(target.client, { gpu: gpuIdentity(values['gpu-cmd']), signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
   const ctx: Ctx = {
     io,
     values,
@@ -213,8 +221,8 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
     maxFailures: intOpt('max-failures', values['max-failures'], 5),
     runId: randomUUID().slice(0, 8),
   };
-  const result = await run!(ctx);
-  const summary = { experiment, target: target.baseUrl, model: target.model, collected_at: env.collected_at, ...result, environment: env };
+  const result = await run(ctx);
+  const summary = { experiment, target: target.client.baseUrl, model: target.model, collected_at: env.collected_at, ...result, environment: env };
   ctx.files.add(`${experiment}.environment.json`, `${JSON.stringify(env, null, 2)}\n`);
   const file = ctx.files.commit(summary);
   if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
@@ -223,15 +231,15 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
 }
 
 /** Waits until vLLM has restarted (start time changed, or down then up) and answers /health. */
-export async function waitForRestart(baseUrl: string, before: number | undefined, signal: AbortSignal, timeoutMs: number, onTick?: (s: string) => void): Promise<void> {
+export async function waitForRestart(client: VllmClient, before: number | undefined, signal: AbortSignal, timeoutMs: number, onTick?: (s: string) => void): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let sawDown = false;
   while (performance.now() < deadline) {
     if (signal.aborted) throw new BenchRunError('interrupted');
-    const up = await healthy(baseUrl, signal);
+    const up = await healthy(client, signal);
     if (!up) sawDown = true;
     if (up) {
-      const now = await processStart(baseUrl, signal);
+      const now = await processStart(client, signal);
       if (sawDown || (before !== undefined && now !== undefined && Math.abs(now - before) > 0.5)) return;
     }
     onTick?.(up ? 'vLLM still running the old process…' : 'vLLM is down, waiting for /health…');
@@ -274,15 +282,15 @@ async function benchColdWarm(ctx: Ctx) {
   // Before restarting anything, make sure a request works at all: a wrong model or key would
   // otherwise surface only after a restart the user waited for.
   await one(ctx, body, 'cold-warm: a request before the restart');
-  const before = await processStart(target.baseUrl, io.signal);
+  const before = await processStart(target.client, io.signal);
   if (values['restart-cmd']) {
     ctx.progress.line(`restarting vLLM: ${values['restart-cmd']}`);
     const r = await runCommand(values['restart-cmd'], io.signal, restartTimeout);
     if (r.code !== 0) throw new BenchRunError(`--restart-cmd exited ${r.code}: ${oneLine(r.stderr)}`);
   } else {
-    ctx.progress.line(`Restart vLLM at ${target.baseUrl} now; waiting up to ${restartTimeout / 1000} s for it to come back…`);
+    ctx.progress.line(`Restart vLLM at ${target.client.baseUrl} now; waiting up to ${restartTimeout / 1000} s for it to come back…`);
   }
-  await waitForRestart(target.baseUrl, before, io.signal, restartTimeout, (s) => ctx.progress.update(s));
+  await waitForRestart(target.client, before, io.signal, restartTimeout, (s) => ctx.progress.update(s));
   ctx.progress.line('vLLM is back: sending the cold request');
   const cold = await one(ctx, body, 'cold-warm: the cold request');
   const warm1 = await one(ctx, body, 'cold-warm: warm_1');
@@ -332,23 +340,28 @@ async function benchColdWarm(ctx: Ctx) {
 export const PREFIX_CSV_HEADER = ['mode', 'prefix_regime', 'concurrency', 'mean_ttft_s', 'p95_ttft_s', 'mean_e2e_s', 'p95_e2e_s', 'req_s', 'tok_s', 'notes'];
 
 async function calibratedPrefix(ctx: Ctx, target: number): Promise<{ text: string; tokens: number; calibrated: boolean }> {
-  const client = createTargetClient({ ...defaultConfig(), target: { ...defaultConfig().target, url: ctx.target.baseUrl } }, ctx.target.apiKey);
-  try {
-    const { text, tokens, estimate } = await calibratePrefix(client, ctx.target.model, target, ctx.io.signal, 4);
-    return { text, tokens: tokens ?? estimate, calibrated: tokens !== undefined };
-  } finally {
-    await client.close();
-  }
+  const { text, tokens, estimate } = await calibratePrefix(ctx.target.client, ctx.target.model, target, ctx.io.signal, 4);
+  return { text, tokens: tokens ?? estimate, calibrated: tokens !== undefined };
 }
 
 async function benchPrefix(ctx: Ctx) {
+  const baseline = ctx.values.baseline === undefined ? undefined : parseTargetUrl(ctx.values.baseline, '--baseline');
+  const baselineTarget = baseline ? { client: benchClient(baseline, ctx.io.env[ctx.values['api-key-env'] ?? 'VLLM_API_KEY'] || undefined), model: ctx.target.model } : undefined;
+  try {
+    return await prefixCells(ctx, baselineTarget);
+  } finally {
+    await baselineTarget?.client.close();
+  }
+}
+
+async function prefixCells(ctx: Ctx, baselineTarget: LoadTarget | undefined) {
   const { values } = ctx;
+  const baseline = baselineTarget?.client.baseUrl;
   const regimes = intList('regimes', values.regimes, [512, 1024, 2048]);
   const levels = intList('concurrency', values.concurrency, [1, 8, 16]);
   const requests = intOpt('requests', values.requests, 32);
   const suffixTokens = intOpt('suffix-tokens', values['suffix-tokens'], 32);
   const maxTokens = intOpt('max-tokens', values['max-tokens'], 32);
-  const baseline = values.baseline === undefined ? undefined : parseTargetUrl(values.baseline, '--baseline');
   const rows: Array<Array<string | number | undefined>> = [];
   const cells: Array<{ mode: string; regime: number; concurrency: number; level: LevelResult; cached: number; prompt: number; records: RequestRecord[] }> = [];
   let saltOk: boolean | undefined;
@@ -366,7 +379,7 @@ async function benchPrefix(ctx: Ctx) {
     const prefix = await calibratedPrefix(ctx, regime);
     for (const concurrency of levels) {
       for (const mode of ['no_cache', 'cache'] as const) {
-        const target = mode === 'no_cache' && baseline ? { ...ctx.target, baseUrl: baseline } : ctx.target;
+        const target = mode === 'no_cache' && baselineTarget ? baselineTarget : ctx.target;
         const where = `prefix P=${regime} concurrency ${concurrency} ${mode}`;
         // Forced misses: cache_salt if accepted, else a nonce at the very start of the prompt.
         if (mode === 'no_cache' && !baseline && saltOk === undefined) {
@@ -441,7 +454,7 @@ async function wordsForTokens(ctx: Ctx, tokens: number): Promise<{ words: number
   let words = Math.max(2, Math.round(tokens / 1.3));
   let measured: number | undefined;
   for (let i = 0; i < 4; i++) {
-    measured = await countTokens(ctx.target.baseUrl, ctx.target.apiKey, ctx.target.model, fillerPrompt(words, 0, ctx.runId), ctx.io.signal);
+    measured = await ctx.target.client.tokenize(ctx.target.model, fillerPrompt(words, 0, ctx.runId), ctx.io.signal);
     if (measured === undefined || Math.abs(measured - tokens) <= Math.max(2, tokens * 0.02)) break;
     words = Math.max(2, Math.round((words * tokens) / measured));
   }
@@ -524,7 +537,7 @@ export function sequencesThatFit(capacityTokens: number, context: number, blockS
 async function benchKv(ctx: Ctx) {
   const { values, env } = ctx;
   if (env.kv_cache_capacity_tokens === null || env.block_size === null) {
-    throw new BenchRunError(`${ctx.target.baseUrl}/metrics has no usable vllm:cache_config_info (num_gpu_blocks × block_size); is this vLLM ≥ 0.9?`);
+    throw new BenchRunError(`${ctx.target.client.baseUrl}/metrics has no usable vllm:cache_config_info (num_gpu_blocks × block_size); is this vLLM ≥ 0.9?`);
   }
   const shapeGiven = values.layers && values['kv-heads'] && values['head-dim'];
   const bytesPerToken = shapeGiven

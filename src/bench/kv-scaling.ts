@@ -10,10 +10,11 @@ import { linearFit } from '../stats.js';
 import { markdownTable, toCsv } from './analysis.js';
 import { parseTargetUrl, RunFiles, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo } from './commands.js';
 import { kvScalingChart } from './experiment-charts.js';
-import { healthy } from './http.js';
+import { benchClient } from './http.js';
 import { BenchRunError, BenchUsageError, intList, secondsOpt, type Values } from './options.js';
-import { collectEnvironment, environmentMarkdown, gpuForEnvironment, type EnvironmentSnapshot } from '../vllm/environment.js';
-export { gpuForEnvironment };
+import { gpuIdentity } from '../gpu/command.js';
+import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
+import type { VllmClient } from '../vllm/client.js';
 import { describeFailure, runLoad } from './load.js';
 
 /** Total GPU memory in use (bytes) across GPUs, or null without a readable GPU. */
@@ -97,15 +98,12 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-async function waitHealthy(baseUrl: string, timeoutMs: number, signal: AbortSignal, child?: ChildProcess): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (signal.aborted) throw new BenchRunError('interrupted');
-    if (child && child.exitCode !== null && child.exitCode !== 0) throw new BenchRunError(`the launched server exited with ${child.exitCode}`);
-    if (await healthy(baseUrl, signal)) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new BenchRunError(`vLLM at ${baseUrl} did not answer /health within ${timeoutMs / 1000} s`);
+async function waitHealthy(client: VllmClient, timeoutMs: number, signal: AbortSignal, child?: ChildProcess): Promise<void> {
+  const exitedBadly = () => child !== undefined && child.exitCode !== null && child.exitCode !== 0;
+  const ok = await client.waitHealthy(timeoutMs, signal, () => !exitedBadly());
+  if (signal.aborted) throw new BenchRunError('interrupted');
+  if (exitedBadly()) throw new BenchRunError(`the launched server exited with ${child!.exitCode}`);
+  if (!ok) throw new BenchRunError(`vLLM at ${client.baseUrl} did not answer /health within ${timeoutMs / 1000} s`);
 }
 
 export async function benchKvScaling(values: Values, io: BenchIo): Promise<number> {
@@ -115,9 +113,18 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
   if (launch && !launch.includes('{max_model_len}')) throw new BenchUsageError('--launch: the template must contain {max_model_len}');
   const baseUrl = parseTargetUrl(values.target);
   const out = (values.out as string | undefined) ?? join('bench-out', `kv-scaling-${Date.now()}`);
-  const files = new RunFiles(out, 'kv-scaling');
   const smi = values['gpu-cmd'] as string | undefined;
-  const apiKey = io.env[(values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY'] || undefined;
+  const client = benchClient(baseUrl, io.env[(values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY'] || undefined);
+  try {
+    return await scaleRuns(values, io, { client, baseUrl, launch, stopCmd, valuesList, out, smi });
+  } finally {
+    await client.close();
+  }
+}
+
+async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; baseUrl: string; launch: string | undefined; stopCmd: string | undefined; valuesList: number[]; out: string; smi: string | undefined }): Promise<number> {
+  const { client, baseUrl, launch, stopCmd, valuesList, out, smi } = o;
+  const files = new RunFiles(out, 'kv-scaling');
   const timeoutMs = secondsOpt('restart-timeout', values['restart-timeout'], 600) * 1000;
   const rows: KvScalingRow[] = [];
   let env: EnvironmentSnapshot | undefined;
@@ -131,25 +138,25 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
       const exited = new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
-      const launcherDone = await Promise.race([exited, waitHealthy(baseUrl, timeoutMs, io.signal).then(() => undefined)]);
+      const launcherDone = await Promise.race([exited, waitHealthy(client, timeoutMs, io.signal).then(() => undefined)]);
       if (typeof launcherDone === 'number' && launcherDone !== 0) throw new BenchRunError(`--launch exited ${launcherDone}: ${lastLines(stderr)}`);
       // A launcher script (like scripts/real-vllm/start) backgrounds the server and exits 0 once
       // it is healthy; a server run in the foreground keeps running. Give a launcher a moment.
       const code = launcherDone ?? (await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 5000))]));
       if (code === 0) child = undefined;
       else if (typeof code === 'number') throw new BenchRunError(`--launch exited ${code}: ${lastLines(stderr)}`);
-      await waitHealthy(baseUrl, timeoutMs, io.signal, child);
+      await waitHealthy(client, timeoutMs, io.signal, child);
     } else {
       io.stderr(`kv-scaling: restart vLLM at ${baseUrl} with --max-model-len ${value}; waiting…\n`);
-      await waitForRestart(baseUrl, undefined, io.signal, timeoutMs);
+      await waitForRestart(client, undefined, io.signal, timeoutMs);
     }
     try {
       const afterStart = await gpuMemoryUsed(smi);
-      const snap = await collectEnvironment(baseUrl, { ...(apiKey ? { apiKey } : {}), gpu: gpuForEnvironment(smi) });
+      const snap = await collectEnvironment(client, { gpu: gpuIdentity(smi) });
       env ??= snap;
       if (snap.max_model_len !== null && snap.max_model_len !== value) throw new BenchRunError(`vLLM reports max_model_len ${snap.max_model_len}, expected ${value}`);
       const model = snap.model ?? '';
-      const { records: [first] } = await runLoad({ baseUrl, model, ...(apiKey ? { apiKey } : {}) }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
+      const { records: [first] } = await runLoad({ client, model }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
       if (!first || first.outcome !== 'success') throw new BenchRunError(`max_model_len ${value}: the first request failed: ${first ? describeFailure(first) : 'interrupted'}`);
       const afterFirst = await gpuMemoryUsed(smi);
       rows.push({

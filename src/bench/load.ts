@@ -1,8 +1,9 @@
 /**
  * Closed-loop load for the bench commands: `concurrency` workers, each sending its next
  * streaming request as soon as the previous one ends, until a duration or request count is
- * reached. Every request is timed by the same client as the TTFT probe (vllm/stream.ts), so
- * bench numbers and probe numbers mean the same thing.
+ * reached. Every request is timed by the same client as the TTFT probe (src/vllm/stream.ts), so
+ * bench numbers and probe numbers mean the same thing; bench counts token events without
+ * parsing them (countOnly).
  *
  * A run that keeps failing stops itself: after `maxConsecutiveFailures` failures in a row no
  * worker starts another request, and the result says why (`stopped`). Between a failure and
@@ -10,9 +11,8 @@
  * misconfigured server is not hammered with thousands of requests a second.
  */
 import { performance } from 'node:perf_hooks';
-import { Agent, type Dispatcher } from 'undici';
-import type { Outcome } from '../metrics.js';
-import { deriveTimings, streamCompletion, streamingBody } from '../vllm/stream.js';
+import type { VllmClient } from '../vllm/client.js';
+import { deriveTimings, streamingBody, type Outcome } from '../vllm/stream.js';
 
 export interface RequestRecord {
   /** ms since the load started */
@@ -29,8 +29,7 @@ export interface RequestRecord {
 }
 
 export interface LoadTarget {
-  baseUrl: string;
-  apiKey?: string;
+  client: VllmClient;
   model: string;
 }
 
@@ -45,7 +44,6 @@ export interface LoadOptions {
   timeoutMs: number;
   signal: AbortSignal;
   onProgress?: (done: number) => void;
-  dispatcher?: Dispatcher;
   /** Stop the whole load after this many failed requests in a row (default 5). */
   maxConsecutiveFailures?: number;
   /** First pause after a failure in ms, doubled per further failure up to 2 s (default 100). */
@@ -62,7 +60,6 @@ const MAX_BACKOFF_MS = 2000;
 
 /** Runs the load and returns one record per finished request, in completion order. */
 export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<LoadResult> {
-  const dispatcher = opts.dispatcher ?? new Agent({ connections: opts.concurrency, keepAliveTimeout: 30_000, connect: { timeout: 10_000 } });
   const limit = opts.maxConsecutiveFailures ?? 5;
   const backoff = opts.backoffMs ?? 100;
   const records: RequestRecord[] = [];
@@ -75,24 +72,14 @@ export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<Lo
     let myFailures = 0;
     while (more()) {
       const i = issued++;
-      const timeoutSignal = AbortSignal.timeout(opts.timeoutMs);
-      const r = await streamCompletion({
-        baseUrl: target.baseUrl,
-        path: '/v1/completions',
-        body: streamingBody(target.model, opts.body(i)),
-        ...(target.apiKey ? { apiKey: target.apiKey } : {}),
-        dispatcher,
-        signal: AbortSignal.any([opts.signal, timeoutSignal]),
-        timeoutSignal,
-        maxResponseBytes: 64 * 1024 * 1024,
-      });
+      const r = await target.client.stream({ path: '/v1/completions', body: streamingBody(target.model, opts.body(i)), signal: opts.signal, timeoutMs: opts.timeoutMs, countOnly: true });
       if (r.aborted) return;
       const t = deriveTimings(r);
       const rec: RequestRecord = { start: r.startedAt - t0, end: r.endedAt - t0, outcome: r.outcome, e2e: t.e2e };
       if (t.ttft !== undefined) rec.ttft = t.ttft;
       if (r.usage?.prompt_tokens !== undefined) rec.promptTokens = r.usage.prompt_tokens;
       if (r.usage?.completion_tokens !== undefined) rec.outputTokens = r.usage.completion_tokens;
-      const cached = r.usage?.prompt_tokens_details?.cached_tokens;
+      const cached = r.usage?.cached_tokens;
       if (typeof cached === 'number') rec.cachedTokens = cached;
       if (r.detail) rec.detail = r.detail;
       records.push(rec);
@@ -111,11 +98,7 @@ export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<Lo
       await pause(Math.min(MAX_BACKOFF_MS, backoff * 2 ** (myFailures - 1)), opts.signal);
     }
   };
-  try {
-    await Promise.all(Array.from({ length: opts.concurrency }, worker));
-  } finally {
-    if (!opts.dispatcher) await dispatcher.close();
-  }
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
   return stopped ? { records, stopped } : { records };
 }
 
