@@ -4,99 +4,22 @@
  * into --out DIR and prints a short summary (or the JSON with --json). A run that cannot
  * produce a result (target down, requests failing) writes nothing and exits 1 with the reason.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { parseTargetUrl, Progress, RunFiles, runCommand, sequencesThatFit, waitForRestart, type BenchIo } from './common.js';
 import { BENCH_HELP, BENCH_OPTIONS, BenchRunError, BenchUsageError, EXPERIMENT_HELP, intList, intOpt, secondsOpt, type Values } from './options.js';
 import { gpuIdentity } from '../gpu/command.js';
 import { calibratePrefix } from '../vllm/calibration.js';
 import { mean } from '../stats.js';
 import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, summariseLevel, toCsv, type LevelResult } from './analysis.js';
 import { coldWarmChart, kvChart, prefixChart, sweepChart } from './experiment-charts.js';
-import { benchClient, discoverModel, healthy, processStart } from './http.js';
+import { benchClient, discoverModel, processStart } from './http.js';
 import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
-import type { VllmClient } from '../vllm/client.js';
 import { describeFailure, fillerPrompt, runLoad, type LoadOptions, type LoadTarget, type RequestRecord } from './load.js';
 
-export interface BenchIo {
-  stdout: (t: string) => void;
-  stderr: (t: string) => void;
-  signal: AbortSignal;
-  env: NodeJS.ProcessEnv;
-  isTTY?: boolean;
-}
-
-/** Splits a command line into argv without a shell: quotes group, nothing is expanded. */
-export function splitCommand(cmd: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quote: string | null = null;
-  let has = false;
-  for (const c of cmd) {
-    if (quote) {
-      if (c === quote) quote = null;
-      else cur += c;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-      has = true;
-    } else if (/\s/.test(c)) {
-      if (has || cur) out.push(cur);
-      cur = '';
-      has = false;
-    } else cur += c;
-  }
-  if (quote) throw new BenchUsageError(`unbalanced quote in command: ${cmd}`);
-  if (has || cur) out.push(cur);
-  return out;
-}
-
-/** Runs a user-given command with execFile (no shell); resolves with its exit status. */
-export function runCommand(cmd: string, signal: AbortSignal, timeoutMs = 600_000): Promise<{ code: number; stderr: string }> {
-  const [file, ...args] = splitCommand(cmd);
-  if (!file) throw new BenchUsageError('empty command');
-  return new Promise((resolve) => {
-    execFile(file, args, { signal, timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (err, _stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 127) : 0;
-      resolve({ code, stderr: String(stderr).trim() || (err ? err.message : '') });
-    });
-  });
-}
-
-/**
- * Progress on stderr. On a terminal: one line redrawn in place. Otherwise (CI, a log file): one
- * line per finished cell with the estimated time left, and nothing in between.
- */
-export class Progress {
-  private last = 0;
-  private readonly t0 = performance.now();
-  constructor(private readonly io: BenchIo, private readonly tty: boolean) {}
-  update(text: string): void {
-    if (!this.tty) return;
-    const now = performance.now();
-    if (now - this.last < 100) return;
-    this.last = now;
-    this.io.stderr(`\r\x1b[2K${text}`);
-  }
-  /** Cell `done` of `total` finished: the line says so, with an ETA from the pace so far. */
-  cell(done: number, total: number, text: string): void {
-    const elapsed = (performance.now() - this.t0) / 1000;
-    const eta = done < total ? `, about ${formatDuration((elapsed / done) * (total - done))} left` : '';
-    this.line(`[${done}/${total}] ${text}${eta}`);
-  }
-  line(text: string): void {
-    if (this.tty) this.io.stderr(`\r\x1b[2K`);
-    this.io.stderr(`${text}\n`);
-  }
-}
-
-export function formatDuration(s: number): string {
-  if (s < 60) return `${Math.max(1, Math.round(s))} s`;
-  const m = Math.floor(s / 60);
-  return m < 60 ? `${m} min ${Math.round(s % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
-}
+// The helpers the tests and the other experiments use, from where they live.
+export { sequencesThatFit, splitCommand, waitForRestart, type BenchIo } from './common.js';
 
 interface Ctx {
   io: BenchIo;
@@ -113,55 +36,6 @@ interface Ctx {
   runId: string;
 }
 
-/**
- * Where one run's files go. Several runs may share an --out folder: the first of an
- * experiment gets the plain names (concurrency_sweep.csv, sweep.summary.json), later ones a
- * -2, -3 … suffix, so nothing is overwritten and `bench report` sees every run.
- */
-export class RunFiles {
-  readonly suffix: string;
-  private readonly pending: Array<[string, string]> = [];
-  constructor(readonly dir: string, readonly experiment: string) {
-    let n = 1;
-    while (existsSync(join(dir, `${experiment}${n === 1 ? '' : `-${n}`}.summary.json`))) n++;
-    this.suffix = n === 1 ? '' : `-${n}`;
-  }
-  /** The file name for `name` in this run: "concurrency_sweep.csv" → "concurrency_sweep-2.csv". */
-  name(name: string): string {
-    const dot = name.indexOf('.');
-    return dot < 0 ? `${name}${this.suffix}` : `${name.slice(0, dot)}${this.suffix}${name.slice(dot)}`;
-  }
-  add(name: string, text: string): string {
-    this.pending.push([this.name(name), text]);
-    return this.name(name);
-  }
-  /** Writes the collected files and the summary (which lists them); returns the summary path. */
-  commit(summary: Record<string, unknown>): string {
-    mkdirSync(this.dir, { recursive: true });
-    for (const [name, text] of this.pending) writeFileSync(join(this.dir, name), text);
-    const file = join(this.dir, `${this.experiment}${this.suffix}.summary.json`);
-    writeFileSync(file, `${JSON.stringify({ ...summary, files: this.pending.map(([n]) => n) }, null, 2)}\n`);
-    return file;
-  }
-}
-
-/**
- * The target from --target: a base URL without /v1 (vLLM serves /metrics, /health and
- * /tokenize at the root, so an OpenAI-style ".../v1" would make them 404).
- */
-export function parseTargetUrl(text: string | undefined, flag = '--target'): string {
-  const raw = (text ?? 'http://127.0.0.1:8000').replace(/\/+$/, '');
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new BenchUsageError(`${flag}: expected a URL like http://127.0.0.1:8000, got "${raw}"`);
-  }
-  if (/\/v1$/.test(url.pathname)) throw new BenchUsageError(`${flag}: drop the /v1 (vLLM's /health, /metrics and /tokenize are at the root): use ${raw.replace(/\/v1$/, '')}`);
-  return raw;
-}
-
-/** The client for --target (closed by the caller) and the model: --model, else the first served. */
 async function resolveTarget(values: Values, io: BenchIo): Promise<LoadTarget> {
   const keyEnv = values['api-key-env'] ?? 'VLLM_API_KEY';
   const client = benchClient(parseTargetUrl(values.target), io.env[keyEnv] || undefined);
@@ -228,24 +102,6 @@ async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Reco
   if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
   else io.stdout(`wrote ${out}/ (summary ${file})\n`);
   return 0;
-}
-
-/** Waits until vLLM has restarted (start time changed, or down then up) and answers /health. */
-export async function waitForRestart(client: VllmClient, before: number | undefined, signal: AbortSignal, timeoutMs: number, onTick?: (s: string) => void): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  let sawDown = false;
-  while (performance.now() < deadline) {
-    if (signal.aborted) throw new BenchRunError('interrupted');
-    const up = await healthy(client, signal);
-    if (!up) sawDown = true;
-    if (up) {
-      const now = await processStart(client, signal);
-      if (sawDown || (before !== undefined && now !== undefined && Math.abs(now - before) > 0.5)) return;
-    }
-    onTick?.(up ? 'vLLM still running the old process…' : 'vLLM is down, waiting for /health…');
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new BenchRunError(`vLLM did not restart and come back within ${Math.round(timeoutMs / 1000)} s`);
 }
 
 /**
@@ -526,12 +382,6 @@ async function benchSweep(ctx: Ctx) {
 /** KV bytes per token from the model shape: K and V, per layer, per KV head. */
 export function kvBytesPerToken(shape: { layers: number; kvHeads: number; headDim: number; dtypeBytes: number }): number {
   return 2 * shape.layers * shape.kvHeads * shape.headDim * shape.dtypeBytes;
-}
-
-/** Sequences of `context` tokens that fit in `capacity` tokens, block-rounded like vLLM. */
-export function sequencesThatFit(capacityTokens: number, context: number, blockSize: number): number {
-  const perSeq = Math.ceil(context / blockSize) * blockSize;
-  return Math.floor(capacityTokens / perSeq);
 }
 
 async function benchKv(ctx: Ctx) {

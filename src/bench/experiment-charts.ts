@@ -5,7 +5,7 @@
  */
 import { barChart, lineChart, PALETTE, type ReferenceLine } from './charts.js';
 import type { Knee, LevelResult } from './analysis.js';
-import type { KvScalingRow } from './kv-scaling.js';
+import type { KvScalingRow } from './common.js';
 
 export interface SweepChartInput {
   levels: LevelResult[];

@@ -8,7 +8,7 @@ import { parseConfig } from '../config.js';
 import { runGpuCommand } from '../gpu/command.js';
 import { linearFit } from '../stats.js';
 import { markdownTable, toCsv } from './analysis.js';
-import { parseTargetUrl, RunFiles, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo } from './commands.js';
+import { KV_SCALING_HEADER, parseTargetUrl, RunFiles, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo, type KvScalingRow } from './common.js';
 import { kvScalingChart } from './experiment-charts.js';
 import { benchClient } from './http.js';
 import { BenchRunError, BenchUsageError, intList, secondsOpt, type Values } from './options.js';
@@ -25,29 +25,7 @@ async function gpuMemoryUsed(path?: string): Promise<number | null> {
   return used.some((u) => u === null) ? null : used.reduce((a, b) => a! + b!, 0)!;
 }
 
-export const KV_SCALING_HEADER = [
-  'max_model_len',
-  'gpu_mem_before_start_bytes',
-  'gpu_mem_after_start_bytes',
-  'gpu_mem_after_first_request_bytes',
-  'kv_cache_capacity_tokens',
-  'block_size',
-  'num_gpu_blocks',
-  'kv_cache_memory_bytes',
-  'max_concurrency_at_max_model_len',
-];
-
-export interface KvScalingRow {
-  max_model_len: number;
-  gpu_mem_before_start_bytes: number | null;
-  gpu_mem_after_start_bytes: number | null;
-  gpu_mem_after_first_request_bytes: number | null;
-  kv_cache_capacity_tokens: number | null;
-  block_size: number | null;
-  num_gpu_blocks: number | null;
-  kv_cache_memory_bytes: number | null;
-  max_concurrency_at_max_model_len: number | null;
-}
+export { KV_SCALING_HEADER, type KvScalingRow };
 
 /**
  * The bytes-per-token figures of a KV scaling run: per row kv_cache_memory_bytes / capacity,

@@ -3,7 +3,23 @@
  * no scripts, no external resources), so it can be mailed or attached to a ticket as is.
  */
 import type { EnvironmentSnapshot } from '../vllm/environment.js';
-import type { BenchRun, TargetSection } from './report.js';
+
+/** One run as the page shows it (report.ts's BenchRun has these and more). */
+export interface HtmlRun {
+  experiment: string;
+  collectedAt: string;
+  summary: Record<string, unknown>;
+}
+
+/** One target's part of the page (report.ts's TargetSection). */
+export interface HtmlSection<R extends HtmlRun = HtmlRun> {
+  target: string;
+  runs: R[];
+  environment?: EnvironmentSnapshot;
+  keyNumbers: string[];
+  observations: string[];
+  recommendations: Array<{ topic: string; recommendation: string; from: string }>;
+}
 
 const esc = (s: unknown) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -56,11 +72,11 @@ function conclusions(s: Record<string, unknown>): string[] {
  * The whole page. `chart` and `runTable` draw one run's chart and table from its summary;
  * a run whose chart is undefined (nothing succeeded) gets its table only.
  */
-export function renderReportHtml(
+export function renderReportHtml<R extends HtmlRun>(
   dir: string,
-  sections: TargetSection[],
-  chart: (run: BenchRun) => string | undefined,
-  runTable: (run: BenchRun) => { header: string[]; rows: Array<Array<unknown>> } | undefined,
+  sections: Array<HtmlSection<R>>,
+  chart: (run: R) => string | undefined,
+  runTable: (run: R) => { header: string[]; rows: Array<Array<unknown>> } | undefined,
 ): string {
   const runs = sections.reduce((n, s) => n + s.runs.length, 0);
   const body: string[] = [`<h1>vLLM measurement report</h1>`, `<p class="muted">${runs} bench run${runs === 1 ? '' : 's'} under ${esc(dir)}, against ${sections.length} target${sections.length === 1 ? '' : 's'}.</p>`];

@@ -9,8 +9,7 @@ import { environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environme
 import { markdownTable } from './analysis.js';
 import { chartForSummary } from './experiment-charts.js';
 import { BenchUsageError, intOpt, type Values } from './options.js';
-import type { BenchIo } from './commands.js';
-import { KV_SCALING_HEADER, type KvScalingRow } from './kv-scaling.js';
+import { KV_SCALING_HEADER, type BenchIo, type KvScalingRow } from './common.js';
 import { renderReportHtml } from './report-html.js';
 
 export interface ReportInputs {

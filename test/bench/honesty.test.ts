@@ -41,7 +41,7 @@ describe('a failing run says why in one line, exits non-zero and writes no concl
     const r = await cli(['bench', 'sweep', '--target', `http://127.0.0.1:${await freePort()}`, '--concurrency', '1', '--requests', '3', '--out', out]);
     expect(r.code).toBe(1);
     expect(r.err.trim().split('\n')).toHaveLength(1);
-    expect(r.err).toMatch(/^vllm-probe bench: cannot reach vLLM at http:\/\/127\.0\.0\.1:\d+: connection refused\n$/);
+    expect(r.err).toMatch(/^vllm-probe bench: http:\/\/127\.0\.0\.1:\d+\/v1\/models: cannot reach vLLM: connection refused\n$/);
     expect(existsSync(out)).toBe(false);
   });
 
