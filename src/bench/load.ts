@@ -127,7 +127,7 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
  */
 export function fillerPrompt(words: number, seed = 0, runId = ''): string {
   const vocab = ['system', 'latency', 'token', 'cache', 'batch', 'queue', 'model', 'server', 'request', 'stream', 'memory', 'block', 'prefix', 'decode', 'prefill', 'engine'];
-  const out: string[] = [`Request ${runId}${seed}:`];
+  const out: string[] = [`Request ${runId ? `${runId}-` : ''}${seed}:`];
   for (let i = 1; i < words; i++) out.push(vocab[(i * 7 + seed * 13) % vocab.length]!);
   return out.slice(0, Math.max(1, words)).join(' ');
 }

@@ -42,19 +42,17 @@ function table(header: string[], rows: Array<Array<unknown>>): string {
 function environmentTable(e: EnvironmentSnapshot): string {
   const gib = (b: number | null | undefined) => (b === null || b === undefined ? 'n/a' : `${(b / 2 ** 30).toFixed(1)} GiB`);
   const v = (x: unknown) => (x === null || x === undefined ? 'n/a' : String(x));
-  return table(
-    ['', ''],
-    [
-      ['collected', `${e.collected_at} by vllm-probe ${e.vllm_probe_version}`],
-      ['target', e.target],
-      ['model', `${v(e.model)} (max_model_len ${v(e.max_model_len)})`],
-      ['vLLM version', v(e.vllm_version)],
-      ['GPU', e.gpus && e.gpus.length ? e.gpus.map((g) => `${v(g.name)} ${gib(g.memory_total_bytes)} (driver ${v(g.driver_version)})`).join('; ') : 'none visible from here'],
-      ['KV cache', `${v(e.kv_cache_capacity_tokens)} tokens (${v(e.num_gpu_blocks)} blocks × ${v(e.block_size)}), ${gib(e.kv_cache_memory_bytes)}, prefix caching ${e.prefix_caching === null ? 'n/a' : e.prefix_caching ? 'on' : 'off'}`],
-      ['launch flags', e.launch_flags ? e.launch_flags.join(' ') || '(defaults)' : 'n/a (vLLM process not visible from here)'],
-      ['host', `${e.os}, ${e.cpus} × ${e.cpu}, ${gib(e.memory_bytes)} RAM`],
-    ],
-  );
+  const rows: Array<[string, string]> = [
+    ['collected', `${e.collected_at} by vllm-probe ${e.vllm_probe_version}`],
+    ['target', e.target],
+    ['model', `${v(e.model)} (max_model_len ${v(e.max_model_len)})`],
+    ['vLLM version', v(e.vllm_version)],
+    ['GPU', e.gpus && e.gpus.length ? e.gpus.map((g) => `${v(g.name)} ${gib(g.memory_total_bytes)} (driver ${v(g.driver_version)})`).join('; ') : 'none visible from here'],
+    ['KV cache', `${v(e.kv_cache_capacity_tokens)} tokens (${v(e.num_gpu_blocks)} blocks × ${v(e.block_size)}), memory ${gib(e.kv_cache_memory_bytes)}, prefix caching ${e.prefix_caching === null ? 'n/a' : e.prefix_caching ? 'on' : 'off'}`],
+    ['launch flags', e.launch_flags ? e.launch_flags.join(' ') || '(defaults)' : 'n/a (vLLM process not visible from here)'],
+    ['host', `${e.os}, ${e.cpus} × ${e.cpu}, ${gib(e.memory_bytes)} RAM`],
+  ];
+  return `<table class="environment"><tbody>${rows.map(([k, val]) => `<tr><th>${esc(k)}</th><td>${esc(val)}</td></tr>`).join('')}</tbody></table>`;
 }
 
 /** What a run concluded, in its own words (answer, knee, interpretation, or why none). */
