@@ -8,7 +8,7 @@ import { parseConfig } from '../config.js';
 import { runGpuCommand } from '../gpu/command.js';
 import { linearFit } from '../stats.js';
 import { markdownTable, toCsv } from './analysis.js';
-import { KV_SCALING_HEADER, parseTargetUrl, RunFiles, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo, type KvScalingRow } from './common.js';
+import { KV_SCALING_HEADER, parseTargetUrl, Progress, RunFiles, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo, type KvScalingRow } from './common.js';
 import { kvScalingChart } from './experiment-charts.js';
 import { benchClient } from './http.js';
 import { BenchRunError, BenchUsageError, intList, secondsOpt, type Values } from './options.js';
@@ -103,6 +103,7 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
 async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; baseUrl: string; launch: string | undefined; stopCmd: string | undefined; valuesList: number[]; out: string; smi: string | undefined }): Promise<number> {
   const { client, baseUrl, launch, stopCmd, valuesList, out, smi } = o;
   const files = new RunFiles(out, 'kv-scaling');
+  const progress = new Progress(io, io.isTTY ?? false);
   const timeoutMs = secondsOpt('restart-timeout', values['restart-timeout'], 600) * 1000;
   const rows: KvScalingRow[] = [];
   let env: EnvironmentSnapshot | undefined;
@@ -111,7 +112,7 @@ async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; b
     let child: ChildProcess | undefined;
     if (launch) {
       const argv = splitCommand(launch.replaceAll('{max_model_len}', String(value)));
-      io.stderr(`kv-scaling: starting ${argv.join(' ')}\n`);
+      progress.line(`kv-scaling: starting ${argv.join(' ')}`);
       child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -125,7 +126,7 @@ async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; b
       else if (typeof code === 'number') throw new BenchRunError(`--launch exited ${code}: ${lastLines(stderr)}`);
       await waitHealthy(client, timeoutMs, io.signal, child);
     } else {
-      io.stderr(`kv-scaling: restart vLLM at ${baseUrl} with --max-model-len ${value}; waiting…\n`);
+      progress.line(`kv-scaling: restart vLLM at ${baseUrl} with --max-model-len ${value}; waiting…`);
       await waitForRestart(client, undefined, io.signal, timeoutMs);
     }
     try {
@@ -148,7 +149,7 @@ async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; b
         kv_cache_memory_bytes: snap.kv_cache_memory_bytes,
         max_concurrency_at_max_model_len: snap.kv_cache_capacity_tokens !== null && snap.block_size !== null ? sequencesThatFit(snap.kv_cache_capacity_tokens, value, snap.block_size) : null,
       });
-      io.stderr(`kv-scaling: max_model_len ${value}: ${snap.kv_cache_capacity_tokens} KV tokens, ${rows[rows.length - 1]!.max_concurrency_at_max_model_len} sequences fit\n`);
+      progress.cell(rows.length, valuesList.length, `max_model_len ${value}: ${snap.kv_cache_capacity_tokens} KV tokens, ${rows[rows.length - 1]!.max_concurrency_at_max_model_len} sequences fit`);
     } finally {
       if (child) await stopChild(child);
       if (launch && stopCmd) {

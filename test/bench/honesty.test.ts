@@ -77,6 +77,17 @@ describe('a failing run says why in one line, exits non-zero and writes no concl
     expect(r.err).toBe(`vllm-probe bench: HTTP 401 from ${locked.url}/v1/models: the API key is missing (the bench reads it from $VLLM_API_KEY; --api-key-env NAME picks another variable)\n`);
   });
 
+  test('a target that is not vLLM (an HTML page) is named as such', async () => {
+    const web = await serve((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><html><head><title>Welcome to nginx!</title></head><body>hi</body></html>');
+    });
+    onTestFinished(() => web.close());
+    const r = await cli(['bench', 'sweep', '--target', web.url, '--out', tmp('html')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`vllm-probe bench: ${web.url}/v1/models is not an OpenAI model list: the target answered an HTML page ("Welcome to nginx!"): is this vLLM?\n`);
+  });
+
   test('a target ending in /v1 is refused with the fix', async () => {
     const r = await cli(['bench', 'sweep', '--target', `${emu.url}/v1`]);
     expect(r.code).toBe(2);
