@@ -5,8 +5,10 @@
  * data points is `undefined`, so a run where everything failed draws nothing.
  */
 
+/** What an axis measures; ticks are formatted in it (formatValue). */
 export type Unit = 's' | 'tok/s' | 'tokens' | 'sequences' | 'count' | 'bytes';
 
+/** One line of a line chart; points with an undefined y are skipped (a failed cell). */
 export interface Series {
   name: string;
   points: Array<{ x: number; y: number | undefined }>;
@@ -16,6 +18,7 @@ export interface Series {
   axis?: 'left' | 'right';
 }
 
+/** A dashed line with a label: the knee (x), an SLO or a wanted count (y). */
 export interface ReferenceLine {
   /** An x position (vertical line) or a y value on `axis` (horizontal line). */
   x?: number;
@@ -25,11 +28,13 @@ export interface ReferenceLine {
   color?: string;
 }
 
+/** An axis: its label and unit. */
 export interface Axis {
   label: string;
   unit: Unit;
 }
 
+/** What a line chart shows. */
 export interface LineChart {
   title: string;
   /** Shown under the title: what was measured, in one line. */
@@ -41,6 +46,7 @@ export interface LineChart {
   lines?: ReferenceLine[];
 }
 
+/** What a grouped bar chart shows. */
 export interface BarChart {
   title: string;
   subtitle?: string;
@@ -51,6 +57,7 @@ export interface BarChart {
   lines?: ReferenceLine[];
 }
 
+/** Series colours in order (matplotlib's default cycle); series also differ by dash where colour is shared. */
 export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
 const W = 720;

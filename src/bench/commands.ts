@@ -16,7 +16,7 @@ import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction,
 import { coldWarmChart, kvChart, prefixChart, sweepChart } from './experiment-charts.js';
 import { benchClient, discoverModel, processStart } from './http.js';
 import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
-import { describeFailure, fillerPrompt, runLoad, type LoadOptions, type LoadTarget, type RequestRecord } from './load.js';
+import { describeFailure, fillerPrompt, runLoadChecked, type LoadOptions, type LoadTarget, type RequestRecord } from './load.js';
 
 // The helpers the tests and the other experiments use, from where they live.
 export { sequencesThatFit, splitCommand, waitForRestart, type BenchIo } from './common.js';
@@ -109,7 +109,7 @@ async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Reco
  * stopped on consecutive failures or when not one request succeeded; `where` names the cell.
  */
 async function cell(ctx: Ctx, target: LoadTarget, opts: Omit<LoadOptions, 'timeoutMs' | 'signal' | 'maxConsecutiveFailures'>, where: string): Promise<RequestRecord[]> {
-  const { records, stopped } = await runLoad(target, { ...opts, timeoutMs: ctx.timeoutMs, signal: ctx.io.signal, maxConsecutiveFailures: ctx.maxFailures });
+  const { records, stopped } = await runLoadChecked(target, { ...opts, timeoutMs: ctx.timeoutMs, signal: ctx.io.signal, maxConsecutiveFailures: ctx.maxFailures });
   if (ctx.io.signal.aborted) throw new BenchRunError('interrupted');
   if (stopped) throw new BenchRunError(`${where}: stopped after ${stopped.failures} failed requests in a row: ${stopped.reason}`);
   const failed = records.filter((r) => r.outcome !== 'success');
@@ -239,7 +239,7 @@ async function prefixCells(ctx: Ctx, baselineTarget: LoadTarget | undefined) {
         const where = `prefix P=${regime} concurrency ${concurrency} ${mode}`;
         // Forced misses: cache_salt if accepted, else a nonce at the very start of the prompt.
         if (mode === 'no_cache' && !baseline && saltOk === undefined) {
-          const { records } = await runLoad(target, { concurrency: 1, requests: 1, body: () => ({ prompt: prefix.text + suffix(), max_tokens: 1, cache_salt: randomUUID() }), timeoutMs: ctx.timeoutMs, signal: ctx.io.signal, maxConsecutiveFailures: 1 });
+          const { records } = await runLoadChecked(target, { concurrency: 1, requests: 1, body: () => ({ prompt: prefix.text + suffix(), max_tokens: 1, cache_salt: randomUUID() }), timeoutMs: ctx.timeoutMs, signal: ctx.io.signal, maxConsecutiveFailures: 1 });
           saltOk = records[0]?.outcome === 'success';
         }
         const body = (): Record<string, unknown> => {

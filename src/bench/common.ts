@@ -82,6 +82,7 @@ export class Progress {
   }
 }
 
+/** Seconds as people say them: "45 s", "2 min 30 s", "1 h 5 min". */
 export function formatDuration(s: number): string {
   if (s < 60) return `${Math.max(1, Math.round(s))} s`;
   const m = Math.floor(s / 60);

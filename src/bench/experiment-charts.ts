@@ -7,6 +7,7 @@ import { barChart, lineChart, PALETTE, type ReferenceLine } from './charts.js';
 import type { Knee, LevelResult } from './analysis.js';
 import type { KvScalingRow } from './common.js';
 
+/** The parts of each experiment's summary its chart reads. */
 export interface SweepChartInput {
   levels: LevelResult[];
   knee: Knee | null;
@@ -35,6 +36,7 @@ export interface KvScalingChartInput {
 
 const sloLine = (slo: number | undefined, axis: 'left' | 'right' = 'left'): ReferenceLine[] => (slo ? [{ y: slo, axis, label: `TTFT SLO ${slo < 1 ? `${Math.round(slo * 1000)} ms` : `${slo} s`}`, color: '#9a6700' }] : []);
 
+/** Throughput and p95 TTFT against concurrency, with the knee and the TTFT SLO. */
 export function sweepChart(s: SweepChartInput): string | undefined {
   const ok = s.levels.filter((l) => l.requests > 0);
   return lineChart({
@@ -51,6 +53,7 @@ export function sweepChart(s: SweepChartInput): string | undefined {
   });
 }
 
+/** Mean TTFT against prefix length: cache (solid) and forced misses (dashed) per concurrency. */
 export function prefixChart(s: PrefixChartInput): string | undefined {
   const levels = [...new Set(s.rows.map((r) => Number(r.concurrency)))].sort((a, b) => a - b);
   // A cell with failed requests draws no point: its mean would describe only the survivors.
@@ -76,6 +79,7 @@ export function prefixChart(s: PrefixChartInput): string | undefined {
   });
 }
 
+/** TTFT per request after a restart as bars: cold, warm_1, steady state. */
 export function coldWarmChart(s: ColdWarmChartInput): string | undefined {
   const kind = (run: string) => (run === 'cold_1' ? 'cold (first after start)' : run === 'warm_1' ? 'warm_1 (right after)' : 'steady state');
   return barChart({
@@ -88,6 +92,7 @@ export function coldWarmChart(s: ColdWarmChartInput): string | undefined {
   });
 }
 
+/** Sequences that fit against tokens per sequence, with the wanted concurrency. */
 export function kvChart(s: KvChartInput): string | undefined {
   return lineChart({
     title: 'KV cache: sequences that fit by context length',
@@ -99,6 +104,7 @@ export function kvChart(s: KvChartInput): string | undefined {
   });
 }
 
+/** KV capacity and sequences that fit against --max-model-len; the bytes-per-token figures on top. */
 export function kvScalingChart(s: KvScalingChartInput): string | undefined {
   const fit = [
     s.bytes_per_token !== null ? `${Math.round(s.bytes_per_token)} B per KV token (kv_cache_memory_bytes / capacity)` : undefined,

@@ -15,7 +15,7 @@ import { BenchRunError, BenchUsageError, intList, secondsOpt, type Values } from
 import { gpuIdentity } from '../gpu/command.js';
 import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
 import type { VllmClient } from '../vllm/client.js';
-import { describeFailure, runLoad } from './load.js';
+import { describeFailure, runLoadChecked } from './load.js';
 
 /** Total GPU memory in use (bytes) across GPUs, or null without a readable GPU. */
 async function gpuMemoryUsed(path?: string): Promise<number | null> {
@@ -135,7 +135,7 @@ async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; b
       env ??= snap;
       if (snap.max_model_len !== null && snap.max_model_len !== value) throw new BenchRunError(`vLLM reports max_model_len ${snap.max_model_len}, expected ${value}`);
       const model = snap.model ?? '';
-      const { records: [first] } = await runLoad({ client, model }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
+      const { records: [first] } = await runLoadChecked({ client, model }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
       if (!first || first.outcome !== 'success') throw new BenchRunError(`max_model_len ${value}: the first request failed: ${first ? describeFailure(first) : 'interrupted'}`);
       const afterFirst = await gpuMemoryUsed(smi);
       rows.push({

@@ -58,8 +58,11 @@ export interface LoadResult {
 
 const MAX_BACKOFF_MS = 2000;
 
-/** Runs the load and returns one record per finished request, in completion order. */
-export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<LoadResult> {
+/**
+ * Runs the load and returns one record per finished request, in completion order, and
+ * `stopped` when it ended early on `maxConsecutiveFailures` failures in a row (default 5).
+ */
+export async function runLoadChecked(target: LoadTarget, opts: LoadOptions): Promise<LoadResult> {
   const limit = opts.maxConsecutiveFailures ?? 5;
   const backoff = opts.backoffMs ?? 100;
   const records: RequestRecord[] = [];
@@ -95,11 +98,19 @@ export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<Lo
         stopped ??= { failures: failuresInARow, reason: describeFailure(rec) };
         return;
       }
-      await pause(Math.min(MAX_BACKOFF_MS, backoff * 2 ** (myFailures - 1)), opts.signal);
+      if (backoff > 0) await pause(Math.min(MAX_BACKOFF_MS, backoff * 2 ** (myFailures - 1)), opts.signal);
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   return stopped ? { records, stopped } : { records };
+}
+
+/**
+ * The plain load (benchmarks/ use it to measure the client): every request runs whatever
+ * happens, no pause after failures; one record per finished request, in completion order.
+ */
+export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<RequestRecord[]> {
+  return (await runLoadChecked(target, { maxConsecutiveFailures: Infinity, backoffMs: 0, ...opts })).records;
 }
 
 /** One failed request in words: the outcome, then vLLM's status and message when there is one. */
