@@ -235,14 +235,14 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
         panels: [
           {
             title: 'KV-cache usage',
-            description: 'Share of KV-cache blocks in use (vllm:kv_cache_usage_perc). Above 0.95 requests queue and running ones get preempted.',
+            description: `Share of KV-cache blocks in use (vllm:kv_cache_usage_perc); /status degrades above ${config.status.kv_cache_usage_degraded} (status.kv_cache_usage_degraded): requests queue and running ones get preempted.`,
             type: 'timeseries',
             unit: 'percentunit',
             w: 6,
             min: 0,
             max: 1,
             queries: [q(`vllm_probe_engine_kv_cache_usage_ratio{${F}}`, '{{instance}}')],
-            thresholds: [{ value: null, color: 'green' }, { value: 0.95, color: 'red' }],
+            thresholds: [{ value: null, color: 'green' }, { value: config.status.kv_cache_usage_degraded, color: 'red' }],
             thresholdLines: true,
           },
           {

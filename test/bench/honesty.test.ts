@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
+import { runBench } from '../../src/bench/commands.js';
 import { runCli } from '../../src/cli.js';
 import { startEmulator } from '../helpers/daemon.js';
 import { freePort } from '../helpers/prometheus.js';
@@ -186,6 +187,14 @@ describe('runs and measurements a user can trust', () => {
     expect(lines[0]).toMatch(/^\[1\/3\] concurrency 1: [\d.]+ req\/s, [\d.]+ tok\/s, p95 TTFT \d+ ms, 0 errors, about \d+ s left$/);
     expect(lines[2]).toMatch(/^\[3\/3\] concurrency 4: .*0 errors$/);
     expect(r.err).not.toContain('\r');
+  });
+
+  test('progress on a terminal: the line is cleared and redrawn, each cell still ends on its own line', async () => {
+    let err = '';
+    const code = await runBench(['sweep', '--target', emu.url, '--concurrency', '1,2', '--requests', '4', '--max-tokens', '2', '--input-tokens', '16', '--out', tmp('tty')], { stdout: () => undefined, stderr: (t) => (err += t), signal: new AbortController().signal, env: {}, isTTY: true });
+    expect(code).toBe(0);
+    expect(err).toContain('\r\x1b[2K[1/2] concurrency 1: ');
+    expect(err).toMatch(/\r\x1b\[2K\[2\/2\] concurrency 2: .*0 errors\n$/);
   });
 
   test('each experiment has its own --help, in plain words', async () => {

@@ -29,9 +29,10 @@ describe('dashboards say something', () => {
     expect(expr.expr).toMatch(/^max by \(instance\)/);
   });
 
-  test('KV-cache usage draws the 0.95 line on a 0-1 axis', () => {
+  test('KV-cache usage draws the 0.95 line (status.kv_cache_usage_degraded) on a 0-1 axis', () => {
     const d = panel('KV-cache usage').fieldConfig!.defaults;
     expect(d.thresholds?.steps).toContainEqual({ value: 0.95, color: 'red' });
+    expect(panel('KV-cache usage', parseConfig({ status: { kv_cache_usage_degraded: 0.9 } })).fieldConfig!.defaults.thresholds?.steps).toContainEqual({ value: 0.9, color: 'red' });
     expect(d.custom).toEqual({ thresholdsStyle: { mode: 'line' } });
     expect([d.min, d.max, d.unit]).toEqual([0, 1, 'percentunit']);
   });
