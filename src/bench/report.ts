@@ -69,7 +69,9 @@ export function recommend(inputs: ReportInputs): Recommendation[] {
       e[r.mode as 'cache' | 'no_cache'] = r;
       pairs.set(key, e);
     }
-    const speedups = [...pairs.entries()].filter(([, p]) => p.cache && p.no_cache).map(([key, p]) => ({ key, speedup: Number(p.no_cache!.mean_ttft_s) / Number(p.cache!.mean_ttft_s) }));
+    // Cells with failed requests say nothing about caching: their means describe the survivors.
+    const clean = (r: Record<string, string | number | null> | undefined) => r !== undefined && Number(r.errors ?? 0) === 0;
+    const speedups = [...pairs.entries()].filter(([, p]) => clean(p.cache) && clean(p.no_cache)).map(([key, p]) => ({ key, speedup: Number(p.no_cache!.mean_ttft_s) / Number(p.cache!.mean_ttft_s) }));
     const best = speedups.sort((a, b) => b.speedup - a.speedup)[0];
     if (best) {
       const [regime] = best.key.split('/');

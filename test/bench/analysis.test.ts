@@ -132,6 +132,10 @@ describe('report recommendations (each rule on recorded inputs, each naming its 
     expect(r.recommendation).toMatch(/^8 × 4096-token sequences do not fit: the KV cache holds 16384 tokens \(2048 per sequence\)/);
     expect(r.recommendation).toContain('lower the wanted concurrency to 4');
   });
+  test('no concurrency target from a sweep with failed requests', () => {
+    const r = recommend({ ...base, sweep: { levels: [{ concurrency: 4, outputTokPerS: 100, reqPerS: 1, ttft: { p95: 0.1 }, e2e: {}, errors: 2 }], knee: null, conclusion_withheld: ['concurrency 4: no conclusion: 2 of 10 requests failed'] } }).find((x) => x.topic === 'concurrency target')!;
+    expect(r.recommendation).toMatch(/^None: requests failed during the sweep \(concurrency 4: no conclusion/);
+  });
   test('concurrency target at the knee', () => {
     const r = recommend({ ...base, sweep: { levels: [{ concurrency: 16, outputTokPerS: 800, reqPerS: 12.5, ttft: { p95: 0.3 }, e2e: { p95: 1 }, errors: 0 }], knee: { concurrency: 16, reason: 'flat after 16' } } }).find((x) => x.topic === 'concurrency target')!;
     expect(r.recommendation).toMatch(/^Run at about 16 concurrent requests per replica/);
@@ -142,6 +146,10 @@ describe('report recommendations (each rule on recorded inputs, each naming its 
     const rows = (cache: number, none: number) => ({ rows: [{ mode: 'no_cache', prefix_regime: 1024, concurrency: 8, mean_ttft_s: none }, { mode: 'cache', prefix_regime: 1024, concurrency: 8, mean_ttft_s: cache }] });
     expect(recommend({ ...base, prefix: rows(0.05, 0.2) }).find((x) => x.topic === 'prefix caching')!.recommendation).toMatch(/^Keep prefix caching on .* cut mean TTFT 4\.0× at P=1024 \(concurrency 8\).*P\/\(P\+S\)/);
     expect(recommend({ ...base, prefix: rows(0.2, 0.2) }).find((x) => x.topic === 'prefix caching')!.recommendation).toMatch(/^Prefix caching gave no measurable TTFT gain \(best 1\.00×\)/);
+    // A cell with failed requests is no evidence either way: no prefix-caching rule at all.
+    const failed = rows(0.05, 0.2);
+    failed.rows[1] = { ...failed.rows[1]!, errors: 3 } as never;
+    expect(recommend({ ...base, prefix: failed }).find((x) => x.topic === 'prefix caching')).toBeUndefined();
   });
   test('TTFT alert threshold from the knee p95 and the warm median', () => {
     const r = recommend({
