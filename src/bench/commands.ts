@@ -218,6 +218,10 @@ async function prefixCells(ctx: Ctx, baselineTarget: LoadTarget | undefined) {
   const requests = intOpt('requests', values.requests, 32);
   const suffixTokens = intOpt('suffix-tokens', values['suffix-tokens'], 32);
   const maxTokens = intOpt('max-tokens', values['max-tokens'], 32);
+  // Every request of a regime longer than the context would fail with HTTP 400: say so first.
+  const maxLen = ctx.env.max_model_len;
+  const tooLong = maxLen === null ? [] : regimes.filter((r) => r + suffixTokens + maxTokens > maxLen);
+  if (tooLong.length) throw new BenchUsageError(`--regimes: ${tooLong.join(', ')} plus the suffix (${suffixTokens}) and --max-tokens (${maxTokens}) do not fit in this server's max_model_len ${maxLen}`);
   const rows: Array<Array<string | number | undefined>> = [];
   const cells: Array<{ mode: string; regime: number; concurrency: number; level: LevelResult; cached: number; prompt: number; records: RequestRecord[] }> = [];
   let saltOk: boolean | undefined;

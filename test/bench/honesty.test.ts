@@ -89,6 +89,12 @@ describe('a failing run says why in one line, exits non-zero and writes no concl
     expect(r.err).toBe(`vllm-probe bench: ${web.url}/v1/models is not an OpenAI model list: the target answered an HTML page ("Welcome to nginx!"): is this vLLM?\n`);
   });
 
+  test('a prefix longer than max_model_len is refused before any request', async () => {
+    const r = await cli(['bench', 'prefix', '--target', emu.url, '--regimes', '512,8192', '--out', tmp('long')]);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe("vllm-probe bench: --regimes: 8192 plus the suffix (32) and --max-tokens (32) do not fit in this server's max_model_len 8192\n");
+  });
+
   test('a target ending in /v1 is refused with the fix', async () => {
     const r = await cli(['bench', 'sweep', '--target', `${emu.url}/v1`]);
     expect(r.code).toBe(2);
