@@ -105,6 +105,15 @@ const httpUrl = z.unknown().transform((value, ctx) => {
     });
     return z.NEVER;
   }
+  // The OpenAI-client habit: vLLM's /health, /metrics and /tokenize live at the root, so a
+  // base URL ending in /v1 would pass here and then 404 on everything (issue 18).
+  if (/\/v1\/?$/.test(url.pathname)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected vLLM's base URL without /v1 (its /health, /metrics and /tokenize are at the root), got ${describe(value)}: use "${url.toString().replace(/\/v1\/?$/, '')}"`,
+    });
+    return z.NEVER;
+  }
   return url.toString().replace(/\/$/, '');
 });
 

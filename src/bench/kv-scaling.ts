@@ -1,21 +1,21 @@
 /**
- * `bench kv-scaling` (the seeds' kv_scaling.sh): start vLLM at several --max-model-len values,
- * record KV capacity and GPU memory at each, and fit bytes per KV token.
+ * `bench kv-scaling`: start vLLM at several --max-model-len values, record KV capacity and GPU
+ * memory at each, and fit bytes per KV token.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig } from '../config.js';
 import { runGpuCommand } from '../gpu/command.js';
 import { linearFit } from '../stats.js';
 import { markdownTable, toCsv } from './analysis.js';
-import { benchClient, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo } from './commands.js';
-import { BenchUsageError, intList, type Values } from './options.js';
+import { KV_SCALING_HEADER, parseTargetUrl, Progress, RunFiles, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo, type KvScalingRow } from './common.js';
+import { kvScalingChart } from './experiment-charts.js';
+import { benchClient } from './http.js';
+import { BenchRunError, BenchUsageError, intList, secondsOpt, type Values } from './options.js';
 import { gpuIdentity } from '../gpu/command.js';
 import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
 import type { VllmClient } from '../vllm/client.js';
-import { runLoad } from './load.js';
-
+import { describeFailure, runLoadChecked } from './load.js';
 
 /** Total GPU memory in use (bytes) across GPUs, or null without a readable GPU. */
 async function gpuMemoryUsed(path?: string): Promise<number | null> {
@@ -25,29 +25,7 @@ async function gpuMemoryUsed(path?: string): Promise<number | null> {
   return used.some((u) => u === null) ? null : used.reduce((a, b) => a! + b!, 0)!;
 }
 
-export const KV_SCALING_HEADER = [
-  'max_model_len',
-  'gpu_mem_before_start_bytes',
-  'gpu_mem_after_start_bytes',
-  'gpu_mem_after_first_request_bytes',
-  'kv_cache_capacity_tokens',
-  'block_size',
-  'num_gpu_blocks',
-  'kv_cache_memory_bytes',
-  'max_concurrency_at_max_model_len',
-];
-
-export interface KvScalingRow {
-  max_model_len: number;
-  gpu_mem_before_start_bytes: number | null;
-  gpu_mem_after_start_bytes: number | null;
-  gpu_mem_after_first_request_bytes: number | null;
-  kv_cache_capacity_tokens: number | null;
-  block_size: number | null;
-  num_gpu_blocks: number | null;
-  kv_cache_memory_bytes: number | null;
-  max_concurrency_at_max_model_len: number | null;
-}
+export { KV_SCALING_HEADER, type KvScalingRow };
 
 /**
  * The bytes-per-token figures of a KV scaling run: per row kv_cache_memory_bytes / capacity,
@@ -101,9 +79,9 @@ function stopChild(child: ChildProcess): Promise<void> {
 async function waitHealthy(client: VllmClient, timeoutMs: number, signal: AbortSignal, child?: ChildProcess): Promise<void> {
   const exitedBadly = () => child !== undefined && child.exitCode !== null && child.exitCode !== 0;
   const ok = await client.waitHealthy(timeoutMs, signal, () => !exitedBadly());
-  if (signal.aborted) throw new Error('aborted');
-  if (exitedBadly()) throw new Error(`the launched server exited with ${child!.exitCode}`);
-  if (!ok) throw new Error(`vLLM at ${client.baseUrl} did not answer /health within ${timeoutMs / 1000} s`);
+  if (signal.aborted) throw new BenchRunError('interrupted');
+  if (exitedBadly()) throw new BenchRunError(`the launched server exited with ${child!.exitCode}`);
+  if (!ok) throw new BenchRunError(`vLLM at ${client.baseUrl} did not answer /health within ${timeoutMs / 1000} s`);
 }
 
 export async function benchKvScaling(values: Values, io: BenchIo): Promise<number> {
@@ -111,12 +89,22 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
   const stopCmd = values['stop-cmd'] as string | undefined;
   const valuesList = intList('values', values.values as string | undefined, [1024, 2048, 4096, 8192]);
   if (launch && !launch.includes('{max_model_len}')) throw new BenchUsageError('--launch: the template must contain {max_model_len}');
-  const baseUrl = ((values.target as string | undefined) ?? 'http://127.0.0.1:8000').replace(/\/$/, '');
+  const baseUrl = parseTargetUrl(values.target);
   const out = (values.out as string | undefined) ?? join('bench-out', `kv-scaling-${Date.now()}`);
-  mkdirSync(out, { recursive: true });
   const smi = values['gpu-cmd'] as string | undefined;
-  const client = benchClient(baseUrl, io.env[(values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY']);
-  const timeoutMs = Number(values['restart-timeout'] ?? 600) * 1000;
+  const client = benchClient(baseUrl, io.env[(values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY'] || undefined);
+  try {
+    return await scaleRuns(values, io, { client, baseUrl, launch, stopCmd, valuesList, out, smi });
+  } finally {
+    await client.close();
+  }
+}
+
+async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; baseUrl: string; launch: string | undefined; stopCmd: string | undefined; valuesList: number[]; out: string; smi: string | undefined }): Promise<number> {
+  const { client, baseUrl, launch, stopCmd, valuesList, out, smi } = o;
+  const files = new RunFiles(out, 'kv-scaling');
+  const progress = new Progress(io, io.isTTY ?? false);
+  const timeoutMs = secondsOpt('restart-timeout', values['restart-timeout'], 600) * 1000;
   const rows: KvScalingRow[] = [];
   let env: EnvironmentSnapshot | undefined;
   for (const value of valuesList) {
@@ -124,31 +112,31 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
     let child: ChildProcess | undefined;
     if (launch) {
       const argv = splitCommand(launch.replaceAll('{max_model_len}', String(value)));
-      io.stderr(`kv-scaling: starting ${argv.join(' ')}\n`);
+      progress.line(`kv-scaling: starting ${argv.join(' ')}`);
       child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
       const exited = new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
       const launcherDone = await Promise.race([exited, waitHealthy(client, timeoutMs, io.signal).then(() => undefined)]);
-      if (typeof launcherDone === 'number' && launcherDone !== 0) throw new Error(`--launch exited ${launcherDone}: ${stderr.trim().split('\n').slice(-5).join('\n')}`);
+      if (typeof launcherDone === 'number' && launcherDone !== 0) throw new BenchRunError(`--launch exited ${launcherDone}: ${lastLines(stderr)}`);
       // A launcher script (like scripts/real-vllm/start) backgrounds the server and exits 0 once
       // it is healthy; a server run in the foreground keeps running. Give a launcher a moment.
       const code = launcherDone ?? (await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 5000))]));
       if (code === 0) child = undefined;
-      else if (typeof code === 'number') throw new Error(`--launch exited ${code}: ${stderr.trim().split('\n').slice(-5).join('\n')}`);
+      else if (typeof code === 'number') throw new BenchRunError(`--launch exited ${code}: ${lastLines(stderr)}`);
       await waitHealthy(client, timeoutMs, io.signal, child);
     } else {
-      io.stderr(`kv-scaling: restart vLLM at ${baseUrl} with --max-model-len ${value}; waiting…\n`);
+      progress.line(`kv-scaling: restart vLLM at ${baseUrl} with --max-model-len ${value}; waiting…`);
       await waitForRestart(client, undefined, io.signal, timeoutMs);
     }
     try {
       const afterStart = await gpuMemoryUsed(smi);
       const snap = await collectEnvironment(client, { gpu: gpuIdentity(smi) });
       env ??= snap;
-      if (snap.max_model_len !== null && snap.max_model_len !== value) throw new Error(`vLLM reports max_model_len ${snap.max_model_len}, expected ${value}`);
+      if (snap.max_model_len !== null && snap.max_model_len !== value) throw new BenchRunError(`vLLM reports max_model_len ${snap.max_model_len}, expected ${value}`);
       const model = snap.model ?? '';
-      const [first] = await runLoad({ client, model }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
-      if (!first || first.outcome !== 'success') throw new Error(`first request failed: ${first?.outcome} ${first?.detail ?? ''}`);
+      const { records: [first] } = await runLoadChecked({ client, model }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
+      if (!first || first.outcome !== 'success') throw new BenchRunError(`max_model_len ${value}: the first request failed: ${first ? describeFailure(first) : 'interrupted'}`);
       const afterFirst = await gpuMemoryUsed(smi);
       rows.push({
         max_model_len: value,
@@ -161,7 +149,7 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
         kv_cache_memory_bytes: snap.kv_cache_memory_bytes,
         max_concurrency_at_max_model_len: snap.kv_cache_capacity_tokens !== null && snap.block_size !== null ? sequencesThatFit(snap.kv_cache_capacity_tokens, value, snap.block_size) : null,
       });
-      io.stderr(`kv-scaling: max_model_len ${value}: ${snap.kv_cache_capacity_tokens} KV tokens, ${rows[rows.length - 1]!.max_concurrency_at_max_model_len} sequences fit\n`);
+      progress.cell(rows.length, valuesList.length, `max_model_len ${value}: ${snap.kv_cache_capacity_tokens} KV tokens, ${rows[rows.length - 1]!.max_concurrency_at_max_model_len} sequences fit`);
     } finally {
       if (child) await stopChild(child);
       if (launch && stopCmd) {
@@ -171,10 +159,13 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
     }
   }
   const analysis = analyseKvScaling(rows);
-  writeFileSync(join(out, 'kv_cache_scaling.csv'), toCsv(KV_SCALING_HEADER, rows.map((r) => KV_SCALING_HEADER.map((h) => r[h as keyof KvScalingRow]))));
+  files.add('kv_cache_scaling.csv', toCsv(KV_SCALING_HEADER, rows.map((r) => KV_SCALING_HEADER.map((h) => r[h as keyof KvScalingRow]))));
+  const summary = { experiment: 'kv-scaling', target: baseUrl, model: env?.model ?? null, collected_at: env?.collected_at ?? new Date().toISOString(), rows, ...analysis };
+  const chart = kvScalingChart(summary);
+  const svg = chart ? files.add('kv_cache_scaling.svg', chart) : undefined;
   const gib = (b: number | null) => (b === null ? 'n/a' : `${(b / 2 ** 30).toFixed(2)} GiB`);
   const md = [
-    '# KV-cache scaling by max-model-len (Tier 3)',
+    '# KV-cache scaling by max-model-len',
     '',
     env ? environmentMarkdown(env) : '',
     launch ? `Launch template: \`${launch}\`` : 'Restarted by hand for each value.',
@@ -185,16 +176,16 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
     `- step changes: ${analysis.step_changes.length ? analysis.step_changes.join('; ') : 'none: vLLM sizes the KV pool from --gpu-memory-utilization, not from max-model-len, so capacity stays flat while the sequences that fit shrink'}`,
     `- GPU memory before/after start, after first request: ${rows.map((r) => `${r.max_model_len}: ${gib(r.gpu_mem_before_start_bytes)} / ${gib(r.gpu_mem_after_start_bytes)} / ${gib(r.gpu_mem_after_first_request_bytes)}`).join('; ')}`,
     '',
+    ...(svg ? [`![KV capacity and sequences that fit by max-model-len](${svg})`, ''] : []),
   ].join('\n');
-  writeFileSync(join(out, 'kv_cache_scaling.md'), md);
-  const summary = { experiment: 'kv-scaling', rows, ...analysis };
-  writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  if (env) writeFileSync(join(out, 'environment.json'), `${JSON.stringify(env, null, 2)}\n`);
+  files.add('kv_cache_scaling.md', md);
+  if (env) files.add('kv-scaling.environment.json', `${JSON.stringify(env, null, 2)}\n`);
+  const file = files.commit({ ...summary, ...(env ? { environment: env } : {}) });
   if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
-  else io.stdout(`wrote ${out}/\n`);
+  else io.stdout(`wrote ${out}/ (summary ${file})\n`);
   return 0;
 }
 
-// ---------------------------------------------------------------------------------------------
-// bench report
-
+function lastLines(text: string): string {
+  return text.trim().split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join(' | ');
+}

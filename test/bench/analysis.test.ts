@@ -70,11 +70,11 @@ describe('level summaries', () => {
   });
 });
 
-describe('seed formulas', () => {
+describe('formulas', () => {
   test('predicted saved fraction P/(P+S)', () => expect(predictedSavedFraction(1024, 32)).toBeCloseTo(1024 / 1056, 12));
-  test('cold/warm: spread over the median, factor cold/median', () => {
-    const s = coldWarmSummary(2, [0.5, 0.4, 0.6, 0.5, 0.5]);
-    expect(s).toMatchObject({ cold: 2, warm1: 0.5, min: 0.4, median: 0.5, max: 0.6, coldWarmFactor: 4 });
+  test('cold/warm: warm_1 is the request right after the cold one; spread and factor over the steady state', () => {
+    const s = coldWarmSummary(2, 0.9, [0.5, 0.4, 0.6, 0.5, 0.5]);
+    expect(s).toMatchObject({ cold: 2, warm1: 0.9, min: 0.4, median: 0.5, max: 0.6, coldWarmFactor: 4 });
     expect(s.spreadPct).toBeCloseTo(40, 9);
   });
   test('KV bytes per token = 2 × layers × kv_heads × head_dim × dtype bytes (Llama-3-8B: 128 KiB)', () => {
@@ -132,6 +132,10 @@ describe('report recommendations (each rule on recorded inputs, each naming its 
     expect(r.recommendation).toMatch(/^8 × 4096-token sequences do not fit: the KV cache holds 16384 tokens \(2048 per sequence\)/);
     expect(r.recommendation).toContain('lower the wanted concurrency to 4');
   });
+  test('no concurrency target from a sweep with failed requests', () => {
+    const r = recommend({ ...base, sweep: { levels: [{ concurrency: 4, outputTokPerS: 100, reqPerS: 1, ttft: { p95: 0.1 }, e2e: {}, errors: 2 }], knee: null, conclusion_withheld: ['concurrency 4: no conclusion: 2 of 10 requests failed'] } }).find((x) => x.topic === 'concurrency target')!;
+    expect(r.recommendation).toMatch(/^None: requests failed during the sweep \(concurrency 4: no conclusion/);
+  });
   test('concurrency target at the knee', () => {
     const r = recommend({ ...base, sweep: { levels: [{ concurrency: 16, outputTokPerS: 800, reqPerS: 12.5, ttft: { p95: 0.3 }, e2e: { p95: 1 }, errors: 0 }], knee: { concurrency: 16, reason: 'flat after 16' } } }).find((x) => x.topic === 'concurrency target')!;
     expect(r.recommendation).toMatch(/^Run at about 16 concurrent requests per replica/);
@@ -142,6 +146,10 @@ describe('report recommendations (each rule on recorded inputs, each naming its 
     const rows = (cache: number, none: number) => ({ rows: [{ mode: 'no_cache', prefix_regime: 1024, concurrency: 8, mean_ttft_s: none }, { mode: 'cache', prefix_regime: 1024, concurrency: 8, mean_ttft_s: cache }] });
     expect(recommend({ ...base, prefix: rows(0.05, 0.2) }).find((x) => x.topic === 'prefix caching')!.recommendation).toMatch(/^Keep prefix caching on .* cut mean TTFT 4\.0× at P=1024 \(concurrency 8\).*P\/\(P\+S\)/);
     expect(recommend({ ...base, prefix: rows(0.2, 0.2) }).find((x) => x.topic === 'prefix caching')!.recommendation).toMatch(/^Prefix caching gave no measurable TTFT gain \(best 1\.00×\)/);
+    // A cell with failed requests is no evidence either way: no prefix-caching rule at all.
+    const failed = rows(0.05, 0.2);
+    failed.rows[1] = { ...failed.rows[1]!, errors: 3 } as never;
+    expect(recommend({ ...base, prefix: failed }).find((x) => x.topic === 'prefix caching')).toBeUndefined();
   });
   test('TTFT alert threshold from the knee p95 and the warm median', () => {
     const r = recommend({
@@ -175,7 +183,7 @@ describe('CSV and command-line helpers', () => {
 describe('bench against the emulator', () => {
   let emu: Awaited<ReturnType<typeof startEmulator>>;
   beforeAll(async () => {
-    emu = await startEmulator({ model: 'bench-model', maxNumSeqs: 4, itlMs: 10, coldStartMs: 150, batchSlowdown: 0 });
+    emu = await startEmulator({ model: 'bench-model', maxNumSeqs: 4, itlMs: 20, coldStartMs: 150, batchSlowdown: 0 }); // ~1 s requests: client turnaround stays small next to them even on a busy CI machine
   });
   afterAll(() => emu.close());
   const cli = async (args: string[]) => {
@@ -186,7 +194,7 @@ describe('bench against the emulator', () => {
   };
   test('sweep finds the knee at the emulator capacity (max-num-seqs 4)', async () => {
     const out = mkdtempSync(join(tmpdir(), 'sweep-'));
-    const r = await cli(['bench', 'sweep', '--target', emu.url, '--concurrency', '1,2,4,8,16', '--duration', '3s', '--warmup', '500ms', '--max-tokens', '48', '--out', out, '--json']); // long requests: client turnaround stays well under the 5 % tolerance
+    const r = await cli(['bench', 'sweep', '--target', emu.url, '--concurrency', '1,2,4,8,16', '--duration', '3s', '--warmup', '500ms', '--max-tokens', '48', '--out', out, '--json']);
     expect(r.code, r.err).toBe(0);
     const s = JSON.parse(r.out) as { knee: { concurrency: number } | null };
     expect(s.knee?.concurrency).toBe(4);
@@ -247,8 +255,9 @@ describe('bench against the emulator', () => {
     const rep = await cli(['bench', 'report', '--in', root]);
     expect(rep.code, rep.err).toBe(0);
     const md = readFileSync(join(root, 'report.md'), 'utf8');
-    expect(md).toContain('## Environment');
-    expect(md).toContain('## First-cut configuration');
+    expect(md).toContain(`## Target ${emu.url}`);
+    expect(md).toContain('### Environment');
+    expect(md).toContain('### First-cut configuration');
     expect(md).toContain('| max-model-len |');
     expect(md).toContain('| health check: cold start |');
   }, 30_000);
