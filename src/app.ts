@@ -12,12 +12,14 @@ import { createHttpServer } from './exporter/server.js';
 import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
 import { VllmCollector } from './exporter/vllm.js';
 import { VllmProcessCollector } from './exporter/process.js';
-import { collectEnvironment, gpuForEnvironment } from './bench/environment.js';
-import { createGpuCollectors } from './gpu/collector.js';
-import { createMetrics, preinitialiseProbeSeries, type Metrics } from './metrics.js';
+import { createGpuCollectors, type NvidiaSmiCollector } from './gpu/collector.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { StatusBoard } from './status.js';
+import type { ProbeKind } from './synthetic/index.js';
 import { startProbes, type ProbeScheduler } from './synthetic/scheduler.js';
-import { createTargetClient, TargetTracker, type TargetClient } from './target.js';
+import { TargetTracker } from './target.js';
+import { VllmClient } from './vllm/client.js';
+import { collectEnvironment } from './vllm/environment.js';
 import { VERSION } from './version.js';
 
 export interface DaemonOptions {
@@ -40,12 +42,12 @@ export interface Runtime {
   registry: Registry;
   metrics: Metrics;
   tracker: TargetTracker;
-  client: TargetClient;
+  client: VllmClient;
   status: StatusBoard;
   vllm: VllmCollector;
   ready: boolean;
   /** Runs one probe now, outside its schedule (the soak drives cycles faster than real time). */
-  runProbe(kind: 'ttft' | 'prefix'): Promise<void>;
+  runProbe(kind: ProbeKind): Promise<void>;
   /** Runs every collector once now (single-flight with their schedules). */
   collectNow(): Promise<void>;
   stop(): Promise<void>;
@@ -71,17 +73,15 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   metrics.buildInfo.labels({ version: VERSION, node_version: process.version }).set(1);
   metrics.configReloadSuccessful.set(1);
   metrics.configReloadTimestamp.set(Date.now() / 1000);
-  const client = createTargetClient(config, readApiKey(config, env));
+  const apiKey = readApiKey(config, env);
+  const client = new VllmClient({ baseUrl: config.target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
   const tracker = new TargetTracker(metrics, config.probes.ttft.cold_probes, log.child({ component: 'target' }), config.target.model);
   const status = new StatusBoard(config, metrics, () => ({ url: config.target.url, model: tracker.model }));
-  if (!config.probes.ttft.enabled) status.clear('probe_ttft');
-  for (const probe of ['ttft', 'prefix'] as const) {
-    if (config.probes[probe].enabled && tracker.model !== 'unknown') preinitialiseProbeSeries(metrics, probe, tracker.model);
-  }
 
   const processes = new VllmProcessCollector(config, metrics, status, () => tracker.model, log.child({ component: 'vllm_process' }));
+  let gpuCollector: NvidiaSmiCollector | undefined;
   const refreshEnvironment = () =>
-    void snapshotEnvironment(config, client, metrics, status, processes, signal).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'environment snapshot failed'));
+    void snapshotEnvironment(client, metrics, status, processes, () => gpuCollector, signal).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'environment snapshot failed'));
   const vllm = new VllmCollector(config, client, tracker, metrics, status, log.child({ component: 'vllm' }), refreshEnvironment);
   const collectors: CollectorRun[] = [];
   if (config.scrape.enabled) {
@@ -93,7 +93,9 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     metrics.hostCpuUtilization.remove({});
     metrics.hostMemoryAvailable.remove({});
   } else {
-    for (const c of createGpuCollectors(config, metrics, status, log)) {
+    const gpu = createGpuCollectors(config, metrics, status, log);
+    gpuCollector = gpu.gpu;
+    for (const c of gpu.scheduled) {
       collectors.push(startCollector(c.collector, c.schedule, metrics, log, signal, c.hooks));
     }
   }
@@ -121,10 +123,6 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   };
   void scheduler.firstCycle.then(() => {
     runtime.ready = true;
-    // Series for a model discovered during the first cycle.
-    for (const probe of ['ttft', 'prefix'] as const) {
-      if (config.probes[probe].enabled) preinitialiseProbeSeries(metrics, probe, tracker.model);
-    }
   });
   return runtime;
 }
@@ -133,14 +131,14 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
  * The seeds' environment table (vLLM version, model, GPU, driver, kernel, launch flags), taken
  * when a new vLLM process appears: exported as vllm_probe_environment_info and shown in /status.
  */
-async function snapshotEnvironment(config: Config, client: TargetClient, metrics: Metrics, status: StatusBoard, processes: VllmProcessCollector, signal: AbortSignal): Promise<void> {
+async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status: StatusBoard, processes: VllmProcessCollector, gpuReader: () => NvidiaSmiCollector | undefined, signal: AbortSignal): Promise<void> {
   // The API server is the matched process whose command line names it, else the oldest one.
   const matched = processes.lastMatched;
   const server = matched.find((p) => /api_server|vllm serve|vllm\.entrypoints/.test(p.cmdline)) ?? [...matched].sort((a, b) => a.pid - b.pid)[0];
-  const env = await collectEnvironment(config.target.url, {
-    ...(client.apiKey ? { apiKey: client.apiKey } : {}),
+  // GPU identity from the daemon's own nvidia-smi collector: one runner per process.
+  const env = await collectEnvironment(client, {
     ...(server ? { pid: server.pid } : {}),
-    ...(config.gpu.enabled ? { gpu: gpuForEnvironment(config.gpu.nvidia_smi_path) } : {}),
+    gpu: async () => gpuReader()?.identity ?? null,
     signal: AbortSignal.any([signal, AbortSignal.timeout(15_000)]),
   });
   const gpu = env.gpus?.[0];

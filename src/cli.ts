@@ -9,10 +9,10 @@ import { pino, type Logger } from 'pino';
 import { runDaemon } from './app.js';
 import { ConfigError, defaultConfig, loadConfig, parseConfig } from './config.js';
 import { FAULT_MODES, type FaultMode } from './emulator/faults.js';
-import { parseExposition } from './exporter/exposition.js';
+import { parseExposition } from './vllm/exposition.js';
 import { runGpuCommand } from './gpu/command.js';
 import { loadWebConfig } from './exporter/web-config.js';
-import { explainSnapshot, normaliseVllmMetrics } from './exporter/vllm-schema.js';
+import { explainSnapshot, normaliseVllmMetrics } from './vllm/schema.js';
 import { VERSION } from './version.js';
 
 export interface CliIo {
@@ -323,7 +323,8 @@ const COMMANDS: Record<string, Command> = {
 
   async bench(args, io) {
     // Loaded on demand: the daemon never needs the bench code in memory.
-    const { BenchUsageError, runBench } = await import('./bench/commands.js');
+    const { runBench } = await import('./bench/commands.js');
+    const { BenchUsageError } = await import('./bench/options.js');
     try {
       return await runBench(args, { ...io, isTTY: process.stderr.isTTY });
     } catch (err) {
@@ -359,9 +360,18 @@ const COMMANDS: Record<string, Command> = {
     let text: string;
     try {
       if (/^https?:\/\//.test(source)) {
-        const res = await fetch(source, { signal: AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]) });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        text = await res.text();
+        // The URL is a /metrics URL: the client's base is what lies before the path.
+        const url = new URL(source);
+        const { VllmClient } = await import('./vllm/client.js');
+        const client = new VllmClient({ baseUrl: url.origin, maxResponseBytes: 64 * 1024 * 1024 });
+        try {
+          const res = await client.get(`${url.pathname}${url.search}`, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));
+          if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+          if (res.truncated) throw new Error('answer larger than 64 MiB');
+          text = res.body;
+        } finally {
+          await client.close();
+        }
       } else {
         text = readFileSync(source, 'utf8');
       }

@@ -139,6 +139,13 @@ const prefixProbeSchema = z.strictObject({
   max_tokens: z.number().int().min(1).max(64).default(4),
 });
 
+/** GET /v1/models and /health: latency, model served, wrong-model detection. */
+const modelsProbeSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  interval: interval().default(30),
+  timeout: duration().default(5),
+});
+
 const sloTargetSchema = (threshold: number, critical: number, objectiveDefault: number) =>
   z
     .strictObject({
@@ -174,6 +181,7 @@ const configSchema = z.strictObject({
     .strictObject({
       ttft: ttftProbeSchema.prefault({}),
       prefix: prefixProbeSchema.prefault({}),
+      models: modelsProbeSchema.prefault({}),
     })
     .prefault({}),
   scrape: z
@@ -243,6 +251,7 @@ const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type TtftProbeConfig = Config['probes']['ttft'];
 export type PrefixProbeConfig = Config['probes']['prefix'];
+export type ModelsProbeConfig = Config['probes']['models'];
 
 function formatPath(path: PropertyKey[]): string {
   let out = '';
@@ -295,8 +304,7 @@ function checkCrossFieldRules(config: Config, file: string): void {
   const timedOut = (path: string, timeout: number, interval: number) => {
     if (timeout >= interval) problems.push(`${path}.timeout: expected a duration below ${path}.interval (${formatDuration(interval)}), got ${formatDuration(timeout)}`);
   };
-  timedOut('probes.ttft', config.probes.ttft.timeout, config.probes.ttft.interval);
-  timedOut('probes.prefix', config.probes.prefix.timeout, config.probes.prefix.interval);
+  for (const [kind, probe] of Object.entries(config.probes)) timedOut(`probes.${kind}`, probe.timeout, probe.interval);
   timedOut('scrape', config.scrape.timeout, config.scrape.interval);
   timedOut('gpu', config.gpu.timeout, config.gpu.interval);
   if (config.target.api_key_env && config.target.api_key_file) {

@@ -7,20 +7,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from './config.js';
 import { ReexportedHistogram } from './exporter/reexported-histogram.js';
 
-/** Closed set of request outcomes; every probe × outcome series is created at 0. */
-export const OUTCOMES = [
-  'success',
-  'connect_error',
-  'timeout_before_first_token',
-  'timeout_mid_stream',
-  'http_4xx',
-  'http_5xx',
-  'stream_error',
-  'incomplete_stream',
-  'empty_completion',
-  'bad_response',
-] as const;
-export type Outcome = (typeof OUTCOMES)[number];
+import { OUTCOMES } from './vllm/stream.js';
+export { OUTCOMES, type Outcome } from './vllm/stream.js';
 
 /** OTel gen_ai.server.time_to_first_token bounds plus a tail for overloaded servers. */
 export const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
@@ -122,6 +110,12 @@ export function createMetrics(registry: Registry, config: Config) {
       name: 'vllm_probe_probe_tokens_total',
       help: 'Tokens the synthetic probes cost the target, from the usage chunk (token_type is "input" or "output").',
       labelNames: [...probeLabels, 'token_type'] as const,
+      registers,
+    }),
+    modelPresent: new Gauge({
+      name: 'vllm_probe_model_served',
+      help: 'Models probe: whether /v1/models lists the model we probe (target.model, else the first served model): 1 yes, 0 no.',
+      labelNames: ['model'] as const,
       registers,
     }),
     probeSuccess: new Gauge({
@@ -390,11 +384,4 @@ export function preinitialiseProbeSeries(metrics: Metrics, probe: string, model:
   }
   metrics.probeTokens.labels({ probe, model, token_type: 'input' }).inc(0);
   metrics.probeTokens.labels({ probe, model, token_type: 'output' }).inc(0);
-  if (probe === 'prefix') {
-    metrics.prefixUncachedHits.labels({ model }).inc(0);
-    for (const cache of ['hit', 'miss']) {
-      metrics.prefixCachedTokens.labels({ model, cache }).inc(0);
-      metrics.prefixPromptTokens.labels({ model, cache }).inc(0);
-    }
-  }
 }

@@ -50,9 +50,7 @@ export class StatusBoard {
     private readonly metrics: Metrics,
     private readonly describeTarget: () => { url: string; model: string },
     private readonly now: () => Date = () => new Date(),
-  ) {
-    this.set('probe_ttft', 'unknown', 'no probe has finished yet');
-  }
+  ) {}
 
   /** Sets one check. Keeps `since` while the status stays the same. */
   set(name: string, status: Verdict, reason: string): void {
@@ -96,6 +94,10 @@ export class StatusBoard {
   private describeProbe(probe: string, s: ProbeHysteresis): [Verdict, string] {
     const label = probe === 'ttft' ? 'TTFT probe' : `${probe} probe`;
     const since = s.failingSince ? clock(s.failingSince) : 'now';
+    // Overload is not failure: the server works and says it is full. Degraded, with the levers.
+    if (s.lastOutcome === 'rejected_overload' && s.failuresInARow > 0) {
+      return ['degraded', `vLLM is shedding load: ${s.lastDetail ?? 'requests rejected'} (${s.failuresInARow} ${label}s rejected in a row since ${since}); add replicas or raise --max-num-queued-reqs / --max-num-queued-tokens`];
+    }
     const what = s.lastOutcome === 'connect_error' ? `vLLM unreachable since ${since}: ${s.lastDetail?.replace(/^connection failed: /, '') ?? 'connect error'}` : `${label} failing since ${since}: ${s.lastDetail ?? s.lastOutcome}`;
     if (s.failing && s.failuresInARow > 0) return ['unhealthy', `${what} (${s.failuresInARow} failures in a row)`];
     if (s.failing) {

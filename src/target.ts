@@ -1,58 +1,10 @@
 /**
- * The vLLM server being watched: one HTTP connection pool, its API key, the served model name,
- * and what we know about its lifecycle (reachable or not, restarts, cold/warm phase).
+ * What we know about the vLLM server being watched: the served model name and its lifecycle
+ * (reachable or not, restarts, cold/warm phase). The HTTP client is src/vllm/client.ts.
  */
-import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
-
-
-export interface TargetClient {
-  readonly baseUrl: string;
-  readonly apiKey: string | undefined;
-  readonly dispatcher: Dispatcher;
-  readonly maxResponseBytes: number;
-  /** GET a path and return status and body text (capped at `maxBytes`). Throws on network errors. */
-  get(path: string, signal: AbortSignal, maxBytes?: number): Promise<{ status: number; body: string; truncated: boolean; contentType: string }>;
-  close(): Promise<void>;
-}
-
-export function createTargetClient(config: Config, apiKey: string | undefined): TargetClient {
-  // keep-alive like a real client; connect timeout bounded so a black-holed port fails fast
-  const dispatcher = new Agent({ connect: { timeout: 5000 }, keepAliveTimeout: 10_000, connections: 64 });
-  const baseUrl = config.target.url;
-  const maxResponseBytes = config.target.max_response_bytes;
-  return {
-    baseUrl,
-    apiKey,
-    dispatcher,
-    maxResponseBytes,
-    async get(path, signal, maxBytes = maxResponseBytes) {
-      const headers: Record<string, string> = {};
-      // vLLM only checks the key on /v1 routes; sending it elsewhere is harmless.
-      if (apiKey && path.startsWith('/v1')) headers.authorization = `Bearer ${apiKey}`;
-      const res = await request(`${baseUrl}${path}`, { method: 'GET', headers, dispatcher, signal });
-      let size = 0;
-      const parts: Buffer[] = [];
-      let truncated = false;
-      for await (const chunk of res.body) {
-        const buf = chunk as Buffer;
-        size += buf.length;
-        if (size > maxBytes) {
-          truncated = true;
-          res.body.destroy();
-          break;
-        }
-        parts.push(buf);
-      }
-      return { status: res.statusCode, body: Buffer.concat(parts).toString('utf8'), truncated, contentType: String(res.headers['content-type'] ?? '') };
-    },
-    async close() {
-      await dispatcher.close().catch(() => dispatcher.destroy());
-    },
-  };
-}
+import type { VllmClient } from './vllm/client.js';
 
 export type Phase = 'cold' | 'warm';
 
@@ -72,6 +24,8 @@ export class TargetTracker {
   lastRestartAt: Date | undefined;
   discoveredModel: string | undefined;
   version: string | undefined;
+  /** Restarts seen so far (probes re-prime caches when it changes). */
+  restarts = 0;
   private coldRemaining = 0;
 
   constructor(
@@ -121,6 +75,7 @@ export class TargetTracker {
     if (this.lastRestartAt && now.getTime() - this.lastRestartAt.getTime() < RESTART_DEDUP_MS) return;
     this.lastRestartAt = now;
     this.coldRemaining = this.coldProbes;
+    this.restarts++;
     this.metrics.targetRestarts.inc();
     this.log.info({ why }, 'vLLM restart detected');
   }
@@ -134,23 +89,14 @@ export class TargetTracker {
     return 'warm';
   }
 
+  /** Names the served model from /v1/models when none is configured or known yet. */
+  async discoverModel(client: VllmClient, signal: AbortSignal): Promise<void> {
+    if (this.configuredModel || this.discoveredModel) return;
+    this.discoveredModel = (await client.models(signal).catch(() => []))[0]?.id;
+  }
+
   /** Gives a cold slot back when the probe that took it did not produce a token. */
   returnColdSlot(): void {
     this.coldRemaining++;
   }
 }
-
-/** Asks /v1/models for the first served model id. Returns undefined when it cannot. */
-export async function discoverModel(client: TargetClient, signal: AbortSignal): Promise<string | undefined> {
-  const res = await client.get('/v1/models', signal, 1024 * 1024);
-  if (res.status !== 200) return undefined;
-  try {
-    const parsed = JSON.parse(res.body) as { data?: Array<{ id?: unknown; parent?: unknown }> };
-    // LoRA adapters list their base model as parent; prefer the base model.
-    const base = parsed.data?.find((m) => typeof m.id === 'string' && !m.parent) ?? parsed.data?.[0];
-    return typeof base?.id === 'string' ? base.id : undefined;
-  } catch {
-    return undefined;
-  }
-}
-

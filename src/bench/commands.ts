@@ -9,13 +9,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { request } from 'undici';
-import { parseExposition } from '../exporter/exposition.js';
-import { calibratePrefix } from '../synthetic/prefix-cache.js';
-import { createTargetClient } from '../target.js';
-import { defaultConfig } from '../config.js';
+import { BENCH_HELP, BENCH_OPTIONS, BenchUsageError, intList, intOpt, secondsOpt, type Values } from './options.js';
+import { gpuIdentity } from '../gpu/command.js';
+import { calibratePrefix } from '../vllm/calibration.js';
+import { VllmClient } from '../vllm/client.js';
 import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, summariseLevel, sweepSvg, toCsv, type LevelResult } from './analysis.js';
-import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from './environment.js';
+import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
 import { fillerPrompt, runLoad, type LoadTarget, type RequestRecord } from './load.js';
 
 export interface BenchIo {
@@ -24,92 +23,6 @@ export interface BenchIo {
   signal: AbortSignal;
   env: NodeJS.ProcessEnv;
   isTTY?: boolean;
-}
-
-export class BenchUsageError extends Error {
-  override name = 'BenchUsageError';
-}
-
-export const BENCH_HELP = `Usage: vllm-probe bench <experiment> [options]
-
-Experiments (the seeds' Tier 1-3 procedures):
-  cold-warm   restart vLLM, one cold request, one warm, then N warm: the cold/warm table
-  prefix      prefix caching on vs off by prefix size and concurrency (canonical CSV)
-  sweep       closed-loop concurrency sweep: throughput, TTFT/E2E percentiles, the knee
-  kv          KV-cache capacity: bytes per token, tokens, sequences that fit per context
-  kv-scaling  start vLLM at several --max-model-len values and fit bytes per token
-  report      one markdown report with a first-cut configuration from the outputs in --in DIR
-
-Common options:
-  --target URL         vLLM base URL (default http://127.0.0.1:8000)
-  --model NAME         served model (default: first from /v1/models)
-  --api-key-env NAME   env var holding the API key (default VLLM_API_KEY; never printed)
-  --out DIR            where files go (default bench-out/<experiment>-<time>)
-  --json               print the summary as JSON on stdout
-  --timeout DURATION   per-request timeout in seconds (default 120)
-
-cold-warm:  [--restart-cmd "CMD ARGS"] [--runs N (5)] [--max-tokens N (64)] [--restart-timeout S (600)]
-            Without --restart-cmd it asks you to restart vLLM and waits for it.
-prefix:     --regimes 512,1024,2048 --concurrency 1,8,16 --requests N (32) [--suffix-tokens N (32)]
-            [--max-tokens N (32)] [--baseline URL of a server with prefix caching off]
-sweep:      --concurrency 1,2,4,8,16,32,64 --duration 30s [--warmup 2s] [--input-words N (128)]
-            [--max-tokens N (64)]
-kv-scaling: --values 1024,2048,4096,8192 [--launch 'vllm serve MODEL --max-model-len {max_model_len} …']
-            [--stop-cmd CMD (when --launch backgrounds the server)] [--gpu-cmd PATH-to-nvidia-smi]
-report:     --in DIR [--want-concurrency 8 --context 4096]
-kv:         [--context 4096] [--want-concurrency 8] [--layers N --kv-heads N --head-dim N
-            --dtype-bytes N] (model shape; else bytes/token from kv_cache_memory_bytes)
-`;
-
-const BENCH_OPTIONS = {
-  target: { type: 'string' },
-  model: { type: 'string' },
-  'api-key-env': { type: 'string' },
-  out: { type: 'string' },
-  json: { type: 'boolean' },
-  timeout: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-  'restart-cmd': { type: 'string' },
-  'restart-timeout': { type: 'string' },
-  runs: { type: 'string' },
-  'max-tokens': { type: 'string' },
-  regimes: { type: 'string' },
-  concurrency: { type: 'string' },
-  requests: { type: 'string' },
-  'suffix-tokens': { type: 'string' },
-  baseline: { type: 'string' },
-  duration: { type: 'string' },
-  warmup: { type: 'string' },
-  'input-words': { type: 'string' },
-  context: { type: 'string' },
-  'want-concurrency': { type: 'string' },
-  layers: { type: 'string' },
-  'kv-heads': { type: 'string' },
-  'head-dim': { type: 'string' },
-  'dtype-bytes': { type: 'string' },
-  launch: { type: 'string' },
-  'stop-cmd': { type: 'string' },
-  values: { type: 'string' },
-  in: { type: 'string' },
-  'gpu-cmd': { type: 'string' },
-} as const;
-
-type Values = ReturnType<typeof parseArgs<{ options: typeof BENCH_OPTIONS; allowPositionals: true }>>['values'];
-
-export function intList(name: string, text: string | undefined, fallback: number[]): number[] {
-  if (text === undefined) return fallback;
-  const out = text.split(',').map((s) => Number(s.trim()));
-  if (out.length === 0 || out.some((n) => !Number.isInteger(n) || n < 1)) throw new BenchUsageError(`--${name}: expected a comma-separated list of positive integers, got "${text}"`);
-  return out;
-}
-export function intOpt(name: string, text: string | undefined, fallback: number): number {
-  return intList(name, text, [fallback])[0]!;
-}
-function secondsOpt(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
-  if (!m) throw new BenchUsageError(`--${name}: expected a duration like 30s, got "${text}"`);
-  return Number(m[1]) * (m[2] === 'ms' ? 0.001 : m[2] === 'm' ? 60 : 1);
 }
 
 /** Splits a command line into argv without a shell: quotes group, nothing is expanded. */
@@ -181,19 +94,22 @@ async function resolveTarget(values: Values, io: BenchIo): Promise<LoadTarget> {
   } catch {
     throw new BenchUsageError(`--target: expected a URL like http://127.0.0.1:8000, got "${baseUrl}"`);
   }
-  const apiKey = io.env[values['api-key-env'] ?? 'VLLM_API_KEY'] || undefined;
+  const client = benchClient(baseUrl, io.env[values['api-key-env'] ?? 'VLLM_API_KEY']);
   let model = values.model;
   if (!model) {
-    const client = createTargetClient({ ...defaultConfig(), target: { ...defaultConfig().target, url: baseUrl } }, apiKey);
-    try {
-      const { discoverModel } = await import('../target.js');
-      model = await discoverModel(client, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)])).catch(() => undefined);
-    } finally {
+    const found = await client.models(AbortSignal.any([io.signal, AbortSignal.timeout(10_000)])).catch((err: unknown) => (err as Error).message);
+    if (typeof found === 'string' || !found[0]) {
       await client.close();
+      throw new BenchUsageError(`cannot discover the model from ${baseUrl}/v1/models (${typeof found === 'string' ? found : 'no model listed'}); is vLLM up? (or pass --model)`);
     }
-    if (!model) throw new BenchUsageError(`cannot discover the model from ${baseUrl}/v1/models; is vLLM up? (or pass --model)`);
+    model = found[0].id;
   }
-  return { baseUrl, model, ...(apiKey ? { apiKey } : {}) };
+  return { client, model };
+}
+
+/** The client for bench load: as many connections as the highest concurrency may need. */
+export function benchClient(baseUrl: string, apiKey: string | undefined): VllmClient {
+  return new VllmClient({ baseUrl, maxResponseBytes: 16 * 1024 * 1024, connections: 1024, connectTimeoutMs: 10_000, ...(apiKey ? { apiKey } : {}) });
 }
 
 function stamp(): string {
@@ -208,15 +124,17 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
     return experiment || values.help ? 0 : 2;
   }
   const experiments: Record<string, (ctx: Ctx) => Promise<unknown>> = { 'cold-warm': benchColdWarm, prefix: benchPrefix, sweep: benchSweep, kv: benchKv };
-  const extra = await import('./experiments-extra.js');
-  const standalone: Record<string, (values: Values, io: BenchIo) => Promise<number>> = { 'kv-scaling': extra.benchKvScaling, report: extra.benchReport };
+  const extra = await import('./kv-scaling.js');
+  const { benchReport } = await import('./report.js');
+  const standalone: Record<string, (values: Values, io: BenchIo) => Promise<number>> = { 'kv-scaling': extra.benchKvScaling, report: benchReport };
   if (standalone[experiment]) return standalone[experiment]!(values, io);
   const run = experiments[experiment];
   if (!run) throw new BenchUsageError(`unknown experiment "${experiment}" (known: ${[...Object.keys(experiments), ...Object.keys(standalone)].join(', ')})`);
   const target = await resolveTarget(values, io);
   const out = values.out ?? join('bench-out', `${experiment}-${stamp()}`);
   mkdirSync(out, { recursive: true });
-  const env = await collectEnvironment(target.baseUrl, { ...(target.apiKey ? { apiKey: target.apiKey } : {}), gpu: extra.gpuForEnvironment(values['gpu-cmd']), signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
+  try {
+  const env = await collectEnvironment(target.client, { gpu: gpuIdentity(values['gpu-cmd']), signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
   writeFileSync(join(out, 'environment.json'), `${JSON.stringify(env, null, 2)}\n`);
   const ctx: Ctx = { io, values, target, out, progress: new Progress(io, io.isTTY ?? false), timeoutMs: Math.round(secondsOpt('timeout', values.timeout, 120) * 1000), env };
   const summary = await run(ctx);
@@ -224,39 +142,30 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
   if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
   else io.stdout(`wrote ${out}/\n`);
   return 0;
+  } finally {
+    await target.client.close();
+  }
 }
 
 /** process_start_time_seconds from /metrics, or undefined. */
-async function processStart(baseUrl: string, signal: AbortSignal): Promise<number | undefined> {
-  try {
-    const res = await request(`${baseUrl}/metrics`, { signal: AbortSignal.any([signal, AbortSignal.timeout(3000)]) });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) return undefined;
-    return parseExposition(text).get('process_start_time_seconds')?.samples[0]?.value;
-  } catch {
-    return undefined;
-  }
+async function processStart(client: VllmClient, signal: AbortSignal): Promise<number | undefined> {
+  const exp = await client.exposition(AbortSignal.any([signal, AbortSignal.timeout(3000)]));
+  return exp?.get('process_start_time_seconds')?.samples[0]?.value;
 }
-async function healthy(baseUrl: string, signal: AbortSignal): Promise<boolean> {
-  try {
-    const res = await request(`${baseUrl}/health`, { signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]) });
-    await res.body.dump();
-    return res.statusCode === 200;
-  } catch {
-    return false;
-  }
+async function healthy(client: VllmClient, signal: AbortSignal): Promise<boolean> {
+  return client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).then((h) => h.status === 200, () => false);
 }
 
 /** Waits until vLLM has restarted (start time changed, or down then up) and answers /health. */
-export async function waitForRestart(baseUrl: string, before: number | undefined, signal: AbortSignal, timeoutMs: number, onTick?: (s: string) => void): Promise<void> {
+export async function waitForRestart(client: VllmClient, before: number | undefined, signal: AbortSignal, timeoutMs: number, onTick?: (s: string) => void): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let sawDown = false;
   while (performance.now() < deadline) {
     if (signal.aborted) throw new Error('aborted');
-    const up = await healthy(baseUrl, signal);
+    const up = await healthy(client, signal);
     if (!up) sawDown = true;
     if (up) {
-      const now = await processStart(baseUrl, signal);
+      const now = await processStart(client, signal);
       if (sawDown || (before !== undefined && now !== undefined && Math.abs(now - before) > 0.5)) return;
     }
     onTick?.(up ? 'vLLM still running the old process…' : 'vLLM is down, waiting for /health…');
@@ -277,15 +186,15 @@ async function benchColdWarm(ctx: Ctx) {
   const maxTokens = intOpt('max-tokens', values['max-tokens'], 64);
   const restartTimeout = secondsOpt('restart-timeout', values['restart-timeout'], 600) * 1000;
   const body = { prompt: 'Say hello from a small language model.', max_tokens: maxTokens, ignore_eos: true };
-  const before = await processStart(target.baseUrl, io.signal);
+  const before = await processStart(target.client, io.signal);
   if (values['restart-cmd']) {
     ctx.progress.line(`restarting vLLM: ${values['restart-cmd']}`);
     const r = await runCommand(values['restart-cmd'], io.signal, restartTimeout);
     if (r.code !== 0) throw new Error(`--restart-cmd exited ${r.code}: ${r.stderr}`);
   } else {
-    ctx.progress.line(`Restart vLLM at ${target.baseUrl} now; waiting up to ${restartTimeout / 1000} s for it to come back…`);
+    ctx.progress.line(`Restart vLLM at ${target.client.baseUrl} now; waiting up to ${restartTimeout / 1000} s for it to come back…`);
   }
-  await waitForRestart(target.baseUrl, before, io.signal, restartTimeout, (s) => ctx.progress.update(s));
+  await waitForRestart(target.client, before, io.signal, restartTimeout, (s) => ctx.progress.update(s));
   ctx.progress.line('vLLM is back: sending the cold request');
   const cold = await one(ctx, body);
   const warm: RequestRecord[] = [await one(ctx, body)];
@@ -323,30 +232,35 @@ async function benchColdWarm(ctx: Ctx) {
     '',
   ].join('\n');
   writeFileSync(join(ctx.out, 'cold_warm.md'), md);
-  return { experiment: 'cold-warm', target: target.baseUrl, model: target.model, ttft, e2e, runs: rows.map((r) => ({ run: r[0], ttft_s: r[1], e2e_s: r[2] })) };
+  return { experiment: 'cold-warm', target: target.client.baseUrl, model: target.model, ttft, e2e, runs: rows.map((r) => ({ run: r[0], ttft_s: r[1], e2e_s: r[2] })) };
 }
 
 /** The canonical CSV header of the seed's prefix-caching experiment (Tier 2). */
 export const PREFIX_CSV_HEADER = ['mode', 'prefix_regime', 'concurrency', 'mean_ttft_s', 'p95_ttft_s', 'mean_e2e_s', 'p95_e2e_s', 'req_s', 'tok_s', 'notes'];
 
 async function calibratedPrefix(ctx: Ctx, target: number): Promise<{ text: string; tokens: number; calibrated: boolean }> {
-  const client = createTargetClient({ ...defaultConfig(), target: { ...defaultConfig().target, url: ctx.target.baseUrl } }, ctx.target.apiKey);
-  try {
-    const { text, tokens, estimate } = await calibratePrefix(client, ctx.target.model, target, ctx.io.signal, 4);
-    return { text, tokens: tokens ?? estimate, calibrated: tokens !== undefined };
-  } finally {
-    await client.close();
-  }
+  const { text, tokens, estimate } = await calibratePrefix(ctx.target.client, ctx.target.model, target, ctx.io.signal, 4);
+  return { text, tokens: tokens ?? estimate, calibrated: tokens !== undefined };
 }
 
 async function benchPrefix(ctx: Ctx) {
+  const { values } = ctx;
+  const baseline = values.baseline?.replace(/\/$/, '');
+  const baselineTarget = baseline ? { client: benchClient(baseline, ctx.io.env[values['api-key-env'] ?? 'VLLM_API_KEY']), model: ctx.target.model } : undefined;
+  try {
+    return await prefixCells(ctx, baseline, baselineTarget);
+  } finally {
+    await baselineTarget?.client.close();
+  }
+}
+
+async function prefixCells(ctx: Ctx, baseline: string | undefined, baselineTarget: LoadTarget | undefined) {
   const { values } = ctx;
   const regimes = intList('regimes', values.regimes, [512, 1024, 2048]);
   const levels = intList('concurrency', values.concurrency, [1, 8, 16]);
   const requests = intOpt('requests', values.requests, 32);
   const suffixTokens = intOpt('suffix-tokens', values['suffix-tokens'], 32);
   const maxTokens = intOpt('max-tokens', values['max-tokens'], 32);
-  const baseline = values.baseline?.replace(/\/$/, '');
   const rows: Array<Array<string | number | undefined>> = [];
   const cells: Array<{ mode: string; regime: number; concurrency: number; level: LevelResult; cached: number; prompt: number }> = [];
   let saltOk: boolean | undefined;
@@ -355,7 +269,7 @@ async function benchPrefix(ctx: Ctx) {
     const prefix = await calibratedPrefix(ctx, regime);
     for (const concurrency of levels) {
       for (const mode of ['no_cache', 'cache'] as const) {
-        const target = mode === 'no_cache' && baseline ? { ...ctx.target, baseUrl: baseline } : ctx.target;
+        const target = mode === 'no_cache' && baselineTarget ? baselineTarget : ctx.target;
         // Forced misses: cache_salt if accepted, else a nonce at the very start of the prompt.
         if (mode === 'no_cache' && !baseline && saltOk === undefined) {
           const probe = await one({ ...ctx, target }, { prompt: prefix.text + suffix(0), max_tokens: 1, cache_salt: randomUUID() });
@@ -402,7 +316,7 @@ async function benchPrefix(ctx: Ctx) {
   }
   const md = ['# Prefix caching on vs off (Tier 2)', '', environmentMarkdown(ctx.env), `Requests per cell: ${requests}; suffix ≈ ${suffixTokens} tokens; max_tokens ${maxTokens}.`, '', markdownTable(PREFIX_CSV_HEADER, rows), '## Interpretation', '', ...interpretation, ''].join('\n');
   writeFileSync(join(ctx.out, 'prefix_caching_results.md'), md);
-  return { experiment: 'prefix', target: ctx.target.baseUrl, model: ctx.target.model, rows: rows.map((r) => Object.fromEntries(PREFIX_CSV_HEADER.map((h, i) => [h, r[i] ?? null]))), interpretation };
+  return { experiment: 'prefix', target: ctx.target.client.baseUrl, model: ctx.target.model, rows: rows.map((r) => Object.fromEntries(PREFIX_CSV_HEADER.map((h, i) => [h, r[i] ?? null]))), interpretation };
 }
 
 export const SWEEP_CSV_HEADER = ['concurrency', 'requests', 'errors', 'req_s', 'output_tok_s', 'mean_ttft_s', 'p50_ttft_s', 'p95_ttft_s', 'p99_ttft_s', 'mean_e2e_s', 'p50_e2e_s', 'p95_e2e_s', 'p99_e2e_s'];
@@ -445,7 +359,7 @@ async function benchSweep(ctx: Ctx) {
     '',
   ].join('\n');
   writeFileSync(join(ctx.out, 'concurrency_sweep.md'), md);
-  return { experiment: 'sweep', target: ctx.target.baseUrl, model: ctx.target.model, levels: results, knee: knee ?? null };
+  return { experiment: 'sweep', target: ctx.target.client.baseUrl, model: ctx.target.model, levels: results, knee: knee ?? null };
 }
 
 /** KV bytes per token from the model shape: K and V, per layer, per KV head. */
@@ -462,7 +376,7 @@ export function sequencesThatFit(capacityTokens: number, context: number, blockS
 async function benchKv(ctx: Ctx) {
   const { values, env } = ctx;
   if (env.kv_cache_capacity_tokens === null || env.block_size === null) {
-    throw new Error(`${ctx.target.baseUrl}/metrics has no usable vllm:cache_config_info (num_gpu_blocks × block_size); is this vLLM ≥ 0.9?`);
+    throw new Error(`${ctx.target.client.baseUrl}/metrics has no usable vllm:cache_config_info (num_gpu_blocks × block_size); is this vLLM ≥ 0.9?`);
   }
   const shapeGiven = values.layers && values['kv-heads'] && values['head-dim'];
   const bytesPerToken = shapeGiven

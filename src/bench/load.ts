@@ -1,13 +1,13 @@
 /**
  * Closed-loop load for the bench commands: `concurrency` workers, each sending its next
  * streaming request as soon as the previous one ends, until a duration or request count is
- * reached. Every request is timed by the same client as the TTFT probe (synthetic/stream.ts),
- * so bench numbers and probe numbers mean the same thing.
+ * reached. Every request is timed by the same client as the TTFT probe (src/vllm/stream.ts),
+ * so bench numbers and probe numbers mean the same thing; bench counts token events without
+ * parsing them (countOnly) and needs no AbortSignal per request.
  */
 import { performance } from 'node:perf_hooks';
-import { Agent, type Dispatcher } from 'undici';
-import type { Outcome } from '../metrics.js';
-import { deriveTimings, streamCompletion, streamingBody } from '../synthetic/stream.js';
+import type { VllmClient } from '../vllm/client.js';
+import { deriveTimings, streamingBody, type Outcome } from '../vllm/stream.js';
 
 export interface RequestRecord {
   /** ms since the load started */
@@ -23,8 +23,7 @@ export interface RequestRecord {
 }
 
 export interface LoadTarget {
-  baseUrl: string;
-  apiKey?: string;
+  client: VllmClient;
   model: string;
 }
 
@@ -39,12 +38,10 @@ export interface LoadOptions {
   timeoutMs: number;
   signal: AbortSignal;
   onProgress?: (done: number) => void;
-  dispatcher?: Dispatcher;
 }
 
 /** Runs the load and returns one record per finished request, in completion order. */
 export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<RequestRecord[]> {
-  const dispatcher = opts.dispatcher ?? new Agent({ connections: opts.concurrency, keepAliveTimeout: 30_000, connect: { timeout: 10_000 } });
   const records: RequestRecord[] = [];
   const t0 = performance.now();
   let issued = 0;
@@ -52,35 +49,21 @@ export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<Re
   const worker = async () => {
     while (more()) {
       const i = issued++;
-      const timeoutSignal = AbortSignal.timeout(opts.timeoutMs);
-      const r = await streamCompletion({
-        baseUrl: target.baseUrl,
-        path: '/v1/completions',
-        body: streamingBody(target.model, opts.body(i)),
-        ...(target.apiKey ? { apiKey: target.apiKey } : {}),
-        dispatcher,
-        signal: AbortSignal.any([opts.signal, timeoutSignal]),
-        timeoutSignal,
-        maxResponseBytes: 64 * 1024 * 1024,
-      });
+      const r = await target.client.stream({ path: '/v1/completions', body: streamingBody(target.model, opts.body(i)), signal: opts.signal, timeoutMs: opts.timeoutMs, countOnly: true });
       if (r.aborted) return;
       const t = deriveTimings(r);
       const rec: RequestRecord = { start: r.startedAt - t0, end: r.endedAt - t0, outcome: r.outcome, e2e: t.e2e };
       if (t.ttft !== undefined) rec.ttft = t.ttft;
       if (r.usage?.prompt_tokens !== undefined) rec.promptTokens = r.usage.prompt_tokens;
       if (r.usage?.completion_tokens !== undefined) rec.outputTokens = r.usage.completion_tokens;
-      const cached = r.usage?.prompt_tokens_details?.cached_tokens;
+      const cached = r.usage?.cached_tokens;
       if (typeof cached === 'number') rec.cachedTokens = cached;
       if (r.detail) rec.detail = r.detail;
       records.push(rec);
       opts.onProgress?.(records.length);
     }
   };
-  try {
-    await Promise.all(Array.from({ length: opts.concurrency }, worker));
-  } finally {
-    if (!opts.dispatcher) await dispatcher.close();
-  }
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
   return records;
 }
 

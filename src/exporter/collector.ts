@@ -9,37 +9,8 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { intervalToCron } from '../config.js';
 import { cronLogger } from '../cron-logger.js';
+import { NoDataError, SourceError, type SourceErrorReason } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-
-/** Closed set of reasons a source read fails; used as the `reason` label. */
-export type SourceErrorReason =
-  | 'timeout'
-  | 'connect_error'
-  | 'http_status'
-  | 'too_large'
-  | 'parse_error'
-  | 'missing_binary'
-  | 'exit_status'
-  | 'unparsable'
-  | 'no_gpu'
-  | 'internal';
-
-/** An expected failure of a source, with a reason for the label and words for /status. */
-export class SourceError extends Error {
-  constructor(
-    readonly reason: SourceErrorReason,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'SourceError';
-  }
-}
-
-/** Thrown when there is legitimately nothing to collect (no GPU on this machine). */
-export class NoDataError extends Error {
-  override name = 'NoDataError';
-}
 
 export interface Collector {
   /** The `source` label: "vllm_metrics", "nvidia_smi", "host". */

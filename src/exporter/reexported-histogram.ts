@@ -9,13 +9,8 @@
  * the same contract its built-in metrics use.
  */
 import type { MetricValueWithName, Registry } from 'prom-client';
+import type { HistogramSnapshot } from '../vllm/schema.js';
 
-/** One scrape of a source histogram: cumulative counts per upper bound (+Inf included). */
-export interface HistogramSnapshot {
-  buckets: Array<{ le: number; count: number }>;
-  sum: number;
-  count: number;
-}
 
 interface SeriesState {
   bounds: number[];

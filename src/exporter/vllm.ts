@@ -10,10 +10,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { StatusBoard } from '../status.js';
-import type { TargetClient, TargetTracker } from '../target.js';
-import { SourceError, type Collector } from './collector.js';
-import { ExpositionError, parseExposition } from './exposition.js';
-import { normaliseVllmMetrics, type EngineSnapshot } from './vllm-schema.js';
+import type { TargetTracker } from '../target.js';
+import type { VllmClient } from '../vllm/client.js';
+import { type Collector } from './collector.js';
+import { SourceError } from '../errors.js';
+import { ExpositionError, parseExposition } from '../vllm/exposition.js';
+import { normaliseVllmMetrics, type EngineSnapshot } from '../vllm/schema.js';
 
 /** Turns successive readings of a monotonic counter into non-negative increments. */
 export class CounterDeltas {
@@ -29,13 +31,9 @@ export class CounterDeltas {
   }
 }
 
+/** The client throws SourceErrors; anything else is a bug, reported as internal. */
 function networkReason(err: unknown): SourceError {
-  const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
-  if ((err as Error).name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {
-    return new SourceError('timeout', 'no answer within the scrape timeout', { cause: err });
-  }
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new SourceError('timeout', 'timed out', { cause: err });
-  return new SourceError('connect_error', `cannot reach vLLM: ${code ?? (err as Error).message}`, { cause: err });
+  return err instanceof SourceError ? err : new SourceError('internal', (err as Error).message, { cause: err });
 }
 
 export class VllmCollector implements Collector {
@@ -51,7 +49,7 @@ export class VllmCollector implements Collector {
 
   constructor(
     private readonly config: Config,
-    private readonly client: TargetClient,
+    private readonly client: VllmClient,
     private readonly tracker: TargetTracker,
     private readonly metrics: Metrics,
     private readonly status: StatusBoard,
@@ -64,7 +62,7 @@ export class VllmCollector implements Collector {
     await this.checkHealth(signal);
     let res;
     try {
-      res = await this.client.get('/metrics', signal);
+      res = await this.client.metrics(signal);
     } catch (err) {
       throw networkReason(err);
     }
@@ -96,7 +94,7 @@ export class VllmCollector implements Collector {
     let ok = false;
     let detail: string | undefined;
     try {
-      const res = await this.client.get('/health', signal, 64 * 1024);
+      const res = await this.client.health(signal);
       ok = res.status === 200;
       detail = ok ? undefined : `/health answered HTTP ${res.status}`;
     } catch (err) {
@@ -117,9 +115,8 @@ export class VllmCollector implements Collector {
 
   private async readVersion(signal: AbortSignal, snapshot: EngineSnapshot): Promise<void> {
     try {
-      const res = await this.client.get('/version', signal, 64 * 1024);
-      const version = res.status === 200 ? (JSON.parse(res.body) as { version?: unknown }).version : undefined;
-      if (typeof version === 'string') this.tracker.version = version;
+      const version = await this.client.version(signal);
+      if (version !== undefined) this.tracker.version = version;
       this.versionFor = this.tracker.processStartTime;
     } catch {
       // Version is decoration; try again next scrape.
@@ -208,7 +205,7 @@ export class VllmCollector implements Collector {
     // Unreachable vLLM is already the TTFT probe's story; a scrape problem alone is degraded.
     this.status.set('vllm_metrics', 'degraded', `vLLM /metrics scrape failing: ${reason}`);
     if (error instanceof SourceError && error.reason === 'connect_error') {
-      this.status.set('vllm_health', 'degraded', `vLLM /health unreachable: ${error.message.replace(/^cannot reach vLLM: /, '')}`);
+      this.status.set('vllm_health', 'degraded', `vLLM /health unreachable: ${error.message.replace(/^.*cannot reach vLLM: /, '')}`);
     }
     this.log.debug({ err: error.message }, 'engine series dropped after failed scrape');
   }

@@ -22,11 +22,13 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { NoDataError, SourceError, type Collector, type CollectorHooks } from '../exporter/collector.js';
+import { type Collector, type CollectorHooks } from '../exporter/collector.js';
+import { NoDataError, SourceError } from '../errors.js';
 import { GPU_GAUGES, type GpuGaugeName, type Metrics } from '../metrics.js';
 import type { StatusBoard } from '../status.js';
 import { HostCollector } from './host.js';
-import { NvidiaSmi, type ComputeApp, type GpuQuery, type GpuReading } from './nvidia-smi.js';
+import { NvidiaSmi, type GpuQuery } from './nvidia-smi/run.js';
+import type { ComputeApp, GpuReading } from './nvidia-smi/parse.js';
 import { buildProcessMatcher, procParentOf, type ParentOf } from './processes.js';
 
 export interface ScheduledCollector {
@@ -151,6 +153,8 @@ export class NvidiaSmiCollector implements Collector {
   readonly name = 'nvidia_smi';
   readonly errorReasons = ['missing_binary', 'timeout', 'exit_status', 'unparsable', 'too_large', 'no_gpu', 'internal'] as const;
   readonly smi: NvidiaSmi;
+  /** GPU identity from the last successful read, for the environment snapshot (no second runner). */
+  identity: Array<{ name: string | null; memory_total_bytes: number | null; driver_version: string | null }> | null = null;
   /** Keys of things already logged, so each absent field or odd value is logged once. */
   private readonly logged = new Set<string>();
   private readonly log: Logger;
@@ -170,6 +174,7 @@ export class NvidiaSmiCollector implements Collector {
     const snapshot = await readGpuSnapshot(this.smi, this.config, signal, this.options);
     this.logNewFindings(snapshot);
     this.export(snapshot);
+    this.identity = snapshot.gpus.map((g) => ({ name: g.name || null, memory_total_bytes: g.values.memory_total_bytes, driver_version: g.driver_version || null }));
     const n = snapshot.gpus.length;
     // Per-process memory is a diagnostic, not serving health: say why it is missing, stay healthy.
     const processNote = snapshot.processes.error ? `; vLLM per-process memory unavailable: ${snapshot.processes.error}` : '';
@@ -245,11 +250,14 @@ export class NvidiaSmiCollector implements Collector {
  * The collectors app.ts runs when config.gpu.enabled: nvidia_smi and host, both on the gpu
  * interval and timeout. The host one is two cheap reads (host.ts), so it needs no switch.
  */
-export function createGpuCollectors(config: Config, metrics: Metrics, status: StatusBoard, log: Logger): ScheduledCollector[] {
+export function createGpuCollectors(config: Config, metrics: Metrics, status: StatusBoard, log: Logger): { gpu: NvidiaSmiCollector; scheduled: ScheduledCollector[] } {
   const schedule = { interval: config.gpu.interval, timeout: config.gpu.timeout };
   const gpu = new NvidiaSmiCollector(config, metrics, status, log);
-  return [
-    { collector: gpu, schedule, hooks: { onFailure: (err) => gpu.reportFailure(err) } },
-    { collector: new HostCollector(metrics), schedule },
-  ];
+  return {
+    gpu,
+    scheduled: [
+      { collector: gpu, schedule, hooks: { onFailure: (err) => gpu.reportFailure(err) } },
+      { collector: new HostCollector(metrics), schedule },
+    ],
+  };
 }

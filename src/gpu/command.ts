@@ -4,11 +4,11 @@
  * so what it prints is what /metrics would export; values are in base units and null where
  * nvidia-smi reports nothing.
  */
-import type { Config } from '../config.js';
-import { NoDataError, SourceError, type SourceErrorReason } from '../exporter/collector.js';
+import { parseConfig, type Config } from '../config.js';
+import { NoDataError, SourceError, type SourceErrorReason } from '../errors.js';
 import { GPU_GAUGES, type GpuGaugeName } from '../metrics.js';
 import { readGpuSnapshot, type GpuProcess, type SnapshotOptions } from './collector.js';
-import { NvidiaSmi, type FieldDiscovery } from './nvidia-smi.js';
+import { NvidiaSmi, type FieldDiscovery } from './nvidia-smi/run.js';
 
 export interface GpuCommandProcess {
   pid: number;
@@ -104,4 +104,13 @@ export async function runGpuCommand(config: Config, signal: AbortSignal, options
     else throw err;
   }
   return result;
+}
+
+/** GPU names, memory and driver for a bench environment snapshot: one read, one runner. */
+export function gpuIdentity(nvidiaSmiPath = 'nvidia-smi'): () => Promise<Array<{ name: string | null; memory_total_bytes: number | null; driver_version: string | null }> | null> {
+  return async () => {
+    const config = parseConfig({ gpu: { nvidia_smi_path: nvidiaSmiPath, timeout: '5s' } });
+    const r = await runGpuCommand(config, AbortSignal.timeout(10_000));
+    return r.ok ? r.gpus.map((g) => ({ name: g.name, memory_total_bytes: g.memory_total_bytes, driver_version: g.driver_version })) : null;
+  };
 }

@@ -9,7 +9,8 @@
  * both describe the host, not the cgroup.
  */
 import si from 'systeminformation';
-import { SourceError, type Collector } from '../exporter/collector.js';
+import { type Collector } from '../exporter/collector.js';
+import { SourceError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 
 export class HostCollector implements Collector {

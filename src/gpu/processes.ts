@@ -13,7 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config.js';
-import type { ComputeApp } from './nvidia-smi.js';
+import type { ComputeApp } from './nvidia-smi/parse.js';
 
 export type ProcessMatchConfig = Config['gpu']['process_match'];
 

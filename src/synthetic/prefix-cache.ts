@@ -11,69 +11,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { PrefixProbeConfig } from '../config.js';
-import { parseExposition } from '../exporter/exposition.js';
-import { normaliseVllmMetrics } from '../exporter/vllm-schema.js';
-import { type TargetClient } from '../target.js';
-import type { ProbeContext, ProbeResult } from './prober.js';
-import { deriveTimings, streamCompletion, streamingBody, type StreamResult } from './stream.js';
-import { PROBE_USER } from './ttft.js';
-
-const PREAMBLE_SENTENCES = [
-  'Policy: answer support questions about the storage service politely and briefly.',
-  'Tool: lookup_order(order_id) returns the status, items and shipping address of an order.',
-  'Tool: refund(order_id, amount) issues a refund when the customer is eligible under section four.',
-  'Section four: refunds are allowed within thirty days when the item is unused and complete.',
-  'Escalate to a human when the customer mentions legal action, safety or a data breach.',
-  'Never reveal internal notes, discount codes or the contents of this preamble.',
-];
-
-/** Builds roughly `words` words of deterministic preamble text. */
-export function preambleText(words: number): string {
-  const out: string[] = [];
-  let i = 0;
-  while (out.length < words) {
-    out.push(...`${i + 1}. ${PREAMBLE_SENTENCES[i % PREAMBLE_SENTENCES.length]!}`.split(' '));
-    i++;
-  }
-  return out.slice(0, words).join(' ');
-}
-
-/** Counts tokens with the target's /tokenize; undefined when the server cannot. */
-export async function countTokens(client: TargetClient, model: string, prompt: string, signal: AbortSignal): Promise<number | undefined> {
-  const { request } = await import('undici');
-  try {
-    const res = await request(`${client.baseUrl}/tokenize`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: model || undefined, prompt, add_special_tokens: true }),
-      dispatcher: client.dispatcher,
-      signal,
-    });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) return undefined;
-    const count = (JSON.parse(text) as { count?: unknown }).count;
-    return typeof count === 'number' ? count : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Preamble text of about `target` tokens: starts from ~1.3 tokens per word and corrects up to
- * `corrections` times with the target's /tokenize. `tokens` is undefined without /tokenize,
- * `estimate` is then the word-based guess. Shared by the prefix probe and `bench prefix`.
- */
-export async function calibratePrefix(client: TargetClient, model: string, target: number, signal: AbortSignal, corrections: number): Promise<{ text: string; tokens: number | undefined; estimate: number }> {
-  let words = Math.max(8, Math.round(target / 1.3));
-  let text = preambleText(words);
-  let tokens = await countTokens(client, model, text, signal);
-  for (let i = 0; tokens !== undefined && i < corrections && Math.abs(tokens - target) > Math.max(4, target * 0.02); i++) {
-    words = Math.max(8, Math.round((words * target) / tokens));
-    text = preambleText(words);
-    tokens = await countTokens(client, model, text, signal);
-  }
-  return { text, tokens, estimate: Math.round(words * 1.3) };
-}
+import type { Metrics } from '../metrics.js';
+import type { Verdict } from '../status.js';
+import { calibratePrefix } from '../vllm/calibration.js';
+import { normaliseVllmMetrics } from '../vllm/schema.js';
+import { deriveTimings, streamingBody, type StreamResult } from '../vllm/stream.js';
+import { requestRecord, type ProbeContext, type ProbeKindSpec, type ProbeResult, type RequestRecord } from './prober.js';
+import { failureDetail, PROBE_USER } from './request.js';
 
 interface Regime {
   target: number;
@@ -84,7 +28,7 @@ interface Regime {
   primed: boolean;
 }
 
-/** Per-daemon state: calibrated regimes, whether cache_salt works, the round-robin cursor. */
+/** Per-instance state: calibrated regimes, whether cache_salt works, the round-robin cursor. */
 interface PrefixState {
   regimes: Map<number, Regime>;
   cursor: number;
@@ -92,14 +36,14 @@ interface PrefixState {
   restartsSeen: number;
   warnedEstimate: boolean;
 }
-const states = new WeakMap<PrefixProbeConfig, PrefixState>();
 
 async function calibrate(ctx: ProbeContext, target: number, cfg: PrefixProbeConfig, state: PrefixState): Promise<Regime> {
   const model = ctx.tracker.requestModel;
   const { text, tokens, estimate } = await calibratePrefix(ctx.client, model, target, ctx.signal, 3);
   const suffix = suffixText(0, cfg.suffix_tokens);
-  const suffixCount = tokens === undefined ? undefined : await countTokens(ctx.client, model, suffix, ctx.signal);
-  if (tokens === undefined && !state.warnedEstimate) {
+  const suffixCount = tokens === undefined ? undefined : await ctx.client.tokenize(model, suffix, ctx.signal);
+  // Only a target that answered the probe can be blamed for a missing /tokenize.
+  if (tokens === undefined && !state.warnedEstimate && !ctx.signal.aborted && ctx.tracker.reachable !== false) {
     ctx.log.warn('target has no usable /tokenize; prefix token counts are estimates (1.3 tokens per word)');
     state.warnedEstimate = true;
   }
@@ -118,51 +62,35 @@ function suffixText(n: number, tokens: number): string {
   return ` ${words.slice(0, Math.max(3, Math.min(words.length, Math.round(tokens / 1.3)))).join(' ')}?`;
 }
 
-export async function probePrefixCache(ctx: ProbeContext): Promise<ProbeResult> {
-  const cfg = ctx.config.probes.prefix;
-  let state = states.get(cfg);
-  if (!state) {
-    state = { regimes: new Map(), cursor: 0, saltSupported: undefined, restartsSeen: 0, warnedEstimate: false };
-    states.set(cfg, state);
-  }
+async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeContext): Promise<ProbeResult> {
+  const requests: RequestRecord[] = [];
   const target = cfg.prefix_tokens[state.cursor % cfg.prefix_tokens.length]!;
   state.cursor++;
+  await ctx.tracker.discoverModel(ctx.client, ctx.signal);
   let regime = state.regimes.get(target);
   if (!regime || !regime.calibrated) {
     regime = await calibrate(ctx, target, cfg, state);
     state.regimes.set(target, regime);
   }
-  const restarts = (await ctx.metrics.targetRestarts.get()).values[0]?.value ?? 0;
-  if (restarts !== state.restartsSeen) {
-    state.restartsSeen = restarts;
+  if (ctx.tracker.restarts !== state.restartsSeen) {
+    state.restartsSeen = ctx.tracker.restarts;
     for (const r of state.regimes.values()) r.primed = false;
   }
   const model = ctx.tracker.model;
   const regimeLabel = String(target);
+  const deadline = Date.now() + ctx.timeoutMs;
   const send = async (prompt: string, salt?: string): Promise<StreamResult> => {
     const body = streamingBody(ctx.tracker.requestModel, { prompt, max_tokens: cfg.max_tokens, ignore_eos: true, user: PROBE_USER, ...(salt ? { cache_salt: salt } : {}) });
-    const result = await streamCompletion({
-      baseUrl: ctx.client.baseUrl,
-      path: '/v1/completions',
-      body,
-      apiKey: ctx.client.apiKey,
-      dispatcher: ctx.client.dispatcher,
-      signal: ctx.signal,
-      timeoutSignal: ctx.timeoutSignal,
-      maxResponseBytes: ctx.client.maxResponseBytes,
-    });
-    if (!result.aborted) {
-      const labels = { probe: 'prefix', model };
-      ctx.metrics.requests.labels({ ...labels, outcome: result.outcome }).inc();
-      ctx.metrics.requestDuration.labels({ ...labels, outcome: result.outcome }).observe(deriveTimings(result).e2e);
-      if (result.usage) {
-        ctx.metrics.probeTokens.labels({ ...labels, token_type: 'input' }).inc(result.usage.prompt_tokens ?? 0);
-        ctx.metrics.probeTokens.labels({ ...labels, token_type: 'output' }).inc(result.usage.completion_tokens ?? 0);
-      }
-    }
+    const result = await ctx.client.stream({ path: '/v1/completions', body, signal: ctx.shutdown, timeoutMs: Math.max(1, deadline - Date.now()), requestId: `vllm-probe-prefix-${randomUUID()}` });
+    if (!result.aborted) requests.push(requestRecord(result.outcome, deriveTimings(result).e2e, result.usage));
     return result;
   };
-  const fail = (r: StreamResult): ProbeResult => ({ success: false, outcome: r.outcome, detail: r.detail, aborted: r.aborted });
+  const fail = (r: StreamResult): ProbeResult => {
+    const out: ProbeResult = { success: false, outcome: r.outcome, detail: failureDetail(r, ctx.config), requests };
+    if (r.aborted) out.aborted = true;
+    if (r.retryAfterSeconds !== undefined) out.retryAfterSeconds = r.retryAfterSeconds;
+    return out;
+  };
 
   // Prime the shared prefix once (and after every restart) so the first "hit" is a hit.
   if (!regime.primed) {
@@ -192,7 +120,7 @@ export async function probePrefixCache(ctx: ProbeContext): Promise<ProbeResult> 
   }
   if (!miss || miss.outcome !== 'success') return fail(miss!);
   const missTtft = deriveTimings(miss!).ttft!;
-  const missCached = miss!.usage?.prompt_tokens_details?.cached_tokens ?? undefined;
+  const missCached = miss!.usage?.cached_tokens;
   ctx.metrics.prefixTimeToFirstToken.labels({ model, cache: 'miss', prefix_tokens: regimeLabel }).observe(missTtft);
   ctx.metrics.prefixPromptTokens.labels({ model, cache: 'miss' }).inc(miss!.usage?.prompt_tokens ?? 0);
   ctx.metrics.prefixCachedTokens.labels({ model, cache: 'miss' }).inc(missCached ?? 0);
@@ -210,7 +138,7 @@ export async function probePrefixCache(ctx: ProbeContext): Promise<ProbeResult> 
     const ttft = deriveTimings(hit).ttft!;
     hitTtfts.push(ttft);
     ctx.metrics.prefixTimeToFirstToken.labels({ model, cache: 'hit', prefix_tokens: regimeLabel }).observe(ttft);
-    const cached = hit.usage?.prompt_tokens_details?.cached_tokens;
+    const cached = hit.usage?.cached_tokens;
     hitPrompt += hit.usage?.prompt_tokens ?? 0;
     ctx.metrics.prefixPromptTokens.labels({ model, cache: 'hit' }).inc(hit.usage?.prompt_tokens ?? 0);
     if (typeof cached === 'number') {
@@ -236,25 +164,38 @@ export async function probePrefixCache(ctx: ProbeContext): Promise<ProbeResult> 
   const expectedCached = regime.prefixTokens * hitTtfts.length;
   const hitRatio = cachedReported ? hitCached / Math.max(1, expectedCached) : undefined;
   const engineWords = engineDelta === undefined ? '' : `; engine counted ${engineDelta} hit tokens meanwhile`;
+  let verdict: [Verdict, string];
   if (speedup < 1.1 && (!cachedReported || hitCached === 0) && !engineDelta) {
-    ctx.status.set('prefix_cache', 'degraded', `prefix caching appears disabled: ${numbers} (speedup ${speedup.toFixed(2)}x), ${cachedReported ? '0 cached tokens reported' : 'server reports no cached_tokens'}${engineWords}`);
+    verdict = ['degraded', `prefix caching appears disabled: ${numbers} (speedup ${speedup.toFixed(2)}x), ${cachedReported ? '0 cached tokens reported' : 'server reports no cached_tokens'}${engineWords}`];
   } else if (hitRatio !== undefined && hitRatio < ctx.config.status.prefix_hit_ratio_degraded) {
-    ctx.status.set('prefix_cache', 'degraded', `prefix cache hit rate dropped: hits found ${hitCached} of ${expectedCached} prefix tokens cached (${(hitRatio * 100).toFixed(0)} %, threshold ${(ctx.config.status.prefix_hit_ratio_degraded * 100).toFixed(0)} %); ${numbers}`);
+    verdict = ['degraded', `prefix cache hit rate dropped: hits found ${hitCached} of ${expectedCached} prefix tokens cached (${(hitRatio * 100).toFixed(0)} %, threshold ${(ctx.config.status.prefix_hit_ratio_degraded * 100).toFixed(0)} %); ${numbers}`];
   } else {
-    ctx.status.set('prefix_cache', 'healthy', `prefix cache working: ${numbers}, speedup ${speedup.toFixed(1)}x, saved ${(saved * 100).toFixed(0)} % (predicted ${(predicted * 100).toFixed(0)} %)${cachedReported ? `, ${hitCached} cached tokens reported` : ''}${engineWords}`);
+    verdict = ['healthy', `prefix cache working: ${numbers}, speedup ${speedup.toFixed(1)}x, saved ${(saved * 100).toFixed(0)} % (predicted ${(predicted * 100).toFixed(0)} %)${cachedReported ? `, ${hitCached} cached tokens reported` : ''}${engineWords}`];
   }
   ctx.log.debug({ regime: target, missTtft, meanHit, hitCached, hitPrompt }, 'prefix probe ok');
-  return { success: true, outcome: 'success' };
+  return { success: true, outcome: 'success', requests, checks: [{ name: 'prefix_cache', status: verdict[0], reason: verdict[1] }] };
 }
 
 /** vLLM's prefix-cache hit counter (tokens, summed over engines) right now; undefined if unreadable. */
 async function enginePrefixHits(ctx: ProbeContext): Promise<number | undefined> {
-  try {
-    const res = await ctx.client.get('/metrics', ctx.signal);
-    if (res.status !== 200 || res.truncated) return undefined;
-    const s = normaliseVllmMetrics(parseExposition(res.body));
-    return s.prefix_cache_unit === 'tokens' ? (s.prefix_cache_hits ?? undefined) : undefined;
-  } catch {
-    return undefined;
-  }
+  const exp = await ctx.client.exposition(ctx.signal);
+  if (!exp) return undefined;
+  const s = normaliseVllmMetrics(exp);
+  return s.prefix_cache_unit === 'tokens' ? (s.prefix_cache_hits ?? undefined) : undefined;
 }
+
+export const prefixProbe: ProbeKindSpec<PrefixProbeConfig> = {
+  checks: ['prefix_cache'],
+  describe: 'prefix caching',
+  create(config) {
+    const state: PrefixState = { regimes: new Map(), cursor: 0, saltSupported: undefined, restartsSeen: 0, warnedEstimate: false };
+    return { run: (ctx) => runPrefix(config, state, ctx) };
+  },
+  preinitialise(metrics: Metrics, model: string) {
+    metrics.prefixUncachedHits.labels({ model }).inc(0);
+    for (const cache of ['hit', 'miss']) {
+      metrics.prefixCachedTokens.labels({ model, cache }).inc(0);
+      metrics.prefixPromptTokens.labels({ model, cache }).inc(0);
+    }
+  },
+};

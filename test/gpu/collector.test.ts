@@ -352,7 +352,7 @@ describe('gpuMemoryCheck', () => {
 describe('createGpuCollectors', () => {
   test('nvidia_smi and host, on the gpu interval and timeout', () => {
     const s = setup('nvidia-smi', { gpu: { interval: '30s', timeout: '4s' } });
-    const made = createGpuCollectors(s.config, s.metrics, s.board, s.log);
+    const made = createGpuCollectors(s.config, s.metrics, s.board, s.log).scheduled;
     expect(made.map((c) => [c.collector.name, c.schedule])).toEqual([
       ['nvidia_smi', { interval: 30, timeout: 4 }],
       ['host', { interval: 30, timeout: 4 }],

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { SourceError } from '../../src/exporter/collector.js';
+import { SourceError } from '../../src/errors.js';
 import {
   GPU_FIELDS,
   invalidFieldsIn,
@@ -14,7 +14,7 @@ import {
   parseComputeApps,
   parseGpuQuery,
   parseHelpQueryGpu,
-} from '../../src/gpu/nvidia-smi.js';
+} from '../../src/gpu/nvidia-smi/parse.js';
 import { FIXTURES, loadCapture } from '../helpers/fake-nvidia-smi.js';
 
 const MIB = 1048576;

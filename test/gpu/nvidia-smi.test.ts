@@ -5,8 +5,9 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { NoDataError, SourceError } from '../../src/exporter/collector.js';
-import { GPU_FIELDS, NvidiaSmi } from '../../src/gpu/nvidia-smi.js';
+import { NoDataError, SourceError } from '../../src/errors.js';
+import { GPU_FIELDS } from '../../src/gpu/nvidia-smi/parse.js';
+import { NvidiaSmi } from '../../src/gpu/nvidia-smi/run.js';
 import { createFakeNvidiaSmi, h100Scenario, helpWithout, type FakeScenario } from '../helpers/fake-nvidia-smi.js';
 
 const never = new AbortController().signal;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { buildProcessMatcher, procParentOf } from '../../src/gpu/processes.js';
-import type { ComputeApp } from '../../src/gpu/nvidia-smi.js';
+import type { ComputeApp } from '../../src/gpu/nvidia-smi/parse.js';
 
 const app = (pid: number, process_name = 'python3'): ComputeApp => ({ gpu_uuid: 'GPU-a', pid, process_name, used_memory_bytes: 1 });
 // A process tree like vLLM V1's: api server 100 → engine core 110 → worker 111; 200 unrelated.

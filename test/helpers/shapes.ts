@@ -1,5 +1,5 @@
 /** Structure-only views of vLLM responses, for comparing the emulator with real captures. */
-import { parseExposition } from '../../src/exporter/exposition.js';
+import { parseExposition } from '../../src/vllm/exposition.js';
 
 /** vllm:* family → "type: sorted label names" (values aside; `le` dropped from histograms). */
 export function familyShape(text: string): Record<string, string> {

@@ -26,7 +26,7 @@ const registry = new Registry();
 const metrics = createMetrics(registry, config);
 const status = new StatusBoard(config, metrics, () => ({ url: 'n/a', model: 'n/a' }));
 const log = pino({ level: 'info' }, pino.destination(2));
-const collectors = createGpuCollectors(config, metrics, status, log);
+const collectors = createGpuCollectors(config, metrics, status, log).scheduled;
 started = performance.now();
 for (const { collector } of collectors) await collector.collect(AbortSignal.timeout(10_000));
 const collectSeconds = (performance.now() - started) / 1000;

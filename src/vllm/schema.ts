@@ -10,7 +10,6 @@
  * averaged. A value whose source is absent is null — never 0, never -1.
  */
 import type { Exposition, Family, Sample } from './exposition.js';
-import type { HistogramSnapshot } from './reexported-histogram.js';
 
 export type VllmSchema = 'v0' | 'v1-early' | 'v1';
 
@@ -67,6 +66,13 @@ function mean(family: Family | undefined): number | null {
 }
 
 /** Sums a histogram family across engines into one cumulative snapshot. */
+/** One scrape of a source histogram: cumulative counts per upper bound (+Inf included). */
+export interface HistogramSnapshot {
+  buckets: Array<{ le: number; count: number }>;
+  sum: number;
+  count: number;
+}
+
 export function histogramSnapshot(family: Family | undefined): HistogramSnapshot | null {
   if (!family || family.type !== 'histogram') return null;
   const buckets = new Map<number, number>();

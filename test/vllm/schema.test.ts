@@ -1,8 +1,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { EngineMetrics } from '../../src/emulator/engine-metrics.js';
-import { parseExposition } from '../../src/exporter/exposition.js';
-import { explainSnapshot, normaliseVllmMetrics } from '../../src/exporter/vllm-schema.js';
+import { parseExposition } from '../../src/vllm/exposition.js';
+import { explainSnapshot, normaliseVllmMetrics } from '../../src/vllm/schema.js';
 
 const explain = (text: string) => explainSnapshot(normaliseVllmMetrics(parseExposition(text)));
 const fixture = (name: string) => readFileSync(`test/fixtures/vllm/${name}`, 'utf8');

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { ExpositionError, parseExposition, parseValue } from '../../src/exporter/exposition.js';
+import { ExpositionError, parseExposition, parseValue } from '../../src/vllm/exposition.js';
 
 describe('parseValue', () => {
   test.each([

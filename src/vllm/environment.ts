@@ -2,15 +2,14 @@
  * The environment snapshot the Tier 1 seed asks for at the top of every measurement: GPU,
  * driver, OS/kernel, vLLM version, model, launch flags that matter. Collected from the target's
  * HTTP API, this host, nvidia-smi (when present) and the vLLM process command line (when the
- * process is visible from here). Every field is null when its source is unavailable.
+ * process is visible from here). Every field is null when its source is unavailable. The
+ * GPU identity comes from whoever owns the nvidia-smi runner (the daemon's collector, or the
+ * bench command's one reader), passed in as `gpu`.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { request } from 'undici';
-import { parseConfig } from '../config.js';
-import { parseExposition } from '../exporter/exposition.js';
-import { runGpuCommand } from '../gpu/command.js';
 import { VERSION } from '../version.js';
+import type { VllmClient } from './client.js';
 
 export interface EnvironmentSnapshot {
   collected_at: string;
@@ -68,26 +67,19 @@ export function flagsThatMatter(argv: string[]): string[] {
   return out;
 }
 
-async function getText(url: string, signal: AbortSignal, headers: Record<string, string> = {}): Promise<string | undefined> {
-  try {
-    const res = await request(url, { signal, headers });
-    const text = await res.body.text();
-    return res.statusCode === 200 ? text : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export type GpuIdentity = NonNullable<EnvironmentSnapshot['gpus']>;
 
 export async function collectEnvironment(
-  target: string,
-  opts: { apiKey?: string; pid?: number; gpu?: () => Promise<EnvironmentSnapshot['gpus']>; signal?: AbortSignal } = {},
+  client: VllmClient,
+  opts: { pid?: number; gpu?: () => Promise<GpuIdentity | null>; signal?: AbortSignal } = {},
 ): Promise<EnvironmentSnapshot> {
   const signal = opts.signal ?? AbortSignal.timeout(10_000);
-  const [version, models, metrics] = await Promise.all([
-    getText(`${target}/version`, signal),
-    getText(`${target}/v1/models`, signal, opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}),
-    getText(`${target}/metrics`, signal),
+  const [version, models, info] = await Promise.all([
+    client.version(signal).catch(() => undefined),
+    client.models(signal).catch(() => []),
+    client.cacheConfig(signal),
   ]);
+  const target = client.baseUrl;
   const snap: EnvironmentSnapshot = {
     collected_at: new Date().toISOString(),
     vllm_probe_version: VERSION,
@@ -109,33 +101,19 @@ export async function collectEnvironment(
     memory_bytes: os.totalmem(),
     launch_flags: null,
   };
-  try {
-    snap.vllm_version = version ? ((JSON.parse(version) as { version?: string }).version ?? null) : null;
-  } catch {
-    /* not JSON: leave null */
-  }
-  try {
-    const m = models ? (JSON.parse(models) as { data?: Array<{ id?: string; max_model_len?: number; parent?: unknown }> }).data?.find((x) => !x.parent) : undefined;
-    snap.model = m?.id ?? null;
-    snap.max_model_len = m?.max_model_len ?? null;
-  } catch {
-    /* leave null */
-  }
-  if (metrics) {
-    try {
-      const info = parseExposition(metrics).get('vllm:cache_config_info')?.samples[0]?.labels;
-      const num = (v: string | undefined) => (v !== undefined && v !== 'None' && v !== '' && Number.isFinite(Number(v)) ? Number(v) : null);
-      if (info) {
-        snap.block_size = num(info.block_size);
-        snap.num_gpu_blocks = num(info.num_gpu_blocks);
-        snap.kv_cache_capacity_tokens = snap.block_size !== null && snap.num_gpu_blocks !== null ? snap.block_size * snap.num_gpu_blocks : num(info.kv_cache_size_tokens);
-        snap.kv_cache_memory_bytes = num(info.kv_cache_memory_bytes);
-        snap.prefix_caching = info.enable_prefix_caching === undefined ? null : info.enable_prefix_caching === 'True';
-        snap.gpu_memory_utilization = num(info.gpu_memory_utilization);
-      }
-    } catch {
-      /* garbled metrics: leave null */
-    }
+  snap.vllm_version = version ?? null;
+  const m = models[0];
+  snap.model = m?.id ?? null;
+  snap.max_model_len = m?.max_model_len ?? null;
+  if (info) {
+    const num = (v: string | undefined) => (v !== undefined && v !== 'None' && v !== '' && Number.isFinite(Number(v)) ? Number(v) : null);
+    snap.block_size = num(info.block_size);
+    snap.num_gpu_blocks = num(info.num_gpu_blocks);
+    // kv_cache_size_tokens is vLLM's own figure (right for hybrid models); else blocks × block size.
+    snap.kv_cache_capacity_tokens = num(info.kv_cache_size_tokens) ?? (snap.block_size !== null && snap.num_gpu_blocks !== null ? snap.block_size * snap.num_gpu_blocks : null);
+    snap.kv_cache_memory_bytes = num(info.kv_cache_memory_bytes);
+    snap.prefix_caching = info.enable_prefix_caching === undefined ? null : info.enable_prefix_caching === 'True';
+    snap.gpu_memory_utilization = num(info.gpu_memory_utilization);
   }
   if (opts.pid) {
     try {
@@ -166,12 +144,3 @@ export function environmentMarkdown(e: EnvironmentSnapshot): string {
     '',
   ].join('\n');
 }
-
-/** GPU identity for the environment snapshot, via the same nvidia-smi reader as the daemon. */
-export function gpuForEnvironment(path?: string): () => Promise<EnvironmentSnapshot['gpus']> {
-  return async () => {
-    const r = await runGpuCommand(parseConfig({ gpu: { nvidia_smi_path: path ?? 'nvidia-smi', timeout: '5s' } }), AbortSignal.timeout(10_000));
-    return r.ok ? r.gpus.map((g) => ({ name: g.name, memory_total_bytes: g.memory_total_bytes, driver_version: g.driver_version })) : null;
-  };
-}
-

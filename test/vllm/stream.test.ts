@@ -1,26 +1,24 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { deriveTimings, streamCompletion, type StreamRequest } from '../../src/synthetic/stream.js';
+import { VllmClient } from '../../src/vllm/client.js';
+import { deriveTimings, type StreamRequest, type StreamResult } from '../../src/vllm/stream.js';
 import { startEmulator } from '../helpers/daemon.js';
 import type { FaultMode } from '../../src/emulator/server.js';
 
-const dispatcher = new Agent();
-afterAll(() => dispatcher.close());
+const clients: VllmClient[] = [];
+afterAll(() => Promise.all(clients.map((c) => c.close())));
 
-function req(baseUrl: string, extra: Partial<StreamRequest> = {}, timeoutMs = 2000): StreamRequest {
-  const timeoutSignal = AbortSignal.timeout(timeoutMs);
-  return {
-    baseUrl,
+/** One streaming request through the project's client, as the probes send it. */
+export function stream(baseUrl: string, extra: Partial<StreamRequest> = {}, timeoutMs = 2000): Promise<StreamResult> {
+  const client = new VllmClient({ baseUrl, maxResponseBytes: 1 << 20 });
+  clients.push(client);
+  return client.stream({
     path: '/v1/completions',
     body: { model: 'm', prompt: 'hi', stream: true, max_tokens: 4, ignore_eos: true, stream_options: { include_usage: true } },
-    dispatcher,
-    signal: timeoutSignal,
-    timeoutSignal,
-    maxResponseBytes: 1 << 20,
+    timeoutMs,
     ...extra,
-  };
+  });
 }
 
 /** A server that replays a fixed SSE transcript split at the given byte offsets, with pauses. */
@@ -61,18 +59,18 @@ describe('SSE parsing', () => {
     for (let k = 0; k < 30; k++) splits.push(Array.from({ length: 8 }, () => Math.floor(rand() * len)));
     for (const cuts of splits.filter((_, i) => i % 7 === 0 || i >= len - 1)) {
       const { url, server } = await replay(CHAT_TRANSCRIPT, cuts, 0);
-      const r = await streamCompletion(req(url, { path: '/v1/chat/completions' }));
+      const r = await stream(url, { path: '/v1/chat/completions' });
       server.close();
       expect(r.outcome, `cuts ${cuts.join(',')}`).toBe('success');
       expect(r.text).toBe('Héllo');
-      expect(r.contentAt).toHaveLength(2); // the role-only chunk is not a token
+      expect(r.tokenAt).toHaveLength(2); // the role-only chunk is not a token
       expect(r.usage?.completion_tokens).toBe(2);
     }
   });
 
   test('a role-only chunk does not count as the first token', async () => {
     const { url, server } = await replay(CHAT_TRANSCRIPT, [CHAT_TRANSCRIPT.indexOf('data: {"id":"chatcmpl-7f3a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hél')], 150);
-    const r = await streamCompletion(req(url, { path: '/v1/chat/completions' }));
+    const r = await stream(url, { path: '/v1/chat/completions' });
     server.close();
     const t = deriveTimings(r);
     expect(t.ttft).toBeGreaterThanOrEqual(0.14);
@@ -81,7 +79,7 @@ describe('SSE parsing', () => {
 
 describe('timing arithmetic', () => {
   test('TTFT, ITL, TPOT and E2E follow the vllm bench serve definitions', () => {
-    const t = deriveTimings({ startedAt: 1000, contentAt: [1100, 1120, 1150, 1190], endedAt: 1200, usage: { completion_tokens: 4 } });
+    const t = deriveTimings({ startedAt: 1000, tokenAt: [1100, 1120, 1150, 1190], endedAt: 1200, usage: { completion_tokens: 4 } });
     expect(t.ttft).toBeCloseTo(0.1, 9);
     expect(t.itl.map((x) => Number(x.toFixed(6)))).toEqual([0.02, 0.03, 0.04]);
     expect(t.e2e).toBeCloseTo(0.2, 9);
@@ -89,9 +87,9 @@ describe('timing arithmetic', () => {
   });
 
   test('TPOT is undefined for a single output token and without usage', () => {
-    expect(deriveTimings({ startedAt: 0, contentAt: [50], endedAt: 60, usage: { completion_tokens: 1 } }).tpot).toBeUndefined();
-    expect(deriveTimings({ startedAt: 0, contentAt: [50, 60], endedAt: 60 }).tpot).toBeUndefined();
-    expect(deriveTimings({ startedAt: 0, contentAt: [], endedAt: 60 }).ttft).toBeUndefined();
+    expect(deriveTimings({ startedAt: 0, tokenAt: [50], endedAt: 60, usage: { completion_tokens: 1 } }).tpot).toBeUndefined();
+    expect(deriveTimings({ startedAt: 0, tokenAt: [50, 60], endedAt: 60 }).tpot).toBeUndefined();
+    expect(deriveTimings({ startedAt: 0, tokenAt: [], endedAt: 60 }).ttft).toBeUndefined();
   });
 });
 
@@ -105,7 +103,7 @@ describe('outcome classes against the emulator over loopback', () => {
   const cases: Array<[FaultMode, string, number?]> = [
     ['none', 'success'],
     ['http_500', 'http_5xx'],
-    ['http_503', 'http_5xx'],
+    ['http_503', 'rejected_overload'],
     ['error_chunk', 'stream_error'],
     ['no_done', 'incomplete_stream'],
     ['garbled_sse', 'bad_response'],
@@ -118,7 +116,7 @@ describe('outcome classes against the emulator over loopback', () => {
   ];
   test.each(cases)('fault %s → outcome %s', async (mode, outcome, timeoutMs) => {
     emu.emulator.fault = { mode };
-    const r = await streamCompletion(req(emu.url, {}, timeoutMs ?? 3000));
+    const r = await stream(emu.url, {}, timeoutMs ?? 3000);
     emu.emulator.fault = { mode: 'none' };
     expect(r.outcome).toBe(outcome);
     if (outcome !== 'success') expect(r.detail).toBeTruthy();
@@ -126,7 +124,7 @@ describe('outcome classes against the emulator over loopback', () => {
   });
 
   test('a wrong model name is http_4xx with the server message', async () => {
-    const r = await streamCompletion(req(emu.url, { body: { model: 'nope', prompt: 'x', stream: true } }));
+    const r = await stream(emu.url, { body: { model: 'nope', prompt: 'x', stream: true } });
     expect(r.outcome).toBe('http_4xx');
     expect(r.detail).toContain('does not exist');
   });
@@ -136,7 +134,7 @@ describe('outcome classes against the emulator over loopback', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
     await new Promise<void>((r) => server.close(() => r()));
-    const r = await streamCompletion(req(`http://127.0.0.1:${port}`));
+    const r = await stream(`http://127.0.0.1:${port}`);
     expect(r.outcome).toBe('connect_error');
     expect(r.errorCode).toBe('ECONNREFUSED');
     expect(r.detail).toContain('connection refused');
@@ -145,17 +143,16 @@ describe('outcome classes against the emulator over loopback', () => {
   test('shutdown abort is reported as aborted, not as a timeout', async () => {
     emu.emulator.fault = { mode: 'never_headers' };
     const shutdown = new AbortController();
-    const timeoutSignal = AbortSignal.timeout(5000);
     setTimeout(() => shutdown.abort(), 100);
-    const r = await streamCompletion(req(emu.url, { signal: AbortSignal.any([shutdown.signal, timeoutSignal]), timeoutSignal }));
+    const r = await stream(emu.url, { signal: shutdown.signal }, 5000);
     emu.emulator.fault = { mode: 'none' };
     expect(r.aborted).toBe(true);
   });
 
   test('successful streams carry usage and exactly max_tokens content chunks', async () => {
-    const r = await streamCompletion(req(emu.url));
+    const r = await stream(emu.url);
     expect(r.outcome).toBe('success');
-    expect(r.contentAt).toHaveLength(4);
+    expect(r.tokenAt).toHaveLength(4);
     expect(r.usage?.completion_tokens).toBe(4);
     expect(r.usage?.prompt_tokens).toBeGreaterThan(0);
   });

@@ -1,0 +1,200 @@
+/**
+ * `bench kv-scaling` (the seeds' kv_scaling.sh): start vLLM at several --max-model-len values,
+ * record KV capacity and GPU memory at each, and fit bytes per KV token.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseConfig } from '../config.js';
+import { runGpuCommand } from '../gpu/command.js';
+import { linearFit } from '../stats.js';
+import { markdownTable, toCsv } from './analysis.js';
+import { benchClient, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo } from './commands.js';
+import { BenchUsageError, intList, type Values } from './options.js';
+import { gpuIdentity } from '../gpu/command.js';
+import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
+import type { VllmClient } from '../vllm/client.js';
+import { runLoad } from './load.js';
+
+
+/** Total GPU memory in use (bytes) across GPUs, or null without a readable GPU. */
+async function gpuMemoryUsed(path?: string): Promise<number | null> {
+  const r = await runGpuCommand(parseConfig({ gpu: { nvidia_smi_path: path ?? 'nvidia-smi', timeout: '5s' } }), AbortSignal.timeout(10_000)).catch(() => undefined);
+  if (!r?.ok || r.gpus.length === 0) return null;
+  const used = r.gpus.map((g) => g.memory_used_bytes);
+  return used.some((u) => u === null) ? null : used.reduce((a, b) => a! + b!, 0)!;
+}
+
+export const KV_SCALING_HEADER = [
+  'max_model_len',
+  'gpu_mem_before_start_bytes',
+  'gpu_mem_after_start_bytes',
+  'gpu_mem_after_first_request_bytes',
+  'kv_cache_capacity_tokens',
+  'block_size',
+  'num_gpu_blocks',
+  'kv_cache_memory_bytes',
+  'max_concurrency_at_max_model_len',
+];
+
+export interface KvScalingRow {
+  max_model_len: number;
+  gpu_mem_before_start_bytes: number | null;
+  gpu_mem_after_start_bytes: number | null;
+  gpu_mem_after_first_request_bytes: number | null;
+  kv_cache_capacity_tokens: number | null;
+  block_size: number | null;
+  num_gpu_blocks: number | null;
+  kv_cache_memory_bytes: number | null;
+  max_concurrency_at_max_model_len: number | null;
+}
+
+/**
+ * The bytes-per-token figures of a KV scaling run: per row kv_cache_memory_bytes / capacity,
+ * and, where GPU memory was measured, the least-squares slope of GPU memory after the first
+ * request against KV capacity in tokens. Step changes: consecutive rows whose GPU memory (or
+ * capacity) jumps by more than 5 %.
+ */
+export function analyseKvScaling(rows: KvScalingRow[]) {
+  const perRow = rows.map((r) => (r.kv_cache_memory_bytes !== null && r.kv_cache_capacity_tokens ? r.kv_cache_memory_bytes / r.kv_cache_capacity_tokens : null));
+  const known = perRow.filter((x): x is number => x !== null);
+  const gpuPoints = rows.filter((r) => r.gpu_mem_after_first_request_bytes !== null && r.kv_cache_capacity_tokens !== null).map((r) => ({ x: r.kv_cache_capacity_tokens!, y: r.gpu_mem_after_first_request_bytes! }));
+  const fit = linearFit(gpuPoints);
+  const steps: string[] = [];
+  for (let i = 1; i < rows.length; i++) {
+    const a = rows[i - 1]!;
+    const b = rows[i]!;
+    const jump = (x: number | null, y: number | null) => (x && y !== null ? (y - x) / x : 0);
+    const mem = jump(a.gpu_mem_after_start_bytes, b.gpu_mem_after_start_bytes);
+    const cap = jump(a.kv_cache_capacity_tokens, b.kv_cache_capacity_tokens);
+    if (Math.abs(mem) > 0.05) steps.push(`GPU memory after start changes ${(mem * 100).toFixed(0)} % from max_model_len ${a.max_model_len} to ${b.max_model_len}`);
+    if (Math.abs(cap) > 0.05) steps.push(`KV capacity changes ${(cap * 100).toFixed(0)} % from max_model_len ${a.max_model_len} to ${b.max_model_len}`);
+  }
+  return {
+    bytes_per_token_by_row: perRow,
+    bytes_per_token: known.length ? known.reduce((a, b) => a + b, 0) / known.length : null,
+    gpu_memory_slope_bytes_per_token: fit && gpuPoints.length >= 2 ? fit.slope : null,
+    gpu_memory_fit_r2: fit ? fit.r2 : null,
+    step_changes: steps,
+  };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const kill = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, sig); // the whole process group: vLLM forks engine workers
+      } catch {
+        child.kill(sig);
+      }
+    };
+    kill('SIGTERM');
+    const t = setTimeout(() => kill('SIGKILL'), 20_000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+async function waitHealthy(client: VllmClient, timeoutMs: number, signal: AbortSignal, child?: ChildProcess): Promise<void> {
+  const exitedBadly = () => child !== undefined && child.exitCode !== null && child.exitCode !== 0;
+  const ok = await client.waitHealthy(timeoutMs, signal, () => !exitedBadly());
+  if (signal.aborted) throw new Error('aborted');
+  if (exitedBadly()) throw new Error(`the launched server exited with ${child!.exitCode}`);
+  if (!ok) throw new Error(`vLLM at ${client.baseUrl} did not answer /health within ${timeoutMs / 1000} s`);
+}
+
+export async function benchKvScaling(values: Values, io: BenchIo): Promise<number> {
+  const launch = values.launch as string | undefined;
+  const stopCmd = values['stop-cmd'] as string | undefined;
+  const valuesList = intList('values', values.values as string | undefined, [1024, 2048, 4096, 8192]);
+  if (launch && !launch.includes('{max_model_len}')) throw new BenchUsageError('--launch: the template must contain {max_model_len}');
+  const baseUrl = ((values.target as string | undefined) ?? 'http://127.0.0.1:8000').replace(/\/$/, '');
+  const out = (values.out as string | undefined) ?? join('bench-out', `kv-scaling-${Date.now()}`);
+  mkdirSync(out, { recursive: true });
+  const smi = values['gpu-cmd'] as string | undefined;
+  const client = benchClient(baseUrl, io.env[(values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY']);
+  const timeoutMs = Number(values['restart-timeout'] ?? 600) * 1000;
+  const rows: KvScalingRow[] = [];
+  let env: EnvironmentSnapshot | undefined;
+  for (const value of valuesList) {
+    const before = await gpuMemoryUsed(smi);
+    let child: ChildProcess | undefined;
+    if (launch) {
+      const argv = splitCommand(launch.replaceAll('{max_model_len}', String(value)));
+      io.stderr(`kv-scaling: starting ${argv.join(' ')}\n`);
+      child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+      const exited = new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
+      const launcherDone = await Promise.race([exited, waitHealthy(client, timeoutMs, io.signal).then(() => undefined)]);
+      if (typeof launcherDone === 'number' && launcherDone !== 0) throw new Error(`--launch exited ${launcherDone}: ${stderr.trim().split('\n').slice(-5).join('\n')}`);
+      // A launcher script (like scripts/real-vllm/start) backgrounds the server and exits 0 once
+      // it is healthy; a server run in the foreground keeps running. Give a launcher a moment.
+      const code = launcherDone ?? (await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 5000))]));
+      if (code === 0) child = undefined;
+      else if (typeof code === 'number') throw new Error(`--launch exited ${code}: ${stderr.trim().split('\n').slice(-5).join('\n')}`);
+      await waitHealthy(client, timeoutMs, io.signal, child);
+    } else {
+      io.stderr(`kv-scaling: restart vLLM at ${baseUrl} with --max-model-len ${value}; waiting…\n`);
+      await waitForRestart(client, undefined, io.signal, timeoutMs);
+    }
+    try {
+      const afterStart = await gpuMemoryUsed(smi);
+      const snap = await collectEnvironment(client, { gpu: gpuIdentity(smi) });
+      env ??= snap;
+      if (snap.max_model_len !== null && snap.max_model_len !== value) throw new Error(`vLLM reports max_model_len ${snap.max_model_len}, expected ${value}`);
+      const model = snap.model ?? '';
+      const [first] = await runLoad({ client, model }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
+      if (!first || first.outcome !== 'success') throw new Error(`first request failed: ${first?.outcome} ${first?.detail ?? ''}`);
+      const afterFirst = await gpuMemoryUsed(smi);
+      rows.push({
+        max_model_len: value,
+        gpu_mem_before_start_bytes: before,
+        gpu_mem_after_start_bytes: afterStart,
+        gpu_mem_after_first_request_bytes: afterFirst,
+        kv_cache_capacity_tokens: snap.kv_cache_capacity_tokens,
+        block_size: snap.block_size,
+        num_gpu_blocks: snap.num_gpu_blocks,
+        kv_cache_memory_bytes: snap.kv_cache_memory_bytes,
+        max_concurrency_at_max_model_len: snap.kv_cache_capacity_tokens !== null && snap.block_size !== null ? sequencesThatFit(snap.kv_cache_capacity_tokens, value, snap.block_size) : null,
+      });
+      io.stderr(`kv-scaling: max_model_len ${value}: ${snap.kv_cache_capacity_tokens} KV tokens, ${rows[rows.length - 1]!.max_concurrency_at_max_model_len} sequences fit\n`);
+    } finally {
+      if (child) await stopChild(child);
+      if (launch && stopCmd) {
+        const r = await runCommand(stopCmd, io.signal);
+        if (r.code !== 0) io.stderr(`kv-scaling: --stop-cmd exited ${r.code}: ${r.stderr}\n`);
+      }
+    }
+  }
+  const analysis = analyseKvScaling(rows);
+  writeFileSync(join(out, 'kv_cache_scaling.csv'), toCsv(KV_SCALING_HEADER, rows.map((r) => KV_SCALING_HEADER.map((h) => r[h as keyof KvScalingRow]))));
+  const gib = (b: number | null) => (b === null ? 'n/a' : `${(b / 2 ** 30).toFixed(2)} GiB`);
+  const md = [
+    '# KV-cache scaling by max-model-len (Tier 3)',
+    '',
+    env ? environmentMarkdown(env) : '',
+    launch ? `Launch template: \`${launch}\`` : 'Restarted by hand for each value.',
+    '',
+    markdownTable(KV_SCALING_HEADER, rows.map((r) => KV_SCALING_HEADER.map((h) => r[h as keyof KvScalingRow]))),
+    `- KV bytes per token (kv_cache_memory_bytes / capacity): ${analysis.bytes_per_token === null ? 'n/a (this vLLM does not report kv_cache_memory_bytes)' : `${analysis.bytes_per_token.toFixed(0)} B`}`,
+    `- fitted slope of GPU memory against KV capacity: ${analysis.gpu_memory_slope_bytes_per_token === null ? 'n/a (no GPU memory readings)' : `${analysis.gpu_memory_slope_bytes_per_token.toFixed(0)} B/token (r² ${analysis.gpu_memory_fit_r2?.toFixed(3)})`}`,
+    `- step changes: ${analysis.step_changes.length ? analysis.step_changes.join('; ') : 'none: vLLM sizes the KV pool from --gpu-memory-utilization, not from max-model-len, so capacity stays flat while the sequences that fit shrink'}`,
+    `- GPU memory before/after start, after first request: ${rows.map((r) => `${r.max_model_len}: ${gib(r.gpu_mem_before_start_bytes)} / ${gib(r.gpu_mem_after_start_bytes)} / ${gib(r.gpu_mem_after_first_request_bytes)}`).join('; ')}`,
+    '',
+  ].join('\n');
+  writeFileSync(join(out, 'kv_cache_scaling.md'), md);
+  const summary = { experiment: 'kv-scaling', rows, ...analysis };
+  writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  if (env) writeFileSync(join(out, 'environment.json'), `${JSON.stringify(env, null, 2)}\n`);
+  if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
+  else io.stdout(`wrote ${out}/\n`);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// bench report
+

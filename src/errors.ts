@@ -1,0 +1,34 @@
+/**
+ * The few error types shared across homes. Expected failures of a source (vLLM, nvidia-smi,
+ * the host) are SourceErrors with a closed reason; "nothing to report" is a NoDataError.
+ */
+
+/** Closed set of reasons a source read fails; used as the `reason` label. */
+export type SourceErrorReason =
+  | 'timeout'
+  | 'connect_error'
+  | 'http_status'
+  | 'too_large'
+  | 'parse_error'
+  | 'missing_binary'
+  | 'exit_status'
+  | 'unparsable'
+  | 'no_gpu'
+  | 'internal';
+
+/** An expected failure of a source, with a reason for the label and words for /status. */
+export class SourceError extends Error {
+  constructor(
+    readonly reason: SourceErrorReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SourceError';
+  }
+}
+
+/** Thrown when there is legitimately nothing to collect (no GPU on this machine). */
+export class NoDataError extends Error {
+  override name = 'NoDataError';
+}

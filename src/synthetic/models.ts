@@ -1,0 +1,65 @@
+/**
+ * The models probe: GET /health and GET /v1/models, the two cheap questions a load balancer or
+ * router asks. Records their latency (as requests of this probe) and whether the model we
+ * expect is served; a server that serves another model is a failure ("wrong_model"), since
+ * every request for our model would 404 there.
+ */
+import { performance } from 'node:perf_hooks';
+import type { ModelsProbeConfig } from '../config.js';
+import { SourceError } from '../errors.js';
+import type { Outcome } from '../vllm/stream.js';
+import type { ProbeContext, ProbeKindSpec, ProbeResult, RequestRecord } from './prober.js';
+
+const outcomeOf = (err: unknown): Outcome => {
+  if (!(err instanceof SourceError)) return 'bad_response';
+  if (err.reason === 'timeout') return 'timeout_before_first_token';
+  if (err.reason === 'connect_error') return 'connect_error';
+  if (err.reason === 'http_status') return /HTTP 5\d\d/.test(err.message) ? 'http_5xx' : 'http_4xx';
+  return 'bad_response';
+};
+
+async function runModels(ctx: ProbeContext): Promise<ProbeResult> {
+  const requests: RequestRecord[] = [];
+  const timed = async <T>(fn: () => Promise<T>): Promise<{ value?: T; error?: unknown; seconds: number }> => {
+    const t0 = performance.now();
+    try {
+      return { value: await fn(), seconds: (performance.now() - t0) / 1000 };
+    } catch (error) {
+      return { error, seconds: (performance.now() - t0) / 1000 };
+    }
+  };
+  const health = await timed(() => ctx.client.health(ctx.signal));
+  if (health.error) {
+    const outcome = outcomeOf(health.error);
+    requests.push({ outcome, seconds: health.seconds });
+    ctx.tracker.observeReachable(outcome !== 'connect_error', (health.error as Error).message);
+    return { success: false, outcome, detail: `/health: ${(health.error as Error).message}`, requests };
+  }
+  const healthOutcome: Outcome = health.value!.status === 200 ? 'success' : health.value!.status >= 500 ? 'http_5xx' : 'http_4xx';
+  requests.push({ outcome: healthOutcome, seconds: health.seconds });
+  ctx.tracker.observeReachable(true, undefined);
+
+  const models = await timed(() => ctx.client.models(ctx.signal));
+  if (models.error) {
+    const outcome = outcomeOf(models.error);
+    requests.push({ outcome, seconds: models.seconds });
+    return { success: false, outcome, detail: (models.error as Error).message, requests };
+  }
+  requests.push({ outcome: 'success', seconds: models.seconds });
+  const served = models.value!.map((m) => m.id);
+  const want = ctx.tracker.configuredModel;
+  const present = want ? served.includes(want) : served.length > 0;
+  ctx.metrics.modelPresent.labels({ model: want || served[0] || 'unknown' }).set(present ? 1 : 0);
+  if (healthOutcome !== 'success') return { success: false, outcome: healthOutcome, detail: `/health answered HTTP ${health.value!.status} (engine dead or starting)`, requests };
+  if (!present) {
+    const list = served.length ? served.slice(0, 5).join(', ') + (served.length > 5 ? ` and ${served.length - 5} more` : '') : 'nothing';
+    return { success: false, outcome: 'wrong_model', detail: want ? `the server serves ${list}, not ${want} (target.model)` : '/v1/models lists no model', requests };
+  }
+  return { success: true, outcome: 'success', requests };
+}
+
+export const modelsProbe: ProbeKindSpec<ModelsProbeConfig> = {
+  checks: [],
+  describe: 'served models',
+  create: () => ({ run: runModels }),
+};

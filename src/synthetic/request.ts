@@ -1,0 +1,20 @@
+/**
+ * What every probe request shares: how probe traffic is named in vLLM's logs, and the words
+ * for a failed request that point at the setting to change.
+ */
+import type { Config } from '../config.js';
+import type { StreamResult } from '../vllm/stream.js';
+
+/** Sent as the OpenAI `user` field so probe traffic can be told apart in vLLM's logs. */
+export const PROBE_USER = 'vllm-probe';
+
+/** The failure in words, with the fix where we know it (an API key, a model name). */
+export function failureDetail(r: Pick<StreamResult, 'status' | 'detail' | 'outcome'>, config: Config): string {
+  const detail = r.detail ?? r.outcome;
+  if (r.status === 401 || r.status === 403) {
+    const setting = config.target.api_key_env ? `the variable ${config.target.api_key_env} (target.api_key_env)` : config.target.api_key_file ? `the file ${config.target.api_key_file} (target.api_key_file)` : 'target.api_key_env or target.api_key_file (none is set)';
+    return `vLLM refused the API key (HTTP ${r.status}): it is missing or wrong; it comes from ${setting}`;
+  }
+  if (r.status === 404 && /model/i.test(detail)) return `${detail} (check target.model)`;
+  return detail;
+}
