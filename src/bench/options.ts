@@ -34,6 +34,7 @@ sweep:      --concurrency 1,2,4,8,16,32,64 --duration 30s [--warmup 2s] [--input
             [--max-tokens N (64)]
 kv-scaling: --values 1024,2048,4096,8192 [--launch 'vllm serve MODEL --max-model-len {max_model_len} …']
             [--stop-cmd CMD (when --launch backgrounds the server)] [--gpu-cmd PATH-to-nvidia-smi]
+            [--model-dir DIR (config.json for bytes/token; default /v1/models root)]
 report:     --in DIR [--want-concurrency 8 --context 4096]
 kv:         [--context 4096] [--want-concurrency 8] [--layers N --kv-heads N --head-dim N
             --dtype-bytes N] (model shape; else bytes/token from kv_cache_memory_bytes)
@@ -70,6 +71,7 @@ export const BENCH_OPTIONS = {
   values: { type: 'string' },
   in: { type: 'string' },
   'gpu-cmd': { type: 'string' },
+  'model-dir': { type: 'string' },
 } as const;
 
 export type Values = ReturnType<typeof parseArgs<{ options: typeof BENCH_OPTIONS; allowPositionals: true }>>['values'];
