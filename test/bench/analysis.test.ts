@@ -174,6 +174,20 @@ describe('kv-scaling bytes per KV token without kv_cache_memory_bytes (vLLM V1 r
     expect(a.bytes_per_token_source).toBeNull();
     expect(a.slope_note).toBe('no GPU memory readings');
   });
+  test('the real H200 run (vLLM 0.26.0, 8B shape, 0.45 of memory): 131072 B/token, GPU memory within 5 %', () => {
+    const dir = 'test/fixtures/bench/kv-scaling-h200-l8b';
+    const [head, ...lines] = readFileSync(join(dir, 'kv_cache_scaling.csv'), 'utf8').trim().split('\n');
+    const keys = head!.split(',');
+    const real = lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [keys[i], v === '' ? null : Number(v)])) as unknown as KvScalingRow);
+    expect(real.map((r) => r.kv_cache_capacity_tokens)).toEqual([399_216, 399_216, 399_216, 399_216]);
+    const shape = readModelDir(dir).shape; // config.json as gen_model.py wrote it (no weights here)
+    const a = analyseKvScaling(real, { shape, weightsBytes: 14_035_576_008 /* model.safetensors on the device */ });
+    expect(a.bytes_per_token).toBe(131_072);
+    expect(a.bytes_per_token_source).toBe('model shape (config.json)');
+    expect(Math.abs(a.bytes_per_token_from_gpu_memory! / 131_072 - 1)).toBeLessThan(0.05);
+    expect(a.gpu_memory_slope_bytes_per_token).toBeNull();
+    expect(a.slope_note).toMatch(/same in every run/);
+  });
   test('the model dir from a launch command line and from a model folder', () => {
     expect(modelDirFromLaunch(['vllm', 'serve', '/m/x', '--max-model-len', '1024'])).toBe('/m/x');
     expect(modelDirFromLaunch(['python3', '-m', 'vllm.entrypoints.openai.api_server', '--model', '/m/y'])).toBe('/m/y');
