@@ -36,9 +36,15 @@ def ms(x) -> str:
     return "n/a" if x in (None, "") else f"{float(x) * 1000:.0f}"
 
 
+def cell(c) -> str:
+    if c is None:
+        return "n/a"
+    return f"{c:.2f}".rstrip("0").rstrip(".") if isinstance(c, float) else str(c)
+
+
 def table(header, rows) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join("n/a" if c is None else str(c) for c in r) + " |" for r in rows]
+    out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 
@@ -153,10 +159,10 @@ def wedge() -> None:
         return
     lines = [l.split("\t") for l in p.read_text().splitlines()[1:]]
     out, last = [], None
-    for l in lines:
+    for i, l in enumerate(lines):
         l = l + [""] * (7 - len(l))
         key = (l[0], l[2], l[3], l[4], l[6])
-        if key != last or l is lines[-1]:
+        if key != last or i == len(lines) - 1:
             out.append([l[0], f"t+{l[1]} s", l[2], l[3], l[4], (l[5][:160] + "…") if len(l[5]) > 160 else (l[5] or "–"), l[6]])
         last = key
     print(table(["phase", "time", "vLLM /health", "vllm-probe /status HTTP", "verdict", "reasons (first 160 chars)", "engine_progress check"], out))
