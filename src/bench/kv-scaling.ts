@@ -192,17 +192,14 @@ export function analyseKvScaling(rows: KvScalingRow[], model: { shape?: KvShape 
 }
 
 /** The served model's directory: --model-dir, else /v1/models `root`, else the launch template. */
-async function findModelDir(values: Values, baseUrl: string, apiKey: string | undefined, launch: string | undefined): Promise<string | undefined> {
+async function findModelDir(values: Values, client: VllmClient, launch: string | undefined, signal: AbortSignal): Promise<string | undefined> {
   const candidates: string[] = [];
   if (typeof values['model-dir'] === 'string') candidates.push(values['model-dir']);
-  try {
-    const res = await fetch(`${baseUrl}/v1/models`, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {}, signal: AbortSignal.timeout(5000) });
-    const body = (await res.json()) as { data?: Array<{ root?: unknown; parent?: unknown }> };
-    const root = body.data?.find((m) => !m.parent)?.root;
-    if (typeof root === 'string') candidates.push(root);
-  } catch {
-    /* no /v1/models */
-  }
+  const root = await client
+    .models(AbortSignal.any([signal, AbortSignal.timeout(5000)]))
+    .then((ms) => ms.find((m) => m.parent === undefined)?.root)
+    .catch(() => undefined);
+  if (root) candidates.push(root);
   if (launch) {
     const dir = modelDirFromLaunch(splitCommand(launch));
     if (dir) candidates.push(dir);
@@ -277,7 +274,7 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
       const afterStart = await gpuMemoryUsed(smi);
       const snap = await collectEnvironment(client, { gpu: gpuIdentity(smi) });
       env ??= snap;
-      modelDir ??= await findModelDir(values, baseUrl, io.env[(values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY'] || undefined, launch);
+      modelDir ??= await findModelDir(values, client, launch, io.signal);
       if (snap.max_model_len !== null && snap.max_model_len !== value) throw new Error(`vLLM reports max_model_len ${snap.max_model_len}, expected ${value}`);
       const model = snap.model ?? '';
       const [first] = await runLoad({ client, model }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
