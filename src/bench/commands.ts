@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { parseTargetUrl, Progress, RunFiles, runCommand, sequencesThatFit, waitForRestart, type BenchIo } from './common.js';
 import { BENCH_HELP, BENCH_OPTIONS, BenchRunError, BenchUsageError, EXPERIMENT_HELP, intList, intOpt, secondsOpt, type Values } from './options.js';
 import { gpuIdentity } from '../gpu/command.js';
+import { serverPidFor } from '../host/proc.js';
 import { calibratePrefix } from '../vllm/calibration.js';
 import { mean } from '../stats.js';
 import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, summariseLevel, toCsv, type LevelResult } from './analysis.js';
@@ -82,7 +83,8 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
 }
 
 async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Record<string, unknown>>, target: LoadTarget, out: string, values: Values, io: BenchIo): Promise<number> {
-  const env = await collectEnvironment(target.client, { gpu: gpuIdentity(values['gpu-cmd']), signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
+  const pid = serverPidFor(target.client.baseUrl);
+  const env = await collectEnvironment(target.client, { ...(pid ? { pid } : {}), gpu: gpuIdentity(values['gpu-cmd']), signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
   const ctx: Ctx = {
     io,
     values,

@@ -153,6 +153,7 @@ export const BENCH_OPTIONS = {
   values: { type: 'string' },
   in: { type: 'string' },
   'gpu-cmd': { type: 'string' },
+  'model-dir': { type: 'string' },
 } as const;
 
 export type Values = ReturnType<typeof parseArgs<{ options: typeof BENCH_OPTIONS; allowPositionals: true }>>['values'];

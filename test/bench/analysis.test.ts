@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { coldWarmSummary, findKnee, markdownTable, predictedSavedFraction, summariseLevel, toCsv, type LevelResult } from '../../src/bench/analysis.js';
 import { kvBytesPerToken, PREFIX_CSV_HEADER, sequencesThatFit, splitCommand, SWEEP_CSV_HEADER } from '../../src/bench/commands.js';
-import { analyseKvScaling, type KvScalingRow } from '../../src/bench/kv-scaling.js';
+import { analyseKvScaling, kvShapeFromConfig, modelDirFromLaunch, readModelDir, type KvScalingRow } from '../../src/bench/kv-scaling.js';
 import { recommend, type ReportInputs } from '../../src/bench/report.js';
 import { flagsThatMatter } from '../../src/vllm/environment.js';
 import type { RequestRecord } from '../../src/bench/load.js';
@@ -117,6 +117,88 @@ describe('kv-scaling analysis', () => {
     expect(a.gpu_memory_slope_bytes_per_token).toBeNull();
     expect(a.bytes_per_token).toBe(8192);
     expect(a.step_changes).toEqual([]);
+  });
+});
+
+describe('kv-scaling bytes per KV token without kv_cache_memory_bytes (vLLM V1 reports None)', () => {
+  // The 8B Llama shape of scripts/gpu/gen_model.py (--shape l8b), as its config.json says it.
+  const l8bConfig = { num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128, hidden_size: 4096, torch_dtype: 'bfloat16' };
+  // A flat-capacity run like vLLM 0.26.0 on an H200 at --gpu-memory-utilization 0.45:
+  // 399,216 KV tokens at every max-model-len, GPU memory readings present in every row.
+  const GiB = 2 ** 30;
+  const flat = (len: number): KvScalingRow => ({
+    max_model_len: len,
+    gpu_mem_before_start_bytes: 0.5 * GiB,
+    gpu_mem_after_start_bytes: 0.5 * GiB + 13.08 * GiB + 399_216 * 131_072 + 1.2 * GiB,
+    gpu_mem_after_first_request_bytes: 0.5 * GiB + 13.08 * GiB + 399_216 * 131_072 + 1.2 * GiB,
+    kv_cache_capacity_tokens: 399_216,
+    block_size: 16,
+    num_gpu_blocks: 24_951,
+    kv_cache_memory_bytes: null,
+    max_concurrency_at_max_model_len: Math.floor(399_216 / len),
+  });
+  const rows = [1024, 2048, 4096, 8192].map(flat);
+  test('the shape formula from config.json: 32 × 8 × 128 × 2 × 2 = 131072 B', () => {
+    expect(kvShapeFromConfig(l8bConfig)).toEqual({ layers: 32, kvHeads: 8, headDim: 128, dtypeBytes: 2 });
+    expect(kvShapeFromConfig({ ...l8bConfig, head_dim: undefined })).toEqual({ layers: 32, kvHeads: 8, headDim: 128, dtypeBytes: 2 });
+    expect(kvShapeFromConfig({ ...l8bConfig, num_key_value_heads: undefined })?.kvHeads).toBe(32);
+    expect(kvShapeFromConfig(l8bConfig, 'fp8')?.dtypeBytes).toBe(1);
+    expect(kvShapeFromConfig({ text_config: l8bConfig })?.layers).toBe(32);
+    expect(kvShapeFromConfig({ num_hidden_layers: 2 })).toBeNull();
+  });
+  test('falls back to the model shape, checks it against GPU memory minus weights, and explains the missing slope', () => {
+    const a = analyseKvScaling(rows, { shape: kvShapeFromConfig(l8bConfig), weightsBytes: 13.08 * GiB, modelDir: '/tmp/models/l8b' });
+    expect(a.bytes_per_token).toBe(131_072);
+    expect(a.bytes_per_token_source).toBe('model shape (config.json)');
+    // the memory route over-counts by the CUDA context etc.: within 5 % here
+    expect(Math.abs(a.bytes_per_token_from_gpu_memory! / 131_072 - 1)).toBeLessThan(0.05);
+    expect(a.bytes_per_token_checks.join(' ')).toMatch(/32 layers × 8 kv heads × 128 head_dim × 2 × 2 bytes = 131072 B/);
+    expect(a.gpu_memory_slope_bytes_per_token).toBeNull();
+    expect(a.slope_note).toMatch(/KV capacity is the same in every run/);
+    expect(a.slope_note).not.toMatch(/no GPU memory readings/);
+  });
+  test('without config.json: GPU memory minus weights, named as the source', () => {
+    const a = analyseKvScaling(rows, { weightsBytes: 13.08 * GiB });
+    expect(a.bytes_per_token_source).toBe('GPU memory minus weights');
+    expect(a.bytes_per_token!).toBeGreaterThan(131_072);
+    expect(a.bytes_per_token! / 131_072).toBeLessThan(1.05);
+  });
+  test('kv_cache_memory_bytes wins when vLLM reports it, and is checked against the shape', () => {
+    const a = analyseKvScaling(rows.map((r) => ({ ...r, kv_cache_memory_bytes: 399_216 * 131_072 })), { shape: kvShapeFromConfig(l8bConfig) });
+    expect(a.bytes_per_token_source).toBe('kv_cache_memory_bytes');
+    expect(a.bytes_per_token_checks[0]).toMatch(/: 0\.0 %/);
+  });
+  test('nothing known: null with no source', () => {
+    const a = analyseKvScaling(rows.map((r) => ({ ...r, gpu_mem_before_start_bytes: null, gpu_mem_after_start_bytes: null, gpu_mem_after_first_request_bytes: null })));
+    expect(a.bytes_per_token).toBeNull();
+    expect(a.bytes_per_token_source).toBeNull();
+    expect(a.slope_note).toBe('no GPU memory readings');
+  });
+  test('the real H200 run (vLLM 0.26.0, 8B shape, 0.45 of memory): 131072 B/token, GPU memory within 5 %', () => {
+    const dir = 'test/fixtures/bench/kv-scaling-h200-l8b';
+    const [head, ...lines] = readFileSync(join(dir, 'kv_cache_scaling.csv'), 'utf8').trim().split('\n');
+    const keys = head!.split(',');
+    const real = lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [keys[i], v === '' ? null : Number(v)])) as unknown as KvScalingRow);
+    expect(real.map((r) => r.kv_cache_capacity_tokens)).toEqual([399_216, 399_216, 399_216, 399_216]);
+    const shape = readModelDir(dir).shape; // config.json as gen_model.py wrote it (no weights here)
+    const a = analyseKvScaling(real, { shape, weightsBytes: 14_035_576_008 /* model.safetensors on the device */ });
+    expect(a.bytes_per_token).toBe(131_072);
+    expect(a.bytes_per_token_source).toBe('model shape (config.json)');
+    expect(Math.abs(a.bytes_per_token_from_gpu_memory! / 131_072 - 1)).toBeLessThan(0.05);
+    expect(a.gpu_memory_slope_bytes_per_token).toBeNull();
+    expect(a.slope_note).toMatch(/same in every run/);
+  });
+  test('the model dir from a launch command line and from a model folder', () => {
+    expect(modelDirFromLaunch(['vllm', 'serve', '/m/x', '--max-model-len', '1024'])).toBe('/m/x');
+    expect(modelDirFromLaunch(['python3', '-m', 'vllm.entrypoints.openai.api_server', '--model', '/m/y'])).toBe('/m/y');
+    expect(modelDirFromLaunch(['python3', '-m', 'vllm.entrypoints.openai.api_server', '--model=/m/z'])).toBe('/m/z');
+    expect(modelDirFromLaunch(['scripts/gpu/vllm-server', 'start', '/m/w', '--enforce-eager'])).toBe('/m/w');
+    const dir = mkdtempSync(join(tmpdir(), 'kvmodel-'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(l8bConfig));
+    writeFileSync(join(dir, 'model-00001-of-00002.safetensors'), Buffer.alloc(1000));
+    writeFileSync(join(dir, 'model-00002-of-00002.safetensors'), Buffer.alloc(24));
+    expect(readModelDir(dir)).toEqual({ shape: { layers: 32, kvHeads: 8, headDim: 128, dtypeBytes: 2 }, weightsBytes: 1024 });
+    expect(readModelDir(join(dir, 'nope'))).toEqual({ shape: null, weightsBytes: null });
   });
 });
 
