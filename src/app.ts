@@ -76,6 +76,7 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   metrics.configReloadSuccessful.set(1);
   metrics.configReloadTimestamp.set(Date.now() / 1000);
   const apiKey = readApiKey(config, env);
+  if (config.target.api_key_env && !apiKey) log.warn({ variable: config.target.api_key_env }, `target.api_key_env names ${config.target.api_key_env}, which is not set: requests go without an API key and vLLM started with --api-key will answer 401`);
   const client = new VllmClient({ baseUrl: config.target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
   const tracker = new TargetTracker(metrics, config.probes.ttft.cold_probes, log.child({ component: 'target' }), config.target.model);
   const status = new StatusBoard(config, metrics, () => ({ url: config.target.url, model: tracker.model }));
