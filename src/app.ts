@@ -13,6 +13,7 @@ import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
 import { VllmCollector } from './exporter/vllm.js';
 import { VllmProcessCollector } from './exporter/process.js';
 import { createGpuCollectors, type NvidiaSmiCollector } from './gpu/collector.js';
+import { serverPidFor } from './host/proc.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { StatusBoard } from './status.js';
 import type { ProbeKind } from './synthetic/index.js';
@@ -75,6 +76,7 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   metrics.configReloadSuccessful.set(1);
   metrics.configReloadTimestamp.set(Date.now() / 1000);
   const apiKey = readApiKey(config, env);
+  if (config.target.api_key_env && !apiKey) log.warn({ variable: config.target.api_key_env }, `target.api_key_env names ${config.target.api_key_env}, which is not set: requests go without an API key and vLLM started with --api-key will answer 401`);
   const client = new VllmClient({ baseUrl: config.target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
   const tracker = new TargetTracker(metrics, config.probes.ttft.cold_probes, log.child({ component: 'target' }), config.target.model);
   const status = new StatusBoard(config, metrics, () => ({ url: config.target.url, model: tracker.model }));
@@ -134,9 +136,10 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
  * when a new vLLM process appears: exported as vllm_probe_environment_info and shown in /status.
  */
 async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status: StatusBoard, processes: VllmProcessCollector, gpuReader: () => NvidiaSmiCollector | undefined, signal: AbortSignal): Promise<void> {
-  // The API server is the matched process whose command line names it, else the oldest one.
-  const matched = processes.lastMatched;
-  const server = matched.find((p) => /api_server|vllm serve|vllm\.entrypoints/.test(p.cmdline)) ?? [...matched].sort((a, b) => a.pid - b.pid)[0];
+  // The API server: the process listening on the target's port (as the process collector finds
+  // vLLM), else the oldest matched process (a pid file or name pattern in another namespace).
+  const listener = serverPidFor(client.baseUrl);
+  const server = listener !== undefined ? { pid: listener } : [...processes.lastMatched].sort((a, b) => a.pid - b.pid)[0];
   // GPU identity from the daemon's own nvidia-smi collector: one runner per process.
   const env = await collectEnvironment(client, {
     ...(server ? { pid: server.pid } : {}),

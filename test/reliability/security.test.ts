@@ -124,6 +124,7 @@ describe('web config: basic auth and TLS (exporter-toolkit format)', () => {
     ['tls_server_config:\n  cert_file: /nope/cert.pem\n  key_file: /nope/key.pem\n', 'tls_server_config.cert_file: expected a readable file, got "/nope/cert.pem" (ENOENT)'],
     ['tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS99\n', 'tls_server_config.min_version:'],
     ['basic_auth: {}\n', '(top level): unknown key(s) basic_auth'],
+    [`tls_server_config:\n  cert_file: ${__filename}\n  key_file: ${__filename}\n`, 'tls_server_config: cert_file and key_file are not a usable PEM certificate and key'],
   ])('bad web config %j exits 2 naming the field', async (text, message) => {
     const file = join(dir, `bad-${Math.random()}.yml`);
     writeFileSync(file, text);
@@ -168,5 +169,84 @@ describe('limits on what the daemon reads and accepts', () => {
     cleanups.push(() => d.stop());
     expect((await fetch(`${d.url}/-/reload`, { method: 'POST', body: 'x'.repeat(70 * 1024) })).status).toBe(413);
     expect((await fetch(`${d.url}/probe?target=http://169.254.169.254/`)).status).toBe(404);
+  });
+});
+
+describe('request bodies', () => {
+  test('a chunked body past 64 KiB is refused with 413, and /healthz keeps answering', async () => {
+    const emu = await startEmulator({ coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const d = await startDaemon(testConfig(emu.url));
+    cleanups.push(() => d.stop());
+    const { request } = await import('node:http');
+    const url = new URL(`${d.url}/-/reload`);
+    const code = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      const piece = Buffer.alloc(16 * 1024, 'a');
+      let sent = 0;
+      const write = () => {
+        while (sent < 4 * 1024 * 1024) {
+          sent += piece.length;
+          if (!req.write(piece)) return void req.once('drain', write);
+        }
+        req.end();
+      };
+      write();
+    });
+    expect(code).toBe(413);
+    expect((await fetch(`${d.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('basic auth under attack', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'auth-'));
+  const hash = bcrypt.hashSync('s3cret', 8);
+
+  async function daemonWithAuth() {
+    const file = join(dir, `web-${Math.random()}.yml`);
+    writeFileSync(file, `basic_auth_users:\n  prom: ${hash}\n`);
+    const emu = await startEmulator({ coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const controller = new AbortController();
+    let url = '';
+    const { runDaemon } = await import('../../src/app.js');
+    const done = runDaemon({ config: testConfig(emu.url), signal: controller.signal, log: pino({ level: 'silent' }), env: {}, webConfigFile: file, onListen: (a) => (url = `http://127.0.0.1:${a.port}`) });
+    cleanups.push(async () => (controller.abort(), await done));
+    await waitFor(() => url, 5000);
+    return url;
+  }
+  const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
+
+  test('an unknown user takes about as long as a known one (no user enumeration by timing)', async () => {
+    const url = await daemonWithAuth();
+    await fetch(`${url}/metrics`, { headers: basic('nobody', 'warm-up') }); // the dummy hash is made once
+    const median = async (user: string) => {
+      const times: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        const t = performance.now();
+        expect((await fetch(`${url}/metrics`, { headers: basic(user, `wrong-${user}-${i}`) })).status).toBe(401);
+        times.push(performance.now() - t);
+      }
+      return times.sort((a, b) => a - b)[3]!;
+    };
+    const known = await median('prom');
+    const unknown = await median('mallory');
+    expect(unknown / known).toBeGreaterThan(0.33); // before: ~50x faster
+    expect(unknown / known).toBeLessThan(3);
+  });
+
+  test('40 parallel bad logins do not stall /healthz; each is refused (401, or 429 past the queue)', async () => {
+    const url = await daemonWithAuth();
+    const attempts = Array.from({ length: 40 }, (_, i) => fetch(`${url}/metrics`, { headers: basic('prom', `bad-${i}`) }).then((r) => r.status));
+    const t = performance.now();
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const healthzMs = performance.now() - t;
+    const codes = await Promise.all(attempts);
+    expect(codes.every((c) => c === 401 || c === 429)).toBe(true);
+    expect(healthzMs).toBeLessThan(1000);
   });
 });

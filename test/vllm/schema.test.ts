@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli.js';
@@ -125,6 +125,18 @@ describe('normaliseVllmMetrics', () => {
       // the capture's own process_start_time_seconds line, in Go exponent form
       process_start_time_seconds: Number(/^process_start_time_seconds (\S+)$/m.exec(fixture('metrics-v0.32.0.txt'))![1]),
     });
+  });
+
+  test('vLLM 0.26.0 (CUDA, H200) reads as V1 like the 0.32.0 CPU capture', () => {
+    const e = explain(fixture('metrics-v0.26.0-cuda.txt'));
+    expect(e.schema).toBe('v1');
+    expect(e.kv_cache_capacity_tokens).toBe(399_216); // 24,951 blocks × 16 (GPU block size)
+    expect(e.block_size).toBe(16);
+    expect(e.model_names).toEqual(['tiny-llama']);
+    expect(e.prefix_cache_enabled).toBe(true);
+    expect(e.prefix_cache_hits).toBeGreaterThan(0);
+    expect(e.prefix_cache_queries).toBeGreaterThan(e.prefix_cache_hits!);
+    expect(e.process_start_time_seconds).toBeGreaterThan(1.7e9);
   });
 
   test('every saved real capture parses and reads as V1', () => {
@@ -297,13 +309,26 @@ describe('vllm-probe explain-metrics', () => {
     expect(json!.slo_vs_server_buckets.ttft.max).toBe(1);
   });
 
-  // From the H200 run of the GPU issue (branch gpu-results); the test waits for the capture.
-  const cuda = 'test/fixtures/vllm/metrics-v0.26.0-cuda.txt';
-  test.skipIf(!existsSync(cuda))('on the vLLM 0.26.0 (CUDA) capture it reports the signals that version has, and null for the rest', async () => {
-    const { code, json } = await explainCli(cuda);
+  // From the H200 run of the GPU issue (docs/gpu-results).
+  test('on the vLLM 0.26.0 (CUDA) capture it reports the signals that version has, and null for those it predates', async () => {
+    const { code, json } = await explainCli('test/fixtures/vllm/metrics-v0.26.0-cuda.txt');
     expect(code).toBe(0);
-    expect(json).toMatchObject({ schema: 'v1', naming: { prefix: 'vllm:' } });
-    expect(json!.kv_cache_capacity_tokens).toBeGreaterThan(0);
-    expect(json!.server_buckets.time_to_first_token.bounds.length).toBeGreaterThan(0);
+    expect(json).toMatchObject({
+      schema: 'v1',
+      naming: { prefix: 'vllm:', counters: '_total' },
+      requests_waiting_by_reason: { capacity: 0, deferred: 0 },
+      prompt_tokens_by_source: { local_compute: 282792, local_cache_hit: 641168, external_kv_transfer: 0 },
+      kv_cache_capacity_tokens: 399_216,
+      kv_cache_capacity_source: 'kv_cache_size_tokens',
+      kv_cache_max_concurrency: 97.46484375,
+      // added after 0.26: absent, not 0
+      admission_rejections: null,
+      prompt_tokens_cached_by_source: null,
+      cache_hit_alignment_tokens: null,
+      request_preemptions_observed: null,
+      server_buckets: { time_to_first_token: { custom: false }, e2e_latency: { custom: false } },
+      slo_vs_server_buckets: { ttft: { exact: true }, e2e: { exact: true } },
+    });
+    expect(json!.prompt_tokens_cached).toBe(641168);
   });
 });
