@@ -6,7 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { loadConfig, readApiKey, type Config } from './config.js';
+import { loadConfig, parseListen, readApiKey, type Config } from './config.js';
 import { startCollector, type CollectorRun } from './exporter/collector.js';
 import { createHttpServer } from './exporter/server.js';
 import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
@@ -164,12 +164,6 @@ async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status:
     'healthy',
     `vLLM ${env.vllm_version ?? '?'}, model ${env.model ?? '?'} (max_model_len ${env.max_model_len ?? '?'}), ${env.gpus?.length ? `${env.gpus.length} × ${gpu?.name} (driver ${gpu?.driver_version})` : 'no GPU visible'}, ${env.os}${env.launch_flags ? `, flags: ${env.launch_flags.join(' ') || '(defaults)'}` : ''}`,
   );
-}
-
-function parseListen(listen: string): { host: string; port: number } {
-  const idx = listen.lastIndexOf(':');
-  const host = listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0';
-  return { host, port: Number(listen.slice(idx + 1)) };
 }
 
 /** Runs the daemon until `signal` aborts, then drains within 5 s. */

@@ -58,21 +58,27 @@ describe('the API key never leaks', () => {
   });
 });
 
+/** A daemon against a fresh emulator, behind the given web config; resolves with its URL. */
+async function daemonWithWebConfig(webConfig: string): Promise<{ url: string; file: string }> {
+  const file = join(mkdtempSync(join(tmpdir(), 'webcfg-')), 'web.yml');
+  writeFileSync(file, webConfig);
+  const emu = await startEmulator({ coldStartMs: 0 });
+  cleanups.push(emu.close);
+  const controller = new AbortController();
+  let url = '';
+  const { runDaemon } = await import('../../src/app.js');
+  const done = runDaemon({ config: testConfig(emu.url), signal: controller.signal, log: pino({ level: 'silent' }), env: {}, webConfigFile: file, onListen: (a) => (url = `http://127.0.0.1:${a.port}`) });
+  cleanups.push(async () => (controller.abort(), await done));
+  await waitFor(() => url, 5000);
+  return { url, file };
+}
+
 describe('web config: basic auth and TLS (exporter-toolkit format)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'web-'));
   const hash = bcrypt.hashSync('s3cret', 8);
 
   test('basic auth protects /metrics, /status and /-/reload; /healthz stays open; bcrypt checked', async () => {
-    const file = join(dir, 'web.yml');
-    writeFileSync(file, `basic_auth_users:\n  prom: ${hash}\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n`);
-    const emu = await startEmulator({ coldStartMs: 0 });
-    cleanups.push(emu.close);
-    const controller = new AbortController();
-    let url = '';
-    const { runDaemon } = await import('../../src/app.js');
-    const done = runDaemon({ config: testConfig(emu.url), signal: controller.signal, log: pino({ level: 'silent' }), env: {}, webConfigFile: file, onListen: (a) => (url = `http://127.0.0.1:${a.port}`) });
-    cleanups.push(async () => (controller.abort(), await done));
-    await waitFor(() => url, 5000);
+    const { url, file } = await daemonWithWebConfig(`basic_auth_users:\n  prom: ${hash}\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n`);
     const auth = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
     for (const path of ['/metrics', '/status', '/-/reload', '/']) {
       const res = await fetch(`${url}${path}`, { method: path === '/-/reload' ? 'POST' : 'GET' });
@@ -206,19 +212,7 @@ describe('basic auth under attack', () => {
   const dir = mkdtempSync(join(tmpdir(), 'auth-'));
   const hash = bcrypt.hashSync('s3cret', 8);
 
-  async function daemonWithAuth() {
-    const file = join(dir, `web-${Math.random()}.yml`);
-    writeFileSync(file, `basic_auth_users:\n  prom: ${hash}\n`);
-    const emu = await startEmulator({ coldStartMs: 0 });
-    cleanups.push(emu.close);
-    const controller = new AbortController();
-    let url = '';
-    const { runDaemon } = await import('../../src/app.js');
-    const done = runDaemon({ config: testConfig(emu.url), signal: controller.signal, log: pino({ level: 'silent' }), env: {}, webConfigFile: file, onListen: (a) => (url = `http://127.0.0.1:${a.port}`) });
-    cleanups.push(async () => (controller.abort(), await done));
-    await waitFor(() => url, 5000);
-    return url;
-  }
+  const daemonWithAuth = async () => (await daemonWithWebConfig(`basic_auth_users:\n  prom: ${hash}\n`)).url;
   const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
 
   test('an unknown user takes about as long as a known one (no user enumeration by timing)', async () => {
