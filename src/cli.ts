@@ -239,7 +239,7 @@ const COMMANDS: Record<string, Command> = {
               '',
               `  emulated vLLM     ${emulatorUrl.origin}   (curl ${emulatorUrl.origin}/metrics)`,
               `  metrics           ${base}/metrics`,
-              `  on-call status    ${base}/status?format=text`,
+              `  on-call status    curl -s '${base}/status?format=text'   (quoted: zsh reads ? as a glob)`,
               `  readiness         ${base}/readyz`,
               '',
               `Try a fault: curl -XPOST ${emulatorUrl.origin}/_emulator/fault -d '{"mode":"http_500"}'`,
