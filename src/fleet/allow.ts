@@ -27,6 +27,7 @@ const isHostName = (s: string) => s.length <= 253 && s.split('.').every((l) => L
 /** Parses one rule; a string is the reason it is not one (for config errors). */
 export function parseHostRule(text: string): HostRule | string {
   const t = text.trim().toLowerCase().replace(/\.$/, '');
+  if (t === '*' || t === '0.0.0.0/0' || t === '::/0') return `${JSON.stringify(text)} would allow any host and make vllm-probe an open proxy; list hosts, CIDRs or "*.domain" patterns`;
   const slash = t.indexOf('/');
   if (slash >= 0) {
     const network = t.slice(0, slash).replace(/^\[|\]$/g, '');

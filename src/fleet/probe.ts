@@ -212,9 +212,9 @@ export class ProbeEndpoint {
       if (result.success && value !== undefined) gauge.set(value);
       else out.removeSingleMetric((gauge as unknown as { name: string }).name);
     }
-    if (result.success) log.info({ duration_seconds: seconds }, 'probe succeeded');
+    if (result.success) log.info({ model: tracker.model, duration_seconds: seconds }, 'probe succeeded');
     else {
-      log.error({ outcome: result.outcome, detail: result.detail, duration_seconds: seconds }, 'probe failed');
+      log.error({ model: tracker.model, outcome: result.outcome, detail: result.detail, duration_seconds: seconds }, 'probe failed');
       this.deps.log.warn({ module: name, target: baseUrl, outcome: result.outcome, detail: result.detail }, 'probe failed');
     }
     const body = await out.metrics();

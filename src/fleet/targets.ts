@@ -58,6 +58,11 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     registries.push(registry);
     const status = new StatusBoard(config, metrics, () => ({ url: target.url, model: '' }));
     const targetLog = log.child({ component: 'fleet', target: target.url });
+    // One tracker per target, as in a sidecar: what the TTFT probe discovers (model, restarts)
+    // is what the other modules of that target label their series with.
+    const modules = target.modules.map((n) => config.modules[n]!);
+    const ttftSettings = moduleConfig(config, modules.find((m) => m.kind === 'ttft') ?? modules[0]!, target.url, { sendKey: false }).probes.ttft;
+    const tracker = new TargetTracker(metrics, ttftSettings.cold_probes, targetLog, modules.find((m) => m.model)?.model ?? '');
     for (const name of target.modules) {
       const module = config.modules[name]!;
       // Config validation made sure a module with a key lists this host in api_key_hosts.
@@ -67,7 +72,6 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
       const client = new VllmClient({ baseUrl: target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
       clients.push(client);
       const moduleLog = targetLog.child({ module: name });
-      const tracker = new TargetTracker(metrics, probeConfig.probes.ttft.cold_probes, moduleLog, module.model);
       schedulers.push(startProbes({ config: probeConfig, client, tracker, metrics, status, log: moduleLog }, shutdown));
     }
   }
