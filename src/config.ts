@@ -482,6 +482,14 @@ export function loadConfig(file: string): Config {
       ]);
     }
   }
+  for (const [name, m] of Object.entries(config.modules)) {
+    if (!m.api_key_file) continue;
+    try {
+      accessSync(m.api_key_file, constants.R_OK);
+    } catch (err) {
+      throw new ConfigError(file, [`modules.${name}.api_key_file: expected a readable file, got ${JSON.stringify(m.api_key_file)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`]);
+    }
+  }
   return config;
 }
 

@@ -16,7 +16,7 @@ import { defaultConfig } from '../../src/config.js';
 import { fleetPanelQueries } from '../../src/slo/fleet-dashboard.js';
 import { startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 import { freePort, startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
-import { PROMTOOL } from '../helpers/tools.js';
+import { PROMTOOL, skipWithoutPrometheus } from '../helpers/tools.js';
 import { realVllm, realVllmAvailable, type RealVllm } from './real-vllm.js';
 
 type Emulator = Awaited<ReturnType<typeof startEmulator>>;
@@ -47,6 +47,7 @@ function scrapeConfig(prober: string): string {
 }
 
 beforeAll(async () => {
+  if (skipWithoutPrometheus) throw new Error('prometheus/promtool missing: run scripts/install-prometheus');
   if (!realVllmAvailable()) throw new Error('real vLLM venv missing: run scripts/real-vllm/setup (npm run test:e2e does)');
   vllm = await realVllm();
   // Up to 390 s for the CPU vLLM to come up on a busy machine (the helper allows 400 s).

@@ -29,6 +29,7 @@ const INVALID: Array<[string, string, string]> = [
   ['two modules of one kind on a target', 'modules:\n  a: {kind: ttft}\n  b: {kind: ttft, endpoint: chat}\ntargets:\n  - {url: "http://10.0.0.5:8000", modules: [a, b]}\n', 'targets[0].modules[1]: expected modules of distinct kinds (their series are told apart by probe kind), got "b" and "a", both ttft'],
   ['an interval not above the timeout', 'modules:\n  ttft: {kind: ttft, timeout: 20s}\ntargets:\n  - {url: "http://10.0.0.5:8000", modules: [ttft], interval: 15s}\n', 'targets[0].interval: expected a duration above the timeout of module "ttft" (20s), got 15s'],
   ['a reserved label', 'modules:\n  ttft: {kind: ttft}\ntargets:\n  - {url: "http://10.0.0.5:8000", modules: [ttft], labels: {instance: x}}\n', 'targets[0].labels.instance: expected a label name vllm-probe or Prometheus does not set itself, got "instance"'],
+  ['an unreadable module key file', 'modules:\n  k: {kind: ttft, api_key_file: /nonexistent/vllm-probe/key, api_key_hosts: [127.0.0.1]}\n', 'modules.k.api_key_file: expected a readable file, got "/nonexistent/vllm-probe/key" (ENOENT)'],
   ['a target the module key may not go to', 'modules:\n  k: {kind: ttft, api_key_env: K, api_key_hosts: ["*.vllm.svc.cluster.local"]}\ntargets:\n  - {url: "http://10.0.0.5:8000", modules: [k]}\n', 'targets[0].url: the host is not in modules.k.api_key_hosts, so its API key would not be sent; add the host there or use another module, got "http://10.0.0.5:8000"'],
 ];
 
