@@ -24,6 +24,7 @@ import { TargetTracker } from './target.js';
 import { VllmClient } from './vllm/client.js';
 import { collectEnvironment } from './vllm/environment.js';
 import { VERSION } from './version.js';
+import { WedgeDetector } from './wedge.js';
 
 export interface DaemonOptions {
   /** The file to (re)load; omit for an in-memory config (demo, tests). */
@@ -85,11 +86,12 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   const tracker = new TargetTracker(metrics, config.probes.ttft.cold_probes, log.child({ component: 'target' }), config.target.model);
   const status = new StatusBoard(config, metrics, () => ({ url: config.target.url, model: tracker.model }));
 
+  const wedge = new WedgeDetector(config, metrics, status, () => tracker.model);
   const processes = new VllmProcessCollector(config, metrics, status, () => tracker.model, log.child({ component: 'vllm_process' }));
   let gpuCollector: NvidiaSmiCollector | undefined;
   const refreshEnvironment = () =>
     void snapshotEnvironment(client, metrics, status, processes, () => gpuCollector, signal).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'environment snapshot failed'));
-  const vllm = new VllmCollector(config, client, tracker, metrics, status, log.child({ component: 'vllm' }), refreshEnvironment);
+  const vllm = new VllmCollector(config, client, tracker, metrics, status, wedge, log.child({ component: 'vllm' }), refreshEnvironment);
   const collectors: CollectorRun[] = [];
   // Central mode (a `targets:` list): target.url is neither probed nor scraped.
   const local = withoutLocalTarget(config);
@@ -108,7 +110,7 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
       collectors.push(startCollector(c.collector, c.schedule, metrics, log, signal, c.hooks));
     }
   }
-  const scheduler: ProbeScheduler = startProbes({ config: local, client, tracker, metrics, status, log }, signal);
+  const scheduler: ProbeScheduler = startProbes({ config: local, client, tracker, metrics, status, log, watcher: wedge }, signal);
   const fleet = startTargets(config, log, signal, env);
   const probeEndpoint = new ProbeEndpoint({ config, log: log.child({ component: 'probe_endpoint' }), env, shutdown: signal });
 

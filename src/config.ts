@@ -303,7 +303,7 @@ const configSchema = z.strictObject({
                 return false;
               }
             }, 'expected a valid regular expression')
-            .default('vllm|VLLM|python'),
+            .optional(),
         })
         .prefault({}),
     })

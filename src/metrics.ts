@@ -299,8 +299,8 @@ export function createMetrics(registry: Registry, config: Config) {
     }),
     engineWedged: new Gauge({
       name: 'vllm_probe_engine_wedged',
-      help: 'Whether vLLM looks wedged (1): /health is 200 and requests are running or waiting, but the generation-token counter has not moved for scrape.wedge_scrapes scrapes.',
-      labelNames: ['model'] as const,
+      help: 'Whether vLLM looks wedged (1) by one signature while /health is 200: no_token_after_headers (probe requests accepted, no token before their timeout, 2 in a row), frozen_counters (token and step counters still while requests wait), queue_stuck (requests wait, none runs, nothing generated).',
+      labelNames: ['model', 'signature'] as const,
       registers,
     }),
     engineTimeToFirstToken: new ReexportedHistogram({

@@ -22,7 +22,7 @@ import { readApiKey, type Config, type ModuleConfig } from '../config.js';
 import { createMetrics, createProbeEndpointMetrics, OUTCOMES } from '../metrics.js';
 import { oneLine } from '../reason.js';
 import { probers } from '../synthetic/index.js';
-import type { ProbeInstance, ProbeResult } from '../synthetic/prober.js';
+import { UNWATCHED, type ProbeInstance, type ProbeResult } from '../synthetic/prober.js';
 import { TargetTracker } from '../target.js';
 import { VllmClient } from '../vllm/client.js';
 import { HostMatcher } from './allow.js';
@@ -189,7 +189,7 @@ export class ProbeEndpoint {
     const tracker = new TargetTracker(scratch, coldProbes, log, module.model);
     try {
       const instance = (probers[module.kind].create as (c: unknown) => ProbeInstance)(settings);
-      result = await instance.run({ config: probeConfig, client, tracker, metrics: scratch, log, signal, shutdown, timeoutMs });
+      result = await instance.run({ config: probeConfig, client, tracker, metrics: scratch, log, signal, shutdown, timeoutMs, watcher: UNWATCHED });
     } catch (err) {
       log.error({ err: (err as Error).message }, 'probe threw: this is a bug in vllm-probe');
       result = { success: false, outcome: 'bad_response', detail: `internal error: ${oneLine((err as Error).message)}`, requests: [] };

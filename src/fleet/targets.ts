@@ -11,6 +11,7 @@ import { Registry } from 'prom-client';
 import { readApiKey, type Config } from '../config.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { StatusBoard } from '../status.js';
+import { UNWATCHED } from '../synthetic/prober.js';
 import { startProbes, type ProbeScheduler } from '../synthetic/scheduler.js';
 import { TargetTracker } from '../target.js';
 import { VllmClient } from '../vllm/client.js';
@@ -72,7 +73,8 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
       const client = new VllmClient({ baseUrl: target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
       clients.push(client);
       const moduleLog = targetLog.child({ module: name });
-      schedulers.push(startProbes({ config: probeConfig, client, tracker, metrics, status, log: moduleLog }, shutdown));
+      // No wedge detection: it needs the target's /metrics, which a central daemon does not scrape.
+      schedulers.push(startProbes({ config: probeConfig, client, tracker, metrics, status, log: moduleLog, watcher: UNWATCHED }, shutdown));
     }
   }
   return {

@@ -16,7 +16,7 @@ import type { Verdict } from '../status.js';
 import { calibratePrefix } from '../vllm/calibration.js';
 import { normaliseVllmMetrics } from '../vllm/schema.js';
 import { deriveTimings, streamingBody, type StreamResult } from '../vllm/stream.js';
-import { requestRecord, type ProbeContext, type ProbeKindSpec, type ProbeResult, type RequestRecord } from './prober.js';
+import { requestRecord, watchedStream, type ProbeContext, type ProbeKindSpec, type ProbeResult, type RequestRecord } from './prober.js';
 import { failureDetail, PROBE_USER } from './request.js';
 
 interface Regime {
@@ -81,7 +81,7 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
   const deadline = Date.now() + ctx.timeoutMs;
   const send = async (prompt: string, salt?: string): Promise<StreamResult> => {
     const body = streamingBody(ctx.tracker.requestModel, { prompt, max_tokens: cfg.max_tokens, ignore_eos: true, user: PROBE_USER, ...(salt ? { cache_salt: salt } : {}) });
-    const result = await ctx.client.stream({ path: '/v1/completions', body, signal: ctx.shutdown, timeoutMs: Math.max(1, deadline - Date.now()), requestId: `vllm-probe-prefix-${randomUUID()}` });
+    const result = await watchedStream(ctx, { path: '/v1/completions', body, signal: ctx.shutdown, timeoutMs: Math.max(1, deadline - Date.now()), requestId: `vllm-probe-prefix-${randomUUID()}` });
     if (!result.aborted) requests.push(requestRecord(result.outcome, deriveTimings(result).e2e, result.usage));
     return result;
   };

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { TtftProbeConfig } from '../config.js';
 import { deriveTimings, streamingBody } from '../vllm/stream.js';
 import { failureDetail, PROBE_USER } from './request.js';
-import { requestRecord, type ProbeContext, type ProbeKindSpec, type ProbeResult } from './prober.js';
+import { requestRecord, watchedStream, type ProbeContext, type ProbeKindSpec, type ProbeResult } from './prober.js';
 
 async function runTtft(probe: TtftProbeConfig, ctx: ProbeContext): Promise<ProbeResult> {
   const { client, tracker, metrics } = ctx;
@@ -23,7 +23,7 @@ async function runTtft(probe: TtftProbeConfig, ctx: ProbeContext): Promise<Probe
   });
   const phase = tracker.takePhase();
   const requestId = `vllm-probe-ttft-${randomUUID()}`;
-  const result = await client.stream({ path: chat ? '/v1/chat/completions' : '/v1/completions', body, signal: ctx.shutdown, timeoutMs: ctx.timeoutMs, requestId });
+  const result = await watchedStream(ctx, { path: chat ? '/v1/chat/completions' : '/v1/completions', body, signal: ctx.shutdown, timeoutMs: ctx.timeoutMs, requestId });
   if (result.aborted) {
     if (phase === 'cold') tracker.returnColdSlot();
     return { success: false, outcome: result.outcome, aborted: true, requests: [] };

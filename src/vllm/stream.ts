@@ -63,6 +63,8 @@ export interface StreamResult {
   /** Error code from undici or Node (ECONNREFUSED, UND_ERR_SOCKET…), when there was one. */
   errorCode?: string;
   startedAt: number;
+  /** When undici handed the request to a socket (connect done on a fresh connection). */
+  sentAt?: number;
   headersAt?: number;
   /** Arrival time of each chunk that carried a generated token (content, reasoning or tool call). */
   tokenAt: number[];
@@ -350,6 +352,7 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(ctrl) {
         controller = ctrl;
+        result.sentAt = performance.now();
         if (abortWith) ctrl.abort(abortWith);
       },
       onResponseStart(ctrl, statusCode, headers) {

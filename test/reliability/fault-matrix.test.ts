@@ -60,14 +60,15 @@ describe.concurrent('vLLM probe faults', () => {
   test.for(PROBE_FAULTS)('%s', async ([, mode, outcome, words], { onTestFinished }) => {
     const { emu, daemon } = await setup(onTestFinished);
     emu.emulator.fault = { mode };
+    // Unhealthy once two probes failed (the wedge detector may say so even earlier for stalls).
     const unhealthy = await waitFor(async () => {
       const s = await daemon.status();
-      return s.code === 503 ? s : undefined;
+      const failed = sample(await daemon.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', outcome }) ?? 0;
+      return s.code === 503 && failed >= 2 ? s : undefined;
     }, 10_000);
     expect(unhealthy?.body.status).toBe('unhealthy');
     expect(unhealthy?.body.reasons.join(' ')).toMatch(words);
     const m = await daemon.metrics();
-    expect(sample(m, 'vllm_probe_requests_total', { probe: 'ttft', outcome })).toBeGreaterThanOrEqual(2);
     expect(sample(m, 'vllm_probe_probe_duration_seconds', { probe: 'ttft' })).toBeLessThan(1.5); // bounded by the 900 ms timeout
     const hz = await healthz(daemon);
     expect(hz.code).toBe(200);
@@ -76,8 +77,9 @@ describe.concurrent('vLLM probe faults', () => {
     emu.emulator.fault = { mode: 'none' };
     expect(await waitFor(async () => (await daemon.status()).code === 200, 15_000, 50)).toBe(true);
     // Recovery is counted in probe runs, not seconds (a busy 2-core box stretches seconds): the
-    // one run in flight when the fault cleared, then the first success.
-    expect(totalProbeRequests(await daemon.metrics()) - probesBefore).toBeLessThanOrEqual(2);
+    // run in flight when the fault cleared (and one the scheduler had just started), then the
+    // first success.
+    expect(totalProbeRequests(await daemon.metrics()) - probesBefore).toBeLessThanOrEqual(3);
   });
 });
 
@@ -125,7 +127,7 @@ describe.concurrent('vLLM /metrics and /health faults', () => {
     const { emu, daemon } = await setup(onTestFinished, { status: { failures_to_unhealthy: 100 } });
     emu.emulator.fault = { mode: 'wedge' };
     const check = await waitFor(async () => (await daemon.status()).body.checks.find((c) => c.name === 'engine_progress' && c.status === 'unhealthy'), 10_000);
-    expect(check?.reason).toMatch(/^vLLM engine looks wedged: \/health is 200/);
+    expect(check?.reason).toMatch(/^engine wedged: \/health 200 but /);
     expect((await daemon.status()).code).toBe(503);
     emu.emulator.fault = { mode: 'none' };
     expect(await waitFor(async () => (await daemon.status()).body.checks.find((c) => c.name === 'engine_progress')?.status === 'healthy', 8000)).toBe(true);
