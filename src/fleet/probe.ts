@@ -6,8 +6,8 @@
  *
  * Answers: 200 with vllm_probe_success 0/1 for every probe that ran (a failed probe is a
  * value, not an HTTP error); 400 for a missing or unknown module, a missing or malformed
- * target or a malformed timeout header; 403 for a target outside probe_endpoint.allow, or for
- * every target while that list is empty (the endpoint is off); 503 when max_concurrent
+ * target or a malformed timeout header; 403 for a target outside probe_endpoint.allow; 404
+ * while that list is empty (the endpoint is off, as if it did not exist); 503 when max_concurrent
  * probes are in flight or the daemon is stopping. The timeout is the module's, capped by
  * X-Prometheus-Scrape-Timeout-Seconds minus probe_endpoint.timeout_offset. The API key of a
  * module goes only to hosts in its api_key_hosts; redirects are never followed (the client
@@ -41,7 +41,7 @@ export interface ProbeEndpointDeps {
 
 /** An HTTP answer that is not a probe result. */
 interface Refusal {
-  code: 400 | 403 | 500 | 503;
+  code: 400 | 403 | 404 | 503;
   text: string;
 }
 
@@ -140,7 +140,7 @@ export class ProbeEndpoint {
   /** The module and target of a request, or why it is refused. */
   private check(url: URL): Refusal | { target: URL; name: string; module: ModuleConfig } {
     const { config } = this.deps;
-    if (this.allow.empty) return { code: 403, text: '/probe is off: probe_endpoint.allow lists no hosts, so no target may be probed (docs/fleet.md)' };
+    if (this.allow.empty) return { code: 404, text: '/probe is off: probe_endpoint.allow lists no hosts, so no target may be probed (docs/fleet.md)' };
     const name = url.searchParams.get('module') ?? '';
     const known = Object.keys(config.modules);
     if (!name) return { code: 400, text: `module parameter is missing (known modules: ${known.join(', ') || 'none'})` };

@@ -186,11 +186,11 @@ describe('refusals', () => {
     expect((await probe({ target: emu.url, module: 'ttft' }, { 'X-Prometheus-Scrape-Timeout-Seconds': 'soon' })).status).toBe(400);
   });
 
-  test('without probe_endpoint.allow the endpoint is off: 403 saying so', async () => {
+  test('without probe_endpoint.allow the endpoint is off: 404 saying so', async () => {
     const off = await startDaemon(testConfig(emu.url, { probes: { ttft: { enabled: false } }, scrape: { enabled: false }, modules: { ttft: { kind: 'ttft' } } }));
     onTestFinished(() => off.stop());
     const res = await fetch(`${off.url}/probe?target=${encodeURIComponent(emu.url)}&module=ttft`);
-    expect(res.status).toBe(403);
+    expect(res.status).toBe(404);
     expect(await res.text()).toMatch(/^\/probe is off: probe_endpoint\.allow lists no hosts/);
   });
 });
