@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
+import { parseTarget, probeTimeout } from '../../src/fleet/probe.js';
 import { sample, startDaemon, startEmulator, testConfig, type RunningDaemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/prometheus.js';
 import { PROMTOOL } from '../helpers/tools.js';
@@ -121,7 +122,8 @@ describe('a failed probe is a value', () => {
     expect(sample(text, 'vllm_probe_success')).toBe(0);
     expect(sample(text, 'vllm_probe_outcome', { outcome: 'timeout_before_first_token' })).toBe(1);
     expect(sample(text, 'vllm_probe_duration_seconds')).toBeGreaterThanOrEqual(0.95);
-    expect(took).toBeLessThan(1.5); // answered before Prometheus would give up
+    expect(sample(text, 'vllm_probe_duration_seconds')).toBeLessThan(1.5); // the probe stopped at 1 s, not the module's 5 s
+    expect(took).toBeLessThan(4); // and answered well before the module timeout (slack for a busy machine)
   });
 
   test('a redirect is not followed: the probe fails and the other host sees nothing', async () => {
@@ -192,5 +194,26 @@ describe('refusals', () => {
     const res = await fetch(`${off.url}/probe?target=${encodeURIComponent(emu.url)}&module=ttft`);
     expect(res.status).toBe(404);
     expect(await res.text()).toMatch(/^\/probe is off: probe_endpoint\.allow lists no hosts/);
+  });
+});
+
+describe('timeout and target rules (blackbox_exporter getTimeout)', () => {
+  test.each([
+    [undefined, 10, 10], // no header: 120 s assumed, the module's 10 s wins
+    ['15', 10, 10],
+    ['5', 10, 4.5],
+    ['1.5', 10, 1],
+    ['0.4', 10, 10], // nothing left after the offset: the module's timeout, as blackbox does
+    ['0', 10, 10],
+  ] as const)('header %s, module %d s → %d s', (header, module, expected) => {
+    expect(probeTimeout(header, module, 0.5)).toBe(expected);
+  });
+
+  test('malformed headers and targets are reasons, not throws', () => {
+    expect(probeTimeout('-1', 10, 0.5)).toMatch(/^X-Prometheus-Scrape-Timeout-Seconds: expected a number/);
+    expect(parseTarget('ftp://x')).toBe('target: expected an http or https URL, got "ftp:"');
+    expect(parseTarget('http://x/?a=1')).toBe('target: expected a base URL without query or fragment');
+    expect((parseTarget('10.0.0.5:8000') as URL).href).toBe('http://10.0.0.5:8000/');
+    expect((parseTarget('https://gw.internal/llama') as URL).pathname).toBe('/llama');
   });
 });
