@@ -16,6 +16,7 @@ import { createGpuCollectors, type NvidiaSmiCollector } from './gpu/collector.js
 import { withoutLocalTarget } from './fleet/modules.js';
 import { ProbeEndpoint } from './fleet/probe.js';
 import { startTargets, type FleetTargets } from './fleet/targets.js';
+import { serverPidFor } from './host/proc.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { StatusBoard } from './status.js';
 import type { ProbeKind } from './synthetic/index.js';
@@ -147,9 +148,10 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
  * when a new vLLM process appears: exported as vllm_probe_environment_info and shown in /status.
  */
 async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status: StatusBoard, processes: VllmProcessCollector, gpuReader: () => NvidiaSmiCollector | undefined, signal: AbortSignal): Promise<void> {
-  // The API server is the matched process whose command line names it, else the oldest one.
-  const matched = processes.lastMatched;
-  const server = matched.find((p) => /api_server|vllm serve|vllm\.entrypoints/.test(p.cmdline)) ?? [...matched].sort((a, b) => a.pid - b.pid)[0];
+  // The API server: the process listening on the target's port (as the process collector finds
+  // vLLM), else the oldest matched process (a pid file or name pattern in another namespace).
+  const listener = serverPidFor(client.baseUrl);
+  const server = listener !== undefined ? { pid: listener } : [...processes.lastMatched].sort((a, b) => a.pid - b.pid)[0];
   // GPU identity from the daemon's own nvidia-smi collector: one runner per process.
   const env = await collectEnvironment(client, {
     ...(server ? { pid: server.pid } : {}),

@@ -165,8 +165,20 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.stderr(`vllm-probe ${command}: cannot listen: address already in use (${(err as { address?: string }).address ?? ''}:${(err as { port?: number }).port ?? ''})\n`);
       return 1;
     }
-    throw err;
+    // Anything else (a bad --out path, an unreadable file…): one line, no stack trace (issue 18).
+    io.stderr(`vllm-probe ${command}: ${oneLineError(err)}\n`);
+    return 2;
   }
+}
+
+/** "ENOTDIR: not a directory, mkdir '/dev/null/x'" → "/dev/null/x: not a directory". */
+function oneLineError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e.code === 'string' && typeof e.path === 'string') {
+    const what = e.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '');
+    return `${e.path}: ${what}`;
+  }
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
 }
 
 type Command = (args: string[], io: CliIo) => Promise<number>;

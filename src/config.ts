@@ -5,8 +5,10 @@
  * problem as `FILE: <path>: expected …, got …` inside one ConfigError. Durations are written
  * like Prometheus durations (`15s`, `1m30s`, `500ms`) and become seconds here.
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
+import { FileReadError } from './errors.js';
+import { readSmallFile } from './files.js';
+import { redactUrl } from './reason.js';
 import { z } from 'zod';
 import { HostMatcher, parseHostRule } from './fleet/allow.js';
 
@@ -45,7 +47,7 @@ export function formatDuration(seconds: number): string {
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return JSON.stringify(redactUrl(value.length > 200 ? `${value.slice(0, 200)}…` : value));
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
   return `${typeof value} ${String(value)}`;
@@ -96,10 +98,20 @@ const httpUrl = z.unknown().transform((value, ctx) => {
   } catch {
     url = undefined;
   }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.username) {
+  // Credentials in a URL end up in logs and /status; a fragment or query means a pasted link.
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.username || url.password || url.hash || (typeof value === 'string' && /[?#]/.test(value))) {
     ctx.addIssue({
       code: 'custom',
-      message: `expected an http(s) URL without credentials or query like "http://127.0.0.1:8000", got ${describe(value)}`,
+      message: `expected an http(s) URL without credentials, query or fragment like "http://127.0.0.1:8000" (the API key goes in target.api_key_env or api_key_file), got ${describe(value)}`,
+    });
+    return z.NEVER;
+  }
+  // The OpenAI-client habit: vLLM's /health, /metrics and /tokenize live at the root, so a
+  // base URL ending in /v1 would pass here and then 404 on everything (issue 18).
+  if (/\/v1\/?$/.test(url.pathname)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected vLLM's base URL without /v1 (its /health, /metrics and /tokenize are at the root), got ${describe(value)}: use "${url.toString().replace(/\/v1\/?$/, '')}"`,
     });
     return z.NEVER;
   }
@@ -450,19 +462,37 @@ function hostAllowed(rules: string[], url: string): boolean {
 export function readYamlFile(file: string): unknown {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readSmallFile(file).toString('utf8');
   } catch (err) {
-    throw new ConfigError(file, [`(file): cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+    throw new ConfigError(file, [`(file): cannot read: ${err instanceof FileReadError ? err.message.replace(/^cannot read: /, '') : String(err)}`]);
   }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const lineCounter = new LineCounter();
+  // uniqueKeys off: the library's check is quadratic in the keys of a map (a 0.26 MB file took
+  // seconds and blocked /healthz during a reload); the same check, linear, follows.
+  const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: true, lineCounter });
   if (doc.errors.length) {
     throw new ConfigError(
       file,
       doc.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`),
     );
   }
+  const duplicates: string[] = [];
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        if (seen.has(key)) {
+          const line = isScalar(pair.key) && pair.key.range ? lineCounter.linePos(pair.key.range[0]).line : '?';
+          duplicates.push(`(yaml) line ${line}: duplicate key ${JSON.stringify(key.slice(0, 80))}`);
+        }
+        seen.add(key);
+      }
+    },
+  });
+  if (duplicates.length) throw new ConfigError(file, duplicates.slice(0, 20));
   try {
-    return doc.toJS();
+    return doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
     // e.g. an alias whose anchor is missing: found by the property-based loader test
     throw new ConfigError(file, [`(yaml): ${(err as Error).message}`]);
@@ -475,19 +505,20 @@ export function loadConfig(file: string): Config {
   const config = parseConfig(raw, file);
   if (config.target.api_key_file) {
     try {
-      accessSync(config.target.api_key_file, constants.R_OK);
+      readSmallFile(config.target.api_key_file, 64 * 1024);
     } catch (err) {
       throw new ConfigError(file, [
-        `target.api_key_file: expected a readable file, got ${JSON.stringify(config.target.api_key_file)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+        `target.api_key_file: expected a readable file, got ${JSON.stringify(config.target.api_key_file)} (${err instanceof FileReadError ? (err.code === 'ENOTREG' || err.code === 'EFBIG' ? err.message : err.code) : 'unreadable'})`,
       ]);
     }
   }
   for (const [name, m] of Object.entries(config.modules)) {
     if (!m.api_key_file) continue;
     try {
-      accessSync(m.api_key_file, constants.R_OK);
+      readSmallFile(m.api_key_file, 64 * 1024);
     } catch (err) {
-      throw new ConfigError(file, [`modules.${name}.api_key_file: expected a readable file, got ${JSON.stringify(m.api_key_file)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`]);
+      const why = err instanceof FileReadError ? (err.code === 'ENOTREG' || err.code === 'EFBIG' ? err.message : err.code) : 'unreadable';
+      throw new ConfigError(file, [`modules.${name}.api_key_file: expected a readable file, got ${JSON.stringify(m.api_key_file)} (${why})`]);
     }
   }
   return config;
@@ -501,10 +532,10 @@ export function readApiKey(config: Config, env: NodeJS.ProcessEnv = process.env)
   }
   if (config.target.api_key_file) {
     try {
-      return readFileSync(config.target.api_key_file, 'utf8').trim() || undefined;
+      return readSmallFile(config.target.api_key_file, 64 * 1024).toString('utf8').trim() || undefined;
     } catch (err) {
       throw new ConfigError(config.target.api_key_file, [
-        `target.api_key_file: cannot read the API key file: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+        `target.api_key_file: cannot read the API key file: ${err instanceof FileReadError ? err.message.replace(/^cannot read: /, '') : 'error'}`,
       ]);
     }
   }

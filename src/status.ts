@@ -40,6 +40,9 @@ export interface StatusReport {
   checks: Check[];
 }
 
+/** Checks whose data comes from a working engine. */
+const ENGINE_DEPENDENT = new Set(['ttft_latency', 'prefix_cache', 'kv_cache']);
+
 const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const clock = (d: Date) => isoSeconds(d).slice(11);
 
@@ -152,9 +155,14 @@ export class StatusBoard {
     const p95 = percentile(this.ttftSamples.map((s) => s.seconds), 0.95);
     let status: Verdict;
     let reason: string;
+    const failingNow = this.probes.get('ttft')?.failuresInARow ?? 0;
     if (p95 === undefined) {
       status = 'unknown';
       reason = `no successful TTFT probe in the last ${window}${failed ? ` (${failed} failed)` : ''}: latency cannot be judged`;
+    } else if (failingNow > 0) {
+      // Older successes say nothing about a server whose latest probes fail.
+      status = 'unknown';
+      reason = `cannot judge TTFT latency: the last ${failingNow} TTFT probe${failingNow === 1 ? '' : 's'} failed (p95 of the ${this.ttftSamples.length} successful ones in the last ${window} was ${p95.toFixed(2)} s)`;
     } else {
       const { threshold, critical_threshold: critical } = this.config.slo.ttft;
       const text = `TTFT p95 over ${window} is ${p95.toFixed(2)} s (${this.ttftSamples.length} successful probes${failed ? `; ${failed} failed probes not counted` : ''}), SLO is ${threshold.toFixed(2)} s`;
@@ -178,7 +186,12 @@ export class StatusBoard {
   report(): StatusReport {
     this.latencyCheck();
     const nowMs = this.now().getTime();
-    const checks = [...this.checks.values()].map((c) => this.fresh(c, nowMs));
+    let checks = [...this.checks.values()].map((c) => this.fresh(c, nowMs));
+    // Checks that read the engine follow it: a wedged engine makes their last data meaningless.
+    const engine = checks.find((c) => c.name === 'engine_progress');
+    if (engine?.status === 'unhealthy') {
+      checks = checks.map((c) => (ENGINE_DEPENDENT.has(c.name) && (c.status === 'healthy' || c.status === 'degraded') ? { ...c, status: 'unknown', reason: oneLine(`cannot judge while the engine is wedged; last said: ${c.reason}`) } : c));
+    }
     let status: Verdict = 'healthy';
     for (const c of checks) if (SEVERITY[c.status] > SEVERITY[status]) status = c.status;
     const reasons = checks

@@ -46,6 +46,7 @@ export class WedgeDetector implements RequestWatcher {
   private stuckScrapes = 0;
   private frozenSinceMs: number | undefined;
   private lastSnapshot: EngineSnapshot | undefined;
+  private labelledModel: string | undefined;
 
   constructor(
     private readonly config: Config,
@@ -148,6 +149,10 @@ export class WedgeDetector implements RequestWatcher {
   private judge(): void {
     const found = this.signatures();
     const model = this.model();
+    if (model !== this.labelledModel) {
+      this.metrics.engineWedged.reset(); // the model was discovered: no series left under the old name
+      this.labelledModel = model;
+    }
     for (const sig of WEDGE_SIGNATURES) this.metrics.engineWedged.labels({ model, signature: sig }).set(found.some(([f]) => f === sig) ? 1 : 0);
     const staleAfter = this.config.scrape.interval * 3 + this.config.scrape.timeout;
     if (found.length) {

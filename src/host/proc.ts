@@ -166,3 +166,11 @@ export function isThisHost(hostname: string): boolean {
   if (h === os.hostname().toLowerCase()) return true;
   return Object.values(os.networkInterfaces()).some((list) => list?.some((a) => a.address.toLowerCase() === h));
 }
+
+/** The pid of vLLM's API server behind `targetUrl` when it runs on this host and is visible; else undefined. */
+export function serverPidFor(targetUrl: string): number | undefined {
+  const url = new URL(targetUrl);
+  if (!isThisHost(url.hostname)) return undefined;
+  const found = processListeningOn(Number(url.port || (url.protocol === 'https:' ? 443 : 80)));
+  return found.found && found.pid !== process.pid ? found.pid : undefined;
+}

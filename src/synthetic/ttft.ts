@@ -50,7 +50,8 @@ async function runTtft(probe: TtftProbeConfig, ctx: ProbeContext): Promise<Probe
 }
 
 export const ttftProbe: ProbeKindSpec<TtftProbeConfig> = {
-  checks: ['ttft_latency'],
+  // ttft_latency is the status board's own check (a window over many runs).
+  checks: [],
   describe: 'TTFT',
   create: (config) => ({ run: (ctx) => runTtft(config, ctx) }),
 };

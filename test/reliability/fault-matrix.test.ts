@@ -69,7 +69,9 @@ describe.concurrent('vLLM probe faults', () => {
     expect(unhealthy?.body.status).toBe('unhealthy');
     expect(unhealthy?.body.reasons.join(' ')).toMatch(words);
     const m = await daemon.metrics();
-    expect(sample(m, 'vllm_probe_probe_duration_seconds', { probe: 'ttft' })).toBeLessThan(1.5); // bounded by the 900 ms timeout
+    // Bounded by the 900 ms timeout, not by the fault (which would hold the request forever); the
+    // slack is for timers that fire late when ten daemons share two busy cores.
+    expect(sample(m, 'vllm_probe_probe_duration_seconds', { probe: 'ttft' })).toBeLessThan(4);
     const hz = await healthz(daemon);
     expect(hz.code).toBe(200);
     expect(hz.ms).toBeLessThan(500);
