@@ -6,7 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { loadConfig, readApiKey, type Config } from './config.js';
+import { loadConfig, parseListen, readApiKey, type Config } from './config.js';
 import { startCollector, type CollectorRun } from './exporter/collector.js';
 import { createHttpServer } from './exporter/server.js';
 import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
@@ -83,6 +83,7 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   metrics.configReloadSuccessful.set(1);
   metrics.configReloadTimestamp.set(Date.now() / 1000);
   const apiKey = readApiKey(config, env);
+  if (config.target.api_key_env && !apiKey) log.warn({ variable: config.target.api_key_env }, `target.api_key_env names ${config.target.api_key_env}, which is not set: requests go without an API key and vLLM started with --api-key will answer 401`);
   const client = new VllmClient({ baseUrl: config.target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
   const tracker = new TargetTracker(metrics, config.probes.ttft.cold_probes, log.child({ component: 'target' }), config.target.model);
   const status = new StatusBoard(config, metrics, () => ({ url: config.target.url, model: tracker.model }));
@@ -176,12 +177,6 @@ async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status:
     'healthy',
     `vLLM ${env.vllm_version ?? '?'}, model ${env.model ?? '?'} (max_model_len ${env.max_model_len ?? '?'}), ${env.gpus?.length ? `${env.gpus.length} × ${gpu?.name} (driver ${gpu?.driver_version})` : 'no GPU visible'}, ${env.os}${env.launch_flags ? `, flags: ${env.launch_flags.join(' ') || '(defaults)'}` : ''}`,
   );
-}
-
-function parseListen(listen: string): { host: string; port: number } {
-  const idx = listen.lastIndexOf(':');
-  const host = listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0';
-  return { host, port: Number(listen.slice(idx + 1)) };
 }
 
 /** Runs the daemon until `signal` aborts, then drains within 5 s. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { runDaemon } from './app.js';
-import { ConfigError, defaultConfig, loadConfig, parseConfig } from './config.js';
+import { ConfigError, defaultConfig, loadConfig, parseConfig, parseListen } from './config.js';
 import { FAULT_MODES, type FaultMode } from './emulator/faults.js';
 import { parseExposition } from './vllm/exposition.js';
 import { runGpuCommand } from './gpu/command.js';
@@ -289,8 +289,8 @@ const COMMANDS: Record<string, Command> = {
       prefixCaching: !values['no-prefix-caching'],
       ...(values.fault ? { fault: { mode: values.fault as FaultMode, ...(values['fault-delay-ms'] ? { delayMs: int('fault-delay-ms', values['fault-delay-ms'])! } : {}) } } : {}),
     });
-    const idx = listen.lastIndexOf(':');
-    const url = await emulator.listen(Number(listen.slice(idx + 1)), listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0');
+    const { host, port } = parseListen(listen);
+    const url = await emulator.listen(port, host);
     io.stdout(`vllm-probe emulate: emulated vLLM serving "${emulator.options.model}" on ${url.origin} (Ctrl-C to stop)\n`);
     await new Promise<void>((resolve) => (io.signal.aborted ? resolve() : io.signal.addEventListener('abort', () => resolve(), { once: true })));
     await emulator.close();

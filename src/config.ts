@@ -542,6 +542,13 @@ export function readApiKey(config: Config, env: NodeJS.ProcessEnv = process.env)
   return undefined;
 }
 
+/** HOST:PORT (IPv6 in brackets) as listen() takes it; an empty host is every interface. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const idx = listen.lastIndexOf(':');
+  const host = listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0';
+  return { host, port: Number(listen.slice(idx + 1)) };
+}
+
 /** Defaults for an empty file: what `serve` uses next to vLLM on 127.0.0.1:8000. */
 export function defaultConfig(): Config {
   return parseConfig({});

@@ -47,8 +47,12 @@ export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: Ht
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
-    // The daemon takes no request bodies; refuse big ones instead of buffering them.
-    if (Number(req.headers['content-length'] ?? 0) > 64 * 1024) return send(res, 413, 'request body too large\n');
+    // The daemon takes no request bodies; refuse big ones instead of buffering them, counted as
+    // they arrive so a chunked body (no content-length) is bounded too.
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES || !(await discardBody(req))) {
+      res.setHeader('connection', 'close');
+      return send(res, 413, 'request body too large\n');
+    }
     if (!OPEN_PATHS.has(path) && auth && !(await auth.check(req, res))) return;
     switch (path) {
       case '/metrics': {
@@ -110,6 +114,26 @@ export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: Ht
     }
   }
   return server;
+}
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+/** Reads and drops a request body; false (and the socket closed) once it passes the cap. */
+function discardBody(req: IncomingMessage): Promise<boolean> {
+  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.removeAllListeners('data');
+        req.pause();
+        resolve(false);
+      }
+    });
+    req.once('end', () => resolve(true));
+    req.once('error', () => resolve(false));
+  });
 }
 
 function send(res: ServerResponse, code: number, text: string): void {

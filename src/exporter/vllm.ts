@@ -14,7 +14,7 @@ import type { TargetTracker } from '../target.js';
 import type { VllmClient } from '../vllm/client.js';
 import { type Collector } from './collector.js';
 import { SourceError } from '../errors.js';
-import { ExpositionError, parseExposition } from '../vllm/exposition.js';
+import { ExpositionError, parseExpositionAsync } from '../vllm/exposition.js';
 import { normaliseVllmMetrics, type EngineSnapshot } from '../vllm/schema.js';
 import type { WedgeDetector } from '../wedge.js';
 
@@ -74,7 +74,7 @@ export class VllmCollector implements Collector {
     if (res.status !== 200) throw new SourceError('http_status', `/metrics answered HTTP ${res.status}`);
     let snapshot: EngineSnapshot;
     try {
-      snapshot = normaliseVllmMetrics(parseExposition(res.body));
+      snapshot = normaliseVllmMetrics(await parseExpositionAsync(res.body));
     } catch (err) {
       if (err instanceof ExpositionError) throw new SourceError('parse_error', `/metrics is not valid Prometheus text: ${err.message}`, { cause: err });
       throw err;
