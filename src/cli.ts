@@ -119,7 +119,8 @@ the compute processes and which of them are vLLM's. Exit 0 when read or when the
 
 COMMAND_HELP.dashboards = `Usage: vllm-probe dashboards [--config FILE] --out DIR
 
-Writes the Grafana dashboards (on-call overview and detail) as JSON files into DIR, with the
+Writes the Grafana dashboards (on-call overview and detail, and the fleet dashboard for
+targets probed through /probe) as JSON files into DIR, with the
 SLO lines from the config. The defaults are checked in under grafana/dashboards/.
 `;
 
@@ -326,9 +327,11 @@ const COMMANDS: Record<string, Command> = {
     const config = values.config ? loadConfig(values.config) : defaultConfig();
     mkdirSync(values.out, { recursive: true });
     const { dashboardSpecs, renderDashboard } = await import('./slo/dashboards.js');
-    for (const spec of dashboardSpecs(config)) {
-      const file = join(values.out, `${spec.uid}.json`);
-      writeFileSync(file, `${JSON.stringify(renderDashboard(spec), null, 2)}\n`);
+    const { FLEET_DASHBOARD_UID, renderFleetDashboard } = await import('./slo/fleet-dashboard.js');
+    const dashboards = [...dashboardSpecs(config).map((spec) => ({ uid: spec.uid, json: renderDashboard(spec) })), { uid: FLEET_DASHBOARD_UID, json: renderFleetDashboard(config) }];
+    for (const { uid, json } of dashboards) {
+      const file = join(values.out, `${uid}.json`);
+      writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
       io.stdout(`wrote ${file}\n`);
     }
     return 0;

@@ -44,7 +44,9 @@ async function runTtft(probe: TtftProbeConfig, ctx: ProbeContext): Promise<Probe
   for (const gap of timings.itl) metrics.interTokenLatency.labels(labels).observe(gap);
   if (timings.tpot !== undefined) metrics.timePerOutputToken.labels(labels).observe(timings.tpot);
   ctx.log.debug({ ttft: timings.ttft, ttfc: timings.ttfc, e2e: timings.e2e, phase, requestId: result.requestId ?? requestId }, 'ttft probe ok');
-  return { success: true, outcome: 'success', ttftSeconds: timings.ttft!, requests };
+  const out: ProbeResult = { success: true, outcome: 'success', ttftSeconds: timings.ttft!, e2eSeconds: timings.e2e, requests };
+  if (timings.itl.length) out.itlSeconds = timings.itl.reduce((a, b) => a + b, 0) / timings.itl.length;
+  return out;
 }
 
 export const ttftProbe: ProbeKindSpec<TtftProbeConfig> = {
