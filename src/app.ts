@@ -6,13 +6,16 @@
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { loadConfig, readApiKey, type Config } from './config.js';
+import { loadConfig, parseListen, readApiKey, type Config } from './config.js';
 import { startCollector, type CollectorRun } from './exporter/collector.js';
 import { createHttpServer } from './exporter/server.js';
 import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
 import { VllmCollector } from './exporter/vllm.js';
 import { VllmProcessCollector } from './exporter/process.js';
 import { createGpuCollectors, type NvidiaSmiCollector } from './gpu/collector.js';
+import { withoutLocalTarget } from './fleet/modules.js';
+import { ProbeEndpoint } from './fleet/probe.js';
+import { startTargets, type FleetTargets } from './fleet/targets.js';
 import { serverPidFor } from './host/proc.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { StatusBoard } from './status.js';
@@ -47,6 +50,10 @@ export interface Runtime {
   client: VllmClient;
   status: StatusBoard;
   vllm: VllmCollector;
+  /** Central mode: the static `targets:` and their registries (none in a sidecar). */
+  fleet: FleetTargets;
+  /** GET /probe (fleet mode). */
+  probeEndpoint: ProbeEndpoint;
   ready: boolean;
   /** Runs one probe now, outside its schedule (the soak drives cycles faster than real time). */
   runProbe(kind: ProbeKind): Promise<void>;
@@ -88,7 +95,9 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     void snapshotEnvironment(client, metrics, status, processes, () => gpuCollector, signal).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'environment snapshot failed'));
   const vllm = new VllmCollector(config, client, tracker, metrics, status, wedge, log.child({ component: 'vllm' }), refreshEnvironment);
   const collectors: CollectorRun[] = [];
-  if (config.scrape.enabled) {
+  // Central mode (a `targets:` list): target.url is neither probed nor scraped.
+  const local = withoutLocalTarget(config);
+  if (local.scrape.enabled) {
     collectors.push(startCollector(processes, config.scrape, metrics, log, signal));
     collectors.push(startCollector(vllm, config.scrape, metrics, log, signal));
   }
@@ -103,7 +112,9 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
       collectors.push(startCollector(c.collector, c.schedule, metrics, log, signal, c.hooks));
     }
   }
-  const scheduler: ProbeScheduler = startProbes({ config, client, tracker, metrics, status, log, watcher: wedge }, signal);
+  const scheduler: ProbeScheduler = startProbes({ config: local, client, tracker, metrics, status, log, watcher: wedge }, signal);
+  const fleet = startTargets(config, log, signal, env);
+  const probeEndpoint = new ProbeEndpoint({ config, log: log.child({ component: 'probe_endpoint' }), env, shutdown: signal });
 
   const runtime: Runtime = {
     config,
@@ -113,6 +124,8 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     client,
     status,
     vllm,
+    fleet,
+    probeEndpoint,
     ready: false,
     runProbe: (kind) => scheduler.runNow(kind),
     collectNow: async () => {
@@ -121,11 +134,11 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     async stop() {
       controller.abort(new Error('runtime stopping'));
       parentSignal.removeEventListener('abort', onParentAbort);
-      await Promise.allSettled([scheduler.stop(), ...collectors.map((c) => c.stop())]);
+      await Promise.allSettled([scheduler.stop(), fleet.stop(), ...collectors.map((c) => c.stop())]);
       await client.close();
     },
   };
-  void scheduler.firstCycle.then(() => {
+  void Promise.all([scheduler.firstCycle, fleet.firstCycle]).then(() => {
     runtime.ready = true;
   });
   return runtime;
@@ -166,12 +179,6 @@ async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status:
   );
 }
 
-function parseListen(listen: string): { host: string; port: number } {
-  const idx = listen.lastIndexOf(':');
-  const host = listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0';
-  return { host, port: Number(listen.slice(idx + 1)) };
-}
-
 /** Runs the daemon until `signal` aborts, then drains within 5 s. */
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const { log } = opts;
@@ -206,6 +213,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const server = createHttpServer(
     {
       registry: () => runtime.registry,
+      targetRegistries: () => runtime.fleet.registries,
+      probe: (req, res, url) => runtime.probeEndpoint.handle(req, res, url),
       ready: () => !draining && runtime.ready,
       status: () => runtime.status.report(),
       reload: reloadOnce,

@@ -83,7 +83,7 @@ describe('daemon against the emulator', () => {
     const down = await waitFor(async () => {
       const s = await d.status();
       return s.code === 503 ? s : undefined;
-    }, 8000);
+    }, 20_000);
     expect(down?.body.status).toBe('unhealthy');
     expect(down?.body.reasons.join(' ')).toMatch(/vLLM unreachable since \d\d:\d\d:\d\dZ: connection refused/);
     const m = await d.metrics();
@@ -118,7 +118,7 @@ describe('daemon against the emulator', () => {
     const wedged = await waitFor(async () => {
       const s = await d.status();
       return s.body.checks.find((c) => c.name === 'engine_progress' && c.status === 'unhealthy');
-    }, 10_000);
+    }, 20_000);
     expect(wedged?.reason).toMatch(/^engine wedged: \/health 200 but (the last \d+ probe requests got response headers and no token within|vLLM's token and step counters have not moved for \d+ s)/);
     const m = await d.metrics();
     const bySignature = ['no_token_after_headers', 'frozen_counters', 'queue_stuck'].map((signature) => sample(m, 'vllm_probe_engine_wedged', { model: 'emulated-model', signature }));

@@ -151,15 +151,18 @@ describe('hostile config files', () => {
       writeFileSync(f, `x:\n${Array.from({ length: n }, (_, i) => `  k${i}: 1`).join('\n')}\n`);
       return f;
     };
-    const time = (f: string) => {
-      const t = performance.now();
-      expect(() => loadConfig(f)).toThrowError(/x: unknown key/);
-      return performance.now() - t;
-    };
+    // The fastest of three runs each, so a busy machine's pauses do not count.
+    const time = (f: string) =>
+      Math.min(
+        ...[0, 1, 2].map(() => {
+          const t = performance.now();
+          expect(() => loadConfig(f)).toThrowError(/x: unknown key/);
+          return performance.now() - t;
+        }),
+      );
     const small = big(4000);
     const large = big(16000);
-    time(small); // warm up
     const ratio = time(large) / time(small);
-    expect(ratio).toBeLessThan(8); // linear: ~4; the old quadratic check: ~16
+    expect(ratio).toBeLessThan(10); // linear: ~4; the old quadratic check: ~16
   });
 });

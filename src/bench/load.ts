@@ -98,7 +98,9 @@ export async function runLoadChecked(target: LoadTarget, opts: LoadOptions): Pro
         stopped ??= { failures: failuresInARow, reason: describeFailure(rec) };
         return;
       }
-      if (backoff > 0) await pause(Math.min(MAX_BACKOFF_MS, backoff * 2 ** (myFailures - 1)), opts.signal);
+      // A server that sheds load says when to come back (Retry-After); otherwise back off.
+      if (r.retryAfterSeconds !== undefined && backoff > 0) await pause(Math.min(60_000, r.retryAfterSeconds * 1000), opts.signal);
+      else if (backoff > 0) await pause(Math.min(MAX_BACKOFF_MS, backoff * 2 ** (myFailures - 1)), opts.signal);
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));

@@ -82,6 +82,10 @@ export interface ProbeResult {
   requests: RequestRecord[];
   /** Client TTFT in seconds of the probe's main request, for the latency check. */
   ttftSeconds?: number;
+  /** Mean gap between streamed tokens of that request, seconds (the fleet endpoint's ITL gauge). */
+  itlSeconds?: number;
+  /** That request from sending to the end of its response, seconds (the fleet endpoint's E2E gauge). */
+  e2eSeconds?: number;
   /** Verdicts on the kind's own checks (see ProbeKindSpec.checks). */
   checks?: CheckVerdict[];
   /** The server asked us to come back later (Retry-After): skip runs until then. */

@@ -61,7 +61,9 @@ async function runTtft(probe: TtftProbeConfig, state: TtftState, ctx: ProbeConte
     ctx.log.info('vLLM returns no per-request metrics: start vLLM with --enable-per-request-metrics for the TTFT split (server TTFT, queue time, gap)');
   }
   ctx.log.debug({ ttft: timings.ttft, ttfc: timings.ttfc, e2e: timings.e2e, phase, requestId: result.requestId ?? requestId, server: split }, 'ttft probe ok');
-  return { success: true, outcome: 'success', ttftSeconds: timings.ttft!, requests };
+  const out: ProbeResult = { success: true, outcome: 'success', ttftSeconds: timings.ttft!, e2eSeconds: timings.e2e, requests };
+  if (timings.itl.length) out.itlSeconds = timings.itl.reduce((a, b) => a + b, 0) / timings.itl.length;
+  return out;
 }
 
 export const ttftProbe: ProbeKindSpec<TtftProbeConfig> = {

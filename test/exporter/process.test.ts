@@ -101,3 +101,23 @@ describe('the process listening on a port', () => {
     }
   });
 });
+
+test('the demo: a target served by this very process (the built-in emulator) is "not applicable", not an alarm', async () => {
+  if (process.platform !== 'linux') return;
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    const config = parseConfig({ target: { url: `http://127.0.0.1:${port}` } });
+    const metrics = createMetrics(new Registry(), config);
+    const status = new StatusBoard(config, metrics, () => ({ url: 'x', model: 'm' }));
+    await new VllmProcessCollector(config, metrics, status, () => 'm', pino({ level: 'silent' })).collect();
+    const check = status.report().checks.find((c) => c.name === 'vllm_process')!;
+    expect(check.status).toBe('skipped');
+    expect(check.reason).toMatch(/^not applicable: port \d+ is served by this vllm-probe process \(the built-in emulator\)/);
+    expect(status.report().status).toBe('healthy');
+  } finally {
+    server.close();
+  }
+});

@@ -65,7 +65,7 @@ describe.concurrent('vLLM probe faults', () => {
       const s = await daemon.status();
       const failed = sample(await daemon.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', outcome }) ?? 0;
       return s.code === 503 && failed >= 2 ? s : undefined;
-    }, 10_000);
+    }, 20_000);
     expect(unhealthy?.body.status).toBe('unhealthy');
     expect(unhealthy?.body.reasons.join(' ')).toMatch(words);
     const m = await daemon.metrics();
@@ -92,13 +92,13 @@ describe.concurrent('vLLM sheds load', () => {
     const s = await waitFor(async () => {
       const r = await daemon.status();
       return r.body.reasons.some((x) => x.startsWith('vLLM is shedding load')) ? r : undefined;
-    }, 10_000);
+    }, 20_000);
     expect(s?.code).toBe(200);
     expect(s?.body.status).toBe('degraded');
     expect(s?.body.reasons.join(' ')).toMatch(/vLLM is shedding load: HTTP 503: emulated: service unavailable.*--max-num-queued-reqs/);
     expect(sample(await daemon.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'rejected_overload' })).toBeGreaterThanOrEqual(1);
     emu.emulator.fault = { mode: 'none' };
-    expect(await waitFor(async () => (await daemon.status()).body.status === 'healthy', 8000)).toBe(true);
+    expect(await waitFor(async () => (await daemon.status()).body.status === 'healthy', 20_000)).toBe(true);
   });
 });
 
@@ -114,7 +114,7 @@ describe.concurrent('vLLM /metrics and /health faults', () => {
     const text = await waitFor(async () => {
       const t = await daemon.metrics();
       return (sample(t, 'vllm_probe_source_errors_total', { source: 'vllm_metrics', reason }) ?? 0) > 0 ? t : '';
-    }, 10_000);
+    }, 20_000);
     expect(sample(text, 'vllm_probe_source_up', { source: 'vllm_metrics' })).toBe(0);
     expect(sample(text, 'vllm_probe_engine_requests_running', { model: 'emulated-model' })).toBeUndefined(); // no stale values
     const s = await daemon.status();
@@ -122,7 +122,7 @@ describe.concurrent('vLLM /metrics and /health faults', () => {
     expect(s.body.reasons.join(' ')).toMatch(words);
     expect((await healthz(daemon)).code).toBe(200);
     emu.emulator.fault = { mode: 'none' };
-    expect(await waitFor(async () => (await daemon.status()).body.status === 'healthy', 8000)).toBe(true);
+    expect(await waitFor(async () => (await daemon.status()).body.status === 'healthy', 20_000)).toBe(true);
   });
 
   test('/health 200 while the engine is wedged', async ({ onTestFinished }) => {
@@ -132,7 +132,7 @@ describe.concurrent('vLLM /metrics and /health faults', () => {
     expect(check?.reason).toMatch(/^engine wedged: \/health 200 but /);
     expect((await daemon.status()).code).toBe(503);
     emu.emulator.fault = { mode: 'none' };
-    expect(await waitFor(async () => (await daemon.status()).body.checks.find((c) => c.name === 'engine_progress')?.status === 'healthy', 8000)).toBe(true);
+    expect(await waitFor(async () => (await daemon.status()).body.checks.find((c) => c.name === 'engine_progress')?.status === 'healthy', 20_000)).toBe(true);
   });
 
   test('/health 503 (engine dead) is explained', async ({ onTestFinished }) => {
@@ -141,8 +141,9 @@ describe.concurrent('vLLM /metrics and /health faults', () => {
     const s = await waitFor(async () => {
       const r = await daemon.status();
       return r.body.reasons.some((x) => x.includes('/health answered HTTP 503')) ? r : undefined;
-    }, 8000);
-    expect(s?.body.status).toBe('degraded');
+    }, 20_000);
+    // degraded from the scrape; unhealthy once the models probe has also seen 503 twice
+    expect(['degraded', 'unhealthy']).toContain(s?.body.status);
     expect(sample(await daemon.metrics(), 'vllm_probe_target_up')).toBe(0);
   });
 
@@ -155,12 +156,12 @@ describe.concurrent('vLLM /metrics and /health faults', () => {
     const before = await waitFor(async () => {
       const r = await read();
       return r.gen > 0 ? r : undefined;
-    }, 8000);
+    }, 20_000);
     emu.emulator.restart(); // vLLM's counters start again at 0
     const after = await waitFor(async () => {
       const r = await read();
       return r.restarts > before!.restarts && r.gen > before!.gen ? r : undefined;
-    }, 8000);
+    }, 20_000);
     expect(after!.gen).toBeGreaterThan(before!.gen);
     expect(after!.ttftCount).toBeGreaterThanOrEqual(before!.ttftCount);
   });
@@ -206,7 +207,7 @@ describe('nvidia-smi faults under the daemon', () => {
     expect(s.body.checks.find((c) => c.name === 'probe_ttft')?.status).toBe('healthy');
     expect((await healthz(daemon)).code).toBe(200);
     smi.update({ commands: {} });
-    expect(await waitFor(async () => sample(await daemon.metrics(), 'vllm_probe_source_up', { source: 'nvidia_smi' }) === 1, 8000)).toBe(true);
+    expect(await waitFor(async () => sample(await daemon.metrics(), 'vllm_probe_source_up', { source: 'nvidia_smi' }) === 1, 20_000)).toBe(true);
   });
 
   test('missing binary next to no driver: reported as no GPU, daemon healthy', async () => {
