@@ -16,7 +16,7 @@ import { chmodSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseExposition } from '../dist/exporter/exposition.js';
+import { parseExposition } from '../dist/vllm/exposition.js';
 import { appendSection, BENCH_DIR, contention, cpuPct, fmt, freePort, max, median, min, pass, procSample, REPO, sleep, spawnTracked, startEmulator, table } from './lib.mjs';
 
 export const title = '3. Daemon footprint (default config, 10 min)';

@@ -557,9 +557,9 @@ let sseBinary;
  * stats() is its latest STATS line { ms, events, finished, open }; onStats(fn) is called on each
  * (every 200 ms).
  */
-export async function startSseServer({ ttftMs = 0, itlMs = 0, precise = false, model = 'bench-model' } = {}, { cpu } = {}) {
+export async function startSseServer({ ttftMs = 0, itlMs = 0, precise = false, idleMs = 5000, model = 'bench-model' } = {}, { cpu } = {}) {
   sseBinary ??= buildSseServer();
-  const args = ['-model', model, '-ttft-ms', String(ttftMs), '-itl-ms', String(itlMs), ...(precise ? ['-precise'] : [])];
+  const args = ['-model', model, '-ttft-ms', String(ttftMs), '-itl-ms', String(itlMs), '-idle-ms', String(idleMs), ...(precise ? ['-precise'] : [])];
   const child = spawnTracked(sseBinary, args, { cpu, readyRe: /LISTENING (\S+)/ });
   const m = await child.ready;
   let last = { ms: 0, events: 0, finished: 0, open: 0 };

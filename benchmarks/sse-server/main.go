@@ -4,7 +4,7 @@
 // client reads (-itl-ms 0) or one token every -itl-ms. It does no inference and no tokenising,
 // so it is not the bottleneck for a client on another core: the load generator is.
 //
-//	sse-server -listen 127.0.0.1:0 [-ttft-ms 50] [-itl-ms 0] [-precise] [-model bench-model]
+//	sse-server -listen 127.0.0.1:0 [-ttft-ms 50] [-itl-ms 0] [-precise] [-idle-ms 5000] [-model bench-model]
 //
 // Prints "LISTENING http://HOST:PORT", then every 200 ms "STATS <ms since start> <token events
 // sent> <requests finished> <streams open>" so the benchmark can count what every client got
@@ -33,6 +33,7 @@ var (
 	itlMs    = flag.Float64("itl-ms", 0, "ms between tokens (0: as fast as the client reads)")
 	precise  = flag.Bool("precise", false, "hit every deadline exactly (sleep, then spin)")
 	listen   = flag.String("listen", "127.0.0.1:0", "address")
+	idleMs   = flag.Int("idle-ms", 5000, "close a keep-alive connection idle this long (uvicorn: 5000)")
 	events   atomic.Int64
 	finished atomic.Int64
 	open     atomic.Int64
@@ -190,7 +191,7 @@ func main() {
 			fmt.Println("STATS " + strconv.FormatInt(time.Since(start).Milliseconds(), 10) + " " + strconv.FormatInt(events.Load(), 10) + " " + strconv.FormatInt(finished.Load(), 10) + " " + strconv.FormatInt(open.Load(), 10))
 		}
 	}()
-	srv := &http.Server{Handler: mux, IdleTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, IdleTimeout: time.Duration(*idleMs) * time.Millisecond}
 	if err := srv.Serve(ln); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
