@@ -41,22 +41,26 @@ let sched0;
 let sched1;
 let t1;
 let cpu1;
+let endTimer;
+const endWindow = () => {
+  eld.disable();
+  sched1 = schedstat();
+  cpu1 = process.cpuUsage(cpu0);
+  t1 = performance.now();
+};
 const warmTimer = setTimeout(() => {
   eld.reset();
   eld.enable();
   cpu0 = process.cpuUsage();
   sched0 = schedstat();
   t0 = performance.now();
+  // The measured window ends when runLoad stops issuing requests (in-flight ones then drain).
+  // Armed here, not at start-up: when a starved event loop runs both timers late they must
+  // not fire in the same tick (an empty window); windowS in the output says how long it was.
+  endTimer = setTimeout(endWindow, Math.max(0, startedAt + o.warmupMs + o.durationMs - performance.now()));
 }, o.warmupMs);
-// The measured window ends when runLoad stops issuing requests (in-flight ones then drain).
-const endTimer = setTimeout(() => {
-  eld.disable();
-  sched1 = schedstat();
-  cpu1 = process.cpuUsage(cpu0);
-  t1 = performance.now();
-}, o.warmupMs + o.durationMs);
-
 const start = performance.now();
+const startedAt = start;
 const records = await runLoad(
   { client, model: o.model },
   {
@@ -139,6 +143,7 @@ process.stdout.write(
     eldP99Ms: q(99),
     eldMaxMs: Math.max(0, eld.max / 1e6 - RES_MS),
     eldSamples: eld.count,
+    windowS: wallS,
     cpuPct: ((cpu.user + cpu.system) / 1000 / (wallS * 1000)) * 100,
     runqWaitPct,
     sysCpuPct: (cpu.system / 1000 / (wallS * 1000)) * 100,

@@ -10,10 +10,12 @@
  * bottleneck (its CPU share is in the table). The one-core Node emulator of the previous round
  * was, and it capped the ratio.
  *
- *  A. Throughput: 128 output tokens per request, concurrency 64 (and 256 for runLoad and
- *     `vllm bench serve`). Every client is measured the same way, from outside: the server
- *     counts the token events it sent (STATS every 200 ms) and the harness reads the client's
- *     CPU time, all its processes included (GuideLLM and AIPerf fork workers), at each count.
+ *  A. Throughput: 128 output tokens per request, concurrency 64 for every client (and 256 for
+ *     runLoad once; `vllm bench serve` per CPU-second varied little with concurrency in the
+ *     previous round, 63–81 k at 64–1024, and each of its runs costs ~30–150 s of start-up).
+ *     Every client is measured the same way, from outside: the server counts the token
+ *     events it sent (STATS every 200 ms) and the harness reads the client's CPU time, all its
+ *     processes included (GuideLLM and AIPerf fork workers), at each count.
  *     The window is the part where events flowed, less its first second (start-up, JIT) and
  *     its last 0.4 s. Events per client CPU-second is the like-for-like figure.
  *  B. Streams held: server with one token every 100 ms (10 events/s per stream), 50–150 tokens
@@ -132,7 +134,6 @@ async function measure(server, def, c, tag, { timeoutMs = 300_000, name = tag } 
     cpuPct: (cpuS / spanS) * 100,
     evPerCpuS: cpuS > 0 ? events / cpuS : NaN,
     serverCpuPct: ((b.serverCpuS - a.serverCpuS) / spanS) * 100,
-    openMedian: median(samples.filter((s) => s.t >= a.t && s.t <= b.t).map((s) => s.open)),
     processes: max(samples.map((s) => s.procs)),
     windowS: spanS,
     wallS,
@@ -167,10 +168,10 @@ export async function run(ctx) {
       }
       return a.ok;
     });
-    // A. interleaved rounds, order rotated each round; round 1 also at c=256 for runLoad and vllm
+    // A. interleaved rounds, order rotated each round; round 1 also at c=256 for runLoad
     for (let r = 0; r < rounds; r++) {
       const order = [...names.slice(r % names.length), ...names.slice(0, r % names.length)];
-      const plan = order.flatMap((n) => [[n, 64], ...(r === 0 && !quick && (n === 'vllm-probe' || n === 'vllm') ? [[n, 256]] : [])]);
+      const plan = order.flatMap((n) => [[n, 64], ...(r === 0 && !quick && n === 'vllm-probe' ? [[n, 256]] : [])]);
       for (const [n, c] of plan) {
         try {
           const res = await measure(fast, defs[n], c, `${n}-r${r}-c${c}`, { name: n });
@@ -193,7 +194,7 @@ export async function run(ctx) {
       for (const n of heldLevels) {
         const res = await measure(slow, { label: 'runLoad (held)', own: true, cmd: () => [process.execPath, [join(BENCH_DIR, 'ceiling-client.mjs'), JSON.stringify({ baseUrl: slow.url, model: MODEL, prompt: PROMPT, concurrency: n, durationMs: quick ? 8000 : 15_000, warmupMs: quick ? 4000 : 6000, maxTokensRange: [50, 150] })], {}] }, n, `held-c${n}`);
         const o = res.own;
-        res.held = o.errors === 0 && min(o.openAt) >= n && o.eldP99Ms <= ELD_LIMIT_MS && o.rssMB <= RSS_LIMIT_MB;
+        res.held = o.errors === 0 && min(o.openAt) >= n && o.eldSamples > 100 && o.eldP99Ms <= ELD_LIMIT_MS && o.rssMB <= RSS_LIMIT_MB;
         held.push(res);
         log(`  held c=${n}: open ${o.openAt.join('/')}, ${fmt(o.eventsPerS, 0)} events/s, ELD p99 ${fmt(o.eldP99Ms, 2)} ms, CPU ${fmt(o.cpuPct, 0)} %, RSS ${fmt(o.rssMB, 0)} MB, errors ${o.errors} → ${res.held ? 'held' : 'not held'}\n`);
       }
@@ -231,24 +232,24 @@ export async function run(ctx) {
   const maxServer = max(results.map((r) => r.serverCpuPct));
 
   const tA = table(
-    ['round', 'client', 'concurrency', 'events/s', 'client CPU % (all its processes)', 'processes', 'events per client CPU-s', 'server CPU %', 'streams open (median)', 'window (s)'],
-    results.map((r) => [r.round + 1, labels[r.client], r.concurrency, fmt(r.eventsPerS, 0), fmt(r.cpuPct, 0), r.processes, fmt(r.evPerCpuS, 0), fmt(r.serverCpuPct, 0), fmt(r.openMedian, 0), fmt(r.windowS, 1)]),
+    ['round', 'client', 'concurrency', 'events/s', 'client CPU % (all its processes)', 'processes', 'events per client CPU-s', 'server CPU %', 'window (s)'],
+    results.map((r) => [r.round + 1, labels[r.client], r.concurrency, fmt(r.eventsPerS, 0), fmt(r.cpuPct, 0), r.processes, fmt(r.evPerCpuS, 0), fmt(r.serverCpuPct, 0), fmt(r.windowS, 1)]),
   );
   const tR = table(
     ['client (best level)', 'events per client CPU-s, median (min–max)', 'events/s', 'vllm-probe ÷ client, per CPU-s', '… sustained events/s'],
     [['vllm-probe', ours], ...peers.map((p) => [p.n, p.s])].filter(([, s]) => s).map(([n, s]) => [`${labels[n]} (c=${s.c})`, spread(s.perCpu, 0), spread(s.eps, 0), n === 'vllm-probe' ? '' : `${fmt(ratio({ s }), 2)}×`, n === 'vllm-probe' ? '' : `${fmt(ratioEps({ s }), 2)}×`]),
   );
   const tB = table(
-    ['concurrent streams', 'open at 25/50/75 % of window', 'events/s', 'ELD p50 / p99 / max (ms), samples', 'client CPU %', 'run-queue wait %', 'RSS (MB)', 'errors', 'held'],
+    ['concurrent streams', 'open at 25/50/75 % of window', 'events/s', 'ELD p50 / p99 / max (ms), samples, window (s)', 'client CPU %', 'run-queue wait %', 'RSS (MB)', 'errors', 'held'],
     held.map((r) => {
       const o = r.own;
-      return [r.concurrency, o.openAt.join(' / '), fmt(o.eventsPerS, 0), `${fmt(o.eldP50Ms, 2)} / ${fmt(o.eldP99Ms, 2)} / ${fmt(o.eldMaxMs, 1)}, ${o.eldSamples}`, fmt(o.cpuPct, 0), fmt(o.runqWaitPct, 1), fmt(o.rssMB, 0), o.errors, r.held ? 'yes' : 'no'];
+      return [r.concurrency, o.openAt.join(' / '), fmt(o.eventsPerS, 0), `${fmt(o.eldP50Ms, 2)} / ${fmt(o.eldP99Ms, 2)} / ${fmt(o.eldMaxMs, 1)}, ${o.eldSamples}, ${fmt(o.windowS, 1)}`, fmt(o.cpuPct, 0), fmt(o.runqWaitPct, 1), fmt(o.rssMB, 0), o.errors, r.held ? 'yes' : 'no'];
     }),
   );
   const h2000 = held.find((h) => h.concurrency === 2000);
   const heldOk = !!h2000?.held;
   const md = [
-    `Clients pinned to CPU 0, the server to CPU 1 (\`taskset\`${pinned ? '' : ': not available, not pinned'}). Server: \`benchmarks/sse-server\` (Go, \`.cache/bench-bin/sse-server -itl-ms 0\`: one SSE event per token, each its own chunk and write, as fast as the client reads; vLLM 0.32's chunk shapes). Each client measured from outside the same way: events = token events the server sent (its STATS line every 200 ms), CPU = the client's whole process tree (/proc, children included), over the window where events flowed minus its first 1 s and last 0.4 s. 128 output tokens per request, ${durS} s per run, ${rounds} round(s) in rotated order.`,
+    `Clients pinned to CPU 0, the server to CPU 1 (\`taskset\`${pinned ? '' : ': not available, not pinned'}). Server: \`benchmarks/sse-server\` (Go, \`.cache/bench-bin/sse-server -itl-ms 0\`: one SSE event per token, each its own chunk and write, as fast as the client reads; vLLM 0.32's chunk shapes). Each client measured from outside the same way: events = token events the server sent (its STATS line every 200 ms), CPU = the client's whole process tree (/proc, children included), over the window where events flowed minus its first 1 s and last 0.4 s (the server counts an event when written; the closed loop bounds what is written but unread to concurrency × 128 events, under 1 % of a window for runLoad and \`vllm bench serve\`, more for the slowest clients, whose conclusion it does not change). 128 output tokens per request, ${durS} s per run, ${rounds} round(s) in rotated order.`,
     '',
     'Commands (PORT = the server, TMP = a temp dir; HF_HUB_OFFLINE=1, and AIPerf gets the tiny model through a one-model HuggingFace cache in TMP because it does not accept a local path offline):',
     '',

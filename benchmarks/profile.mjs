@@ -6,6 +6,7 @@
  *   node benchmarks/profile.mjs probe   # TTFT-probe requests, one at a time, 50 ms emulator
  *   node benchmarks/profile.mjs load    # runLoad, zero-delay emulator, concurrency 64
  *   node benchmarks/profile.mjs held    # runLoad, 2,000 streams at 10 events/s each
+ *   node benchmarks/profile.mjs daemon  # `serve` at the default config for 3 min (emulator + fake nvidia-smi)
  *   [--append]                          # also append the summary to docs/benchmarks.md
  *
  * The profiled client runs in its own process (pinned to CPU 0 where taskset exists), the
@@ -69,7 +70,8 @@ export function summariseProfile(file, top = 20) {
   const where = (cf) => {
     const u = cf.url;
     if (u.includes('/node_modules/undici/')) return 'undici';
-    if (u.includes('/node_modules/eventsource-parser/')) return 'eventsource-parser';
+    const nm = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u);
+    if (nm) return nm[1];
     if (u.includes('/dist/')) return `vllm-probe ${u.slice(u.indexOf('/dist/') + 1)}`;
     if (u.includes('/benchmarks/')) return 'benchmark harness';
     if (u.startsWith('node:')) return `node ${u.split('/').slice(0, 3).join('/').replace('node:internal/', '')}`;
@@ -107,24 +109,46 @@ export function summariseProfile(file, top = 20) {
   };
 }
 
+/** The daemon at the default config, profiled for `seconds` (then SIGTERM: --cpu-prof writes at exit). */
+async function profileDaemon(dir, seconds) {
+  const { makeFakeNvidiaSmi } = await import('./footprint.mjs');
+  const { freePort, startEmulator, REPO, sleep } = await import('./lib.mjs');
+  const { writeFileSync, mkdirSync } = await import('node:fs');
+  const work = join(dir, 'work');
+  mkdirSync(work);
+  const fake = makeFakeNvidiaSmi(work);
+  const emu = await startEmulator({}, { cpu: 1 });
+  const port = await freePort();
+  const cfg = join(work, 'config.yaml');
+  writeFileSync(cfg, [`listen: 127.0.0.1:${port}`, 'target:', `  url: ${emu.url}`, 'gpu:', `  nvidia_smi_path: ${fake.path}`, ''].join('\n'));
+  const p = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', join(REPO, 'dist', 'main.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await sleep(seconds * 1000);
+  const exited = new Promise((r) => p.on('exit', r));
+  p.kill('SIGTERM');
+  await exited;
+  await emu.stop();
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const sc = SCENARIOS[mode];
+  const sc = mode === 'daemon' ? { what: '`vllm-probe serve` at the default config (TTFT, prefix and models probes, vLLM scrape, GPU via a fake nvidia-smi, host) against the emulator, 180 s including start-up' } : SCENARIOS[mode];
   if (!sc) {
-    process.stderr.write(`usage: node benchmarks/profile.mjs ${Object.keys(SCENARIOS).join('|')} [--append]\n`);
+    process.stderr.write(`usage: node benchmarks/profile.mjs ${[...Object.keys(SCENARIOS), 'daemon'].join('|')} [--append]\n`);
     process.exit(2);
   }
   setInvocation(process.argv.slice(2), 'node benchmarks/profile.mjs');
   const dir = mkdtempSync(join(tmpdir(), `vllm-probe-prof-${mode}-`));
-  const emu = await startSseServer(sc.server, { cpu: 1 });
+  const t00 = performance.now();
+  if (mode === 'daemon') await profileDaemon(dir, 180);
+  const emu = mode === 'daemon' ? undefined : await startSseServer(sc.server, { cpu: 1 });
   const pinned = hasTaskset();
-  const nodeArgs = ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', ...sc.args(emu.url)];
-  const t0 = performance.now();
-  const code = await new Promise((resolve) => {
+  const nodeArgs = emu ? ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', ...sc.args(emu.url)] : [];
+  const t0 = mode === 'daemon' ? t00 : performance.now();
+  const code = mode === 'daemon' ? 0 : await new Promise((resolve) => {
     const p = spawn(pinned ? 'taskset' : process.execPath, pinned ? ['-c', '0', process.execPath, ...nodeArgs] : nodeArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
     p.stdout.on('data', (d) => process.stderr.write(d));
     p.on('exit', resolve);
   });
-  await emu.stop();
+  await emu?.stop();
   if (code !== 0) throw new Error(`profiled client exited ${code}`);
   const file = join(dir, readdirSync(dir).find((f) => f.endsWith('.cpuprofile')));
   const s = summariseProfile(file);
