@@ -319,8 +319,8 @@ export async function run(ctx) {
         { mode: 'keep-alive', runs: 1, pairs: 100 },
       ]
     : [
-        { mode: 'fresh', runs: 3, pairs: 300 },
-        { mode: 'keep-alive', runs: 1, pairs: 300 },
+        { mode: 'fresh', runs: 3, pairs: 250 },
+        { mode: 'keep-alive', runs: 1, pairs: 250 },
       ];
   const results = {};
   let att;
