@@ -11,16 +11,14 @@
  * was, and it capped the ratio.
  *
  *  A. Throughput: 128 output tokens per request, concurrency 64 for every client (and 256 for
- *     runLoad once; `vllm bench serve` per CPU-second varied little with concurrency in the
+ *     runLoad; `vllm bench serve` per CPU-second varied little with concurrency in the
  *     previous round, 63–81 k at 64–1024, and each of its runs costs ~30–150 s of start-up).
  *     Every client is measured the same way, from outside: the server counts the token
  *     events it sent (STATS every 200 ms) and the harness reads the client's CPU time, all its
  *     processes included (GuideLLM and AIPerf fork workers), at each count.
  *     The window is the part where events flowed, less its first second (start-up, JIT) and
  *     its last 0.4 s. Events per client CPU-second is the like-for-like figure.
- *  B. Streams held: server with one token every 100 ms (10 events/s per stream), 50–150 tokens
- *     per request; N streams held when every sampled instant had N open, no request failed, and
- *     runLoad's event-loop delay p99 stayed ≤ 5 ms (RSS target ≤ 180 MB).
+ * Streams held (2,000 at 10 events/s each) are benchmark `held` (held.mjs).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,8 +30,6 @@ export const title = '2. Client ceiling (runLoad vs vllm bench serve, GuideLLM, 
 
 const MODEL = 'bench-model';
 const PROMPT = 'Write one sentence about the ocean.';
-const ELD_LIMIT_MS = 5;
-const RSS_LIMIT_MB = 180;
 const GUIDELLM = join(REPO, '.cache', 'guidellm-venv', 'bin', 'guidellm');
 const AIPERF = join(REPO, '.cache', 'aiperf-venv', 'bin', 'aiperf');
 
@@ -150,12 +146,10 @@ export async function run(ctx) {
   const hfCache = offlineHfCache(join(tmp, 'hf-cache'));
   const durS = quick ? 6 : 10;
   const rounds = quick ? 1 : 2;
-  const heldLevels = quick ? [2000] : [1000, 2000, 4000];
   const results = [];
   const unavailable = {};
-  const held = [];
   let fast;
-  let commands = {};
+  const commands = {};
   try {
     fast = await startSseServer({}, { cpu: 1 });
     log(`  SSE server (Go) pid ${fast.pid} on ${fast.url} (CPU 1); clients on CPU 0${pinned ? '' : ' (taskset unavailable: not pinned)'}\n`);
@@ -168,10 +162,10 @@ export async function run(ctx) {
       }
       return a.ok;
     });
-    // A. interleaved rounds, order rotated each round; round 1 also at c=256 for runLoad
+    // A. interleaved rounds, order rotated each round; runLoad also at c=256 (a 12 s run)
     for (let r = 0; r < rounds; r++) {
       const order = [...names.slice(r % names.length), ...names.slice(0, r % names.length)];
-      const plan = order.flatMap((n) => [[n, 64], ...(r === 0 && !quick && n === 'vllm-probe' ? [[n, 256]] : [])]);
+      const plan = order.flatMap((n) => [[n, 64], ...(!quick && n === 'vllm-probe' ? [[n, 256]] : [])]);
       for (const [n, c] of plan) {
         try {
           const res = await measure(fast, defs[n], c, `${n}-r${r}-c${c}`, { name: n });
@@ -188,20 +182,6 @@ export async function run(ctx) {
     await fast.stop();
     fast = undefined;
 
-    // B. streams held
-    const slow = await startSseServer({ itlMs: 100 }, { cpu: 1 });
-    try {
-      for (const n of heldLevels) {
-        const res = await measure(slow, { label: 'runLoad (held)', own: true, cmd: () => [process.execPath, [join(BENCH_DIR, 'ceiling-client.mjs'), JSON.stringify({ baseUrl: slow.url, model: MODEL, prompt: PROMPT, concurrency: n, durationMs: quick ? 8000 : 15_000, warmupMs: quick ? 4000 : 6000, maxTokensRange: [50, 150] })], {}] }, n, `held-c${n}`);
-        const o = res.own;
-        res.held = o.errors === 0 && min(o.openAt) >= n && o.eldSamples > 100 && o.eldP99Ms <= ELD_LIMIT_MS && o.rssMB <= RSS_LIMIT_MB;
-        held.push(res);
-        log(`  held c=${n}: open ${o.openAt.join('/')}, ${fmt(o.eventsPerS, 0)} events/s, ELD p99 ${fmt(o.eldP99Ms, 2)} ms, CPU ${fmt(o.cpuPct, 0)} %, RSS ${fmt(o.rssMB, 0)} MB, errors ${o.errors} → ${res.held ? 'held' : 'not held'}\n`);
-      }
-      commands.held = `${slow.command} (server); node benchmarks/ceiling-client.mjs '{"concurrency":N,"durationMs":15000,"warmupMs":6000,"maxTokensRange":[50,150],…}'`;
-    } finally {
-      await slow.stop();
-    }
   } finally {
     await fast?.stop();
     rmSync(tmp, { recursive: true, force: true });
@@ -239,15 +219,6 @@ export async function run(ctx) {
     ['client (best level)', 'events per client CPU-s, median (min–max)', 'events/s', 'vllm-probe ÷ client, per CPU-s', '… sustained events/s'],
     [['vllm-probe', ours], ...peers.map((p) => [p.n, p.s])].filter(([, s]) => s).map(([n, s]) => [`${labels[n]} (c=${s.c})`, spread(s.perCpu, 0), spread(s.eps, 0), n === 'vllm-probe' ? '' : `${fmt(ratio({ s }), 2)}×`, n === 'vllm-probe' ? '' : `${fmt(ratioEps({ s }), 2)}×`]),
   );
-  const tB = table(
-    ['concurrent streams', 'open at 25/50/75 % of window', 'events/s', 'ELD p50 / p99 / max (ms), samples, window (s)', 'client CPU %', 'run-queue wait %', 'RSS (MB)', 'errors', 'held'],
-    held.map((r) => {
-      const o = r.own;
-      return [r.concurrency, o.openAt.join(' / '), fmt(o.eventsPerS, 0), `${fmt(o.eldP50Ms, 2)} / ${fmt(o.eldP99Ms, 2)} / ${fmt(o.eldMaxMs, 1)}, ${o.eldSamples}, ${fmt(o.windowS, 1)}`, fmt(o.cpuPct, 0), fmt(o.runqWaitPct, 1), fmt(o.rssMB, 0), o.errors, r.held ? 'yes' : 'no'];
-    }),
-  );
-  const h2000 = held.find((h) => h.concurrency === 2000);
-  const heldOk = !!h2000?.held;
   const md = [
     `Clients pinned to CPU 0, the server to CPU 1 (\`taskset\`${pinned ? '' : ': not available, not pinned'}). Server: \`benchmarks/sse-server\` (Go, \`.cache/bench-bin/sse-server -itl-ms 0\`: one SSE event per token, each its own chunk and write, as fast as the client reads; vLLM 0.32's chunk shapes). Each client measured from outside the same way: events = token events the server sent (its STATS line every 200 ms), CPU = the client's whole process tree (/proc, children included), over the window where events flowed minus its first 1 s and last 0.4 s (the server counts an event when written; the closed loop bounds what is written but unread to concurrency × 128 events, under 1 % of a window for runLoad and \`vllm bench serve\`, more for the slowest clients, whose conclusion it does not change). 128 output tokens per request, ${durS} s per run, ${rounds} round(s) in rotated order.`,
     '',
@@ -266,11 +237,7 @@ export async function run(ctx) {
     '',
     `The server used at most ${fmt(maxServer, 0)} % of its core in any run: ${maxServer < 90 ? 'not the bottleneck' : 'near its limit in some runs (see the table)'}.`,
     '',
-    `**B. Streams held** (server \`-itl-ms 100\`: 10 events/s per stream, 50–150 tokens per request; runLoad's own ELD = \`monitorEventLoopDelay\`, 1 ms resolution, after the warm-up; RSS of the client at the end):`,
-    '',
-    tB,
-    '',
-    `Targets: ≥ 4× \`vllm bench serve\` per client CPU-second → ${pass(ratioOk)} (${fmt(vllmRatio, 2)}×); ahead of GuideLLM and AIPerf → ${pass(aheadOk)} (${peers.slice(1).map((p) => `${labels[p.n]} ${p.s ? `${fmt(ratio(p), 1)}×` : 'not measured'}`).join(', ')}); 2,000 streams with ELD p99 ≤ ${ELD_LIMIT_MS} ms and RSS ≤ ${RSS_LIMIT_MB} MB → ${pass(heldOk)}${h2000 ? ` (ELD p99 ${fmt(h2000.own.eldP99Ms, 2)} ms, RSS ${fmt(h2000.own.rssMB, 0)} MB)` : ''}.`,
+    `Targets: ≥ 4× \`vllm bench serve\` per client CPU-second → ${pass(ratioOk)} (${fmt(vllmRatio, 2)}×); ahead of GuideLLM and AIPerf → ${pass(aheadOk)} (${peers.slice(1).map((p) => `${labels[p.n]} ${p.s ? `${fmt(ratio(p), 1)}×` : 'not measured'}`).join(', ')}).`,
   ].join('\n');
   appendSection(title, md, { contention: contended, mode: quick ? '--quick' : 'full' });
   return {
@@ -279,7 +246,6 @@ export async function run(ctx) {
     summary: [
       { metric: 'runLoad events per client CPU-s', value: ours ? `${spread(ours.perCpu, 0)} at c=${ours.c}` : 'n/a', target: '(info)', ok: undefined },
       ...peers.map((p) => ({ metric: `vllm-probe ÷ ${labels[p.n]}, per client CPU-s`, value: p.s ? `${fmt(ratio(p), 2)}× (${labels[p.n]} ${spread(p.s.perCpu, 0)} at c=${p.s.c})` : `n/a (${unavailable[p.n] ?? 'not run'})`, target: p.n === 'vllm' ? '≥ 4×' : '> 1×', ok: p.s ? (p.n === 'vllm' ? ratioOk : ratio(p) > 1) : undefined })),
-      { metric: '2,000 streams: ELD p99 / RSS', value: h2000 ? `${fmt(h2000.own.eldP99Ms, 2)} ms / ${fmt(h2000.own.rssMB, 0)} MB` : 'n/a', target: `≤ ${ELD_LIMIT_MS} ms / ≤ ${RSS_LIMIT_MB} MB`, ok: heldOk },
     ],
   };
 }

@@ -6,7 +6,7 @@
  *
  *   node benchmarks/run.mjs [--only NAME[,NAME…]] [--quick] [--list]
  *
- * Names: overhead, ceiling, footprint, render, accuracy, cost.
+ * Names: overhead, ceiling, held, footprint, render, accuracy, cost.
  * --quick shortens every benchmark for a smoke run (footprint 1 min instead of 10, fewer
  * samples); the default is the full run (about 30 minutes on 2 cores; longer when other
  * processes load the machine: the Python peers' start-up then takes minutes).
@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { commandLine, contention, fmt, machineFacts, monitorContention, realVllmAvailable, setCurrentMonitor, setInvocation, startRealVllm, table, versions } from './lib.mjs';
 
-const NAMES = ['overhead', 'ceiling', 'footprint', 'render', 'accuracy', 'cost'];
+const NAMES = ['overhead', 'ceiling', 'held', 'footprint', 'render', 'accuracy', 'cost'];
 
 const { values } = parseArgs({
   options: {
