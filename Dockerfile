@@ -18,10 +18,12 @@ ARG NODE_IMAGE=node:26-slim
 # ---- build: compile TypeScript, then drop the dev dependencies --------------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# `npm ci` runs the package's `prepare` script (tsc), so the sources are copied first.
+# `npm run build` compiles src/ with tsc, so the sources are copied first. (There is no
+# `prepare` script: npm warns about install scripts on every global install of the package.)
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm ci --no-audit --no-fund \
+ && npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 

@@ -8,7 +8,7 @@ export default defineConfig({
           name: 'unit',
           include: ['test/**/*.test.ts'],
           exclude: ['test/e2e/**'],
-          testTimeout: 20_000,
+          testTimeout: 60_000,
           hookTimeout: 20_000,
           // 2-core CI machine: forks keep timing-sensitive loopback tests honest.
           pool: 'forks',

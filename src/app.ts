@@ -6,13 +6,17 @@
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { loadConfig, readApiKey, type Config } from './config.js';
+import { loadConfig, parseListen, readApiKey, type Config } from './config.js';
 import { startCollector, type CollectorRun } from './exporter/collector.js';
 import { createHttpServer } from './exporter/server.js';
 import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
 import { VllmCollector } from './exporter/vllm.js';
 import { VllmProcessCollector } from './exporter/process.js';
 import { createGpuCollectors, type NvidiaSmiCollector } from './gpu/collector.js';
+import { withoutLocalTarget } from './fleet/modules.js';
+import { ProbeEndpoint } from './fleet/probe.js';
+import { startTargets, type FleetTargets } from './fleet/targets.js';
+import { serverPidFor } from './host/proc.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { StatusBoard } from './status.js';
 import type { ProbeKind } from './synthetic/index.js';
@@ -21,6 +25,7 @@ import { TargetTracker } from './target.js';
 import { VllmClient } from './vllm/client.js';
 import { collectEnvironment } from './vllm/environment.js';
 import { VERSION } from './version.js';
+import { WedgeDetector } from './wedge.js';
 
 export interface DaemonOptions {
   /** The file to (re)load; omit for an in-memory config (demo, tests). */
@@ -45,6 +50,10 @@ export interface Runtime {
   client: VllmClient;
   status: StatusBoard;
   vllm: VllmCollector;
+  /** Central mode: the static `targets:` and their registries (none in a sidecar). */
+  fleet: FleetTargets;
+  /** GET /probe (fleet mode). */
+  probeEndpoint: ProbeEndpoint;
   ready: boolean;
   /** Runs one probe now, outside its schedule (the soak drives cycles faster than real time). */
   runProbe(kind: ProbeKind): Promise<void>;
@@ -74,17 +83,21 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   metrics.configReloadSuccessful.set(1);
   metrics.configReloadTimestamp.set(Date.now() / 1000);
   const apiKey = readApiKey(config, env);
+  if (config.target.api_key_env && !apiKey) log.warn({ variable: config.target.api_key_env }, `target.api_key_env names ${config.target.api_key_env}, which is not set: requests go without an API key and vLLM started with --api-key will answer 401`);
   const client = new VllmClient({ baseUrl: config.target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
   const tracker = new TargetTracker(metrics, config.probes.ttft.cold_probes, log.child({ component: 'target' }), config.target.model);
   const status = new StatusBoard(config, metrics, () => ({ url: config.target.url, model: tracker.model }));
 
+  const wedge = new WedgeDetector(config, metrics, status, () => tracker.model);
   const processes = new VllmProcessCollector(config, metrics, status, () => tracker.model, log.child({ component: 'vllm_process' }));
   let gpuCollector: NvidiaSmiCollector | undefined;
   const refreshEnvironment = () =>
     void snapshotEnvironment(client, metrics, status, processes, () => gpuCollector, signal).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'environment snapshot failed'));
-  const vllm = new VllmCollector(config, client, tracker, metrics, status, log.child({ component: 'vllm' }), refreshEnvironment);
+  const vllm = new VllmCollector(config, client, tracker, metrics, status, wedge, log.child({ component: 'vllm' }), refreshEnvironment);
   const collectors: CollectorRun[] = [];
-  if (config.scrape.enabled) {
+  // Central mode (a `targets:` list): target.url is neither probed nor scraped.
+  const local = withoutLocalTarget(config);
+  if (local.scrape.enabled) {
     collectors.push(startCollector(processes, config.scrape, metrics, log, signal));
     collectors.push(startCollector(vllm, config.scrape, metrics, log, signal));
   }
@@ -99,7 +112,9 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
       collectors.push(startCollector(c.collector, c.schedule, metrics, log, signal, c.hooks));
     }
   }
-  const scheduler: ProbeScheduler = startProbes({ config, client, tracker, metrics, status, log }, signal);
+  const scheduler: ProbeScheduler = startProbes({ config: local, client, tracker, metrics, status, log, watcher: wedge }, signal);
+  const fleet = startTargets(config, log, signal, env);
+  const probeEndpoint = new ProbeEndpoint({ config, log: log.child({ component: 'probe_endpoint' }), env, shutdown: signal });
 
   const runtime: Runtime = {
     config,
@@ -109,6 +124,8 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     client,
     status,
     vllm,
+    fleet,
+    probeEndpoint,
     ready: false,
     runProbe: (kind) => scheduler.runNow(kind),
     collectNow: async () => {
@@ -117,11 +134,11 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     async stop() {
       controller.abort(new Error('runtime stopping'));
       parentSignal.removeEventListener('abort', onParentAbort);
-      await Promise.allSettled([scheduler.stop(), ...collectors.map((c) => c.stop())]);
+      await Promise.allSettled([scheduler.stop(), fleet.stop(), ...collectors.map((c) => c.stop())]);
       await client.close();
     },
   };
-  void scheduler.firstCycle.then(() => {
+  void Promise.all([scheduler.firstCycle, fleet.firstCycle]).then(() => {
     runtime.ready = true;
   });
   return runtime;
@@ -132,9 +149,10 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
  * when a new vLLM process appears: exported as vllm_probe_environment_info and shown in /status.
  */
 async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status: StatusBoard, processes: VllmProcessCollector, gpuReader: () => NvidiaSmiCollector | undefined, signal: AbortSignal): Promise<void> {
-  // The API server is the matched process whose command line names it, else the oldest one.
-  const matched = processes.lastMatched;
-  const server = matched.find((p) => /api_server|vllm serve|vllm\.entrypoints/.test(p.cmdline)) ?? [...matched].sort((a, b) => a.pid - b.pid)[0];
+  // The API server: the process listening on the target's port (as the process collector finds
+  // vLLM), else the oldest matched process (a pid file or name pattern in another namespace).
+  const listener = serverPidFor(client.baseUrl);
+  const server = listener !== undefined ? { pid: listener } : [...processes.lastMatched].sort((a, b) => a.pid - b.pid)[0];
   // GPU identity from the daemon's own nvidia-smi collector: one runner per process.
   const env = await collectEnvironment(client, {
     ...(server ? { pid: server.pid } : {}),
@@ -159,12 +177,6 @@ async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status:
     'healthy',
     `vLLM ${env.vllm_version ?? '?'}, model ${env.model ?? '?'} (max_model_len ${env.max_model_len ?? '?'}), ${env.gpus?.length ? `${env.gpus.length} × ${gpu?.name} (driver ${gpu?.driver_version})` : 'no GPU visible'}, ${env.os}${env.launch_flags ? `, flags: ${env.launch_flags.join(' ') || '(defaults)'}` : ''}`,
   );
-}
-
-function parseListen(listen: string): { host: string; port: number } {
-  const idx = listen.lastIndexOf(':');
-  const host = listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0';
-  return { host, port: Number(listen.slice(idx + 1)) };
 }
 
 /** Runs the daemon until `signal` aborts, then drains within 5 s. */
@@ -201,6 +213,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const server = createHttpServer(
     {
       registry: () => runtime.registry,
+      targetRegistries: () => runtime.fleet.registries,
+      probe: (req, res, url) => runtime.probeEndpoint.handle(req, res, url),
       ready: () => !draining && runtime.ready,
       status: () => runtime.status.report(),
       reload: reloadOnce,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { runDaemon } from './app.js';
-import { ConfigError, defaultConfig, loadConfig, parseConfig } from './config.js';
+import { ConfigError, defaultConfig, loadConfig, parseConfig, parseListen } from './config.js';
 import { FAULT_MODES, type FaultMode } from './emulator/faults.js';
 import { parseExposition } from './vllm/exposition.js';
 import { runGpuCommand } from './gpu/command.js';
@@ -119,7 +119,8 @@ the compute processes and which of them are vLLM's. Exit 0 when read or when the
 
 COMMAND_HELP.dashboards = `Usage: vllm-probe dashboards [--config FILE] --out DIR
 
-Writes the Grafana dashboards (on-call overview and detail) as JSON files into DIR, with the
+Writes the Grafana dashboards (on-call overview and detail, and the fleet dashboard for
+targets probed through /probe) as JSON files into DIR, with the
 SLO lines from the config. The defaults are checked in under grafana/dashboards/.
 `;
 
@@ -164,8 +165,20 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.stderr(`vllm-probe ${command}: cannot listen: address already in use (${(err as { address?: string }).address ?? ''}:${(err as { port?: number }).port ?? ''})\n`);
       return 1;
     }
-    throw err;
+    // Anything else (a bad --out path, an unreadable file…): one line, no stack trace (issue 18).
+    io.stderr(`vllm-probe ${command}: ${oneLineError(err)}\n`);
+    return 2;
   }
+}
+
+/** "ENOTDIR: not a directory, mkdir '/dev/null/x'" → "/dev/null/x: not a directory". */
+function oneLineError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e.code === 'string' && typeof e.path === 'string') {
+    const what = e.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '');
+    return `${e.path}: ${what}`;
+  }
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
 }
 
 type Command = (args: string[], io: CliIo) => Promise<number>;
@@ -205,8 +218,9 @@ const COMMANDS: Record<string, Command> = {
         target: { url: emulatorUrl.toString() },
         probes: { ttft: { interval: '2s', timeout: '1500ms' }, prefix: { interval: '5s', timeout: '4s', prefix_tokens: [512, 1024] } },
         scrape: { interval: '2s', timeout: '1s' },
-        // The emulator lives in this process, so "the vLLM process" is this one.
-        gpu: { enabled: false, process_match: { pid: process.pid } },
+        // The emulator lives in this process: the vllm_process check finds the port's owner is
+        // this process and says so (not applicable), without alarming.
+        gpu: { enabled: false },
         status: { window: '1m' },
       },
       'demo',
@@ -226,7 +240,7 @@ const COMMANDS: Record<string, Command> = {
               '',
               `  emulated vLLM     ${emulatorUrl.origin}   (curl ${emulatorUrl.origin}/metrics)`,
               `  metrics           ${base}/metrics`,
-              `  on-call status    ${base}/status?format=text`,
+              `  on-call status    curl -s '${base}/status?format=text'   (quoted: zsh reads ? as a glob)`,
               `  readiness         ${base}/readyz`,
               '',
               `Try a fault: curl -XPOST ${emulatorUrl.origin}/_emulator/fault -d '{"mode":"http_500"}'`,
@@ -276,8 +290,8 @@ const COMMANDS: Record<string, Command> = {
       prefixCaching: !values['no-prefix-caching'],
       ...(values.fault ? { fault: { mode: values.fault as FaultMode, ...(values['fault-delay-ms'] ? { delayMs: int('fault-delay-ms', values['fault-delay-ms'])! } : {}) } } : {}),
     });
-    const idx = listen.lastIndexOf(':');
-    const url = await emulator.listen(Number(listen.slice(idx + 1)), listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0');
+    const { host, port } = parseListen(listen);
+    const url = await emulator.listen(port, host);
     io.stdout(`vllm-probe emulate: emulated vLLM serving "${emulator.options.model}" on ${url.origin} (Ctrl-C to stop)\n`);
     await new Promise<void>((resolve) => (io.signal.aborted ? resolve() : io.signal.addEventListener('abort', () => resolve(), { once: true })));
     await emulator.close();
@@ -313,9 +327,11 @@ const COMMANDS: Record<string, Command> = {
     const config = values.config ? loadConfig(values.config) : defaultConfig();
     mkdirSync(values.out, { recursive: true });
     const { dashboardSpecs, renderDashboard } = await import('./slo/dashboards.js');
-    for (const spec of dashboardSpecs(config)) {
-      const file = join(values.out, `${spec.uid}.json`);
-      writeFileSync(file, `${JSON.stringify(renderDashboard(spec), null, 2)}\n`);
+    const { FLEET_DASHBOARD_UID, renderFleetDashboard } = await import('./slo/fleet-dashboard.js');
+    const dashboards = [...dashboardSpecs(config).map((spec) => ({ uid: spec.uid, json: renderDashboard(spec) })), { uid: FLEET_DASHBOARD_UID, json: renderFleetDashboard(config) }];
+    for (const { uid, json } of dashboards) {
+      const file = join(values.out, `${uid}.json`);
+      writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
       io.stdout(`wrote ${file}\n`);
     }
     return 0;

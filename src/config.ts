@@ -5,9 +5,12 @@
  * problem as `FILE: <path>: expected …, got …` inside one ConfigError. Durations are written
  * like Prometheus durations (`15s`, `1m30s`, `500ms`) and become seconds here.
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
+import { FileReadError } from './errors.js';
+import { readSmallFile } from './files.js';
+import { redactUrl } from './reason.js';
 import { z } from 'zod';
+import { HostMatcher, parseHostRule } from './fleet/allow.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -44,7 +47,7 @@ export function formatDuration(seconds: number): string {
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return JSON.stringify(redactUrl(value.length > 200 ? `${value.slice(0, 200)}…` : value));
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
   return `${typeof value} ${String(value)}`;
@@ -95,10 +98,20 @@ const httpUrl = z.unknown().transform((value, ctx) => {
   } catch {
     url = undefined;
   }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.username) {
+  // Credentials in a URL end up in logs and /status; a fragment or query means a pasted link.
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.username || url.password || url.hash || (typeof value === 'string' && /[?#]/.test(value))) {
     ctx.addIssue({
       code: 'custom',
-      message: `expected an http(s) URL without credentials or query like "http://127.0.0.1:8000", got ${describe(value)}`,
+      message: `expected an http(s) URL without credentials, query or fragment like "http://127.0.0.1:8000" (the API key goes in target.api_key_env or api_key_file), got ${describe(value)}`,
+    });
+    return z.NEVER;
+  }
+  // The OpenAI-client habit: vLLM's /health, /metrics and /tokenize live at the root, so a
+  // base URL ending in /v1 would pass here and then 404 on everything (issue 18).
+  if (/\/v1\/?$/.test(url.pathname)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected vLLM's base URL without /v1 (its /health, /metrics and /tokenize are at the root), got ${describe(value)}: use "${url.toString().replace(/\/v1\/?$/, '')}"`,
     });
     return z.NEVER;
   }
@@ -146,6 +159,80 @@ const modelsProbeSchema = z.strictObject({
   timeout: duration().default(5),
 });
 
+/** Each probe kind's settings block; the keys of this map are the probe kinds. */
+const probeKindSchemas = { ttft: ttftProbeSchema, prefix: prefixProbeSchema, models: modelsProbeSchema };
+const PROBE_KIND_NAMES = Object.keys(probeKindSchemas) as Array<keyof typeof probeKindSchemas>;
+/** What a module may override: a kind's settings but `enabled` and `interval`. */
+const overrideSchemas: Record<keyof typeof probeKindSchemas, z.ZodType> = {
+  ttft: ttftProbeSchema.omit({ enabled: true, interval: true }),
+  prefix: prefixProbeSchema.omit({ enabled: true, interval: true }),
+  models: modelsProbeSchema.omit({ enabled: true, interval: true }),
+};
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/);
+
+/** One host rule of probe_endpoint.allow or api_key_hosts (see src/fleet/allow.ts). */
+const hostRule = z.unknown().transform((value, ctx) => {
+  const rule = typeof value === 'string' ? parseHostRule(value) : `expected a host name, an IP address, a CIDR or a "*.domain" pattern, got ${describe(value)}`;
+  if (typeof rule === 'string') {
+    ctx.addIssue({ code: 'custom', message: rule });
+    return z.NEVER;
+  }
+  return value as string;
+});
+
+/**
+ * A fleet module: a probe kind and overrides of that kind's `probes.<kind>` settings (interval
+ * and enabled excepted: Prometheus' scrape interval, or the target's, decides when it runs).
+ * `overrides` holds only the keys written in the config, validated by the kind's own schema.
+ */
+const moduleSchema = z
+  .looseObject({
+    kind: z.enum(PROBE_KIND_NAMES),
+    /** Model sent in requests; empty means "ask /v1/models and take the first". */
+    model: z.string().min(1).optional(),
+    api_key_env: envName.optional(),
+    api_key_file: z.string().min(1).optional(),
+    /** Hosts that may receive the module's API key; required with a key. */
+    api_key_hosts: z.array(hostRule).default([]),
+  })
+  .transform((m, ctx) => {
+    const { kind, model, api_key_env, api_key_file, api_key_hosts, ...rest } = m;
+    const parsed = overrideSchemas[kind].safeParse(rest);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) ctx.addIssue(issue as never);
+      return z.NEVER;
+    }
+    if (api_key_env && api_key_file) ctx.addIssue({ code: 'custom', path: ['api_key_file'], message: 'expected only one of api_key_env and api_key_file, got both' });
+    if ((api_key_env || api_key_file) && api_key_hosts.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['api_key_hosts'], message: 'expected the hosts that may receive the API key (the key is never sent elsewhere), got nothing' });
+    }
+    const data = parsed.data as Record<string, unknown>;
+    const overrides = Object.fromEntries(Object.keys(rest).map((k) => [k, data[k]]));
+    return {
+      kind,
+      model: model ?? '',
+      ...(api_key_env ? { api_key_env } : {}),
+      ...(api_key_file ? { api_key_file } : {}),
+      api_key_hosts,
+      overrides,
+    };
+  });
+
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+/** Labels the daemon's own series use, or Prometheus owns: a target label may not take them. */
+const RESERVED_LABELS = new Set(['target', 'probe', 'model', 'outcome', 'phase', 'cache', 'prefix_tokens', 'token_type', 'le', 'quantile', 'instance', 'job', 'source', 'reason', 'status', 'gpu', 'uuid', 'unit']);
+
+const targetSchema = z.strictObject({
+  url: httpUrl,
+  /** Modules (of distinct kinds) probed against this target. */
+  modules: z.array(z.string().min(1)).min(1),
+  /** How often each module runs; default: its kind's probes.<kind>.interval. */
+  interval: interval().optional(),
+  /** Extra labels on every series of this target (zone, replica…). */
+  labels: z.record(z.string(), z.string()).default({}),
+});
+
 const sloTargetSchema = (threshold: number, critical: number, objectiveDefault: number) =>
   z
     .strictObject({
@@ -184,6 +271,19 @@ const configSchema = z.strictObject({
       models: modelsProbeSchema.prefault({}),
     })
     .prefault({}),
+  /** GET /probe?target=&module= (fleet mode); off while `allow` is empty. */
+  probe_endpoint: z
+    .strictObject({
+      allow: z.array(hostRule).default([]),
+      /** Subtracted from X-Prometheus-Scrape-Timeout-Seconds so the answer beats the scrape timeout. */
+      timeout_offset: duration(0).default(0.5),
+      /** /probe requests in flight at once; more are answered 503 at once. */
+      max_concurrent: z.number().int().min(1).max(1024).default(16),
+    })
+    .prefault({}),
+  modules: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), moduleSchema).default({}),
+  /** Central mode: probe these targets on their own schedules instead of target.url. */
+  targets: z.array(targetSchema).default([]),
   scrape: z
     .strictObject({
       enabled: z.boolean().default(true),
@@ -215,7 +315,7 @@ const configSchema = z.strictObject({
                 return false;
               }
             }, 'expected a valid regular expression')
-            .default('vllm|VLLM|python'),
+            .optional(),
         })
         .prefault({}),
     })
@@ -252,6 +352,8 @@ export type Config = z.output<typeof configSchema>;
 export type TtftProbeConfig = Config['probes']['ttft'];
 export type PrefixProbeConfig = Config['probes']['prefix'];
 export type ModelsProbeConfig = Config['probes']['models'];
+export type ModuleConfig = Config['modules'][string];
+export type TargetConfig = Config['targets'][number];
 
 function formatPath(path: PropertyKey[]): string {
   let out = '';
@@ -284,6 +386,8 @@ function formatIssue(issue: z.core.$ZodIssue, root: unknown): string[] {
       return [`${where}: expected a number ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}, got ${describe(input)}`];
     case 'custom':
       return [`${where}: ${issue.message}`];
+    case 'invalid_key':
+      return [`${where}: expected a name of letters, digits, "_" and "-", got ${JSON.stringify(String(issue.path.at(-1)))}`];
     default:
       return [`${where}: ${issue.message}, got ${describe(input)}`];
   }
@@ -310,7 +414,44 @@ function checkCrossFieldRules(config: Config, file: string): void {
   if (config.target.api_key_env && config.target.api_key_file) {
     problems.push('target.api_key_file: expected only one of api_key_env and api_key_file, got both');
   }
+  problems.push(...fleetProblems(config));
   if (problems.length) throw new ConfigError(file, problems);
+}
+
+/** Cross-field rules of `targets:` (module names, kinds, labels, timeouts, API key hosts). */
+function fleetProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const known = Object.keys(config.modules);
+  const seen = new Map<string, number>();
+  config.targets.forEach((t, i) => {
+    const at = `targets[${i}]`;
+    const first = seen.get(t.url);
+    if (first !== undefined) problems.push(`${at}.url: expected each target once (its series would collide with targets[${first}]); list several modules instead, got ${JSON.stringify(t.url)} again`);
+    else seen.set(t.url, i);
+    const kinds = new Map<string, string>();
+    t.modules.forEach((name, j) => {
+      const m = config.modules[name];
+      if (!m) return void problems.push(`${at}.modules[${j}]: unknown module ${JSON.stringify(name)} (known: ${known.join(', ') || 'none; define them under modules'})`);
+      const other = kinds.get(m.kind);
+      if (other !== undefined) problems.push(`${at}.modules[${j}]: expected modules of distinct kinds (their series are told apart by probe kind), got ${JSON.stringify(name)} and ${JSON.stringify(other)}, both ${m.kind}`);
+      kinds.set(m.kind, name);
+      const timeout = (m.overrides.timeout as number | undefined) ?? config.probes[m.kind].timeout;
+      const every = t.interval ?? config.probes[m.kind].interval;
+      if (timeout >= every) problems.push(`${at}.interval: expected a duration above the timeout of module ${JSON.stringify(name)} (${formatDuration(timeout)}), got ${formatDuration(every)}`);
+      if ((m.api_key_env || m.api_key_file) && !hostAllowed(m.api_key_hosts, t.url)) {
+        problems.push(`${at}.url: the host is not in modules.${name}.api_key_hosts, so its API key would not be sent; add the host there or use another module, got ${JSON.stringify(t.url)}`);
+      }
+    });
+    for (const label of Object.keys(t.labels)) {
+      if (!LABEL_NAME.test(label) || label.startsWith('__')) problems.push(`${at}.labels.${label}: expected a Prometheus label name like "zone", got ${JSON.stringify(label)}`);
+      else if (RESERVED_LABELS.has(label)) problems.push(`${at}.labels.${label}: expected a label name vllm-probe or Prometheus does not set itself, got ${JSON.stringify(label)}`);
+    }
+  });
+  return problems;
+}
+
+function hostAllowed(rules: string[], url: string): boolean {
+  return HostMatcher.of(rules).allows(new URL(url));
 }
 
 /**
@@ -321,19 +462,37 @@ function checkCrossFieldRules(config: Config, file: string): void {
 export function readYamlFile(file: string): unknown {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readSmallFile(file).toString('utf8');
   } catch (err) {
-    throw new ConfigError(file, [`(file): cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+    throw new ConfigError(file, [`(file): cannot read: ${err instanceof FileReadError ? err.message.replace(/^cannot read: /, '') : String(err)}`]);
   }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const lineCounter = new LineCounter();
+  // uniqueKeys off: the library's check is quadratic in the keys of a map (a 0.26 MB file took
+  // seconds and blocked /healthz during a reload); the same check, linear, follows.
+  const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: true, lineCounter });
   if (doc.errors.length) {
     throw new ConfigError(
       file,
       doc.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`),
     );
   }
+  const duplicates: string[] = [];
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        if (seen.has(key)) {
+          const line = isScalar(pair.key) && pair.key.range ? lineCounter.linePos(pair.key.range[0]).line : '?';
+          duplicates.push(`(yaml) line ${line}: duplicate key ${JSON.stringify(key.slice(0, 80))}`);
+        }
+        seen.add(key);
+      }
+    },
+  });
+  if (duplicates.length) throw new ConfigError(file, duplicates.slice(0, 20));
   try {
-    return doc.toJS();
+    return doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
     // e.g. an alias whose anchor is missing: found by the property-based loader test
     throw new ConfigError(file, [`(yaml): ${(err as Error).message}`]);
@@ -346,11 +505,20 @@ export function loadConfig(file: string): Config {
   const config = parseConfig(raw, file);
   if (config.target.api_key_file) {
     try {
-      accessSync(config.target.api_key_file, constants.R_OK);
+      readSmallFile(config.target.api_key_file, 64 * 1024);
     } catch (err) {
       throw new ConfigError(file, [
-        `target.api_key_file: expected a readable file, got ${JSON.stringify(config.target.api_key_file)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+        `target.api_key_file: expected a readable file, got ${JSON.stringify(config.target.api_key_file)} (${err instanceof FileReadError ? (err.code === 'ENOTREG' || err.code === 'EFBIG' ? err.message : err.code) : 'unreadable'})`,
       ]);
+    }
+  }
+  for (const [name, m] of Object.entries(config.modules)) {
+    if (!m.api_key_file) continue;
+    try {
+      readSmallFile(m.api_key_file, 64 * 1024);
+    } catch (err) {
+      const why = err instanceof FileReadError ? (err.code === 'ENOTREG' || err.code === 'EFBIG' ? err.message : err.code) : 'unreadable';
+      throw new ConfigError(file, [`modules.${name}.api_key_file: expected a readable file, got ${JSON.stringify(m.api_key_file)} (${why})`]);
     }
   }
   return config;
@@ -364,14 +532,21 @@ export function readApiKey(config: Config, env: NodeJS.ProcessEnv = process.env)
   }
   if (config.target.api_key_file) {
     try {
-      return readFileSync(config.target.api_key_file, 'utf8').trim() || undefined;
+      return readSmallFile(config.target.api_key_file, 64 * 1024).toString('utf8').trim() || undefined;
     } catch (err) {
       throw new ConfigError(config.target.api_key_file, [
-        `target.api_key_file: cannot read the API key file: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+        `target.api_key_file: cannot read the API key file: ${err instanceof FileReadError ? err.message.replace(/^cannot read: /, '') : 'error'}`,
       ]);
     }
   }
   return undefined;
+}
+
+/** HOST:PORT (IPv6 in brackets) as listen() takes it; an empty host is every interface. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const idx = listen.lastIndexOf(':');
+  const host = listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0';
+  return { host, port: Number(listen.slice(idx + 1)) };
 }
 
 /** Defaults for an empty file: what `serve` uses next to vLLM on 127.0.0.1:8000. */

@@ -32,3 +32,15 @@ export class SourceError extends Error {
 export class NoDataError extends Error {
   override name = 'NoDataError';
 }
+
+/** Why a local file (config, key, certificate) cannot be used, with the errno code. */
+export class FileReadError extends Error {
+  constructor(
+    readonly path: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FileReadError';
+  }
+}

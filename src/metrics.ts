@@ -299,8 +299,8 @@ export function createMetrics(registry: Registry, config: Config) {
     }),
     engineWedged: new Gauge({
       name: 'vllm_probe_engine_wedged',
-      help: 'Whether vLLM looks wedged (1): /health is 200 and requests are running or waiting, but the generation-token counter has not moved for scrape.wedge_scrapes scrapes.',
-      labelNames: ['model'] as const,
+      help: 'Whether vLLM looks wedged (1) by one signature while /health is 200: no_token_after_headers (probe requests accepted, no token before their timeout, 2 in a row), frozen_counters (token and step counters still while requests wait), queue_stuck (requests wait, none runs, nothing generated).',
+      labelNames: ['model', 'signature'] as const,
       registers,
     }),
     engineTimeToFirstToken: new ReexportedHistogram({
@@ -376,6 +376,29 @@ export function createMetrics(registry: Registry, config: Config) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * The series of one GET /probe answer (fleet mode), bound to a registry made for that request,
+ * as blackbox_exporter's probe_success / probe_duration_seconds. Gauges only: every answer is
+ * one probe, and Prometheus keeps the history.
+ */
+export function createProbeEndpointMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    success: new Gauge({ name: 'vllm_probe_success', help: 'GET /probe: whether this probe of the target succeeded (1) or not (0).', registers }),
+    duration: new Gauge({ name: 'vllm_probe_duration_seconds', help: 'GET /probe: how long this probe took, in seconds, every request of the module included.', registers }),
+    outcome: new Gauge({
+      name: 'vllm_probe_outcome',
+      help: 'GET /probe: the outcome of this probe as a one-hot gauge over the closed set of outcomes (1 for the outcome, 0 for the others).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    ttft: new Gauge({ name: 'vllm_probe_ttft_seconds', help: 'GET /probe: client-side time to first token of the probe\'s streaming request, in seconds (successful probes only).', registers }),
+    itl: new Gauge({ name: 'vllm_probe_itl_seconds', help: 'GET /probe: mean client-side gap between streamed tokens of the probe\'s streaming request, in seconds (successful probes only).', registers }),
+    e2e: new Gauge({ name: 'vllm_probe_e2e_seconds', help: 'GET /probe: client-side time from sending the probe\'s streaming request to the end of its response, in seconds (successful probes only).', registers }),
+  };
+}
+export type ProbeEndpointMetrics = ReturnType<typeof createProbeEndpointMetrics>;
 
 /** Creates every probe × outcome series at 0 so rate() sees the first failure. */
 export function preinitialiseProbeSeries(metrics: Metrics, probe: string, model: string): void {

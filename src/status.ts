@@ -1,21 +1,34 @@
 /**
  * The on-call verdict behind /status: a set of named checks, each healthy, degraded,
- * unhealthy or unknown with a reason in plain words that names numbers. The overall status is
- * the worst check. Probe checks use hysteresis (K failures in a row to go unhealthy, M
- * successes in a row to recover) so one blip never flips the verdict.
+ * unhealthy or unknown with a reason in plain words that names numbers (`skipped` when a check
+ * cannot run here at all, e.g. no GPU: not a judgement). The overall status is the worst check.
+ * Probe checks use hysteresis (K failures in a row to go unhealthy, M successes in a row to
+ * recover) so one blip never flips the verdict.
+ *
+ * Freshness: every check remembers when it was last judged, and a check set with a staleness
+ * bound turns `unknown` once its source stops reporting, so no check stays healthy on old data.
+ * Reasons are made one line and capped: they may quote what the target said.
  */
 import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
+import { oneLine, redactUrl } from './reason.js';
 import { percentile } from './stats.js';
 
-export type Verdict = 'healthy' | 'degraded' | 'unhealthy' | 'unknown';
-const SEVERITY: Record<Verdict, number> = { healthy: 0, unknown: 1, degraded: 2, unhealthy: 3 };
+export type Verdict = 'healthy' | 'degraded' | 'unhealthy' | 'unknown' | 'skipped';
+const SEVERITY: Record<Verdict, number> = { skipped: 0, healthy: 0, unknown: 1, degraded: 2, unhealthy: 3 };
 
 export interface Check {
   name: string;
   status: Verdict;
   reason: string;
   since: string;
+  /** When the data behind this verdict was last judged. */
+  updated_at: string;
+}
+
+interface StoredCheck extends Check {
+  updatedMs: number;
+  staleAfterMs?: number;
 }
 
 export interface StatusReport {
@@ -26,6 +39,9 @@ export interface StatusReport {
   generated_at: string;
   checks: Check[];
 }
+
+/** Checks whose data comes from a working engine. */
+const ENGINE_DEPENDENT = new Set(['ttft_latency', 'prefix_cache', 'kv_cache']);
 
 const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const clock = (d: Date) => isoSeconds(d).slice(11);
@@ -41,9 +57,11 @@ interface ProbeHysteresis {
 }
 
 export class StatusBoard {
-  private readonly checks = new Map<string, Check>();
+  private readonly checks = new Map<string, StoredCheck>();
   private readonly probes = new Map<string, ProbeHysteresis>();
   private readonly ttftSamples: Array<{ at: number; seconds: number }> = [];
+  private readonly ttftFailures: number[] = [];
+  private ttftSeen = false;
 
   constructor(
     private readonly config: Config,
@@ -52,11 +70,17 @@ export class StatusBoard {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  /** Sets one check. Keeps `since` while the status stays the same. */
-  set(name: string, status: Verdict, reason: string): void {
+  /**
+   * Sets one check. Keeps `since` while the status stays the same. With `staleAfterSeconds`,
+   * the check reads `unknown` when it is not set again within that time.
+   */
+  set(name: string, status: Verdict, reason: string, staleAfterSeconds?: number): void {
     const previous = this.checks.get(name);
-    const since = previous && previous.status === status ? previous.since : isoSeconds(this.now());
-    this.checks.set(name, { name, status, reason, since });
+    const now = this.now();
+    const since = previous && previous.status === status ? previous.since : isoSeconds(now);
+    const check: StoredCheck = { name, status, reason: oneLine(redactUrl(reason)), since, updated_at: isoSeconds(now), updatedMs: now.getTime() };
+    if (staleAfterSeconds !== undefined) check.staleAfterMs = staleAfterSeconds * 1000;
+    this.checks.set(name, check);
     this.report(); // keep vllm_probe_status current between /status requests
   }
 
@@ -80,6 +104,7 @@ export class StatusBoard {
       }
       if (ttftSeconds !== undefined && probe === 'ttft') this.ttftSamples.push({ at: now.getTime(), seconds: ttftSeconds });
     } else {
+      if (probe === 'ttft') this.ttftFailures.push(now.getTime());
       if (state.failuresInARow === 0) state.failingSince = now;
       state.failuresInARow++;
       state.successesInARow = 0;
@@ -88,7 +113,15 @@ export class StatusBoard {
       if (state.failuresInARow >= k) state.failing = true;
     }
     state.seen = true;
-    this.set(`probe_${probe}`, ...this.describeProbe(probe, state));
+    if (probe === 'ttft') this.ttftSeen = true;
+    const [verdict, reason] = this.describeProbe(probe, state);
+    this.set(`probe_${probe}`, verdict, reason, this.probeStaleAfter(probe));
+  }
+
+  /** A probe line goes unknown when three intervals pass without a result. */
+  private probeStaleAfter(probe: string): number | undefined {
+    const cfg = (this.config.probes as Record<string, { interval: number; timeout: number } | undefined>)[probe];
+    return cfg ? cfg.interval * 3 + cfg.timeout : undefined;
   }
 
   private describeProbe(probe: string, s: ProbeHysteresis): [Verdict, string] {
@@ -109,34 +142,64 @@ export class StatusBoard {
     return ['healthy', `${label} succeeding`];
   }
 
-  private latencyCheck(): Check | undefined {
+  /** TTFT p95 over the window, judged on successful probes only, and saying so. */
+  private latencyCheck(): void {
+    if (!this.ttftSeen) return;
     const windowMs = this.config.status.window * 1000;
-    const cutoff = this.now().getTime() - windowMs;
+    const now = this.now();
+    const cutoff = now.getTime() - windowMs;
     while (this.ttftSamples.length && this.ttftSamples[0]!.at < cutoff) this.ttftSamples.shift();
-    const p95 = percentile(this.ttftSamples.map((s) => s.seconds), 0.95);
-    if (p95 === undefined) return undefined;
-    const { threshold, critical_threshold: critical } = this.config.slo.ttft;
+    while (this.ttftFailures.length && this.ttftFailures[0]! < cutoff) this.ttftFailures.shift();
     const window = windowLabel(this.config.status.window);
-    const text = `TTFT p95 over ${window} is ${p95.toFixed(2)} s (${this.ttftSamples.length} probes), SLO is ${threshold.toFixed(2)} s`;
-    const status: Verdict = p95 > critical ? 'unhealthy' : p95 > threshold ? 'degraded' : 'healthy';
+    const failed = this.ttftFailures.length;
+    const p95 = percentile(this.ttftSamples.map((s) => s.seconds), 0.95);
+    let status: Verdict;
+    let reason: string;
+    const failingNow = this.probes.get('ttft')?.failuresInARow ?? 0;
+    if (p95 === undefined) {
+      status = 'unknown';
+      reason = `no successful TTFT probe in the last ${window}${failed ? ` (${failed} failed)` : ''}: latency cannot be judged`;
+    } else if (failingNow > 0) {
+      // Older successes say nothing about a server whose latest probes fail.
+      status = 'unknown';
+      reason = `cannot judge TTFT latency: the last ${failingNow} TTFT probe${failingNow === 1 ? '' : 's'} failed (p95 of the ${this.ttftSamples.length} successful ones in the last ${window} was ${p95.toFixed(2)} s)`;
+    } else {
+      const { threshold, critical_threshold: critical } = this.config.slo.ttft;
+      const text = `TTFT p95 over ${window} is ${p95.toFixed(2)} s (${this.ttftSamples.length} successful probes${failed ? `; ${failed} failed probes not counted` : ''}), SLO is ${threshold.toFixed(2)} s`;
+      status = p95 > critical ? 'unhealthy' : p95 > threshold ? 'degraded' : 'healthy';
+      reason = status === 'unhealthy' ? `${text}, critical at ${critical.toFixed(2)} s` : text;
+    }
     const previous = this.checks.get('ttft_latency');
-    const since = previous && previous.status === status ? previous.since : isoSeconds(this.now());
-    const check = { name: 'ttft_latency', status, reason: status === 'unhealthy' ? `${text}, critical at ${critical.toFixed(2)} s` : text, since };
-    this.checks.set('ttft_latency', check);
-    return check;
+    const since = previous && previous.status === status ? previous.since : isoSeconds(now);
+    this.checks.set('ttft_latency', { name: 'ttft_latency', status, reason, since, updated_at: isoSeconds(now), updatedMs: now.getTime() });
+  }
+
+  /** A check whose source stopped reporting reads unknown, with what it last said. */
+  private fresh(c: StoredCheck, nowMs: number): Check {
+    const { updatedMs, staleAfterMs, ...check } = c;
+    if (staleAfterMs === undefined || nowMs - updatedMs <= staleAfterMs || c.status === 'unknown' || c.status === 'skipped') return check;
+    const age = Math.round((nowMs - updatedMs) / 1000);
+    return { ...check, status: 'unknown', reason: oneLine(`stale: not judged for ${age} s (its source stopped reporting); last said: ${c.reason}`) };
   }
 
   /** The verdict now. `unknown` until the first TTFT probe has run. */
   report(): StatusReport {
     this.latencyCheck();
-    const checks = [...this.checks.values()];
+    const nowMs = this.now().getTime();
+    let checks = [...this.checks.values()].map((c) => this.fresh(c, nowMs));
+    // Checks that read the engine follow it: a wedged engine makes their last data meaningless.
+    const engine = checks.find((c) => c.name === 'engine_progress');
+    if (engine?.status === 'unhealthy') {
+      checks = checks.map((c) => (ENGINE_DEPENDENT.has(c.name) && (c.status === 'healthy' || c.status === 'degraded') ? { ...c, status: 'unknown', reason: oneLine(`cannot judge while the engine is wedged; last said: ${c.reason}`) } : c));
+    }
     let status: Verdict = 'healthy';
     for (const c of checks) if (SEVERITY[c.status] > SEVERITY[status]) status = c.status;
     const reasons = checks
-      .filter((c) => c.status !== 'healthy')
+      .filter((c) => c.status !== 'healthy' && c.status !== 'skipped')
       .sort((a, b) => SEVERITY[b.status] - SEVERITY[a.status])
       .map((c) => c.reason);
     for (const v of ['healthy', 'degraded', 'unhealthy', 'unknown'] as const) {
+      // 'skipped' never is the overall verdict (it ranks with healthy).
       this.metrics.statusVerdict.labels({ status: v }).set(v === status ? 1 : 0);
     }
     const { url, model } = this.describeTarget();
@@ -150,8 +213,9 @@ function windowLabel(seconds: number): string {
 
 /** One line per check, for `curl …/status?format=text`. */
 export function formatStatusText(report: StatusReport): string {
-  const head = `${report.status}: ${report.reasons.length ? report.reasons.join('; ') : 'all checks pass'}`;
+  const head = oneLine(`${report.status}: ${report.reasons.length ? report.reasons.join('; ') : 'all checks pass'}`, 2000);
   const width = Math.max(...report.checks.map((c) => c.name.length), 5);
-  const lines = report.checks.map((c) => `${c.name.padEnd(width)}  ${c.status.padEnd(9)}  ${c.reason}`);
+  // Reasons are already one line; escaping again here keeps this true for any caller.
+  const lines = report.checks.map((c) => `${c.name.padEnd(width)}  ${c.status.padEnd(9)}  ${oneLine(c.reason, 1000)}`);
   return [head, ...lines, ''].join('\n');
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, intervalToCron, loadConfig, parseDuration, readApiKey } from '../src/config.js';
+import { ConfigError, intervalToCron, loadConfig, parseConfig, parseDuration, readApiKey } from '../src/config.js';
 import { runCli } from '../src/cli.js';
 
 const dir = 'test/fixtures/config';
@@ -11,7 +11,7 @@ const dir = 'test/fixtures/config';
 const INVALID: Array<[string, string]> = [
   ['invalid-type.yaml', 'probes.ttft.max_tokens: expected number, got "sixteen"'],
   ['invalid-unknown-key.yaml', 'target.modle: unknown key (check the spelling; see config/vllm-probe.example.yaml)'],
-  ['invalid-url.yaml', 'target.url: expected an http(s) URL without credentials or query like "http://127.0.0.1:8000", got "ftp://example/"'],
+  ['invalid-url.yaml', 'target.url: expected an http(s) URL without credentials, query or fragment like "http://127.0.0.1:8000" (the API key goes in target.api_key_env or api_key_file), got "ftp://example/"'],
   ['invalid-duration.yaml', 'probes.ttft.interval: expected a duration like "15s" of at least 1s, got "ten seconds"'],
   ['invalid-interval.yaml', 'probes.ttft.interval: expected an interval that divides a minute, an hour or a day evenly (1s, 5s, 15s, 30s, 1m, 5m, 1h…), got "7s"'],
   ['invalid-negative.yaml', 'status.kv_cache_usage_degraded: expected a number ≥ 0, got number -0.5'],
@@ -108,5 +108,61 @@ describe('config validation', () => {
     expect(readApiKey(loadConfig(cfgFile))).toBe('sk-from-file');
     writeFileSync(cfgFile, 'target:\n  api_key_env: MY_KEY\n');
     expect(readApiKey(loadConfig(cfgFile), { MY_KEY: ' sk-env ' })).toBe('sk-env');
+  });
+});
+
+describe('hostile config files', () => {
+  test('URL credentials are rejected and never echoed; a fragment or query is rejected', () => {
+    for (const url of ['http://:hunter2@127.0.0.1:8000', 'http://admin:hunter2@127.0.0.1:8000', 'http://127.0.0.1:8000#frag', 'http://127.0.0.1:8000/?x=1']) {
+      let message = '';
+      try {
+        parseConfig({ target: { url } });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message, url).toMatch(/target\.url: expected an http\(s\) URL without credentials, query or fragment/);
+      expect(message).not.toContain('hunter2');
+    }
+  });
+
+  test('a FIFO as the API key file is refused at once instead of blocking the event loop', async () => {
+    if (process.platform !== 'linux') return;
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'fifo-'));
+    execFileSync('mkfifo', [join(dir, 'key')]);
+    writeFileSync(join(dir, 'c.yaml'), `target:\n  api_key_file: ${join(dir, 'key')}\n`);
+    const started = Date.now();
+    expect(() => loadConfig(join(dir, 'c.yaml'))).toThrowError(/target\.api_key_file: expected a readable file.*not a regular file/);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  test('duplicate keys are found with their line, and the check grows linearly with the file', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'dup-'));
+    writeFileSync(join(dir, 'dup.yaml'), 'listen: 0.0.0.0:1\nlog_level: info\nlisten: 0.0.0.0:2\n');
+    expect(() => loadConfig(join(dir, 'dup.yaml'))).toThrowError(/\(yaml\) line 3: duplicate key "listen"/);
+    const big = (n: number) => {
+      const f = join(dir, `big-${n}.yaml`);
+      writeFileSync(f, `x:\n${Array.from({ length: n }, (_, i) => `  k${i}: 1`).join('\n')}\n`);
+      return f;
+    };
+    // The fastest of three runs each, so a busy machine's pauses do not count.
+    const time = (f: string) =>
+      Math.min(
+        ...[0, 1, 2].map(() => {
+          const t = performance.now();
+          expect(() => loadConfig(f)).toThrowError(/x: unknown key/);
+          return performance.now() - t;
+        }),
+      );
+    const small = big(2000);
+    const large = big(16000);
+    const ratio = time(large) / time(small);
+    expect(ratio).toBeLessThan(24); // 8× the keys: linear ~8; the old quadratic check ~64
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Pure analysis for the bench commands: per-level summaries, the throughput/latency knee, and
- * the prefix-caching model from the seeds (saved fraction ≈ P/(P+S)). Tested on recorded inputs.
+ * the prefix-caching model (saved fraction ≈ P/(P+S)). Tested on recorded inputs.
  */
 import { mean, percentile } from '../stats.js';
 import type { RequestRecord } from './load.js';
@@ -70,18 +70,22 @@ export function findKnee(levels: LevelResult[], tolerance = 0.05): Knee | undefi
 
 export const fmtS = (s: number | undefined) => (s === undefined ? 'n/a' : s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
 
-/** The seeds' prefill model: the share of prefill saved when P of P+S prompt tokens are cached. */
+/** The prefill model: the share of prefill saved when P of P+S prompt tokens are cached. */
 export function predictedSavedFraction(prefixTokens: number, suffixTokens: number): number {
   return prefixTokens / (prefixTokens + suffixTokens);
 }
 
-/** Cold/warm table figures as the Tier 1 seed defines them. */
-export function coldWarmSummary(cold: number, warm: number[]) {
-  const sorted = [...warm].sort((a, b) => a - b);
+/**
+ * Cold/warm figures: `cold` is the first request after start, `warm1` the one right after it,
+ * and min/median/max/spread describe the steady-state requests after warm_1 (`steady`).
+ * cold/warm factor = cold / steady median.
+ */
+export function coldWarmSummary(cold: number, warm1: number, steady: number[]) {
+  const sorted = [...steady].sort((a, b) => a - b);
   const median = percentile(sorted, 0.5)!;
   const min = sorted[0]!;
   const max = sorted[sorted.length - 1]!;
-  return { cold, warm1: warm[0]!, min, median, max, spreadPct: ((max - min) / median) * 100, coldWarmFactor: cold / median };
+  return { cold, warm1, min, median, max, spreadPct: ((max - min) / median) * 100, coldWarmFactor: cold / median };
 }
 
 /** CSV with RFC 4180 quoting. */
@@ -97,39 +101,4 @@ export function toCsv(header: string[], rows: Array<Array<string | number | null
 export function markdownTable(header: string[], rows: Array<Array<string | number | null | undefined>>): string {
   const cell = (v: string | number | null | undefined) => (v === null || v === undefined ? '–' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : v);
   return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n') + '\n';
-}
-
-/** A small dependency-free SVG: throughput (left axis) and p95 TTFT (right axis) vs concurrency. */
-export function sweepSvg(levels: LevelResult[], knee?: Knee): string {
-  const W = 640;
-  const H = 360;
-  const m = { l: 60, r: 60, t: 30, b: 50 };
-  const xs = levels.map((l) => l.concurrency);
-  const xLog = (c: number) => Math.log2(Math.max(1, c));
-  const xMin = xLog(Math.min(...xs));
-  const xMax = Math.max(xLog(Math.max(...xs)), xMin + 1);
-  const tp = levels.map((l) => l.outputTokPerS);
-  const lat = levels.map((l) => l.ttft.p95 ?? 0);
-  const tpMax = Math.max(...tp, 1e-9);
-  const latMax = Math.max(...lat, 1e-9);
-  const X = (c: number) => m.l + ((xLog(c) - xMin) / (xMax - xMin)) * (W - m.l - m.r);
-  const Y = (v: number, max: number) => H - m.b - (v / max) * (H - m.t - m.b);
-  const path = (vals: number[], max: number) => levels.map((l, i) => `${i ? 'L' : 'M'}${X(l.concurrency).toFixed(1)},${Y(vals[i]!, max).toFixed(1)}`).join(' ');
-  const ticks = levels.map((l) => `<text x="${X(l.concurrency).toFixed(1)}" y="${H - m.b + 18}" text-anchor="middle" font-size="11">${l.concurrency}</text>`).join('');
-  const kneeLine = knee ? `<line x1="${X(knee.concurrency).toFixed(1)}" x2="${X(knee.concurrency).toFixed(1)}" y1="${m.t}" y2="${H - m.b}" stroke="#888" stroke-dasharray="4 3"/><text x="${(X(knee.concurrency) + 4).toFixed(1)}" y="${m.t + 12}" font-size="11" fill="#555">knee</text>` : '';
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
-<rect width="100%" height="100%" fill="white"/>
-<text x="${W / 2}" y="18" text-anchor="middle" font-size="14">Concurrency sweep: throughput and p95 TTFT</text>
-<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="black"/>
-<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="#1f77b4"/>
-<line x1="${W - m.r}" y1="${m.t}" x2="${W - m.r}" y2="${H - m.b}" stroke="#d62728"/>
-${ticks}
-<text x="${W / 2}" y="${H - 12}" text-anchor="middle" font-size="12">concurrency (log scale)</text>
-<text x="${m.l - 8}" y="${m.t - 8}" text-anchor="start" font-size="11" fill="#1f77b4">${tpMax.toFixed(0)} tok/s</text>
-<text x="${W - m.r}" y="${m.t - 8}" text-anchor="end" font-size="11" fill="#d62728">${fmtS(latMax)} p95 TTFT</text>
-<path d="${path(tp, tpMax)}" fill="none" stroke="#1f77b4" stroke-width="2"/>
-<path d="${path(lat, latMax)}" fill="none" stroke="#d62728" stroke-width="2"/>
-${kneeLine}
-</svg>
-`;
 }

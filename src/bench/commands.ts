@@ -1,183 +1,134 @@
 /**
- * `vllm-probe bench …`: the one-off experiments of the seeds as commands. Each writes its files
- * (CSV with the seed's columns, markdown with the environment snapshot on top, summary.json)
- * into --out DIR and prints a short summary (or the JSON with --json).
+ * `vllm-probe bench …`: the one-off experiments as commands. Each writes its files (CSV,
+ * markdown with the environment snapshot on top, an SVG chart, and `<experiment>.summary.json`)
+ * into --out DIR and prints a short summary (or the JSON with --json). A run that cannot
+ * produce a result (target down, requests failing) writes nothing and exits 1 with the reason.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { BENCH_HELP, BENCH_OPTIONS, BenchUsageError, intList, intOpt, secondsOpt, type Values } from './options.js';
+import { parseTargetUrl, Progress, RunFiles, runCommand, sequencesThatFit, waitForRestart, type BenchIo } from './common.js';
+import { BENCH_HELP, BENCH_OPTIONS, BenchRunError, BenchUsageError, EXPERIMENT_HELP, intList, intOpt, secondsOpt, type Values } from './options.js';
 import { gpuIdentity } from '../gpu/command.js';
+import { serverPidFor } from '../host/proc.js';
 import { calibratePrefix } from '../vllm/calibration.js';
-import { VllmClient } from '../vllm/client.js';
-import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, summariseLevel, sweepSvg, toCsv, type LevelResult } from './analysis.js';
+import { mean } from '../stats.js';
+import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, summariseLevel, toCsv, type LevelResult } from './analysis.js';
+import { coldWarmChart, kvChart, prefixChart, sweepChart } from './experiment-charts.js';
+import { benchClient, discoverModel, processStart } from './http.js';
 import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
-import { fillerPrompt, runLoad, type LoadTarget, type RequestRecord } from './load.js';
+import { describeFailure, fillerPrompt, runLoadChecked, type LoadOptions, type LoadTarget, type RequestRecord } from './load.js';
 
-export interface BenchIo {
-  stdout: (t: string) => void;
-  stderr: (t: string) => void;
-  signal: AbortSignal;
-  env: NodeJS.ProcessEnv;
-  isTTY?: boolean;
-}
-
-/** Splits a command line into argv without a shell: quotes group, nothing is expanded. */
-export function splitCommand(cmd: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quote: string | null = null;
-  let has = false;
-  for (const c of cmd) {
-    if (quote) {
-      if (c === quote) quote = null;
-      else cur += c;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-      has = true;
-    } else if (/\s/.test(c)) {
-      if (has || cur) out.push(cur);
-      cur = '';
-      has = false;
-    } else cur += c;
-  }
-  if (quote) throw new BenchUsageError(`unbalanced quote in command: ${cmd}`);
-  if (has || cur) out.push(cur);
-  return out;
-}
-
-/** Runs a user-given command with execFile (no shell); resolves with its exit status. */
-export function runCommand(cmd: string, signal: AbortSignal, timeoutMs = 600_000): Promise<{ code: number; stderr: string }> {
-  const [file, ...args] = splitCommand(cmd);
-  if (!file) throw new BenchUsageError('empty command');
-  return new Promise((resolve) => {
-    execFile(file, args, { signal, timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (err, _stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 127) : 0;
-      resolve({ code, stderr: String(stderr).trim() || (err ? err.message : '') });
-    });
-  });
-}
-
-class Progress {
-  private last = 0;
-  constructor(private readonly io: BenchIo, private readonly enabled: boolean) {}
-  update(text: string): void {
-    if (!this.enabled) return;
-    const now = performance.now();
-    if (now - this.last < 100) return;
-    this.last = now;
-    this.io.stderr(`\r\x1b[2K${text}`);
-  }
-  line(text: string): void {
-    if (this.enabled) this.io.stderr(`\r\x1b[2K`);
-    this.io.stderr(`${text}\n`);
-  }
-}
+// The helpers the tests and the other experiments use, from where they live.
+export { sequencesThatFit, splitCommand, waitForRestart, type BenchIo } from './common.js';
 
 interface Ctx {
   io: BenchIo;
   values: Values;
   target: LoadTarget;
-  out: string;
   progress: Progress;
   timeoutMs: number;
   env: EnvironmentSnapshot;
+  /** Files of this run, written only once the experiment produced a result. */
+  files: RunFiles;
+  ttftSloS: number;
+  maxFailures: number;
+  /** Unique per run: goes into prompts so no request matches one of an earlier run. */
+  runId: string;
 }
 
 async function resolveTarget(values: Values, io: BenchIo): Promise<LoadTarget> {
-  const baseUrl = (values.target ?? 'http://127.0.0.1:8000').replace(/\/$/, '');
-  try {
-    new URL(baseUrl);
-  } catch {
-    throw new BenchUsageError(`--target: expected a URL like http://127.0.0.1:8000, got "${baseUrl}"`);
+  const keyEnv = values['api-key-env'] ?? 'VLLM_API_KEY';
+  const client = benchClient(parseTargetUrl(values.target), io.env[keyEnv] || undefined);
+  if (values.model) return { client, model: values.model };
+  const found = await discoverModel(client, keyEnv, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));
+  if ('reason' in found) {
+    await client.close();
+    throw new BenchRunError(found.reason);
   }
-  const client = benchClient(baseUrl, io.env[values['api-key-env'] ?? 'VLLM_API_KEY']);
-  let model = values.model;
-  if (!model) {
-    const found = await client.models(AbortSignal.any([io.signal, AbortSignal.timeout(10_000)])).catch((err: unknown) => (err as Error).message);
-    if (typeof found === 'string' || !found[0]) {
-      await client.close();
-      throw new BenchUsageError(`cannot discover the model from ${baseUrl}/v1/models (${typeof found === 'string' ? found : 'no model listed'}); is vLLM up? (or pass --model)`);
-    }
-    model = found[0].id;
-  }
-  return { client, model };
-}
-
-/** The client for bench load: as many connections as the highest concurrency may need. */
-export function benchClient(baseUrl: string, apiKey: string | undefined): VllmClient {
-  return new VllmClient({ baseUrl, maxResponseBytes: 16 * 1024 * 1024, connections: 1024, connectTimeoutMs: 10_000, ...(apiKey ? { apiKey } : {}) });
+  return { client, model: found.model };
 }
 
 function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
 }
 
+const EXPERIMENTS: Record<string, (ctx: Ctx) => Promise<Record<string, unknown>>> = { 'cold-warm': benchColdWarm, prefix: benchPrefix, sweep: benchSweep, kv: benchKv };
+
 export async function runBench(argv: string[], io: BenchIo): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: BENCH_OPTIONS, allowPositionals: true, strict: true });
   const experiment = positionals[0];
-  if (values.help || !experiment) {
+  if (!experiment) {
     io.stdout(BENCH_HELP);
-    return experiment || values.help ? 0 : 2;
+    return values.help ? 0 : 2;
   }
-  const experiments: Record<string, (ctx: Ctx) => Promise<unknown>> = { 'cold-warm': benchColdWarm, prefix: benchPrefix, sweep: benchSweep, kv: benchKv };
-  const extra = await import('./kv-scaling.js');
-  const { benchReport } = await import('./report.js');
-  const standalone: Record<string, (values: Values, io: BenchIo) => Promise<number>> = { 'kv-scaling': extra.benchKvScaling, report: benchReport };
+  const standalone: Record<string, (values: Values, io: BenchIo) => Promise<number>> = {
+    'kv-scaling': (await import('./kv-scaling.js')).benchKvScaling,
+    report: (await import('./report.js')).benchReport,
+  };
+  const run = EXPERIMENTS[experiment];
+  if (!run && !standalone[experiment]) throw new BenchUsageError(`unknown experiment "${experiment}" (known: ${[...Object.keys(EXPERIMENTS), ...Object.keys(standalone)].join(', ')})`);
+  if (values.help) {
+    io.stdout(EXPERIMENT_HELP[experiment] ?? BENCH_HELP);
+    return 0;
+  }
   if (standalone[experiment]) return standalone[experiment]!(values, io);
-  const run = experiments[experiment];
-  if (!run) throw new BenchUsageError(`unknown experiment "${experiment}" (known: ${[...Object.keys(experiments), ...Object.keys(standalone)].join(', ')})`);
-  const target = await resolveTarget(values, io);
   const out = values.out ?? join('bench-out', `${experiment}-${stamp()}`);
-  mkdirSync(out, { recursive: true });
+  const target = await resolveTarget(values, io);
   try {
-  const env = await collectEnvironment(target.client, { gpu: gpuIdentity(values['gpu-cmd']), signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
-  writeFileSync(join(out, 'environment.json'), `${JSON.stringify(env, null, 2)}\n`);
-  const ctx: Ctx = { io, values, target, out, progress: new Progress(io, io.isTTY ?? false), timeoutMs: Math.round(secondsOpt('timeout', values.timeout, 120) * 1000), env };
-  const summary = await run(ctx);
-  writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
-  else io.stdout(`wrote ${out}/\n`);
-  return 0;
+    return await runExperiment(experiment, run!, target, out, values, io);
   } finally {
     await target.client.close();
   }
 }
 
-/** process_start_time_seconds from /metrics, or undefined. */
-async function processStart(client: VllmClient, signal: AbortSignal): Promise<number | undefined> {
-  const exp = await client.exposition(AbortSignal.any([signal, AbortSignal.timeout(3000)]));
-  return exp?.get('process_start_time_seconds')?.samples[0]?.value;
-}
-async function healthy(client: VllmClient, signal: AbortSignal): Promise<boolean> {
-  return client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).then((h) => h.status === 200, () => false);
-}
-
-/** Waits until vLLM has restarted (start time changed, or down then up) and answers /health. */
-export async function waitForRestart(client: VllmClient, before: number | undefined, signal: AbortSignal, timeoutMs: number, onTick?: (s: string) => void): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  let sawDown = false;
-  while (performance.now() < deadline) {
-    if (signal.aborted) throw new Error('aborted');
-    const up = await healthy(client, signal);
-    if (!up) sawDown = true;
-    if (up) {
-      const now = await processStart(client, signal);
-      if (sawDown || (before !== undefined && now !== undefined && Math.abs(now - before) > 0.5)) return;
-    }
-    onTick?.(up ? 'vLLM still running the old process…' : 'vLLM is down, waiting for /health…');
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`vLLM did not restart and come back within ${Math.round(timeoutMs / 1000)} s`);
+async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Record<string, unknown>>, target: LoadTarget, out: string, values: Values, io: BenchIo): Promise<number> {
+  const pid = serverPidFor(target.client.baseUrl);
+  const env = await collectEnvironment(target.client, { ...(pid ? { pid } : {}), gpu: gpuIdentity(values['gpu-cmd']), signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
+  const ctx: Ctx = {
+    io,
+    values,
+    target,
+    progress: new Progress(io, io.isTTY ?? false),
+    timeoutMs: Math.round(secondsOpt('timeout', values.timeout, 120) * 1000),
+    env,
+    files: new RunFiles(out, experiment),
+    ttftSloS: secondsOpt('ttft-slo', values['ttft-slo'], 0.5),
+    maxFailures: intOpt('max-failures', values['max-failures'], 5),
+    runId: randomUUID().slice(0, 8),
+  };
+  const result = await run(ctx);
+  const summary = { experiment, target: target.client.baseUrl, model: target.model, collected_at: env.collected_at, ...result, environment: env };
+  ctx.files.add(`${experiment}.environment.json`, `${JSON.stringify(env, null, 2)}\n`);
+  const file = ctx.files.commit(summary);
+  if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
+  else io.stdout(`wrote ${out}/ (summary ${file})\n`);
+  return 0;
 }
 
-async function one(ctx: Ctx, body: Record<string, unknown>): Promise<RequestRecord> {
-  const [r] = await runLoad(ctx.target, { concurrency: 1, requests: 1, body: () => body, timeoutMs: ctx.timeoutMs, signal: ctx.io.signal });
-  if (!r) throw new Error('aborted');
+/**
+ * Runs one cell of an experiment. Throws BenchRunError (no result is written) when the load
+ * stopped on consecutive failures or when not one request succeeded; `where` names the cell.
+ */
+async function cell(ctx: Ctx, target: LoadTarget, opts: Omit<LoadOptions, 'timeoutMs' | 'signal' | 'maxConsecutiveFailures'>, where: string): Promise<RequestRecord[]> {
+  const { records, stopped } = await runLoadChecked(target, { ...opts, timeoutMs: ctx.timeoutMs, signal: ctx.io.signal, maxConsecutiveFailures: ctx.maxFailures });
+  if (ctx.io.signal.aborted) throw new BenchRunError('interrupted');
+  if (stopped) throw new BenchRunError(`${where}: stopped after ${stopped.failures} failed requests in a row: ${stopped.reason}`);
+  const failed = records.filter((r) => r.outcome !== 'success');
+  if (records.length > 0 && failed.length === records.length) throw new BenchRunError(`${where}: all ${records.length} requests failed: ${describeFailure(failed[failed.length - 1]!)}`);
+  return records;
+}
+
+async function one(ctx: Ctx, body: Record<string, unknown>, where: string, target = ctx.target): Promise<RequestRecord> {
+  const [r] = await cell(ctx, target, { concurrency: 1, requests: 1, body: () => body }, where);
+  if (!r) throw new BenchRunError('interrupted');
   return r;
+}
+
+/** How a cell with failures is reported instead of a conclusion. */
+function withheld(level: { requests: number; errors: number }, records: RequestRecord[]): string {
+  const first = records.find((r) => r.outcome !== 'success');
+  return `no conclusion: ${level.errors} of ${level.requests + level.errors} requests failed${first ? ` (${describeFailure(first)})` : ''}`;
 }
 
 async function benchColdWarm(ctx: Ctx) {
@@ -186,56 +137,64 @@ async function benchColdWarm(ctx: Ctx) {
   const maxTokens = intOpt('max-tokens', values['max-tokens'], 64);
   const restartTimeout = secondsOpt('restart-timeout', values['restart-timeout'], 600) * 1000;
   const body = { prompt: 'Say hello from a small language model.', max_tokens: maxTokens, ignore_eos: true };
+  // Before restarting anything, make sure a request works at all: a wrong model or key would
+  // otherwise surface only after a restart the user waited for.
+  await one(ctx, body, 'cold-warm: a request before the restart');
   const before = await processStart(target.client, io.signal);
   if (values['restart-cmd']) {
     ctx.progress.line(`restarting vLLM: ${values['restart-cmd']}`);
     const r = await runCommand(values['restart-cmd'], io.signal, restartTimeout);
-    if (r.code !== 0) throw new Error(`--restart-cmd exited ${r.code}: ${r.stderr}`);
+    if (r.code !== 0) throw new BenchRunError(`--restart-cmd exited ${r.code}: ${oneLine(r.stderr)}`);
   } else {
     ctx.progress.line(`Restart vLLM at ${target.client.baseUrl} now; waiting up to ${restartTimeout / 1000} s for it to come back…`);
   }
   await waitForRestart(target.client, before, io.signal, restartTimeout, (s) => ctx.progress.update(s));
   ctx.progress.line('vLLM is back: sending the cold request');
-  const cold = await one(ctx, body);
-  const warm: RequestRecord[] = [await one(ctx, body)];
+  const cold = await one(ctx, body, 'cold-warm: the cold request');
+  const warm1 = await one(ctx, body, 'cold-warm: warm_1');
+  const steady: RequestRecord[] = [];
   for (let i = 0; i < runs; i++) {
-    ctx.progress.update(`warm run ${i + 1}/${runs}`);
-    warm.push(await one(ctx, body));
+    steady.push(await one(ctx, body, `cold-warm: warm_${i + 2}`));
+    ctx.progress.cell(i + 1, runs, `warm_${i + 2}: TTFT ${fmtS(steady[i]!.ttft)}`);
   }
-  const failed = [cold, ...warm].filter((r) => r.outcome !== 'success');
-  if (failed.length) throw new Error(`${failed.length} request(s) failed: ${failed[0]!.outcome} ${failed[0]!.detail ?? ''}`);
-  const steady = warm.slice(1);
-  const e2e = coldWarmSummary(cold.e2e, steady.map((r) => r.e2e));
-  const ttft = coldWarmSummary(cold.ttft!, steady.map((r) => r.ttft!));
+  const all = [cold, warm1, ...steady];
+  const failed = all.filter((r) => r.outcome !== 'success');
+  if (failed.length) throw new BenchRunError(`cold-warm: ${failed.length} of ${all.length} requests failed: ${describeFailure(failed[0]!)}`);
+  const e2e = coldWarmSummary(cold.e2e, warm1.e2e, steady.map((r) => r.e2e));
+  const ttft = coldWarmSummary(cold.ttft!, warm1.ttft!, steady.map((r) => r.ttft!));
   const rows = [
     ['cold_1', cold.ttft, cold.e2e, cold.promptTokens, cold.outputTokens, 'first request after server start'],
-    ['warm_1', warm[0]!.ttft, warm[0]!.e2e, warm[0]!.promptTokens, warm[0]!.outputTokens, 'immediate second request'],
+    ['warm_1', warm1.ttft, warm1.e2e, warm1.promptTokens, warm1.outputTokens, 'immediate second request'],
     ...steady.map((r, i) => [`warm_${i + 2}`, r.ttft, r.e2e, r.promptTokens, r.outputTokens, 'steady state']),
-  ];
+  ] as Array<Array<string | number | undefined>>;
   const header = ['run', 'ttft_s', 'e2e_s', 'prompt_tokens', 'completion_tokens', 'notes'];
-  writeFileSync(join(ctx.out, 'cold_warm.csv'), toCsv(header, rows as never));
+  ctx.files.add('cold_warm.csv', toCsv(header, rows));
+  const summary = { ttft, e2e, ttft_slo_s: ctx.ttftSloS, runs: rows.map((r) => ({ run: r[0] as string, ttft_s: r[1] as number, e2e_s: r[2] as number })) };
+  const svg = ctx.files.add('cold_warm.svg', coldWarmChart(summary)!);
   const summaryRows = [
     ['TTFT', ttft.cold, ttft.warm1, ttft.min, ttft.median, ttft.max, `${ttft.spreadPct.toFixed(1)} %`, `${ttft.coldWarmFactor.toFixed(2)}x`],
     ['E2E (wall_s)', e2e.cold, e2e.warm1, e2e.min, e2e.median, e2e.max, `${e2e.spreadPct.toFixed(1)} %`, `${e2e.coldWarmFactor.toFixed(2)}x`],
   ];
   const md = [
-    '# Cold vs warm TTFT (Tier 1)',
+    '# Cold vs warm TTFT after a restart',
     '',
     environmentMarkdown(ctx.env),
     `Procedure: ${values['restart-cmd'] ? `restart by \`${values['restart-cmd']}\`` : 'restart by hand'}, one cold request, one warm, then ${runs} warm (max_tokens ${maxTokens}, ignore_eos, temperature 0, streaming).`,
     '',
-    markdownTable(header, rows as never),
-    '## Summary (warm = steady-state runs after warm_1)',
+    markdownTable(header, rows),
+    '## Summary (min, median, max and spread over the steady-state runs after warm_1)',
     '',
-    markdownTable(['metric', 'cold_1', 'warm_1', 'min', 'median', 'max', 'spread', 'cold/warm'], summaryRows as never),
+    markdownTable(['metric', 'cold_1', 'warm_1', 'min', 'median', 'max', 'spread', 'cold/warm'], summaryRows),
     `Cold TTFT is ${ttft.coldWarmFactor.toFixed(1)}× the warm median: the first request after start pays one-time costs (page cache, weight transfer to the device, runtime warm-up, first KV/workspace allocation). See docs/runbook.md for the diagnosis table.`,
     '',
+    `![TTFT per request after the restart](${svg})`,
+    '',
   ].join('\n');
-  writeFileSync(join(ctx.out, 'cold_warm.md'), md);
-  return { experiment: 'cold-warm', target: target.client.baseUrl, model: target.model, ttft, e2e, runs: rows.map((r) => ({ run: r[0], ttft_s: r[1], e2e_s: r[2] })) };
+  ctx.files.add('cold_warm.md', md);
+  return summary;
 }
 
-/** The canonical CSV header of the seed's prefix-caching experiment (Tier 2). */
+/** The canonical CSV header of the prefix-caching experiment. */
 export const PREFIX_CSV_HEADER = ['mode', 'prefix_regime', 'concurrency', 'mean_ttft_s', 'p95_ttft_s', 'mean_e2e_s', 'p95_e2e_s', 'req_s', 'tok_s', 'notes'];
 
 async function calibratedPrefix(ctx: Ctx, target: number): Promise<{ text: string; tokens: number; calibrated: boolean }> {
@@ -244,52 +203,58 @@ async function calibratedPrefix(ctx: Ctx, target: number): Promise<{ text: strin
 }
 
 async function benchPrefix(ctx: Ctx) {
-  const { values } = ctx;
-  const baseline = values.baseline?.replace(/\/$/, '');
-  const baselineTarget = baseline ? { client: benchClient(baseline, ctx.io.env[values['api-key-env'] ?? 'VLLM_API_KEY']), model: ctx.target.model } : undefined;
+  const baseline = ctx.values.baseline === undefined ? undefined : parseTargetUrl(ctx.values.baseline, '--baseline');
+  const baselineTarget = baseline ? { client: benchClient(baseline, ctx.io.env[ctx.values['api-key-env'] ?? 'VLLM_API_KEY'] || undefined), model: ctx.target.model } : undefined;
   try {
-    return await prefixCells(ctx, baseline, baselineTarget);
+    return await prefixCells(ctx, baselineTarget);
   } finally {
     await baselineTarget?.client.close();
   }
 }
 
-async function prefixCells(ctx: Ctx, baseline: string | undefined, baselineTarget: LoadTarget | undefined) {
+async function prefixCells(ctx: Ctx, baselineTarget: LoadTarget | undefined) {
   const { values } = ctx;
+  const baseline = baselineTarget?.client.baseUrl;
   const regimes = intList('regimes', values.regimes, [512, 1024, 2048]);
   const levels = intList('concurrency', values.concurrency, [1, 8, 16]);
   const requests = intOpt('requests', values.requests, 32);
   const suffixTokens = intOpt('suffix-tokens', values['suffix-tokens'], 32);
   const maxTokens = intOpt('max-tokens', values['max-tokens'], 32);
+  // Every request of a regime longer than the context would fail with HTTP 400: say so first.
+  const maxLen = ctx.env.max_model_len;
+  const tooLong = maxLen === null ? [] : regimes.filter((r) => r + suffixTokens + maxTokens > maxLen);
+  if (tooLong.length) throw new BenchUsageError(`--regimes: ${tooLong.join(', ')} plus the suffix (${suffixTokens}) and --max-tokens (${maxTokens}) do not fit in this server's max_model_len ${maxLen}`);
   const rows: Array<Array<string | number | undefined>> = [];
-  const cells: Array<{ mode: string; regime: number; concurrency: number; level: LevelResult; cached: number; prompt: number }> = [];
+  const cells: Array<{ mode: string; regime: number; concurrency: number; level: LevelResult; cached: number; prompt: number; records: RequestRecord[] }> = [];
   let saltOk: boolean | undefined;
-  const suffix = (i: number) => ` Question ${i}: ${fillerPrompt(Math.max(2, Math.round(suffixTokens / 1.3)), i)}?`;
+  // Every request gets its own suffix (a counter over the whole run plus the run id), so only
+  // the shared prefix can come from the cache: identical suffixes would be cached too and
+  // report more cached tokens than the prefix has.
+  let serial = 0;
+  const suffix = () => {
+    const n = serial++;
+    return ` Question ${ctx.runId}-${n}: ${fillerPrompt(Math.max(2, Math.round(suffixTokens / 1.3)), n).replace(/^Request \S+ /, '')}?`;
+  };
+  const total = regimes.length * levels.length * 2;
+  let done = 0;
   for (const regime of regimes) {
     const prefix = await calibratedPrefix(ctx, regime);
     for (const concurrency of levels) {
       for (const mode of ['no_cache', 'cache'] as const) {
         const target = mode === 'no_cache' && baselineTarget ? baselineTarget : ctx.target;
+        const where = `prefix P=${regime} concurrency ${concurrency} ${mode}`;
         // Forced misses: cache_salt if accepted, else a nonce at the very start of the prompt.
         if (mode === 'no_cache' && !baseline && saltOk === undefined) {
-          const probe = await one({ ...ctx, target }, { prompt: prefix.text + suffix(0), max_tokens: 1, cache_salt: randomUUID() });
-          saltOk = probe.outcome === 'success';
+          const { records } = await runLoadChecked(target, { concurrency: 1, requests: 1, body: () => ({ prompt: prefix.text + suffix(), max_tokens: 1, cache_salt: randomUUID() }), timeoutMs: ctx.timeoutMs, signal: ctx.io.signal, maxConsecutiveFailures: 1 });
+          saltOk = records[0]?.outcome === 'success';
         }
-        const body = (i: number): Record<string, unknown> => {
+        const body = (): Record<string, unknown> => {
           const base = { max_tokens: maxTokens, ignore_eos: true };
-          if (mode === 'cache') return { ...base, prompt: prefix.text + suffix(i) };
-          if (baseline) return { ...base, prompt: prefix.text + suffix(i) };
-          return saltOk ? { ...base, prompt: prefix.text + suffix(i), cache_salt: randomUUID() } : { ...base, prompt: `[${randomUUID()}] ${prefix.text}${suffix(i)}` };
+          if (mode === 'cache' || baseline) return { ...base, prompt: prefix.text + suffix() };
+          return saltOk ? { ...base, prompt: prefix.text + suffix(), cache_salt: randomUUID() } : { ...base, prompt: `[${randomUUID()}] ${prefix.text}${suffix()}` };
         };
-        if (mode === 'cache') await one({ ...ctx, target }, { prompt: prefix.text + suffix(-1), max_tokens: 1 }); // warm the shared prefix
-        const records = await runLoad(target, {
-          concurrency,
-          requests,
-          body,
-          timeoutMs: ctx.timeoutMs,
-          signal: ctx.io.signal,
-          onProgress: (n) => ctx.progress.update(`prefix P=${regime} c=${concurrency} ${mode}: ${n}/${requests}`),
-        });
+        if (mode === 'cache') await one(ctx, { prompt: prefix.text + suffix(), max_tokens: 1 }, `${where}: warming the shared prefix`, target);
+        const records = await cell(ctx, target, { concurrency, requests, body, onProgress: (n) => ctx.progress.update(`${where}: ${n}/${requests}`) }, where);
         const level = summariseLevel(concurrency, records);
         const ok = records.filter((r) => r.outcome === 'success');
         const cached = ok.reduce((a, r) => a + (r.cachedTokens ?? 0), 0) / Math.max(1, ok.length);
@@ -297,69 +262,127 @@ async function prefixCells(ctx: Ctx, baseline: string | undefined, baselineTarge
         const how = mode === 'cache' ? 'shared prefix, same server' : baseline ? `baseline server ${baseline} (prefix caching off)` : saltOk ? 'forced misses via cache_salt, same server' : 'forced misses via leading nonce, same server';
         const notes = `${how}; P=${prefix.tokens}${prefix.calibrated ? '' : ' (estimated)'}; mean cached ${cached.toFixed(0)}/${prompt.toFixed(0)} prompt tokens${level.errors ? `; ${level.errors} errors` : ''}`;
         rows.push([mode, regime, concurrency, level.ttft.mean, level.ttft.p95, level.e2e.mean, level.e2e.p95, level.reqPerS, level.outputTokPerS, notes]);
-        cells.push({ mode, regime, concurrency, level, cached, prompt });
+        cells.push({ mode, regime, concurrency, level, cached, prompt, records });
+        ctx.progress.cell(++done, total, `${where}: mean TTFT ${fmtS(level.ttft.mean)}, cached ${cached.toFixed(0)}/${prompt.toFixed(0)} tokens${level.errors ? `, ${level.errors} errors` : ''}`);
       }
     }
   }
-  writeFileSync(join(ctx.out, 'prefix_caching_results.csv'), toCsv(PREFIX_CSV_HEADER, rows));
+  ctx.files.add('prefix_caching_results.csv', toCsv(PREFIX_CSV_HEADER, rows));
   const interpretation: string[] = [];
   for (const regime of regimes) {
     for (const concurrency of levels) {
       const c = cells.find((x) => x.mode === 'cache' && x.regime === regime && x.concurrency === concurrency)!;
       const n = cells.find((x) => x.mode === 'no_cache' && x.regime === regime && x.concurrency === concurrency)!;
-      const saved = 1 - (c.level.ttft.mean ?? 0) / (n.level.ttft.mean ?? 1);
+      const head = `- P=${regime}, concurrency ${concurrency}`;
+      const bad = [c, n].find((x) => x.level.errors > 0);
+      if (bad) {
+        interpretation.push(`${head}: ${withheld(bad.level, bad.records)} in the ${bad.mode.replace('_', ' ')} cell.`);
+        continue;
+      }
+      const saved = 1 - c.level.ttft.mean! / n.level.ttft.mean!;
       const predicted = predictedSavedFraction(c.cached || regime, Math.max(1, c.prompt - c.cached) || suffixTokens);
       const tp = (c.level.outputTokPerS - n.level.outputTokPerS) / Math.max(1e-9, n.level.outputTokPerS);
       const verdict = saved > 0.05 ? (tp > 0.05 ? 'TTFT ↓ and tok/s ↑ → a true capacity lever' : 'TTFT ↓ but tok/s flat → mostly a UX win') : 'no TTFT gain: check the prefix is identical, long enough, and caching is on';
-      interpretation.push(`- P=${regime}, concurrency ${concurrency}: mean TTFT ${fmtS(n.level.ttft.mean)} → ${fmtS(c.level.ttft.mean)}, saved ${(saved * 100).toFixed(0)} % vs predicted P/(P+S) = ${(predicted * 100).toFixed(0)} %; tok/s ${tp >= 0 ? '+' : ''}${(tp * 100).toFixed(0)} %: ${verdict}.`);
+      interpretation.push(`${head}: mean TTFT ${fmtS(n.level.ttft.mean)} → ${fmtS(c.level.ttft.mean)}, saved ${(saved * 100).toFixed(0)} % vs predicted P/(P+S) = ${(predicted * 100).toFixed(0)} %; tok/s ${tp >= 0 ? '+' : ''}${(tp * 100).toFixed(0)} %: ${verdict}.`);
     }
   }
-  const md = ['# Prefix caching on vs off (Tier 2)', '', environmentMarkdown(ctx.env), `Requests per cell: ${requests}; suffix ≈ ${suffixTokens} tokens; max_tokens ${maxTokens}.`, '', markdownTable(PREFIX_CSV_HEADER, rows), '## Interpretation', '', ...interpretation, ''].join('\n');
-  writeFileSync(join(ctx.out, 'prefix_caching_results.md'), md);
-  return { experiment: 'prefix', target: ctx.target.client.baseUrl, model: ctx.target.model, rows: rows.map((r) => Object.fromEntries(PREFIX_CSV_HEADER.map((h, i) => [h, r[i] ?? null]))), interpretation };
+  const summaryRows = rows.map((r, i) => ({ ...Object.fromEntries(PREFIX_CSV_HEADER.map((h, j) => [h, r[j] ?? null])), errors: cells[i]!.level.errors, mean_cached_tokens: cells[i]!.cached, mean_prompt_tokens: cells[i]!.prompt }));
+  const chart = prefixChart({ rows: summaryRows, ttft_slo_s: ctx.ttftSloS });
+  const svg = chart ? ctx.files.add('prefix_caching_results.svg', chart) : undefined;
+  const md = [
+    '# Prefix caching on vs off',
+    '',
+    environmentMarkdown(ctx.env),
+    `Requests per cell: ${requests}, each with its own suffix of ≈ ${suffixTokens} tokens; max_tokens ${maxTokens}.`,
+    '',
+    markdownTable(PREFIX_CSV_HEADER, rows),
+    '## Interpretation',
+    '',
+    ...interpretation,
+    '',
+    ...(svg ? [`![mean TTFT by prefix size, cache vs no cache](${svg})`, ''] : []),
+  ].join('\n');
+  ctx.files.add('prefix_caching_results.md', md);
+  return { ttft_slo_s: ctx.ttftSloS, rows: summaryRows, interpretation };
 }
 
 export const SWEEP_CSV_HEADER = ['concurrency', 'requests', 'errors', 'req_s', 'output_tok_s', 'mean_ttft_s', 'p50_ttft_s', 'p95_ttft_s', 'p99_ttft_s', 'mean_e2e_s', 'p50_e2e_s', 'p95_e2e_s', 'p99_e2e_s'];
 
+/**
+ * How many filler words make a prompt of about `tokens` tokens on this server: measured with
+ * /tokenize (up to three corrections), else estimated at 1.3 tokens per word.
+ */
+async function wordsForTokens(ctx: Ctx, tokens: number): Promise<{ words: number; measured: number | undefined }> {
+  let words = Math.max(2, Math.round(tokens / 1.3));
+  let measured: number | undefined;
+  for (let i = 0; i < 4; i++) {
+    measured = await ctx.target.client.tokenize(ctx.target.model, fillerPrompt(words, 0, ctx.runId), ctx.io.signal);
+    if (measured === undefined || Math.abs(measured - tokens) <= Math.max(2, tokens * 0.02)) break;
+    words = Math.max(2, Math.round((words * tokens) / measured));
+  }
+  return { words, measured };
+}
+
 async function benchSweep(ctx: Ctx) {
   const { values } = ctx;
   const levels = intList('concurrency', values.concurrency, [1, 2, 4, 8, 16, 32, 64]);
+  if (values.requests !== undefined && values.duration !== undefined) throw new BenchUsageError('--requests and --duration: pick one (a request count or a time per level)');
+  const perLevelRequests = values.requests === undefined ? undefined : intOpt('requests', values.requests, 1);
   const durationS = secondsOpt('duration', values.duration, 30);
-  const warmupS = secondsOpt('warmup', values.warmup, 2);
-  const words = intOpt('input-words', values['input-words'], 128);
+  const warmupS = perLevelRequests === undefined ? secondsOpt('warmup', values.warmup, 2) : 0;
+  // --input-words is the old spelling (about 1.3 tokens per word); --input-tokens is measured.
+  const inputTokens = values['input-words'] !== undefined && values['input-tokens'] === undefined ? Math.round(intOpt('input-words', values['input-words'], 128) * 1.3) : intOpt('input-tokens', values['input-tokens'], 128);
   const maxTokens = intOpt('max-tokens', values['max-tokens'], 64);
+  const { words, measured } = await wordsForTokens(ctx, inputTokens);
   const results: LevelResult[] = [];
-  for (const concurrency of levels) {
-    const records = await runLoad(ctx.target, {
-      concurrency,
-      durationMs: (durationS + warmupS) * 1000,
-      body: (i) => ({ prompt: fillerPrompt(words, i), max_tokens: maxTokens, ignore_eos: true }),
-      timeoutMs: ctx.timeoutMs,
-      signal: ctx.io.signal,
-      onProgress: (n) => ctx.progress.update(`sweep concurrency ${concurrency}: ${n} requests`),
-    });
+  const recordsByLevel = new Map<number, RequestRecord[]>();
+  let serial = 0;
+  for (const [i, concurrency] of levels.entries()) {
+    const where = `sweep concurrency ${concurrency}`;
+    const records = await cell(
+      ctx,
+      ctx.target,
+      {
+        concurrency,
+        ...(perLevelRequests === undefined ? { durationMs: (durationS + warmupS) * 1000 } : { requests: perLevelRequests }),
+        // Unique per request across the whole run: no prompt shares an opening with another.
+        body: () => ({ prompt: fillerPrompt(words, serial++, ctx.runId), max_tokens: maxTokens, ignore_eos: true }),
+        onProgress: (n) => ctx.progress.update(`${where}: ${n} requests`),
+      },
+      where,
+    );
     const level = summariseLevel(concurrency, records, warmupS * 1000);
     results.push(level);
-    ctx.progress.line(`concurrency ${concurrency}: ${level.reqPerS.toFixed(2)} req/s, ${level.outputTokPerS.toFixed(1)} tok/s, p95 TTFT ${fmtS(level.ttft.p95)}, ${level.errors} errors`);
+    recordsByLevel.set(concurrency, records);
+    ctx.progress.cell(i + 1, levels.length, `concurrency ${concurrency}: ${level.reqPerS.toFixed(2)} req/s, ${level.outputTokPerS.toFixed(1)} tok/s, p95 TTFT ${fmtS(level.ttft.p95)}, ${level.errors} errors`);
   }
-  const knee = findKnee(results);
+  // A knee read off levels with failed requests would describe the survivors, not the server.
+  const erroring = results.filter((l) => l.errors > 0);
+  const knee = erroring.length ? undefined : findKnee(results);
+  const promptTokens = mean(results.flatMap((l) => (recordsByLevel.get(l.concurrency) ?? []).filter((r) => r.outcome === 'success' && r.promptTokens !== undefined).map((r) => r.promptTokens!)));
   const rows = results.map((l) => [l.concurrency, l.requests, l.errors, l.reqPerS, l.outputTokPerS, l.ttft.mean, l.ttft.p50, l.ttft.p95, l.ttft.p99, l.e2e.mean, l.e2e.p50, l.e2e.p95, l.e2e.p99]);
-  writeFileSync(join(ctx.out, 'concurrency_sweep.csv'), toCsv(SWEEP_CSV_HEADER, rows));
-  writeFileSync(join(ctx.out, 'concurrency_sweep.svg'), sweepSvg(results, knee));
+  ctx.files.add('concurrency_sweep.csv', toCsv(SWEEP_CSV_HEADER, rows));
+  const summary = { levels: results, knee: knee ?? null, ttft_slo_s: ctx.ttftSloS, input_tokens: inputTokens, input_tokens_measured: measured ?? null, mean_prompt_tokens: promptTokens ?? null, ...(erroring.length ? { conclusion_withheld: erroring.map((l) => `concurrency ${l.concurrency}: ${withheld(l, recordsByLevel.get(l.concurrency)!)}`) } : {}) };
+  const chart = sweepChart(summary);
+  const svg = chart ? ctx.files.add('concurrency_sweep.svg', chart) : undefined;
+  const conclusion = erroring.length
+    ? `**No conclusion about the knee**: requests failed at ${erroring.map((l) => `concurrency ${l.concurrency} (${withheld(l, recordsByLevel.get(l.concurrency)!)})`).join('; ')}. Fix the failures and run again.`
+    : knee
+      ? `**Knee at concurrency ${knee.concurrency}**: ${knee.reason}.`
+      : '**No knee in range**: throughput still rises at the highest level, or latency does not climb after the plateau; extend --concurrency.';
   const md = [
     '# Concurrency sweep (closed loop)',
     '',
     environmentMarkdown(ctx.env),
-    `Each level: ${durationS} s measured after ${warmupS} s warm-up (excluded); prompt ≈ ${words} words, max_tokens ${maxTokens} with ignore_eos.`,
+    `Each level: ${perLevelRequests === undefined ? `${durationS} s measured after ${warmupS} s warm-up (excluded)` : `${perLevelRequests} requests`}; prompt ${measured === undefined ? `≈ ${inputTokens} tokens (estimated: no /tokenize)` : `${measured} tokens (measured with /tokenize)`}, each starting differently so none is served from another's prefix cache; max_tokens ${maxTokens} with ignore_eos.`,
     '',
     markdownTable(SWEEP_CSV_HEADER, rows),
-    knee ? `**Knee at concurrency ${knee.concurrency}**: ${knee.reason}.` : '**No knee in range**: throughput still rises at the highest level, or latency does not climb after the plateau; extend --concurrency.',
+    conclusion,
     '',
-    '![throughput and p95 TTFT against concurrency](concurrency_sweep.svg)',
-    '',
+    ...(svg ? [`![throughput and p95 TTFT against concurrency](${svg})`, ''] : []),
   ].join('\n');
-  writeFileSync(join(ctx.out, 'concurrency_sweep.md'), md);
-  return { experiment: 'sweep', target: ctx.target.client.baseUrl, model: ctx.target.model, levels: results, knee: knee ?? null };
+  ctx.files.add('concurrency_sweep.md', md);
+  return summary;
 }
 
 /** KV bytes per token from the model shape: K and V, per layer, per KV head. */
@@ -367,16 +390,10 @@ export function kvBytesPerToken(shape: { layers: number; kvHeads: number; headDi
   return 2 * shape.layers * shape.kvHeads * shape.headDim * shape.dtypeBytes;
 }
 
-/** Sequences of `context` tokens that fit in `capacity` tokens, block-rounded like vLLM. */
-export function sequencesThatFit(capacityTokens: number, context: number, blockSize: number): number {
-  const perSeq = Math.ceil(context / blockSize) * blockSize;
-  return Math.floor(capacityTokens / perSeq);
-}
-
 async function benchKv(ctx: Ctx) {
   const { values, env } = ctx;
   if (env.kv_cache_capacity_tokens === null || env.block_size === null) {
-    throw new Error(`${ctx.target.client.baseUrl}/metrics has no usable vllm:cache_config_info (num_gpu_blocks × block_size); is this vLLM ≥ 0.9?`);
+    throw new BenchRunError(`${ctx.target.client.baseUrl}/metrics has no usable vllm:cache_config_info (num_gpu_blocks × block_size); is this vLLM ≥ 0.9?`);
   }
   const shapeGiven = values.layers && values['kv-heads'] && values['head-dim'];
   const bytesPerToken = shapeGiven
@@ -396,7 +413,19 @@ async function benchKv(ctx: Ctx) {
   const fitWanted = sequencesThatFit(env.kv_cache_capacity_tokens, wantCtx, env.block_size);
   const answer = `Room for ${want} concurrent ${wantCtx}-token sequences? ${fitWanted >= want ? 'Yes' : 'No'}: ${fitWanted} fit in ${env.kv_cache_capacity_tokens} KV tokens${wantCtx > maxLen && maxLen ? ` (but max_model_len is ${maxLen}: raise it to ${wantCtx})` : ''}.${fitWanted < want ? ` Need ${want * Math.ceil(wantCtx / env.block_size) * env.block_size} tokens: ${bytesPerToken ? `${(((want * Math.ceil(wantCtx / env.block_size) * env.block_size - env.kv_cache_capacity_tokens) * bytesPerToken) / 2 ** 30).toFixed(2)} GiB more KV memory, ` : ''}or a smaller context.` : ''}`;
   const header = ['context_tokens', 'max_concurrent_sequences', 'kv_mib_per_sequence'];
-  writeFileSync(join(ctx.out, 'kv_capacity.csv'), toCsv(header, rows));
+  ctx.files.add('kv_capacity.csv', toCsv(header, rows));
+  const summary = {
+    capacity_tokens: env.kv_cache_capacity_tokens,
+    block_size: env.block_size,
+    bytes_per_token: bytesPerToken,
+    bytes_per_token_source: source,
+    max_model_len: maxLen || null,
+    want_concurrency: want,
+    table: rows.map((r) => ({ context_tokens: r[0] as number, max_concurrent_sequences: r[1] as number, kv_mib_per_sequence: r[2] })),
+    answer,
+  };
+  const chart = kvChart(summary);
+  const svg = chart ? ctx.files.add('kv_capacity.svg', chart) : undefined;
   const md = [
     '# KV-cache capacity',
     '',
@@ -408,7 +437,12 @@ async function benchKv(ctx: Ctx) {
     markdownTable(header, rows),
     `**${answer}**`,
     '',
+    ...(svg ? [`![sequences that fit by context length](${svg})`, ''] : []),
   ].join('\n');
-  writeFileSync(join(ctx.out, 'kv_capacity.md'), md);
-  return { experiment: 'kv', capacity_tokens: env.kv_cache_capacity_tokens, block_size: env.block_size, bytes_per_token: bytesPerToken, bytes_per_token_source: source, max_model_len: maxLen || null, table: rows.map((r) => ({ context_tokens: r[0], max_concurrent_sequences: r[1], kv_mib_per_sequence: r[2] })), answer };
+  ctx.files.add('kv_capacity.md', md);
+  return summary;
+}
+
+function oneLine(text: string): string {
+  return text.trim().split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join(' | ');
 }

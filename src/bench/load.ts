@@ -1,9 +1,14 @@
 /**
  * Closed-loop load for the bench commands: `concurrency` workers, each sending its next
  * streaming request as soon as the previous one ends, until a duration or request count is
- * reached. Every request is timed by the same client as the TTFT probe (src/vllm/stream.ts),
- * so bench numbers and probe numbers mean the same thing; bench counts token events without
- * parsing them (countOnly) and needs no AbortSignal per request.
+ * reached. Every request is timed by the same client as the TTFT probe (src/vllm/stream.ts), so
+ * bench numbers and probe numbers mean the same thing; bench counts token events without
+ * parsing them (countOnly).
+ *
+ * A run that keeps failing stops itself: after `maxConsecutiveFailures` failures in a row no
+ * worker starts another request, and the result says why (`stopped`). Between a failure and
+ * the worker's next request there is a growing pause (100 ms doubling up to 2 s), so a dead or
+ * misconfigured server is not hammered with thousands of requests a second.
  */
 import { performance } from 'node:perf_hooks';
 import type { VllmClient } from '../vllm/client.js';
@@ -19,6 +24,7 @@ export interface RequestRecord {
   promptTokens?: number;
   outputTokens?: number;
   cachedTokens?: number;
+  /** Why it failed, in words: "HTTP 404: The model `x` does not exist." */
   detail?: string;
 }
 
@@ -38,15 +44,35 @@ export interface LoadOptions {
   timeoutMs: number;
   signal: AbortSignal;
   onProgress?: (done: number) => void;
+  /** Stop the whole load after this many failed requests in a row (default 5). */
+  maxConsecutiveFailures?: number;
+  /** First pause after a failure in ms, doubled per further failure up to 2 s (default 100). */
+  backoffMs?: number;
 }
 
-/** Runs the load and returns one record per finished request, in completion order. */
-export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<RequestRecord[]> {
+export interface LoadResult {
+  records: RequestRecord[];
+  /** Set when the load stopped early because requests kept failing. */
+  stopped?: { failures: number; reason: string };
+}
+
+const MAX_BACKOFF_MS = 2000;
+
+/**
+ * Runs the load and returns one record per finished request, in completion order, and
+ * `stopped` when it ended early on `maxConsecutiveFailures` failures in a row (default 5).
+ */
+export async function runLoadChecked(target: LoadTarget, opts: LoadOptions): Promise<LoadResult> {
+  const limit = opts.maxConsecutiveFailures ?? 5;
+  const backoff = opts.backoffMs ?? 100;
   const records: RequestRecord[] = [];
   const t0 = performance.now();
   let issued = 0;
-  const more = () => !opts.signal.aborted && (opts.requests === undefined || issued < opts.requests) && (opts.durationMs === undefined || performance.now() - t0 < opts.durationMs);
+  let failuresInARow = 0;
+  let stopped: LoadResult['stopped'];
+  const more = () => !opts.signal.aborted && !stopped && (opts.requests === undefined || issued < opts.requests) && (opts.durationMs === undefined || performance.now() - t0 < opts.durationMs);
   const worker = async () => {
+    let myFailures = 0;
     while (more()) {
       const i = issued++;
       const r = await target.client.stream({ path: '/v1/completions', body: streamingBody(target.model, opts.body(i)), signal: opts.signal, timeoutMs: opts.timeoutMs, countOnly: true });
@@ -61,16 +87,60 @@ export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<Re
       if (r.detail) rec.detail = r.detail;
       records.push(rec);
       opts.onProgress?.(records.length);
+      if (rec.outcome === 'success') {
+        failuresInARow = 0;
+        myFailures = 0;
+        continue;
+      }
+      failuresInARow++;
+      myFailures++;
+      if (failuresInARow >= limit) {
+        stopped ??= { failures: failuresInARow, reason: describeFailure(rec) };
+        return;
+      }
+      // A server that sheds load says when to come back (Retry-After); otherwise back off.
+      if (r.retryAfterSeconds !== undefined && backoff > 0) await pause(Math.min(60_000, r.retryAfterSeconds * 1000), opts.signal);
+      else if (backoff > 0) await pause(Math.min(MAX_BACKOFF_MS, backoff * 2 ** (myFailures - 1)), opts.signal);
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
-  return records;
+  return stopped ? { records, stopped } : { records };
 }
 
-/** A deterministic filler prompt of roughly `words` words. */
-export function fillerPrompt(words: number, seed = 0): string {
+/**
+ * The plain load (benchmarks/ use it to measure the client): every request runs whatever
+ * happens, no pause after failures; one record per finished request, in completion order.
+ */
+export async function runLoad(target: LoadTarget, opts: LoadOptions): Promise<RequestRecord[]> {
+  return (await runLoadChecked(target, { maxConsecutiveFailures: Infinity, backoffMs: 0, ...opts })).records;
+}
+
+/** One failed request in words: the outcome, then vLLM's status and message when there is one. */
+export function describeFailure(r: Pick<RequestRecord, 'outcome' | 'detail'>): string {
+  return r.detail ? `${r.outcome.replaceAll('_', ' ')}: ${r.detail}` : r.outcome.replaceAll('_', ' ');
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * A prompt of `words` words whose first words are unique to request `seed`, so no two
+ * requests share a cacheable prefix (vLLM caches whole 16-token blocks from the start of the
+ * prompt: a shared opening would be served from the prefix cache and skew TTFT).
+ */
+export function fillerPrompt(words: number, seed = 0, runId = ''): string {
   const vocab = ['system', 'latency', 'token', 'cache', 'batch', 'queue', 'model', 'server', 'request', 'stream', 'memory', 'block', 'prefix', 'decode', 'prefill', 'engine'];
-  const out: string[] = [];
-  for (let i = 0; i < words; i++) out.push(vocab[(i * 7 + seed * 13) % vocab.length]!);
-  return out.join(' ');
+  const out: string[] = [`Request ${runId ? `${runId}-` : ''}${seed}:`];
+  for (let i = 1; i < words; i++) out.push(vocab[(i * 7 + seed * 13) % vocab.length]!);
+  return out.slice(0, Math.max(1, words)).join(' ');
 }

@@ -7,10 +7,26 @@
  * and rate() shows neither a negative rate nor a spike. The bucket bounds are vLLM's own, which
  * keeps quantiles comparable with its dashboards. prom-client renders this through `get()`,
  * the same contract its built-in metrics use.
+ *
+ * Bounded: at most MAX_BOUNDS bucket bounds are kept (a cumulative histogram stays exact at any
+ * subset of its bounds, so dropping some loses resolution, never correctness), and a NaN or
+ * infinite value from the server is skipped instead of poisoning our sum forever.
  */
 import type { MetricValueWithName, Registry } from 'prom-client';
 import type { HistogramSnapshot } from '../vllm/schema.js';
 
+
+/** More bounds than this (custom buckets, a hostile server) are thinned to this many. */
+export const MAX_BOUNDS = 40;
+
+/** Keeps at most `max` bounds, evenly by index, always the largest (+Inf). Pure. */
+export function thinBounds(bounds: number[], max = MAX_BOUNDS): number[] {
+  if (bounds.length <= max) return bounds;
+  const out: number[] = [];
+  for (let i = 0; i < max - 1; i++) out.push(bounds[Math.floor((i * (bounds.length - 1)) / (max - 1))]!);
+  out.push(bounds[bounds.length - 1]!);
+  return [...new Set(out)];
+}
 
 interface SeriesState {
   bounds: number[];
@@ -37,8 +53,11 @@ export class ReexportedHistogram {
 
   /** Adds the change since the previous snapshot for these labels. */
   update(labels: Record<string, string>, snapshot: HistogramSnapshot): void {
+    // A count that is not a finite number cannot be differenced: skip this scrape.
+    if (!Number.isFinite(snapshot.count) || snapshot.buckets.some((b) => !Number.isFinite(b.count) || Number.isNaN(b.le))) return;
     const key = JSON.stringify(labels);
-    const sorted = [...snapshot.buckets].sort((a, b) => a.le - b.le);
+    const keep = new Set(thinBounds([...new Set(snapshot.buckets.map((b) => b.le))].sort((a, b) => a - b)));
+    const sorted = snapshot.buckets.filter((b) => keep.has(b.le)).sort((a, b) => a.le - b.le);
     const bounds = sorted.map((b) => b.le);
     let entry = this.series.get(key);
     if (!entry || entry.state.bounds.join() !== bounds.join()) {
@@ -48,17 +67,19 @@ export class ReexportedHistogram {
     }
     const { state } = entry;
     const previous = state.last;
-    state.last = { buckets: sorted, sum: snapshot.sum, count: snapshot.count };
+    // A NaN _sum (seen from real servers) keeps the last good sum as the baseline.
+    const sum = Number.isFinite(snapshot.sum) ? snapshot.sum : (previous?.sum ?? 0);
+    state.last = { buckets: sorted, sum, count: snapshot.count };
     // The first snapshot is only a baseline: history from before we started watching is not
     // a burst of new observations.
     if (!previous) return;
-    const reset = snapshot.count < previous.count || snapshot.sum < previous.sum;
+    const reset = snapshot.count < previous.count || sum < previous.sum;
     sorted.forEach((bucket, i) => {
       const before = reset ? 0 : (previous.buckets.find((b) => b.le === bucket.le)?.count ?? 0);
       state.cumulative[i]! += Math.max(0, bucket.count - before);
     });
     state.count += Math.max(0, snapshot.count - (reset ? 0 : previous.count));
-    state.sum += Math.max(0, snapshot.sum - (reset ? 0 : previous.sum));
+    state.sum += Math.max(0, sum - (reset ? 0 : previous.sum));
   }
 
   get() {

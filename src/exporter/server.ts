@@ -1,15 +1,21 @@
 /**
- * The daemon's HTTP surface: /metrics, /healthz, /readyz, /status, /-/reload and a landing
- * page. Handlers read from the current Runtime; they never call vLLM themselves, so a sick
- * vLLM can never make /metrics or /healthz slow.
+ * The daemon's HTTP surface: /metrics, /probe, /healthz, /readyz, /status, /-/reload and a
+ * landing page. Handlers read from the current Runtime; only /probe calls vLLM, because its
+ * caller asked for exactly that (src/fleet/probe.ts), so a sick vLLM can never make /metrics
+ * or /healthz slow.
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { Registry } from 'prom-client';
+import { mergeExpositions } from '../fleet/exposition.js';
 import { formatStatusText, type StatusReport } from '../status.js';
 
 export interface ServerState {
   registry(): Registry;
+  /** Central mode: one registry per static target, rendered into /metrics with the daemon's. */
+  targetRegistries?(): readonly Registry[];
+  /** GET /probe (fleet mode); the one handler that calls upstream, on the caller's request. */
+  probe?(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
   ready(): boolean;
   status(): StatusReport;
   /** Re-reads the config; resolves with an error message when the new config is rejected. */
@@ -41,17 +47,29 @@ export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: Ht
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
-    // The daemon takes no request bodies; refuse big ones instead of buffering them.
-    if (Number(req.headers['content-length'] ?? 0) > 64 * 1024) return send(res, 413, 'request body too large\n');
+    // The daemon takes no request bodies; refuse big ones instead of buffering them, counted as
+    // they arrive so a chunked body (no content-length) is bounded too.
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES || !(await discardBody(req))) {
+      res.setHeader('connection', 'close');
+      return send(res, 413, 'request body too large\n');
+    }
     if (!OPEN_PATHS.has(path) && auth && !(await auth.check(req, res))) return;
     switch (path) {
       case '/metrics': {
         const registry = state.registry();
-        const body = await registry.metrics();
+        const targets = state.targetRegistries?.() ?? [];
+        const body = targets.length ? mergeExpositions(await Promise.all([registry, ...targets].map((r) => r.metrics()))) : await registry.metrics();
         res.writeHead(200, { 'content-type': registry.contentType });
         res.end(body);
         return;
       }
+      case '/probe':
+        if (!state.probe) return send(res, 404, 'not found\n');
+        if (req.method !== 'GET' && req.method !== 'HEAD') {
+          res.setHeader('allow', 'GET');
+          return send(res, 405, 'use GET /probe?target=URL&module=NAME\n');
+        }
+        return state.probe(req, res, url);
       case '/healthz':
       case '/-/healthy':
         return send(res, 200, 'ok\n');
@@ -82,6 +100,8 @@ export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: Ht
             'vllm-probe',
             '',
             '/metrics              Prometheus metrics',
+            '/probe?target=URL&module=NAME[&debug=true]',
+            '                      one probe of a target (fleet mode; needs probe_endpoint.allow)',
             '/status               on-call verdict (JSON); /status?format=text for one line per check',
             '/healthz              process liveness (never depends on vLLM)',
             '/readyz               config loaded and first probe cycle finished',
@@ -94,6 +114,26 @@ export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: Ht
     }
   }
   return server;
+}
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+/** Reads and drops a request body; false (and the socket closed) once it passes the cap. */
+function discardBody(req: IncomingMessage): Promise<boolean> {
+  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.removeAllListeners('data');
+        req.pause();
+        resolve(false);
+      }
+    });
+    req.once('end', () => resolve(true));
+    req.once('error', () => resolve(false));
+  });
 }
 
 function send(res: ServerResponse, code: number, text: string): void {

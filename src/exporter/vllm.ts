@@ -9,13 +9,14 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
-import type { StatusBoard } from '../status.js';
+import type { StatusBoard, Verdict } from '../status.js';
 import type { TargetTracker } from '../target.js';
 import type { VllmClient } from '../vllm/client.js';
 import { type Collector } from './collector.js';
 import { SourceError } from '../errors.js';
-import { ExpositionError, parseExposition } from '../vllm/exposition.js';
+import { ExpositionError, parseExpositionAsync } from '../vllm/exposition.js';
 import { normaliseVllmMetrics, type EngineSnapshot } from '../vllm/schema.js';
+import type { WedgeDetector } from '../wedge.js';
 
 /** Turns successive readings of a monotonic counter into non-negative increments. */
 export class CounterDeltas {
@@ -42,9 +43,6 @@ export class VllmCollector implements Collector {
   /** The last successful normalised scrape, for /status and the prefix probe. */
   lastSnapshot: EngineSnapshot | undefined;
   private readonly deltas = new CounterDeltas();
-  private stalledScrapes = 0;
-  private lastGenerationTokens: number | null = null;
-  private lastEngineSteps: number | null = null;
   private versionFor: number | undefined = -1;
 
   constructor(
@@ -53,10 +51,16 @@ export class VllmCollector implements Collector {
     private readonly tracker: TargetTracker,
     private readonly metrics: Metrics,
     private readonly status: StatusBoard,
+    private readonly wedge: WedgeDetector,
     private readonly log: Logger,
     /** Called once per vLLM process (at start and after each restart), e.g. for the environment snapshot. */
     private readonly onNewProcess: () => void = () => undefined,
   ) {}
+
+  /** Sets a check of this source; it reads unknown when three intervals pass without a new verdict. */
+  private mark(name: string, verdict: Verdict, reason: string): void {
+    this.status.set(name, verdict, reason, this.config.scrape.interval * 3 + this.config.scrape.timeout);
+  }
 
   async collect(signal: AbortSignal): Promise<void> {
     await this.checkHealth(signal);
@@ -70,7 +74,7 @@ export class VllmCollector implements Collector {
     if (res.status !== 200) throw new SourceError('http_status', `/metrics answered HTTP ${res.status}`);
     let snapshot: EngineSnapshot;
     try {
-      snapshot = normaliseVllmMetrics(parseExposition(res.body));
+      snapshot = normaliseVllmMetrics(await parseExpositionAsync(res.body));
     } catch (err) {
       if (err instanceof ExpositionError) throw new SourceError('parse_error', `/metrics is not valid Prometheus text: ${err.message}`, { cause: err });
       throw err;
@@ -87,7 +91,7 @@ export class VllmCollector implements Collector {
       this.onNewProcess();
     }
     this.apply(snapshot);
-    this.status.set('vllm_metrics', 'healthy', `vLLM /metrics scraped (${snapshot.schema} schema, ${snapshot.engines} engine${snapshot.engines === 1 ? '' : 's'})`);
+    this.mark('vllm_metrics', 'healthy', `vLLM /metrics scraped (${snapshot.schema} schema, ${snapshot.engines} engine${snapshot.engines === 1 ? '' : 's'})`);
   }
 
   private async checkHealth(signal: AbortSignal): Promise<void> {
@@ -103,14 +107,16 @@ export class VllmCollector implements Collector {
       detail = e.message;
       this.metrics.targetUp.set(0);
       this.tracker.observeReachable(false, detail);
+      this.wedge.observeHealth(false);
       throw e;
     }
     this.metrics.targetUp.set(ok ? 1 : 0);
+    this.wedge.observeHealth(ok);
     // An answering server is reachable even when it says the engine is dead (503).
     this.tracker.observeReachable(true, undefined);
     // Degraded, not unhealthy: the TTFT probe's hysteresis decides when a dead engine is unhealthy.
-    if (!ok) this.status.set('vllm_health', 'degraded', `vLLM ${detail} (engine dead or starting)`);
-    else this.status.set('vllm_health', 'healthy', 'vLLM /health answers 200');
+    if (!ok) this.mark('vllm_health', 'degraded', `vLLM ${detail} (engine dead or starting)`);
+    else this.mark('vllm_health', 'healthy', 'vLLM /health answers 200');
   }
 
   private async readVersion(signal: AbortSignal, snapshot: EngineSnapshot): Promise<void> {
@@ -149,32 +155,9 @@ export class VllmCollector implements Collector {
     if (h.queue_time) m.engineQueueTime.update(model, h.queue_time);
     if (h.prefill_time) m.enginePrefillTime.update(model, h.prefill_time);
     if (h.decode_time) m.engineDecodeTime.update(model, h.decode_time);
-    this.checkWedge(s);
+    this.wedge.observeScrape(s);
     this.checkKvUsage(s);
     this.lastSnapshot = s;
-  }
-
-  /** /health 200, requests in flight, and neither tokens nor engine steps moving for N scrapes. */
-  private checkWedge(s: EngineSnapshot): void {
-    const busy = (s.requests_running ?? 0) + (s.requests_waiting ?? 0) > 0;
-    const progressed =
-      (s.generation_tokens !== null && s.generation_tokens !== this.lastGenerationTokens) ||
-      (s.engine_steps !== null && s.engine_steps !== this.lastEngineSteps);
-    this.lastGenerationTokens = s.generation_tokens;
-    this.lastEngineSteps = s.engine_steps;
-    this.stalledScrapes = busy && !progressed ? this.stalledScrapes + 1 : 0;
-    const n = this.config.scrape.wedge_scrapes;
-    const wedged = this.stalledScrapes >= n;
-    this.metrics.engineWedged.labels({ model: this.tracker.model }).set(wedged ? 1 : 0);
-    const inFlight = `${s.requests_running ?? 0} running, ${s.requests_waiting ?? 0} waiting`;
-    if (wedged) {
-      const seconds = this.stalledScrapes * this.config.scrape.interval;
-      this.status.set('engine_progress', 'unhealthy', `vLLM engine looks wedged: /health is 200 but no token generated for ${seconds} s (${this.stalledScrapes} scrapes) with ${inFlight}`);
-    } else if (this.stalledScrapes > 1) {
-      this.status.set('engine_progress', 'degraded', `vLLM engine made no progress for ${this.stalledScrapes} of ${n} scrapes with ${inFlight}`);
-    } else {
-      this.status.set('engine_progress', 'healthy', `vLLM engine progressing (${inFlight})`);
-    }
   }
 
   private checkKvUsage(s: EngineSnapshot): void {
@@ -186,26 +169,26 @@ export class VllmCollector implements Collector {
     const pct = (v: number) => `${(v * 100).toFixed(0)} %`;
     const waiting = s.requests_waiting ?? 0;
     if (s.kv_cache_usage_ratio >= limit) {
-      this.status.set('kv_cache', 'degraded', `KV cache ${pct(s.kv_cache_usage_ratio)} full (threshold ${pct(limit)}), ${waiting} requests waiting`);
+      this.mark('kv_cache', 'degraded', `KV cache ${pct(s.kv_cache_usage_ratio)} full (threshold ${pct(limit)}), ${waiting} requests waiting`);
     } else {
-      this.status.set('kv_cache', 'healthy', `KV cache ${pct(s.kv_cache_usage_ratio)} full`);
+      this.mark('kv_cache', 'healthy', `KV cache ${pct(s.kv_cache_usage_ratio)} full`);
     }
   }
 
   markStale(error: Error): void {
     const model = { model: this.tracker.model };
-    for (const g of [this.metrics.engineKvCacheUsage, this.metrics.engineRequestsRunning, this.metrics.engineRequestsWaiting, this.metrics.engineWedged, this.metrics.enginePrefixCacheHitRatio]) {
+    for (const g of [this.metrics.engineKvCacheUsage, this.metrics.engineRequestsRunning, this.metrics.engineRequestsWaiting, this.metrics.enginePrefixCacheHitRatio]) {
       g.remove(model);
     }
     this.lastSnapshot = undefined;
-    this.stalledScrapes = 0;
-    this.status.clear('engine_progress');
-    this.status.clear('kv_cache');
+    this.wedge.scrapeFailed();
+    // Not cleared: a check that disappears reads as "nothing wrong"; say it cannot be judged.
+    this.mark('kv_cache', 'unknown', `cannot judge KV cache usage: ${error instanceof SourceError ? error.message : 'scrape failed'}`);
     const reason = error instanceof SourceError ? error.message : `internal error: ${error.message}`;
     // Unreachable vLLM is already the TTFT probe's story; a scrape problem alone is degraded.
-    this.status.set('vllm_metrics', 'degraded', `vLLM /metrics scrape failing: ${reason}`);
+    this.mark('vllm_metrics', 'degraded', `vLLM /metrics scrape failing: ${reason}`);
     if (error instanceof SourceError && error.reason === 'connect_error') {
-      this.status.set('vllm_health', 'degraded', `vLLM /health unreachable: ${error.message.replace(/^.*cannot reach vLLM: /, '')}`);
+      this.mark('vllm_health', 'degraded', `vLLM /health unreachable: ${error.message.replace(/^.*cannot reach vLLM: /, '')}`);
     }
     this.log.debug({ err: error.message }, 'engine series dropped after failed scrape');
   }

@@ -10,12 +10,15 @@
  * credentials). The file is re-read when its modification time changes, so passwords and
  * certificates rotate without a restart; a broken new file keeps the last good one (logged).
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
 import bcrypt from 'bcryptjs';
 import { z } from 'zod';
 import { ConfigError, readYamlFile } from '../config.js';
+import { FileReadError } from '../errors.js';
+import { readSmallFile } from '../files.js';
 import type { Authorizer } from './server.js';
 
 const TLS_VERSIONS = { TLS10: 'TLSv1', TLS11: 'TLSv1.1', TLS12: 'TLSv1.2', TLS13: 'TLSv1.3' } as const;
@@ -53,10 +56,16 @@ export function loadWebConfig(file: string): WebConfig {
     for (const [key, path] of [['cert_file', tls.cert_file], ['key_file', tls.key_file], ['client_ca_file', tls.client_ca_file]] as const) {
       if (path === undefined) continue;
       try {
-        readFileSync(path);
+        readSmallFile(path);
       } catch (err) {
-        throw new ConfigError(file, [`tls_server_config.${key}: expected a readable file, got "${path}" (${(err as NodeJS.ErrnoException).code})`]);
+        throw new ConfigError(file, [`tls_server_config.${key}: expected a readable file, got "${path}" (${err instanceof FileReadError ? (err.code.startsWith('E') && err.code !== 'ENOTREG' && err.code !== 'EFBIG' ? err.code : err.message) : 'unreadable'})`]);
       }
+    }
+    // Node would only find a bad certificate when the server starts, with a stack trace.
+    try {
+      createSecureContext(tlsOptions(result.data));
+    } catch (err) {
+      throw new ConfigError(file, [`tls_server_config: cert_file and key_file are not a usable PEM certificate and key: ${(err as Error).message.split('\n')[0]}`]);
     }
     if (tls.client_auth_type !== 'NoClientCert' && !tls.client_ca_file && tls.client_auth_type.includes('Verify')) {
       throw new ConfigError(file, [`tls_server_config.client_ca_file: expected a CA file with client_auth_type ${tls.client_auth_type}, got nothing`]);
@@ -71,9 +80,9 @@ export function tlsOptions(config: WebConfig): (SecureContextOptions & { request
   if (!tls) return undefined;
   const verify = tls.client_auth_type === 'RequireAndVerifyClientCert' || tls.client_auth_type === 'RequireAnyClientCert';
   return {
-    cert: readFileSync(tls.cert_file),
-    key: readFileSync(tls.key_file),
-    ...(tls.client_ca_file ? { ca: readFileSync(tls.client_ca_file) } : {}),
+    cert: readSmallFile(tls.cert_file),
+    key: readSmallFile(tls.key_file),
+    ...(tls.client_ca_file ? { ca: readSmallFile(tls.client_ca_file) } : {}),
     minVersion: TLS_VERSIONS[tls.min_version],
     ...(tls.max_version ? { maxVersion: TLS_VERSIONS[tls.max_version] } : {}),
     requestCert: tls.client_auth_type !== 'NoClientCert',
@@ -83,12 +92,18 @@ export function tlsOptions(config: WebConfig): (SecureContextOptions & { request
 
 /**
  * Basic auth from a web config file, re-read when the file changes. bcrypt is deliberately slow,
- * so verified (user, password) pairs are cached by a SHA-256 of the pair until the file changes.
+ * so checked (user, password) pairs are cached by a SHA-256 of the pair until the file changes.
+ * An unknown user is checked against a dummy hash of the same cost, so the answer takes as long
+ * as for a known user (no user enumeration by timing). One bcrypt runs at a time and a long
+ * queue is refused, so a flood of bad logins cannot starve /healthz or the probes.
  */
 export class WebConfigAuthorizer implements Authorizer {
   private config: WebConfig;
   private mtimeMs: number;
   private readonly verified = new Map<string, boolean>();
+  private dummyHash: string | undefined;
+  private bcryptTail: Promise<unknown> = Promise.resolve();
+  private queued = 0;
 
   constructor(
     private readonly file: string,
@@ -107,10 +122,28 @@ export class WebConfigAuthorizer implements Authorizer {
       this.config = loadWebConfig(this.file);
       this.mtimeMs = mtime;
       this.verified.clear();
+      this.dummyHash = undefined;
       this.onChange(this.config);
     } catch (err) {
       this.onReloadError(err as Error); // keep the last good config
     }
+  }
+
+  /** A hash of the configured cost that matches no password, for unknown users. */
+  private dummy(users: Record<string, string>): string {
+    if (!this.dummyHash) {
+      const cost = Number(/^\$2[aby]\$(\d\d)\$/.exec(Object.values(users)[0] ?? '')?.[1] ?? 10);
+      this.dummyHash = bcrypt.hashSync(`no user ${Math.random()}`, cost);
+    }
+    return this.dummyHash;
+  }
+
+  /** Runs bcrypt work one at a time (it is CPU-bound even when async). */
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    this.queued++;
+    const run = this.bcryptTail.then(fn);
+    this.bcryptTail = run.catch(() => undefined).finally(() => this.queued--);
+    return run;
   }
 
   get current(): WebConfig {
@@ -129,18 +162,22 @@ export class WebConfigAuthorizer implements Authorizer {
       const idx = decoded.indexOf(':');
       const user = decoded.slice(0, idx);
       const password = decoded.slice(idx + 1);
-      const hash = idx > 0 ? users[user] : undefined;
-      if (hash) {
-        const { createHash } = await import('node:crypto');
-        const key = createHash('sha256').update(`${user}\0${password}\0${hash}`).digest('hex');
-        let ok = this.verified.get(key);
-        if (ok === undefined) {
-          ok = await bcrypt.compare(password, hash);
-          if (this.verified.size > 1000) this.verified.clear();
-          this.verified.set(key, ok);
+      const known = idx > 0 && Object.hasOwn(users, user);
+      const hash = known ? users[user]! : this.dummy(users);
+      const { createHash } = await import('node:crypto');
+      const key = createHash('sha256').update(`${user}\0${password}\0${hash}`).digest('hex');
+      let ok = this.verified.get(key);
+      if (ok === undefined) {
+        if (this.queued >= 8) {
+          res.writeHead(429, { 'retry-after': '1', 'content-type': 'text/plain; charset=utf-8' });
+          res.end('too many authentication attempts at once\n');
+          return false;
         }
-        if (ok) return true;
+        ok = (await this.serially(() => bcrypt.compare(password, hash))) && known;
+        if (this.verified.size > 1000) this.verified.clear();
+        this.verified.set(key, ok);
       }
+      if (ok) return true;
     }
     res.writeHead(401, { 'www-authenticate': 'Basic realm="vllm-probe"', 'content-type': 'text/plain; charset=utf-8' });
     res.end('unauthorized\n');

@@ -25,7 +25,7 @@ import type { Config } from '../config.js';
 import { type Collector, type CollectorHooks } from '../exporter/collector.js';
 import { NoDataError, SourceError } from '../errors.js';
 import { GPU_GAUGES, type GpuGaugeName, type Metrics } from '../metrics.js';
-import type { StatusBoard } from '../status.js';
+import type { StatusBoard, Verdict } from '../status.js';
 import { HostCollector } from './host.js';
 import { NvidiaSmi, type GpuQuery } from './nvidia-smi/run.js';
 import type { ComputeApp, GpuReading } from './nvidia-smi/parse.js';
@@ -98,7 +98,7 @@ export async function readGpuSnapshot(smi: NvidiaSmi, config: Config, signal: Ab
     if (signal.aborted) throw err;
     error = `process list unavailable: ${(err as Error).message}`;
   }
-  const built = await buildProcessMatcher(config.gpu.process_match, options.parentOf ?? procParentOf);
+  const built = await buildProcessMatcher(config.gpu.process_match, { parentOf: options.parentOf ?? procParentOf, targetUrl: config.target.url });
   if (!built.ok) error ??= built.error;
   const matcher = built.ok ? built.matcher : undefined;
   const tagged: GpuProcess[] = (apps ?? []).map((app) => ({ ...app, vllm: matcher?.matches(app) ?? false }));
@@ -170,6 +170,11 @@ export class NvidiaSmiCollector implements Collector {
     this.smi = options.smi ?? new NvidiaSmi({ path: config.gpu.nvidia_smi_path, timeoutMs: Math.round(config.gpu.timeout * 1000) });
   }
 
+  /** Sets a check of this source; it reads unknown when three intervals pass without a new verdict. */
+  private mark(name: string, verdict: Verdict, reason: string): void {
+    this.status.set(name, verdict, reason, this.config.gpu.interval * 3 + this.config.gpu.timeout);
+  }
+
   async collect(signal: AbortSignal): Promise<void> {
     const snapshot = await readGpuSnapshot(this.smi, this.config, signal, this.options);
     this.logNewFindings(snapshot);
@@ -178,9 +183,9 @@ export class NvidiaSmiCollector implements Collector {
     const n = snapshot.gpus.length;
     // Per-process memory is a diagnostic, not serving health: say why it is missing, stay healthy.
     const processNote = snapshot.processes.error ? `; vLLM per-process memory unavailable: ${snapshot.processes.error}` : '';
-    this.status.set('gpu_collector', 'healthy', `nvidia-smi read ${n} GPU${n === 1 ? '' : 's'}${processNote}`);
+    this.mark('gpu_collector', 'healthy', `nvidia-smi read ${n} GPU${n === 1 ? '' : 's'}${processNote}`);
     const memory = gpuMemoryCheck(snapshot.gpus, this.config.status.gpu_memory_headroom_degraded);
-    if (memory) this.status.set('gpu_memory', memory.status, memory.reason);
+    if (memory) this.mark('gpu_memory', memory.status, memory.reason);
     else this.status.clear('gpu_memory');
   }
 
@@ -192,8 +197,8 @@ export class NvidiaSmiCollector implements Collector {
   /** The runner's onFailure hook: /status says why, or that there is no GPU to watch. */
   reportFailure(err: Error): void {
     this.status.clear('gpu_memory');
-    if (err instanceof NoDataError) this.status.set('gpu_collector', 'healthy', 'no GPU found; GPU checks skipped');
-    else this.status.set('gpu_collector', 'degraded', `GPU collector failing: ${err.message}`);
+    if (err instanceof NoDataError) this.mark('gpu_collector', 'healthy', 'no GPU found; GPU checks skipped');
+    else this.mark('gpu_collector', 'degraded', `GPU collector failing: ${err.message}`);
   }
 
   private removeSeries(): void {

@@ -1,21 +1,24 @@
 /**
- * Which GPU compute processes are vLLM's (config.gpu.process_match).
+ * Which processes are vLLM's (config.gpu.process_match), for the GPU collector's per-process
+ * memory and the /proc process collector.
  *
- * pid_file or pid win over name_pattern (config/vllm-probe.example.yaml says so). A configured
- * pid matches itself and its descendants: vLLM's API server forks the processes that actually
- * hold GPU memory (V1's EngineCore and its workers), so a pid file written by the launcher
- * names a parent of the processes nvidia-smi lists. Descendants are found by walking
- * /proc/<pid>/stat parents; where /proc is not readable only the exact pid matches.
+ * In order: pid_file or pid (and their descendants: vLLM's API server forks the processes that
+ * hold GPU memory, V1's EngineCore and its workers); else name_pattern when one is configured,
+ * matched against the process *name* only (never the whole command line: `python` would match
+ * every Python program on the host); else by fact: the process that listens on the target's
+ * port, and its descendants. When none applies the answer says why, in words.
  *
  * PID namespaces: nvidia-smi prints pids of the namespace it runs in. In a container without
  * the host pid namespace it often lists none, or host pids; then use name_pattern.
  */
 import { readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import type { Config } from '../config.js';
+import { isSelfOrDescendant, isThisHost, procParentOf, processListeningOn, type ListenerLookup, type ParentOf } from '../host/proc.js';
 import type { ComputeApp } from './nvidia-smi/parse.js';
 
 export type ProcessMatchConfig = Config['gpu']['process_match'];
+export type { ParentOf };
+export { procParentOf };
 
 /** Decides for one collection which compute apps belong to vLLM. */
 export interface ProcessMatcher {
@@ -24,29 +27,28 @@ export interface ProcessMatcher {
   matches(app: ComputeApp): boolean;
 }
 
-/** Reads a process's parent pid; undefined when it cannot (process gone, no /proc). */
-export type ParentOf = (pid: number) => number | undefined;
+export interface MatcherOptions {
+  parentOf?: ParentOf;
+  /** The vLLM base URL: its port finds the server process when it runs on this host. */
+  targetUrl?: string;
+  listener?: (port: number) => ListenerLookup;
+}
 
-/** Linux: field 4 of /proc/<pid>/stat. The command name (field 2) may hold spaces and parens. */
-export const procParentOf: ParentOf = (pid) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ppid = Number(fields[1]);
-    return Number.isInteger(ppid) && ppid > 0 ? ppid : undefined;
-  } catch {
-    return undefined;
-  }
-};
+const baseName = (name: string) => name.split('/').pop() ?? name;
 
-/** A matcher, or why none can be built right now (the error goes to JSON and logs; no series). */
-export type MatcherResult = { ok: true; matcher: ProcessMatcher } | { ok: false; error: string };
+/**
+ * A matcher, or why none can be built right now (the error goes to JSON and logs; no series).
+ * `self` marks the case where the target port is served by this very process (the demo's
+ * built-in emulator): nothing to match, and nothing wrong.
+ */
+export type MatcherResult = { ok: true; matcher: ProcessMatcher } | { ok: false; error: string; self?: boolean };
 
 /**
  * Builds the matcher for one collection. The pid file is re-read every time, so a vLLM restart
  * (new pid) is picked up without a reload. Never throws.
  */
-export async function buildProcessMatcher(match: ProcessMatchConfig, parentOf: ParentOf = procParentOf): Promise<MatcherResult> {
+export async function buildProcessMatcher(match: ProcessMatchConfig, options: MatcherOptions = {}): Promise<MatcherResult> {
+  const parentOf = options.parentOf ?? procParentOf;
   if (match.pid_file !== undefined || match.pid !== undefined) {
     const pids = new Set<number>();
     const from: string[] = [];
@@ -76,26 +78,35 @@ export async function buildProcessMatcher(match: ProcessMatchConfig, parentOf: P
       },
     };
   }
-  let pattern: RegExp;
-  try {
-    pattern = new RegExp(match.name_pattern);
-  } catch (err) {
-    return { ok: false, error: `gpu.process_match.name_pattern is not a valid regular expression: ${(err as Error).message}` };
+  if (match.name_pattern !== undefined) {
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(match.name_pattern);
+    } catch (err) {
+      return { ok: false, error: `gpu.process_match.name_pattern is not a valid regular expression: ${(err as Error).message}` };
+    }
+    return {
+      ok: true,
+      matcher: { description: `process name matches /${match.name_pattern}/`, matches: (app) => pattern.test(baseName(app.process_name)) },
+    };
   }
-  return {
-    ok: true,
-    matcher: { description: `process name matches /${match.name_pattern}/`, matches: (app) => pattern.test(app.process_name) },
-  };
+  return matchByListener(options, parentOf);
 }
 
-/** True when pid or one of its ancestors is in `ancestors`; walks at most 64 parents (a loop guard). */
-function isSelfOrDescendant(pid: number, ancestors: Set<number>, parentOf: ParentOf): boolean {
-  let current: number | undefined = pid;
-  for (let depth = 0; current !== undefined && depth < 64; depth++) {
-    if (ancestors.has(current)) return true;
-    // pid 1 is checked above (vLLM as a container's pid 1 owns everything in it), never walked past.
-    if (current <= 1) return false;
-    current = parentOf(current);
+/** The process listening on the target's port, and its descendants. */
+function matchByListener(options: MatcherOptions, parentOf: ParentOf): MatcherResult {
+  if (!options.targetUrl) return { ok: false, error: 'no target URL to find vLLM by (set gpu.process_match.pid_file, pid or name_pattern)' };
+  const url = new URL(options.targetUrl);
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  if (!isThisHost(url.hostname)) {
+    return { ok: false, error: `vLLM at ${url.host} runs on another host: its processes are not visible from here (set gpu.process_match when it shares this host's PID namespace)` };
   }
-  return false;
+  const found = (options.listener ?? processListeningOn)(port);
+  if (!found.found) return { ok: false, error: found.why };
+  if (found.pid === process.pid) return { ok: false, self: true, error: `port ${port} is served by this vllm-probe process (the built-in emulator), not by a vLLM process` };
+  const root = new Set([found.pid]);
+  return {
+    ok: true,
+    matcher: { description: `pid ${found.pid} (listening on port ${port}) and descendants`, matches: (app) => isSelfOrDescendant(app.pid, root, parentOf) },
+  };
 }

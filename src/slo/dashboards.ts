@@ -8,7 +8,7 @@
  * "vLLM restart" annotation from vllm_probe_target_restarts_total.
  */
 // Type-only: tsc checks the generated JSON against Grafana's own dashboard schema types.
-import type { Dashboard, DataQuery, Panel, RowPanel, ThresholdsConfig } from '@grafana/schema';
+import type { Dashboard, DataQuery, FieldConfigSource, Panel, RowPanel, ThresholdsConfig, ValueMap, ValueMapping } from '@grafana/schema';
 import type { Config } from '../config.js';
 
 export interface PanelQuery {
@@ -25,7 +25,24 @@ export interface PanelSpec {
   w?: number;
   h?: number;
   thresholds?: Array<{ value: number | null; color: string }>;
+  /** Draw the thresholds on a time series as lines (e.g. the 0.95 KV-usage line). */
+  thresholdLines?: boolean;
+  /** Value → word and colour (stat panels showing a state as a number). */
+  mappings?: Array<{ value: number; text: string; color: string }>;
+  min?: number;
+  max?: number;
 }
+
+/**
+ * The /status verdict as a number per instance, worst last, so a stat tile can map it to a
+ * word and a colour: 0 healthy, 1 unknown, 2 degraded, 3 unhealthy.
+ */
+export const VERDICT_VALUES = [
+  { value: 0, text: 'healthy', color: 'green' },
+  { value: 1, text: 'unknown', color: 'text' },
+  { value: 2, text: 'degraded', color: 'orange' },
+  { value: 3, text: 'unhealthy', color: 'red' },
+] as const;
 export interface RowSpec {
   title: string;
   panels: PanelSpec[];
@@ -57,11 +74,13 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
         panels: [
           {
             title: '/status verdict',
-            description: 'The one-line verdict of vllm-probe /status: 1 on the current state. curl <sidecar>:9470/status?format=text for the reason.',
+            description: 'The verdict of vllm-probe /status per instance: healthy, degraded, unhealthy, or unknown before the first probe finished. curl <sidecar>:9470/status?format=text for the reason.',
             type: 'stat',
             unit: 'none',
             w: 6,
-            queries: [q(`max by (status) (vllm_probe_status{${I}}) == 1`, '{{status}}')],
+            queries: [q(`max by (instance) (${VERDICT_VALUES.map((v) => `(vllm_probe_status{${I},status="${v.text}"} == 1) * ${v.value}`).join(' or ')})`, '{{instance}}')],
+            mappings: [...VERDICT_VALUES],
+            thresholds: [{ value: null, color: 'green' }, { value: 2, color: 'orange' }, { value: 3, color: 'red' }],
           },
           {
             title: 'Probe success (last run)',
@@ -144,11 +163,11 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
           { title: 'Time per output token', description: '(E2E - TTFT) / (completion tokens - 1) per probe.', type: 'timeseries', unit: 's', w: 8, queries: quantiles('vllm_probe_time_per_output_token_seconds', F) },
           {
             title: 'End-to-end probe duration',
-            description: 'Whole request time of successful probes.',
+            description: `Whole request time of successful probes; the SLO line is ${config.slo.e2e.threshold} s (slo.e2e.threshold).`,
             type: 'timeseries',
             unit: 's',
             w: 8,
-            queries: quantiles('vllm_probe_request_duration_seconds', `${F},outcome="success"`),
+            queries: [...quantiles('vllm_probe_request_duration_seconds', `${F},outcome="success"`), q(`vector(${config.slo.e2e.threshold})`, 'SLO')],
           },
           {
             title: 'Cold vs warm TTFT (mean over the range)',
@@ -160,13 +179,13 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
           },
           {
             title: 'Server-side vs client-side TTFT (p95)',
-            description: "vLLM's own TTFT histogram (all traffic) next to the probe's client-side TTFT; the gap is network, proxy and tokenisation.",
+            description: "vLLM's own TTFT histogram (all traffic) next to the TTFT probe's client-side TTFT; the gap is network, proxy and tokenisation.",
             type: 'timeseries',
             unit: 's',
             w: 12,
             queries: [
               q(`histogram_quantile(0.95, sum by (le) (rate(vllm_probe_engine_time_to_first_token_seconds_bucket{${F}}[$__rate_interval])))`, 'server p95'),
-              q(`histogram_quantile(0.95, sum by (le) (rate(vllm_probe_time_to_first_token_seconds_bucket{${F}}[$__rate_interval])))`, 'client p95'),
+              q(`histogram_quantile(0.95, sum by (le) (rate(vllm_probe_time_to_first_token_seconds_bucket{${F},probe="ttft"}[$__rate_interval])))`, 'client p95'),
             ],
           },
         ],
@@ -179,27 +198,34 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
             description: 'Median TTFT of requests reusing a shared prefix (hit) and of forced misses, per prefix size.',
             type: 'timeseries',
             unit: 's',
-            w: 8,
+            w: 6,
             queries: [q(`histogram_quantile(0.5, sum by (le, cache, prefix_tokens) (rate(vllm_probe_prefix_time_to_first_token_seconds_bucket{${F}}[$__rate_interval])))`, '{{cache}} P={{prefix_tokens}}')],
           },
           {
-            title: 'Prefix speedup and saved fraction',
-            description: 'Miss TTFT / hit TTFT, and the measured saved fraction against the P/(P+S) prediction.',
+            title: 'Prefix speedup',
+            description: 'Miss TTFT / hit TTFT per prefix size: 4× means a cache hit reaches the first token four times sooner.',
             type: 'timeseries',
-            unit: 'none',
-            w: 8,
-            queries: [
-              q(`vllm_probe_prefix_speedup_ratio{${F}}`, 'speedup P={{prefix_tokens}}'),
-              q(`vllm_probe_prefix_saved_fraction_ratio{${F}}`, 'saved P={{prefix_tokens}}'),
-              q(`vllm_probe_prefix_predicted_saved_fraction_ratio{${F}}`, 'predicted P={{prefix_tokens}}'),
-            ],
+            unit: 'suffix:×',
+            w: 6,
+            min: 0,
+            queries: [q(`vllm_probe_prefix_speedup_ratio{${F}}`, 'P={{prefix_tokens}}')],
+          },
+          {
+            title: 'Prefix saved fraction: measured vs predicted',
+            description: 'Share of TTFT a cache hit saves, against the P/(P+S) prediction for prefix P and suffix S (0 to 1).',
+            type: 'timeseries',
+            unit: 'percentunit',
+            w: 6,
+            min: 0,
+            max: 1,
+            queries: [q(`vllm_probe_prefix_saved_fraction_ratio{${F}}`, 'measured P={{prefix_tokens}}'), q(`vllm_probe_prefix_predicted_saved_fraction_ratio{${F}}`, 'predicted P={{prefix_tokens}}')],
           },
           {
             title: 'Engine prefix-cache hit ratio',
             description: 'rate(hits) / rate(queries) from vLLM /metrics, all traffic.',
             type: 'timeseries',
             unit: 'percentunit',
-            w: 8,
+            w: 6,
             queries: [q(`sum by (instance) (rate(vllm_probe_engine_prefix_cache_hits_total{${F}}[$__rate_interval])) / sum by (instance) (rate(vllm_probe_engine_prefix_cache_queries_total{${F}}[$__rate_interval]))`, '{{instance}}')],
           },
         ],
@@ -207,7 +233,18 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
       {
         title: 'Engine',
         panels: [
-          { title: 'KV-cache usage', description: 'Share of KV-cache blocks in use (vllm:kv_cache_usage_perc).', type: 'timeseries', unit: 'percentunit', w: 6, queries: [q(`vllm_probe_engine_kv_cache_usage_ratio{${F}}`, '{{instance}}')] },
+          {
+            title: 'KV-cache usage',
+            description: `Share of KV-cache blocks in use (vllm:kv_cache_usage_perc); /status degrades above ${config.status.kv_cache_usage_degraded} (status.kv_cache_usage_degraded): requests queue and running ones get preempted.`,
+            type: 'timeseries',
+            unit: 'percentunit',
+            w: 6,
+            min: 0,
+            max: 1,
+            queries: [q(`vllm_probe_engine_kv_cache_usage_ratio{${F}}`, '{{instance}}')],
+            thresholds: [{ value: null, color: 'green' }, { value: config.status.kv_cache_usage_degraded, color: 'red' }],
+            thresholdLines: true,
+          },
           {
             title: 'Requests running / waiting',
             description: 'Scheduled requests and the queue.',
@@ -227,7 +264,7 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
               q(`sum(rate(vllm_probe_engine_request_${p}_seconds_sum{${F}}[$__rate_interval])) / sum(rate(vllm_probe_engine_request_${p}_seconds_count{${F}}[$__rate_interval]))`, p.replace('_time', '')),
             ),
           },
-          { title: 'Token throughput', description: 'Prompt and generated tokens per second (all traffic).', type: 'timeseries', unit: 'short', w: 12, queries: [q(`rate(vllm_probe_engine_prompt_tokens_total{${F}}[$__rate_interval])`, 'prompt'), q(`rate(vllm_probe_engine_generation_tokens_total{${F}}[$__rate_interval])`, 'generation')] },
+          { title: 'Token throughput', description: 'Prompt and generated tokens per second (all traffic).', type: 'timeseries', unit: 'suffix: tok/s', w: 12, queries: [q(`rate(vllm_probe_engine_prompt_tokens_total{${F}}[$__rate_interval])`, 'prompt'), q(`rate(vllm_probe_engine_generation_tokens_total{${F}}[$__rate_interval])`, 'generation')] },
           { title: 'KV-cache capacity', description: 'num_gpu_blocks x block_size.', type: 'stat', unit: 'short', w: 6, queries: [q(`vllm_probe_engine_kv_cache_capacity_tokens{${F}}`, '{{instance}}')] },
           { title: 'Engine wedged', description: '1 while requests are in flight and no token is generated.', type: 'stat', unit: 'bool_yes_no', w: 6, queries: [q(`max by (instance) (vllm_probe_engine_wedged{${F}})`, '{{instance}}')] },
         ],
@@ -276,6 +313,33 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
   return [overview, detail];
 }
 
+/** Units, thresholds, value mappings, and the SLO series drawn as a dashed red line. */
+function fieldConfig(p: PanelSpec): FieldConfigSource {
+  const mappings: ValueMapping[] | undefined = p.mappings && [{ type: 'value' as ValueMap['type'], options: Object.fromEntries(p.mappings.map((m, index) => [String(m.value), { text: m.text, color: m.color, index }])) }];
+  const sloSeries = p.queries.some((x) => x.legend === 'SLO');
+  return {
+    defaults: {
+      unit: p.unit,
+      ...(p.min !== undefined ? { min: p.min } : {}),
+      ...(p.max !== undefined ? { max: p.max } : {}),
+      ...(p.thresholds ? { thresholds: { mode: 'absolute' as ThresholdsConfig['mode'], steps: p.thresholds } } : {}),
+      ...(mappings ? { mappings } : {}),
+      ...(p.thresholdLines ? { custom: { thresholdsStyle: { mode: 'line' } } } : {}),
+    },
+    overrides: sloSeries
+      ? [
+          {
+            matcher: { id: 'byName', options: 'SLO' },
+            properties: [
+              { id: 'color', value: { mode: 'fixed', fixedColor: 'red' } },
+              { id: 'custom.lineStyle', value: { fill: 'dash', dash: [10, 10] } },
+            ],
+          },
+        ]
+      : [],
+  };
+}
+
 /** Renders one spec as Grafana dashboard JSON (schemaVersion 39). */
 export function renderDashboard(spec: DashboardSpec): Dashboard {
   const ds = { type: 'prometheus', uid: '${datasource}' };
@@ -302,14 +366,11 @@ export function renderDashboard(spec: DashboardSpec): Dashboard {
         description: p.description,
         datasource: ds,
         gridPos: { h, w, x, y },
-        fieldConfig: {
-          defaults: {
-            unit: p.unit,
-            ...(p.thresholds ? { thresholds: { mode: 'absolute' as ThresholdsConfig['mode'], steps: p.thresholds } } : {}),
-          },
-          overrides: [],
-        },
-        options: p.type === 'timeseries' ? { legend: { displayMode: 'list', placement: 'bottom' }, tooltip: { mode: 'multi' } } : { reduceOptions: { calcs: ['lastNotNull'] } },
+        fieldConfig: fieldConfig(p),
+        options:
+          p.type === 'timeseries'
+            ? { legend: { displayMode: 'list', placement: 'bottom' }, tooltip: { mode: 'multi' } }
+            : { reduceOptions: { calcs: ['lastNotNull'] }, ...(p.mappings ? { colorMode: 'background', textMode: 'value_and_name' } : {}) },
         targets: p.queries.map((query, i) => ({ refId: String.fromCharCode(65 + i), datasource: ds, expr: query.expr, legendFormat: query.legend })),
       });
       x += w;

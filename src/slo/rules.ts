@@ -34,7 +34,10 @@ export const BURN_WINDOWS = [
   { severity: 'ticket', long: 3 * 86400, short: 6 * 3600, factor: 1, for: '3h' },
 ] as const;
 
-const AGG = 'instance, model';
+/** Per target: `instance` (a sidecar, or a /probe target after relabelling) and `target` (a central daemon's static list; empty elsewhere). */
+const AGG = 'instance, target, model';
+/** Who an alert is about: the instance, and the target when a central daemon probes several. */
+const WHO = '{{ $labels.instance }}{{ with $labels.target }} → {{ . }}{{ end }}';
 
 /** `le` matcher that survives Prometheus 3's float normalisation of whole numbers (1 → 1.0). */
 export function leMatcher(bound: number): string {
@@ -117,7 +120,7 @@ export function generateRules(config: Config): { groups: RuleGroup[] } {
         labels: { severity, slo: slo.id },
         annotations: {
           summary: `vLLM ${title} SLO is burning its error budget (${severity === 'page' ? 'fast' : 'slow'} burn)`,
-          description: `{{ $labels.instance }} ({{ $labels.model }}): the ${slo.description} is {{ $value | humanizePercentage }} over ${pairs.map((p) => p.long).join(' / ')}, above ${pairs.map((p) => p.factor).join(' / ')}× the ${(budget * 100).toPrecision(3)} % budget of a ${(slo.objective * 100).toPrecision(4)} % objective over ${period}.`,
+          description: `${WHO} ({{ $labels.model }}): the ${slo.description} is {{ $value | humanizePercentage }} over ${pairs.map((p) => p.long).join(' / ')}, above ${pairs.map((p) => p.factor).join(' / ')}× the ${(budget * 100).toPrecision(3)} % budget of a ${(slo.objective * 100).toPrecision(4)} % objective over ${period}.`,
           runbook_url: runbook(alert.toLowerCase()),
         },
       });
@@ -145,7 +148,7 @@ export function generateRules(config: Config): { groups: RuleGroup[] } {
       labels: { severity: 'page' },
       annotations: {
         summary: 'Every vLLM TTFT probe has failed for 3 minutes',
-        description: '{{ $labels.instance }} ({{ $labels.model }}): no TTFT probe succeeded in 3 minutes. /status says why in one line.',
+        description: `${WHO} ({{ $labels.model }}): no TTFT probe succeeded in 3 minutes. /status says why in one line.`,
         runbook_url: runbook('vllmprobefailing'),
       },
     },
@@ -167,7 +170,7 @@ export function generateRules(config: Config): { groups: RuleGroup[] } {
       labels: { severity: 'page' },
       annotations: {
         summary: 'vLLM engine is wedged: /health is 200 but no tokens are produced',
-        description: `{{ $labels.instance }} ({{ $labels.model }}): requests are running or waiting but the generation-token counter has not moved for ${config.scrape.wedge_scrapes} scrapes.`,
+        description: `{{ $labels.instance }} ({{ $labels.model }}): /health is 200 but the engine makes no progress, seen as {{ $labels.signature }} (no_token_after_headers: probe requests accepted, no token before their timeout; frozen_counters: token and step counters still while requests wait; queue_stuck: requests wait, none runs).`,
         runbook_url: runbook('vllmenginewedged'),
       },
     },
@@ -230,7 +233,77 @@ export function generateRules(config: Config): { groups: RuleGroup[] } {
     },
   ];
   groups.push({ name: 'vllm-probe-health', rules: health });
+  groups.push(fleetGroup(config, windows, runbook));
   return { groups };
+}
+
+/**
+ * Rules for targets Prometheus probes through GET /probe (fleet mode). Each scrape is one
+ * probe, answered as gauges, so the SLI is the share of failed scrapes (Pyrra's bool_gauge):
+ * 1 - avg_over_time(vllm_probe_success[w]), kept per series, i.e. per target (the `instance`
+ * that relabelling sets) and module. No selector: these names exist only in /probe answers.
+ */
+function fleetGroup(config: Config, windows: ReturnType<typeof scaledWindows>, runbook: (anchor: string) => string): RuleGroup {
+  const id = 'vllm-probe-fleet-availability';
+  const objective = config.slo.availability.objective;
+  const budget = Number((1 - objective).toPrecision(6));
+  const labels = { slo: id };
+  const windowSet = [...new Set(windows.flatMap((w) => [w.short, w.long]))];
+  const period = formatDuration(config.slo.period);
+  const who = '{{ $labels.instance }}{{ with $labels.module }} (module {{ . }}){{ end }}';
+  const rules: Rule[] = windowSet.map((w) => ({ record: 'slo:sli_error:ratio_rate' + w, expr: `1 - avg_over_time(vllm_probe_success[${w}])`, labels }));
+  for (const severity of ['page', 'ticket'] as const) {
+    const pairs = windows.filter((w) => w.severity === severity);
+    rules.push({
+      alert: 'VllmFleetAvailabilityBudgetBurn',
+      expr: pairs
+        .map((w) => `(slo:sli_error:ratio_rate${w.long}{slo="${id}"} > (${w.factor} * ${budget}) and slo:sli_error:ratio_rate${w.short}{slo="${id}"} > (${w.factor} * ${budget}))`)
+        .join('\nor\n'),
+      for: pairs[0]!.for,
+      labels: { severity, slo: id },
+      annotations: {
+        summary: `A probed vLLM target is burning its availability error budget (${severity === 'page' ? 'fast' : 'slow'} burn)`,
+        description: `${who}: {{ $value | humanizePercentage }} of /probe scrapes failed over ${pairs.map((p) => p.long).join(' / ')}, above ${pairs.map((p) => p.factor).join(' / ')}× the ${(budget * 100).toPrecision(3)} % budget of a ${(objective * 100).toPrecision(4)} % objective over ${period}.`,
+        runbook_url: runbook('vllmfleetavailabilitybudgetburn'),
+      },
+    });
+  }
+  rules.push(
+    {
+      alert: 'VllmFleetTargetDown',
+      expr: 'max_over_time(vllm_probe_success[3m]) == 0',
+      for: '1m',
+      labels: { severity: 'page' },
+      annotations: {
+        summary: 'Every probe of a vLLM target has failed for 3 minutes',
+        description: `${who}: no /probe of this target succeeded in 3 minutes; vllm_probe_outcome says how it fails, /probe?debug=true why.`,
+        runbook_url: runbook('vllmfleettargetdown'),
+      },
+    },
+    {
+      alert: 'VllmFleetTtftHigh',
+      expr: `quantile_over_time(0.95, vllm_probe_ttft_seconds[15m]) > ${config.slo.ttft.critical_threshold}`,
+      for: '5m',
+      labels: { severity: 'page' },
+      annotations: {
+        summary: 'A probed vLLM target answers slowly: TTFT p95 above the critical threshold',
+        description: `${who}: the TTFT p95 of its probes over 15 minutes is {{ $value | humanizeDuration }}, above the critical ${config.slo.ttft.critical_threshold} s.`,
+        runbook_url: runbook('vllmfleetttfthigh'),
+      },
+    },
+    {
+      alert: 'VllmFleetTtftHigh',
+      expr: `quantile_over_time(0.95, vllm_probe_ttft_seconds[15m]) > ${config.slo.ttft.threshold}`,
+      for: '30m',
+      labels: { severity: 'ticket' },
+      annotations: {
+        summary: 'A probed vLLM target answers slowly: TTFT p95 above the SLO threshold',
+        description: `${who}: the TTFT p95 of its probes over 15 minutes is {{ $value | humanizeDuration }}, above the ${config.slo.ttft.threshold} s SLO threshold for 30 minutes.`,
+        runbook_url: runbook('vllmfleetttfthigh'),
+      },
+    },
+  );
+  return { name: 'vllm-probe-fleet', rules };
 }
 
 /** The rules file as YAML, with a header saying where it came from. */

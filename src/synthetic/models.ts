@@ -45,10 +45,11 @@ async function runModels(ctx: ProbeContext): Promise<ProbeResult> {
     requests.push({ outcome, seconds: models.seconds });
     return { success: false, outcome, detail: (models.error as Error).message, requests };
   }
-  requests.push({ outcome: 'success', seconds: models.seconds });
   const served = models.value!.map((m) => m.id);
   const want = ctx.tracker.configuredModel;
   const present = want ? served.includes(want) : served.length > 0;
+  // The answer came, but one without our model is as useless to a client as an error.
+  requests.push({ outcome: present ? 'success' : 'wrong_model', seconds: models.seconds });
   ctx.metrics.modelPresent.labels({ model: want || served[0] || 'unknown' }).set(present ? 1 : 0);
   if (healthOutcome !== 'success') return { success: false, outcome: healthOutcome, detail: `/health answered HTTP ${health.value!.status} (engine dead or starting)`, requests };
   if (!present) {

@@ -16,7 +16,7 @@ import type { Verdict } from '../status.js';
 import { calibratePrefix } from '../vllm/calibration.js';
 import { normaliseVllmMetrics } from '../vllm/schema.js';
 import { deriveTimings, streamingBody, type StreamResult } from '../vllm/stream.js';
-import { requestRecord, type ProbeContext, type ProbeKindSpec, type ProbeResult, type RequestRecord } from './prober.js';
+import { requestRecord, watchedStream, type ProbeContext, type ProbeKindSpec, type ProbeResult, type RequestRecord } from './prober.js';
 import { failureDetail, PROBE_USER } from './request.js';
 
 interface Regime {
@@ -81,7 +81,7 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
   const deadline = Date.now() + ctx.timeoutMs;
   const send = async (prompt: string, salt?: string): Promise<StreamResult> => {
     const body = streamingBody(ctx.tracker.requestModel, { prompt, max_tokens: cfg.max_tokens, ignore_eos: true, user: PROBE_USER, ...(salt ? { cache_salt: salt } : {}) });
-    const result = await ctx.client.stream({ path: '/v1/completions', body, signal: ctx.shutdown, timeoutMs: Math.max(1, deadline - Date.now()), requestId: `vllm-probe-prefix-${randomUUID()}` });
+    const result = await watchedStream(ctx, { path: '/v1/completions', body, signal: ctx.shutdown, timeoutMs: Math.max(1, deadline - Date.now()), requestId: `vllm-probe-prefix-${randomUUID()}` });
     if (!result.aborted) requests.push(requestRecord(result.outcome, deriveTimings(result).e2e, result.usage));
     return result;
   };
@@ -165,7 +165,9 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
   const hitRatio = cachedReported ? hitCached / Math.max(1, expectedCached) : undefined;
   const engineWords = engineDelta === undefined ? '' : `; engine counted ${engineDelta} hit tokens meanwhile`;
   let verdict: [Verdict, string];
-  if (speedup < 1.1 && (!cachedReported || hitCached === 0) && !engineDelta) {
+  // The server's own cached_tokens decide when it reports them; timing only when it does not
+  // (a busy host can make a miss look slower than a hit by chance).
+  if ((cachedReported ? hitCached === 0 : speedup < 1.1) && !engineDelta) {
     verdict = ['degraded', `prefix caching appears disabled: ${numbers} (speedup ${speedup.toFixed(2)}x), ${cachedReported ? '0 cached tokens reported' : 'server reports no cached_tokens'}${engineWords}`];
   } else if (hitRatio !== undefined && hitRatio < ctx.config.status.prefix_hit_ratio_degraded) {
     verdict = ['degraded', `prefix cache hit rate dropped: hits found ${hitCached} of ${expectedCached} prefix tokens cached (${(hitRatio * 100).toFixed(0)} %, threshold ${(ctx.config.status.prefix_hit_ratio_degraded * 100).toFixed(0)} %); ${numbers}`];

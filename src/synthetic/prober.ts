@@ -11,7 +11,32 @@ import type { Metrics } from '../metrics.js';
 import type { Verdict } from '../status.js';
 import type { TargetTracker } from '../target.js';
 import type { VllmClient } from '../vllm/client.js';
-import type { Outcome, Usage } from '../vllm/stream.js';
+import type { Outcome, StreamResult, Usage } from '../vllm/stream.js';
+
+/** How a probe request ended, for the wedge detector. */
+export interface RequestEnd {
+  gotToken: boolean;
+  /** Response headers arrived. */
+  headers: boolean;
+  timedOut: boolean;
+  timeoutS: number;
+}
+
+/** Told about every probe request: which ones wait for a token, and how they ended. */
+export interface RequestWatcher {
+  requestStarted(): (end: RequestEnd) => void;
+}
+
+/** For runs nobody watches (a fleet /probe request). */
+export const UNWATCHED: RequestWatcher = { requestStarted: () => () => undefined };
+
+/** Streams a request with the watcher told about it. */
+export async function watchedStream(ctx: ProbeContext, req: Parameters<ProbeContext['client']['stream']>[0]): Promise<StreamResult> {
+  const end = ctx.watcher.requestStarted();
+  const r = await ctx.client.stream(req);
+  end({ gotToken: r.tokenAt.length > 0, headers: r.headersAt !== undefined, timedOut: r.outcome === 'timeout_before_first_token' || r.outcome === 'timeout_mid_stream', timeoutS: req.timeoutMs / 1000 });
+  return r;
+}
 
 export interface ProbeContext {
   /** Aborts on shutdown or timeout; for side reads (tokenize, /metrics). The probe must stop promptly. */
@@ -27,6 +52,7 @@ export interface ProbeContext {
   tracker: TargetTracker;
   /** For the probe's own observations (TTFT histograms…); the generic series are the scheduler's. */
   metrics: Metrics;
+  watcher: RequestWatcher;
 }
 
 /** One HTTP request a probe made, for requests_total / request_duration / tokens. */
@@ -56,6 +82,10 @@ export interface ProbeResult {
   requests: RequestRecord[];
   /** Client TTFT in seconds of the probe's main request, for the latency check. */
   ttftSeconds?: number;
+  /** Mean gap between streamed tokens of that request, seconds (the fleet endpoint's ITL gauge). */
+  itlSeconds?: number;
+  /** That request from sending to the end of its response, seconds (the fleet endpoint's E2E gauge). */
+  e2eSeconds?: number;
   /** Verdicts on the kind's own checks (see ProbeKindSpec.checks). */
   checks?: CheckVerdict[];
   /** The server asked us to come back later (Retry-After): skip runs until then. */

@@ -16,7 +16,7 @@ import type { StatusBoard } from '../status.js';
 import type { TargetTracker } from '../target.js';
 import type { VllmClient } from '../vllm/client.js';
 import { PROBE_KINDS, probers, type ProbeKind } from './index.js';
-import type { ProbeInstance, ProbeResult } from './prober.js';
+import type { ProbeInstance, ProbeResult, RequestWatcher } from './prober.js';
 
 export interface ProbeScheduler {
   /** Resolves when every enabled probe has finished its first run (for /readyz). */
@@ -34,6 +34,7 @@ export interface ProbeDeps {
   metrics: Metrics;
   status: StatusBoard;
   log: Logger;
+  watcher: RequestWatcher;
 }
 
 /** The kinds enabled in `config`, in map order. */
@@ -79,8 +80,10 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
   }
 
   const judgeChecks = (kind: ProbeKind, result: ProbeResult) => {
+    const cfg = config.probes[kind];
+    const staleAfter = cfg.interval * 3 + cfg.timeout;
     if (result.success) {
-      for (const c of result.checks ?? []) status.set(c.name, c.status, c.reason);
+      for (const c of result.checks ?? []) status.set(c.name, c.status, c.reason, staleAfter);
       return;
     }
     const since = lastSuccessAt.get(kind);
@@ -99,7 +102,7 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
     const signal = AbortSignal.any([shutdown, AbortSignal.timeout(timeoutMs)]);
     const started = performance.now();
     try {
-      const result = await instances.get(kind)!.run({ config, client: deps.client, tracker, metrics, log, signal, shutdown, timeoutMs });
+      const result = await instances.get(kind)!.run({ config, client: deps.client, tracker, metrics, log, signal, shutdown, timeoutMs, watcher: deps.watcher });
       if (result.aborted || shutdown.aborted) return;
       const seconds = (performance.now() - started) / 1000;
       const model = tracker.model; // discovery may have named the model during the run

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { TtftProbeConfig } from '../config.js';
 import { deriveTimings, streamingBody } from '../vllm/stream.js';
 import { failureDetail, PROBE_USER } from './request.js';
-import { requestRecord, type ProbeContext, type ProbeKindSpec, type ProbeResult } from './prober.js';
+import { requestRecord, watchedStream, type ProbeContext, type ProbeKindSpec, type ProbeResult } from './prober.js';
 
 async function runTtft(probe: TtftProbeConfig, ctx: ProbeContext): Promise<ProbeResult> {
   const { client, tracker, metrics } = ctx;
@@ -23,7 +23,7 @@ async function runTtft(probe: TtftProbeConfig, ctx: ProbeContext): Promise<Probe
   });
   const phase = tracker.takePhase();
   const requestId = `vllm-probe-ttft-${randomUUID()}`;
-  const result = await client.stream({ path: chat ? '/v1/chat/completions' : '/v1/completions', body, signal: ctx.shutdown, timeoutMs: ctx.timeoutMs, requestId });
+  const result = await watchedStream(ctx, { path: chat ? '/v1/chat/completions' : '/v1/completions', body, signal: ctx.shutdown, timeoutMs: ctx.timeoutMs, requestId });
   if (result.aborted) {
     if (phase === 'cold') tracker.returnColdSlot();
     return { success: false, outcome: result.outcome, aborted: true, requests: [] };
@@ -44,11 +44,14 @@ async function runTtft(probe: TtftProbeConfig, ctx: ProbeContext): Promise<Probe
   for (const gap of timings.itl) metrics.interTokenLatency.labels(labels).observe(gap);
   if (timings.tpot !== undefined) metrics.timePerOutputToken.labels(labels).observe(timings.tpot);
   ctx.log.debug({ ttft: timings.ttft, ttfc: timings.ttfc, e2e: timings.e2e, phase, requestId: result.requestId ?? requestId }, 'ttft probe ok');
-  return { success: true, outcome: 'success', ttftSeconds: timings.ttft!, requests };
+  const out: ProbeResult = { success: true, outcome: 'success', ttftSeconds: timings.ttft!, e2eSeconds: timings.e2e, requests };
+  if (timings.itl.length) out.itlSeconds = timings.itl.reduce((a, b) => a + b, 0) / timings.itl.length;
+  return out;
 }
 
 export const ttftProbe: ProbeKindSpec<TtftProbeConfig> = {
-  checks: ['ttft_latency'],
+  // ttft_latency is the status board's own check (a window over many runs).
+  checks: [],
   describe: 'TTFT',
   create: (config) => ({ run: (ctx) => runTtft(config, ctx) }),
 };

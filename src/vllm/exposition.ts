@@ -107,7 +107,34 @@ function parseLabels(line: string, pos: number, lineNo: number): [Record<string,
 
 /** Parses one exposition. Throws ExpositionError on the first malformed line. */
 export function parseExposition(text: string): Exposition {
+  const parser = lineParser();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) parser.line(lines[i]!, i);
+  return parser.families;
+}
+
+/** Lines parsed between two yields to the event loop in parseExpositionAsync. */
+const LINES_PER_SLICE = 5000;
+
+/**
+ * The same parse, giving the event loop a turn every few thousand lines: a big but valid
+ * /metrics (a cap raised to many MB) must not stall /healthz or the probes' timers.
+ */
+export async function parseExpositionAsync(text: string): Promise<Exposition> {
+  const parser = lineParser();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    parser.line(lines[i]!, i);
+    if (i % LINES_PER_SLICE === LINES_PER_SLICE - 1) await new Promise((r) => setImmediate(r));
+  }
+  return parser.families;
+}
+
+function lineParser(): { families: Exposition; line(raw: string, idx: number): void } {
   const families: Exposition = new Map();
+  // name{labels} of every sample: a second one is a broken exposition (Prometheus rejects it too),
+  // never something to add up.
+  const seen = new Set<string>();
   const declared = new Map<string, FamilyType>();
   const familyOf = (sampleName: string): Family => {
     let name = sampleName;
@@ -130,8 +157,7 @@ export function parseExposition(text: string): Exposition {
     }
     return family;
   };
-  const lines = text.split('\n');
-  lines.forEach((raw, idx) => {
+  const line = (raw: string, idx: number): void => {
     const lineNo = idx + 1;
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     if (line.trim() === '') return;
@@ -164,7 +190,10 @@ export function parseExposition(text: string): Exposition {
     const value = parseValue(rest[0]!);
     if (value === undefined) throw new ExpositionError(lineNo, `invalid value "${rest[0]}" for ${name}`);
     if (rest[1] !== undefined && !/^-?\d+$/.test(rest[1])) throw new ExpositionError(lineNo, `invalid timestamp "${rest[1]}"`);
+    const key = `${name}${JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))}`;
+    if (seen.has(key)) throw new ExpositionError(lineNo, `duplicate sample ${name}${Object.keys(labels).length ? `{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',').slice(0, 120)}}` : ''}`);
+    seen.add(key);
     familyOf(name).samples.push({ name, labels, value });
-  });
-  return families;
+  };
+  return { families, line };
 }

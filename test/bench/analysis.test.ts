@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { coldWarmSummary, findKnee, markdownTable, predictedSavedFraction, summariseLevel, toCsv, type LevelResult } from '../../src/bench/analysis.js';
 import { kvBytesPerToken, PREFIX_CSV_HEADER, sequencesThatFit, splitCommand, SWEEP_CSV_HEADER } from '../../src/bench/commands.js';
-import { analyseKvScaling, type KvScalingRow } from '../../src/bench/kv-scaling.js';
+import { analyseKvScaling, kvShapeFromConfig, modelDirFromLaunch, readModelDir, type KvScalingRow } from '../../src/bench/kv-scaling.js';
 import { recommend, type ReportInputs } from '../../src/bench/report.js';
 import { flagsThatMatter } from '../../src/vllm/environment.js';
 import type { RequestRecord } from '../../src/bench/load.js';
@@ -70,11 +70,11 @@ describe('level summaries', () => {
   });
 });
 
-describe('seed formulas', () => {
+describe('formulas', () => {
   test('predicted saved fraction P/(P+S)', () => expect(predictedSavedFraction(1024, 32)).toBeCloseTo(1024 / 1056, 12));
-  test('cold/warm: spread over the median, factor cold/median', () => {
-    const s = coldWarmSummary(2, [0.5, 0.4, 0.6, 0.5, 0.5]);
-    expect(s).toMatchObject({ cold: 2, warm1: 0.5, min: 0.4, median: 0.5, max: 0.6, coldWarmFactor: 4 });
+  test('cold/warm: warm_1 is the request right after the cold one; spread and factor over the steady state', () => {
+    const s = coldWarmSummary(2, 0.9, [0.5, 0.4, 0.6, 0.5, 0.5]);
+    expect(s).toMatchObject({ cold: 2, warm1: 0.9, min: 0.4, median: 0.5, max: 0.6, coldWarmFactor: 4 });
     expect(s.spreadPct).toBeCloseTo(40, 9);
   });
   test('KV bytes per token = 2 × layers × kv_heads × head_dim × dtype bytes (Llama-3-8B: 128 KiB)', () => {
@@ -120,6 +120,88 @@ describe('kv-scaling analysis', () => {
   });
 });
 
+describe('kv-scaling bytes per KV token without kv_cache_memory_bytes (vLLM V1 reports None)', () => {
+  // The 8B Llama shape of scripts/gpu/gen_model.py (--shape l8b), as its config.json says it.
+  const l8bConfig = { num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128, hidden_size: 4096, torch_dtype: 'bfloat16' };
+  // A flat-capacity run like vLLM 0.26.0 on an H200 at --gpu-memory-utilization 0.45:
+  // 399,216 KV tokens at every max-model-len, GPU memory readings present in every row.
+  const GiB = 2 ** 30;
+  const flat = (len: number): KvScalingRow => ({
+    max_model_len: len,
+    gpu_mem_before_start_bytes: 0.5 * GiB,
+    gpu_mem_after_start_bytes: 0.5 * GiB + 13.08 * GiB + 399_216 * 131_072 + 1.2 * GiB,
+    gpu_mem_after_first_request_bytes: 0.5 * GiB + 13.08 * GiB + 399_216 * 131_072 + 1.2 * GiB,
+    kv_cache_capacity_tokens: 399_216,
+    block_size: 16,
+    num_gpu_blocks: 24_951,
+    kv_cache_memory_bytes: null,
+    max_concurrency_at_max_model_len: Math.floor(399_216 / len),
+  });
+  const rows = [1024, 2048, 4096, 8192].map(flat);
+  test('the shape formula from config.json: 32 × 8 × 128 × 2 × 2 = 131072 B', () => {
+    expect(kvShapeFromConfig(l8bConfig)).toEqual({ layers: 32, kvHeads: 8, headDim: 128, dtypeBytes: 2 });
+    expect(kvShapeFromConfig({ ...l8bConfig, head_dim: undefined })).toEqual({ layers: 32, kvHeads: 8, headDim: 128, dtypeBytes: 2 });
+    expect(kvShapeFromConfig({ ...l8bConfig, num_key_value_heads: undefined })?.kvHeads).toBe(32);
+    expect(kvShapeFromConfig(l8bConfig, 'fp8')?.dtypeBytes).toBe(1);
+    expect(kvShapeFromConfig({ text_config: l8bConfig })?.layers).toBe(32);
+    expect(kvShapeFromConfig({ num_hidden_layers: 2 })).toBeNull();
+  });
+  test('falls back to the model shape, checks it against GPU memory minus weights, and explains the missing slope', () => {
+    const a = analyseKvScaling(rows, { shape: kvShapeFromConfig(l8bConfig), weightsBytes: 13.08 * GiB, modelDir: '/tmp/models/l8b' });
+    expect(a.bytes_per_token).toBe(131_072);
+    expect(a.bytes_per_token_source).toBe('model shape (config.json)');
+    // the memory route over-counts by the CUDA context etc.: within 5 % here
+    expect(Math.abs(a.bytes_per_token_from_gpu_memory! / 131_072 - 1)).toBeLessThan(0.05);
+    expect(a.bytes_per_token_checks.join(' ')).toMatch(/32 layers × 8 kv heads × 128 head_dim × 2 × 2 bytes = 131072 B/);
+    expect(a.gpu_memory_slope_bytes_per_token).toBeNull();
+    expect(a.slope_note).toMatch(/KV capacity is the same in every run/);
+    expect(a.slope_note).not.toMatch(/no GPU memory readings/);
+  });
+  test('without config.json: GPU memory minus weights, named as the source', () => {
+    const a = analyseKvScaling(rows, { weightsBytes: 13.08 * GiB });
+    expect(a.bytes_per_token_source).toBe('GPU memory minus weights');
+    expect(a.bytes_per_token!).toBeGreaterThan(131_072);
+    expect(a.bytes_per_token! / 131_072).toBeLessThan(1.05);
+  });
+  test('kv_cache_memory_bytes wins when vLLM reports it, and is checked against the shape', () => {
+    const a = analyseKvScaling(rows.map((r) => ({ ...r, kv_cache_memory_bytes: 399_216 * 131_072 })), { shape: kvShapeFromConfig(l8bConfig) });
+    expect(a.bytes_per_token_source).toBe('kv_cache_memory_bytes');
+    expect(a.bytes_per_token_checks[0]).toMatch(/: 0\.0 %/);
+  });
+  test('nothing known: null with no source', () => {
+    const a = analyseKvScaling(rows.map((r) => ({ ...r, gpu_mem_before_start_bytes: null, gpu_mem_after_start_bytes: null, gpu_mem_after_first_request_bytes: null })));
+    expect(a.bytes_per_token).toBeNull();
+    expect(a.bytes_per_token_source).toBeNull();
+    expect(a.slope_note).toBe('no GPU memory readings');
+  });
+  test('the real H200 run (vLLM 0.26.0, 8B shape, 0.45 of memory): 131072 B/token, GPU memory within 5 %', () => {
+    const dir = 'test/fixtures/bench/kv-scaling-h200-l8b';
+    const [head, ...lines] = readFileSync(join(dir, 'kv_cache_scaling.csv'), 'utf8').trim().split('\n');
+    const keys = head!.split(',');
+    const real = lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [keys[i], v === '' ? null : Number(v)])) as unknown as KvScalingRow);
+    expect(real.map((r) => r.kv_cache_capacity_tokens)).toEqual([399_216, 399_216, 399_216, 399_216]);
+    const shape = readModelDir(dir).shape; // config.json as gen_model.py wrote it (no weights here)
+    const a = analyseKvScaling(real, { shape, weightsBytes: 14_035_576_008 /* model.safetensors on the device */ });
+    expect(a.bytes_per_token).toBe(131_072);
+    expect(a.bytes_per_token_source).toBe('model shape (config.json)');
+    expect(Math.abs(a.bytes_per_token_from_gpu_memory! / 131_072 - 1)).toBeLessThan(0.05);
+    expect(a.gpu_memory_slope_bytes_per_token).toBeNull();
+    expect(a.slope_note).toMatch(/same in every run/);
+  });
+  test('the model dir from a launch command line and from a model folder', () => {
+    expect(modelDirFromLaunch(['vllm', 'serve', '/m/x', '--max-model-len', '1024'])).toBe('/m/x');
+    expect(modelDirFromLaunch(['python3', '-m', 'vllm.entrypoints.openai.api_server', '--model', '/m/y'])).toBe('/m/y');
+    expect(modelDirFromLaunch(['python3', '-m', 'vllm.entrypoints.openai.api_server', '--model=/m/z'])).toBe('/m/z');
+    expect(modelDirFromLaunch(['scripts/gpu/vllm-server', 'start', '/m/w', '--enforce-eager'])).toBe('/m/w');
+    const dir = mkdtempSync(join(tmpdir(), 'kvmodel-'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(l8bConfig));
+    writeFileSync(join(dir, 'model-00001-of-00002.safetensors'), Buffer.alloc(1000));
+    writeFileSync(join(dir, 'model-00002-of-00002.safetensors'), Buffer.alloc(24));
+    expect(readModelDir(dir)).toEqual({ shape: { layers: 32, kvHeads: 8, headDim: 128, dtypeBytes: 2 }, weightsBytes: 1024 });
+    expect(readModelDir(join(dir, 'nope'))).toEqual({ shape: null, weightsBytes: null });
+  });
+});
+
 describe('report recommendations (each rule on recorded inputs, each naming its source)', () => {
   const base: ReportInputs = { want: { concurrency: 8, context: 4096 } };
   test('max-model-len when 8 × 4K fits', () => {
@@ -132,6 +214,10 @@ describe('report recommendations (each rule on recorded inputs, each naming its 
     expect(r.recommendation).toMatch(/^8 × 4096-token sequences do not fit: the KV cache holds 16384 tokens \(2048 per sequence\)/);
     expect(r.recommendation).toContain('lower the wanted concurrency to 4');
   });
+  test('no concurrency target from a sweep with failed requests', () => {
+    const r = recommend({ ...base, sweep: { levels: [{ concurrency: 4, outputTokPerS: 100, reqPerS: 1, ttft: { p95: 0.1 }, e2e: {}, errors: 2 }], knee: null, conclusion_withheld: ['concurrency 4: no conclusion: 2 of 10 requests failed'] } }).find((x) => x.topic === 'concurrency target')!;
+    expect(r.recommendation).toMatch(/^None: requests failed during the sweep \(concurrency 4: no conclusion/);
+  });
   test('concurrency target at the knee', () => {
     const r = recommend({ ...base, sweep: { levels: [{ concurrency: 16, outputTokPerS: 800, reqPerS: 12.5, ttft: { p95: 0.3 }, e2e: { p95: 1 }, errors: 0 }], knee: { concurrency: 16, reason: 'flat after 16' } } }).find((x) => x.topic === 'concurrency target')!;
     expect(r.recommendation).toMatch(/^Run at about 16 concurrent requests per replica/);
@@ -142,6 +228,10 @@ describe('report recommendations (each rule on recorded inputs, each naming its 
     const rows = (cache: number, none: number) => ({ rows: [{ mode: 'no_cache', prefix_regime: 1024, concurrency: 8, mean_ttft_s: none }, { mode: 'cache', prefix_regime: 1024, concurrency: 8, mean_ttft_s: cache }] });
     expect(recommend({ ...base, prefix: rows(0.05, 0.2) }).find((x) => x.topic === 'prefix caching')!.recommendation).toMatch(/^Keep prefix caching on .* cut mean TTFT 4\.0× at P=1024 \(concurrency 8\).*P\/\(P\+S\)/);
     expect(recommend({ ...base, prefix: rows(0.2, 0.2) }).find((x) => x.topic === 'prefix caching')!.recommendation).toMatch(/^Prefix caching gave no measurable TTFT gain \(best 1\.00×\)/);
+    // A cell with failed requests is no evidence either way: no prefix-caching rule at all.
+    const failed = rows(0.05, 0.2);
+    failed.rows[1] = { ...failed.rows[1]!, errors: 3 } as never;
+    expect(recommend({ ...base, prefix: failed }).find((x) => x.topic === 'prefix caching')).toBeUndefined();
   });
   test('TTFT alert threshold from the knee p95 and the warm median', () => {
     const r = recommend({
@@ -175,7 +265,7 @@ describe('CSV and command-line helpers', () => {
 describe('bench against the emulator', () => {
   let emu: Awaited<ReturnType<typeof startEmulator>>;
   beforeAll(async () => {
-    emu = await startEmulator({ model: 'bench-model', maxNumSeqs: 4, itlMs: 10, coldStartMs: 150, batchSlowdown: 0 });
+    emu = await startEmulator({ model: 'bench-model', maxNumSeqs: 4, itlMs: 20, coldStartMs: 150, batchSlowdown: 0 }); // ~1 s requests: client turnaround stays small next to them even on a busy CI machine
   });
   afterAll(() => emu.close());
   const cli = async (args: string[]) => {
@@ -186,7 +276,7 @@ describe('bench against the emulator', () => {
   };
   test('sweep finds the knee at the emulator capacity (max-num-seqs 4)', async () => {
     const out = mkdtempSync(join(tmpdir(), 'sweep-'));
-    const r = await cli(['bench', 'sweep', '--target', emu.url, '--concurrency', '1,2,4,8,16', '--duration', '3s', '--warmup', '500ms', '--max-tokens', '48', '--out', out, '--json']); // long requests: client turnaround stays well under the 5 % tolerance
+    const r = await cli(['bench', 'sweep', '--target', emu.url, '--concurrency', '1,2,4,8,16', '--duration', '3s', '--warmup', '500ms', '--max-tokens', '48', '--out', out, '--json']);
     expect(r.code, r.err).toBe(0);
     const s = JSON.parse(r.out) as { knee: { concurrency: number } | null };
     expect(s.knee?.concurrency).toBe(4);
@@ -247,8 +337,9 @@ describe('bench against the emulator', () => {
     const rep = await cli(['bench', 'report', '--in', root]);
     expect(rep.code, rep.err).toBe(0);
     const md = readFileSync(join(root, 'report.md'), 'utf8');
-    expect(md).toContain('## Environment');
-    expect(md).toContain('## First-cut configuration');
+    expect(md).toContain(`## Target ${emu.url}`);
+    expect(md).toContain('### Environment');
+    expect(md).toContain('### First-cut configuration');
     expect(md).toContain('| max-model-len |');
     expect(md).toContain('| health check: cold start |');
   }, 30_000);

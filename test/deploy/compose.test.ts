@@ -293,10 +293,11 @@ describe.skipIf(skipWithoutPrometheus)('the emulator stack, run without Docker',
 
   test('the daemon is ready, says healthy, and its probes of the emulator (with the API key) land in Prometheus', async () => {
     expect((await fetch(`${daemonUrl}/readyz`)).status).toBe(200);
-    const healthy = await waitFor(async () => (await fetch(`${daemonUrl}/status`)).status === 200, 20_000, 500);
+    // Healthy, not just HTTP 200: on a busy machine a first slow probe can read degraded for a while.
+    const healthy = await waitFor(async () => ((await (await fetch(`${daemonUrl}/status`)).json()) as { status: string }).status === 'healthy', 30_000, 500);
     const status = (await (await fetch(`${daemonUrl}/status`)).json()) as { status: string; reasons: string[] };
     expect(healthy, JSON.stringify(status)).toBe(true);
-    expect(status.status).toBe('healthy');
+    expect(status.status, JSON.stringify(status.reasons)).toBe('healthy');
     // The emulator enforces the key, so successful probes prove the daemon sent it.
     expect((await fetch(`${emulatorUrl}/v1/models`)).status).toBe(401);
     const successes = await waitFor(async () => (await prom.query('vllm_probe_requests_total{job="vllm-probe",probe="ttft",outcome="success"} > 0')).length > 0, 40_000, 500);

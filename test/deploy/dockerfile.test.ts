@@ -50,13 +50,13 @@ describe('structure', () => {
     for (const s of stages) expect(s.from).toBe('node:26-slim');
     expect(text).toMatch(/Node\.js 26, the Active LTS line since October 2026/);
     const run = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join(' && ');
-    expect(run).toMatch(/npm ci\b.*npm prune --omit=dev/);
-    // `npm ci` runs `prepare` (tsc): the sources and tsconfig must be copied before it.
+    expect(run).toMatch(/npm ci\b.*npm run build\b.*npm prune --omit=dev/);
+    // `npm run build` runs tsc: the sources and tsconfig must be copied before it.
     const firstRun = build.instructions.findIndex((i) => i.keyword === 'RUN');
     const copied = build.instructions.slice(0, firstRun).filter((i) => i.keyword === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1));
     for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src']) expect(copied).toContain(needed);
     const pkg = JSON.parse(readRepo('package.json')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.prepare).toMatch(/tsc -p tsconfig\.build\.json/);
+    expect(pkg.scripts.build).toMatch(/tsc -p tsconfig\.build\.json/);
   });
 
   test('the runtime stage holds production dependencies, dist, bin and package.json only', () => {

@@ -16,6 +16,9 @@ import { realVllm, realVllmAvailable, type RealVllm } from './real-vllm.js';
 
 let vllm: RealVllm;
 let daemon: RunningDaemon;
+/** Scrapes every 5 s from the start of the suite to before the restart: no socket errors allowed. */
+let scraper: RunningDaemon;
+let scraperStartedAt = 0;
 const MODEL = 'tiny-llama';
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -40,9 +43,20 @@ beforeAll(async () => {
     }),
     { env: { VLLM_API_KEY: vllm.apiKey } },
   );
+  scraper = await startDaemon(
+    testConfig(vllm.url, {
+      target: { api_key_env: 'VLLM_API_KEY' },
+      probes: { ttft: { enabled: false }, prefix: { enabled: false }, models: { enabled: false } },
+      scrape: { interval: '5s', timeout: '4s' },
+      gpu: { enabled: false },
+    }),
+    { env: { VLLM_API_KEY: vllm.apiKey } },
+  );
+  scraperStartedAt = Date.now();
 }, 600_000);
 
 afterAll(async () => {
+  await scraper?.stop();
   await daemon?.stop();
   await vllm?.stop();
 }, 120_000);
@@ -199,6 +213,17 @@ describe('bench commands against real vLLM', () => {
     const s = JSON.parse(r.out) as { levels: Array<{ requests: number; errors: number }> };
     expect(s.levels.every((l) => l.requests > 0 && l.errors === 0)).toBe(true);
   });
+});
+
+describe('keep-alive against uvicorn', () => {
+  test('5 minutes of 5 s scrapes: not one socket error (idle sockets are dropped before uvicorn closes them)', async () => {
+    const left = 300_000 - (Date.now() - scraperStartedAt);
+    if (left > 0) await new Promise((r) => setTimeout(r, left));
+    const m = await scraper.metrics();
+    const errors = m.split('\n').filter((l) => l.startsWith('vllm_probe_source_errors_total{') && l.includes('source="vllm_metrics"')).reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+    expect(errors).toBe(0);
+    expect(sample(m, 'vllm_probe_source_up', { source: 'vllm_metrics' })).toBe(1);
+  }, 400_000);
 });
 
 describe('restart: the daemon sees it, cold/warm measures it', () => {

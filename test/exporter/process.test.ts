@@ -2,21 +2,21 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
 import { parseConfig } from '../../src/config.js';
-import { parseProcStat, VllmProcessCollector, type ProcSample } from '../../src/exporter/process.js';
+import { VllmProcessCollector, type ProcSample } from '../../src/exporter/process.js';
+import { listeningInodes, parseProcStat, processListeningOn } from '../../src/host/proc.js';
 import { createMetrics } from '../../src/metrics.js';
 import { StatusBoard } from '../../src/status.js';
 import { sample } from '../helpers/daemon.js';
 
 const STAT = '4242 (python3 (vllm) x) S 1 4242 4242 0 -1 4194560 123 0 0 0 1234 566 0 0 20 0 12 0 9999 4859281408 275366 18446744073709551615';
-const STATUS = 'Name:\tpython3\nVmPeak:\t 5000000 kB\nVmRSS:\t 1101464 kB\nThreads:\t12\n';
 
 describe('parseProcStat', () => {
-  test('comm with spaces and parentheses; utime+stime in ticks; VmRSS in kB', () => {
-    expect(parseProcStat(STAT, STATUS)).toEqual({ comm: 'python3 (vllm) x', cpuSeconds: 18, rssBytes: 1101464 * 1024 });
+  test('comm with spaces and parentheses; parent pid; utime+stime in ticks', () => {
+    expect(parseProcStat(STAT)).toEqual({ comm: 'python3 (vllm) x', ppid: 1, cpuSeconds: 18 });
   });
   test('garbage is undefined, not zero', () => {
-    expect(parseProcStat('nonsense', STATUS)).toBeUndefined();
-    expect(parseProcStat('1 (x) S', '')).toBeUndefined();
+    expect(parseProcStat('nonsense')).toBeUndefined();
+    expect(parseProcStat('1 (x) S')).toBeUndefined();
   });
 });
 
@@ -28,21 +28,21 @@ function setup(match: Record<string, unknown>, list: () => ProcSample[]) {
   const c = new VllmProcessCollector(config, metrics, status, () => 'm', pino({ level: 'silent' }), list);
   return { c, registry, status };
 }
-const proc = (pid: number, cmdline: string, cpuSeconds: number, rssBytes: number): ProcSample => ({ pid, comm: 'python3', cmdline, cpuSeconds, rssBytes });
+const proc = (pid: number, comm: string, cpuSeconds: number, rssBytes: number): ProcSample => ({ pid, ppid: 1, comm, cmdline: comm, cpuSeconds, rssBytes });
 
 describe('VllmProcessCollector', () => {
   test('sums matched processes; CPU is a counter that survives a restart with new pids', async () => {
-    let procs = [proc(10, 'python -m vllm.entrypoints.openai.api_server', 5, 100), proc(11, 'VLLM::EngineCore', 20, 300), proc(12, 'nginx: worker', 99, 999)];
+    let procs = [proc(10, 'vllm', 5, 100), proc(11, 'VLLM::EngineCore', 20, 300), proc(12, 'nginx', 99, 999)];
     const { c, registry, status } = setup({ name_pattern: 'vllm|VLLM' }, () => procs);
     await c.collect();
     let m = await registry.metrics();
     expect(sample(m, 'vllm_probe_vllm_process_cpu_seconds_total', { model: 'm' })).toBe(0); // first reading is the baseline
     expect(sample(m, 'vllm_probe_vllm_process_resident_memory_bytes', { model: 'm' })).toBe(400);
     expect(sample(m, 'vllm_probe_vllm_processes', { model: 'm' })).toBe(2);
-    procs = [proc(10, 'python -m vllm.entrypoints.openai.api_server', 7, 100), proc(11, 'VLLM::EngineCore', 30, 300)];
+    procs = [proc(10, 'vllm', 7, 100), proc(11, 'VLLM::EngineCore', 30, 300)];
     await c.collect();
     expect(sample(await registry.metrics(), 'vllm_probe_vllm_process_cpu_seconds_total', { model: 'm' })).toBe(12);
-    procs = [proc(50, 'python -m vllm.entrypoints.openai.api_server', 1, 100), proc(51, 'VLLM::EngineCore', 2, 300)]; // restarted
+    procs = [proc(50, 'vllm', 1, 100), proc(51, 'VLLM::EngineCore', 2, 300)]; // restarted
     await c.collect();
     await c.collect();
     m = await registry.metrics();
@@ -51,11 +51,12 @@ describe('VllmProcessCollector', () => {
   });
 
   test('nothing visible (sidecar without a shared PID namespace): says so in /status, no memory series', async () => {
-    const { c, registry, status } = setup({ name_pattern: 'vllm' }, () => [proc(1, 'node dist/main.js serve', 1, 1)]);
+    const { c, registry, status } = setup({ name_pattern: 'vllm' }, () => [proc(1, 'node', 1, 1)]);
     await c.collect();
     expect(sample(await registry.metrics(), 'vllm_probe_vllm_process_resident_memory_bytes', { model: 'm' })).toBeUndefined();
     const check = status.report().checks.find((x) => x.name === 'vllm_process')!;
-    expect(check.status).toBe('healthy');
+    expect(check.status).toBe('skipped');
+    expect(status.report().status).not.toBe('unknown'); // not seeing vLLM is not a verdict on it
     expect(check.reason).toContain('shareProcessNamespace: true');
   });
 
@@ -65,8 +66,58 @@ describe('VllmProcessCollector', () => {
     const { tmpdir } = await import('node:os');
     const file = join(mkdtempSync(join(tmpdir(), 'pid-')), 'vllm.pid');
     writeFileSync(file, `${process.pid}\n`);
-    const { c, registry } = setup({ pid_file: file }, () => [proc(process.pid, 'this test', 3, 10), proc(999999, 'unrelated', 1, 1)]);
-    await c.collect();
-    expect(sample(await registry.metrics(), 'vllm_probe_vllm_processes', { model: 'm' })).toBe(1);
+    const child = (await import('node:child_process')).spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)']);
+    try {
+      const { c, registry } = setup({ pid_file: file }, () => [proc(child.pid!, 'node', 3, 10), proc(999999, 'unrelated', 1, 1)]);
+      await c.collect();
+      expect(sample(await registry.metrics(), 'vllm_probe_vllm_processes', { model: 'm' })).toBe(1);
+    } finally {
+      child.kill();
+    }
   });
+});
+
+describe('the process listening on a port', () => {
+  test('/proc/net/tcp LISTEN rows on the port give their inodes; other states and ports do not', () => {
+    const table = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 41234 1 0000000000000000 100 0 0 10 0',
+      '   1: 0100007F:1F40 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1000        0 41299 1 0000000000000000 20 4 0 10 -1',
+      '   2: 00000000:1F41 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 51234 1 0000000000000000 100 0 0 10 0',
+    ].join('\n');
+    expect([...listeningInodes([table], 8000)]).toEqual(['41234']);
+  });
+
+  test('finds this very process when it listens (Linux)', async () => {
+    if (process.platform !== 'linux') return;
+    const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as import('node:net').AddressInfo).port;
+      expect(processListeningOn(port)).toEqual({ found: true, pid: process.pid });
+    } finally {
+      server.close();
+    }
+  });
+});
+
+test('the demo: a target served by this very process (the built-in emulator) is "not applicable", not an alarm', async () => {
+  if (process.platform !== 'linux') return;
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    const config = parseConfig({ target: { url: `http://127.0.0.1:${port}` } });
+    const metrics = createMetrics(new Registry(), config);
+    const status = new StatusBoard(config, metrics, () => ({ url: 'x', model: 'm' }));
+    await new VllmProcessCollector(config, metrics, status, () => 'm', pino({ level: 'silent' })).collect();
+    const check = status.report().checks.find((c) => c.name === 'vllm_process')!;
+    expect(check.status).toBe('skipped');
+    expect(check.reason).toMatch(/^not applicable: port \d+ is served by this vllm-probe process \(the built-in emulator\)/);
+    expect(status.report().status).toBe('healthy');
+  } finally {
+    server.close();
+  }
 });

@@ -50,7 +50,8 @@ function setup(nvidiaSmiPath: string, { gpu = {}, status = {}, options = {} }: S
   // A 1h interval: the runner's cron never fires inside a test; tests call collect/runNow. The
   // fake is a Node script (a few hundred ms per call on a busy CI machine, three calls per
   // collection), so the timeout is generous except where a test wants it to fire.
-  const config = parseConfig({ gpu: { nvidia_smi_path: nvidiaSmiPath, interval: '1h', timeout: '10s', ...gpu }, status });
+  // No vLLM listens on the default target here, so the captures' python processes are matched by name.
+  const config = parseConfig({ gpu: { nvidia_smi_path: nvidiaSmiPath, interval: '1h', timeout: '10s', process_match: { name_pattern: '^python' }, ...gpu }, status });
   const registry = new Registry();
   const metrics = createMetrics(registry, config);
   const board = new StatusBoard(config, metrics, () => ({ url: 'http://127.0.0.1:8000', model: 'm' }));
@@ -109,7 +110,7 @@ describe('the real H100 capture through /metrics', () => {
     expect(s.check('gpu_memory')).toMatchObject({ status: 'healthy', reason: 'GPU 0 memory headroom 86.0 % (68.5 GiB free of 79.6 GiB), threshold 5 %' });
   });
 
-  test('name_pattern (the default vllm|VLLM|python) counts both python processes', async () => {
+  test('name_pattern on the process name counts both python processes', async () => {
     const f = fake(h100Scenario('load', CAPTURE));
     const s = setup(f.path);
     await s.collector.collect(never);

@@ -88,7 +88,7 @@ describe('runGpuCommand', () => {
   test('processes on a GPU --query-gpu does not list are reported apart', async () => {
     const base = h100Scenario('load', CAPTURE);
     const f = fake({ ...base, apps: [...base.apps, { gpu_uuid: 'MIG-1234', pid: '900', process_name: 'vllm', used_gpu_memory: '10' }] });
-    const result = await runGpuCommand(config(f.path), never);
+    const result = await runGpuCommand(config(f.path, { process_match: { name_pattern: '^vllm$' } }), never);
     expect(result.processes.unattributed).toEqual([{ gpu_uuid: 'MIG-1234', pid: 900, process_name: 'vllm', used_memory_bytes: 10 * MIB, vllm: true }]);
   });
 

@@ -22,7 +22,7 @@ function tempFile(content: string): string {
 describe('buildProcessMatcher', () => {
   test('a pid file names the launcher; its descendants match, others do not', async () => {
     const file = tempFile('100\n');
-    const built = await buildProcessMatcher({ pid_file: file, name_pattern: 'python' }, parentOf);
+    const built = await buildProcessMatcher({ pid_file: file, name_pattern: 'python' }, { parentOf });
     expect(built.ok).toBe(true);
     if (!built.ok) return;
     expect(built.matcher.description).toBe(`pid 100 (from ${file}) and descendants`);
@@ -30,16 +30,28 @@ describe('buildProcessMatcher', () => {
   });
 
   test('pid wins over name_pattern; pid 1 (vLLM as a container\'s init) matches everything under it', async () => {
-    const built = await buildProcessMatcher({ pid: 110, name_pattern: 'python' }, parentOf);
+    const built = await buildProcessMatcher({ pid: 110, name_pattern: 'python' }, { parentOf });
     expect(built.ok && [110, 111, 100].map((pid) => built.matcher.matches(app(pid)))).toEqual([true, true, false]);
-    const init = await buildProcessMatcher({ pid: 1, name_pattern: 'x' }, parentOf);
+    const init = await buildProcessMatcher({ pid: 1, name_pattern: 'x' }, { parentOf });
     expect(init.ok && init.matcher.matches(app(201))).toBe(true);
   });
 
   test('name pattern when no pid is configured', async () => {
-    const built = await buildProcessMatcher({ name_pattern: 'vllm|VLLM' }, parentOf);
+    const built = await buildProcessMatcher({ name_pattern: 'vllm|VLLM' }, { parentOf });
     expect(built.ok && built.matcher.description).toBe('process name matches /vllm|VLLM/');
-    expect(built.ok && ['VLLM::EngineCore', 'python3 -m vllm.entrypoints', 'python3'].map((n) => built.matcher.matches(app(5, n)))).toEqual([true, true, false]);
+    expect(built.ok && ['VLLM::EngineCore', '/opt/venv/bin/vllm', 'python3', '/usr/bin/python3'].map((n) => built.matcher.matches(app(5, n)))).toEqual([true, true, false, false]);
+  });
+
+  test('by default, the process listening on the target port and its descendants; a remote target says so', async () => {
+    const listener = (port: number) => (port === 8000 ? { found: true as const, pid: 100 } : { found: false as const, why: `nothing listens on port ${port} in this network namespace` });
+    const built = await buildProcessMatcher({}, { parentOf, targetUrl: 'http://127.0.0.1:8000', listener });
+    expect(built.ok && built.matcher.description).toBe('pid 100 (listening on port 8000) and descendants');
+    expect(built.ok && [100, 110, 111, 200, 201].map((pid) => built.matcher.matches(app(pid)))).toEqual([true, true, true, false, false]);
+    expect(await buildProcessMatcher({}, { targetUrl: 'http://127.0.0.1:9000', listener })).toEqual({ ok: false, error: 'nothing listens on port 9000 in this network namespace' });
+    const remote = await buildProcessMatcher({}, { targetUrl: 'http://vllm-0.vllm.svc.cluster.local:8000', listener });
+    expect(!remote.ok && remote.error).toMatch(/^vLLM at vllm-0\.vllm\.svc\.cluster\.local:8000 runs on another host/);
+    const self = await buildProcessMatcher({}, { targetUrl: 'http://127.0.0.1:8000', listener: () => ({ found: true, pid: process.pid }) });
+    expect(self).toMatchObject({ ok: false, self: true });
   });
 
   test('an unreadable or garbled pid file, or a bad pattern, is an error value, not a throw', async () => {

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { defaultConfig } from '../../src/config.js';
-import { allPanelQueries, dashboardSpecs, renderDashboard } from '../../src/slo/dashboards.js';
+import { allPanelQueries, dashboardSpecs, renderDashboard, VERDICT_VALUES } from '../../src/slo/dashboards.js';
 import { createFakeNvidiaSmi, h100Scenario, type FakeNvidiaSmi } from '../helpers/fake-nvidia-smi.js';
 import { startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 import { startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
@@ -53,6 +53,18 @@ describe.skipIf(skipWithoutPrometheus)('dashboards and rules against a real Prom
       if (result.length === 0) dead.push(`${dashboard} / ${panel}: ${expr}`);
     }
     expect(dead).toEqual([]);
+  });
+
+  test('the verdict tile shows the word /status says, through its value mapping', async () => {
+    const spec = dashboardSpecs(defaultConfig()).find((d) => d.uid === 'vllm-probe-overview')!;
+    const tile = spec.rows.flatMap((r) => r.panels).find((p) => p.title === '/status verdict')!;
+    const [series] = await prom.query(substitute(tile.queries[0]!.expr));
+    const shown = VERDICT_VALUES.find((v) => v.value === Number(series!.value[1]))?.text;
+    const status = (await daemon.status()).body.status;
+    // The tile lags /status by at most a scrape; both must be one of the mapped words.
+    expect(tile.mappings?.map((m) => m.text)).toContain(shown);
+    expect(['healthy', 'degraded']).toContain(shown);
+    expect(['healthy', 'degraded']).toContain(status);
   });
 
   test('the restart annotation and the template variables return data', async () => {

@@ -58,21 +58,27 @@ describe('the API key never leaks', () => {
   });
 });
 
+/** A daemon against a fresh emulator, behind the given web config; resolves with its URL. */
+async function daemonWithWebConfig(webConfig: string): Promise<{ url: string; file: string }> {
+  const file = join(mkdtempSync(join(tmpdir(), 'webcfg-')), 'web.yml');
+  writeFileSync(file, webConfig);
+  const emu = await startEmulator({ coldStartMs: 0 });
+  cleanups.push(emu.close);
+  const controller = new AbortController();
+  let url = '';
+  const { runDaemon } = await import('../../src/app.js');
+  const done = runDaemon({ config: testConfig(emu.url), signal: controller.signal, log: pino({ level: 'silent' }), env: {}, webConfigFile: file, onListen: (a) => (url = `http://127.0.0.1:${a.port}`) });
+  cleanups.push(async () => (controller.abort(), await done));
+  await waitFor(() => url, 5000);
+  return { url, file };
+}
+
 describe('web config: basic auth and TLS (exporter-toolkit format)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'web-'));
   const hash = bcrypt.hashSync('s3cret', 8);
 
   test('basic auth protects /metrics, /status and /-/reload; /healthz stays open; bcrypt checked', async () => {
-    const file = join(dir, 'web.yml');
-    writeFileSync(file, `basic_auth_users:\n  prom: ${hash}\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n`);
-    const emu = await startEmulator({ coldStartMs: 0 });
-    cleanups.push(emu.close);
-    const controller = new AbortController();
-    let url = '';
-    const { runDaemon } = await import('../../src/app.js');
-    const done = runDaemon({ config: testConfig(emu.url), signal: controller.signal, log: pino({ level: 'silent' }), env: {}, webConfigFile: file, onListen: (a) => (url = `http://127.0.0.1:${a.port}`) });
-    cleanups.push(async () => (controller.abort(), await done));
-    await waitFor(() => url, 5000);
+    const { url, file } = await daemonWithWebConfig(`basic_auth_users:\n  prom: ${hash}\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n`);
     const auth = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
     for (const path of ['/metrics', '/status', '/-/reload', '/']) {
       const res = await fetch(`${url}${path}`, { method: path === '/-/reload' ? 'POST' : 'GET' });
@@ -124,6 +130,7 @@ describe('web config: basic auth and TLS (exporter-toolkit format)', () => {
     ['tls_server_config:\n  cert_file: /nope/cert.pem\n  key_file: /nope/key.pem\n', 'tls_server_config.cert_file: expected a readable file, got "/nope/cert.pem" (ENOENT)'],
     ['tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS99\n', 'tls_server_config.min_version:'],
     ['basic_auth: {}\n', '(top level): unknown key(s) basic_auth'],
+    [`tls_server_config:\n  cert_file: ${__filename}\n  key_file: ${__filename}\n`, 'tls_server_config: cert_file and key_file are not a usable PEM certificate and key'],
   ])('bad web config %j exits 2 naming the field', async (text, message) => {
     const file = join(dir, `bad-${Math.random()}.yml`);
     writeFileSync(file, text);
@@ -168,5 +175,86 @@ describe('limits on what the daemon reads and accepts', () => {
     cleanups.push(() => d.stop());
     expect((await fetch(`${d.url}/-/reload`, { method: 'POST', body: 'x'.repeat(70 * 1024) })).status).toBe(413);
     expect((await fetch(`${d.url}/probe?target=http://169.254.169.254/`)).status).toBe(404);
+  });
+});
+
+describe('request bodies', () => {
+  test('a chunked body past 64 KiB is refused with 413, and /healthz keeps answering', async () => {
+    const emu = await startEmulator({ coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const d = await startDaemon(testConfig(emu.url));
+    cleanups.push(() => d.stop());
+    const { request } = await import('node:http');
+    const url = new URL(`${d.url}/-/reload`);
+    const code = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      const piece = Buffer.alloc(16 * 1024, 'a');
+      let sent = 0;
+      const write = () => {
+        while (sent < 4 * 1024 * 1024) {
+          sent += piece.length;
+          if (!req.write(piece)) return void req.once('drain', write);
+        }
+        req.end();
+      };
+      write();
+    });
+    expect(code).toBe(413);
+    expect((await fetch(`${d.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('basic auth under attack', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'auth-'));
+  const hash = bcrypt.hashSync('s3cret', 8);
+
+  const daemonWithAuth = async () => (await daemonWithWebConfig(`basic_auth_users:\n  prom: ${hash}\n`)).url;
+  const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
+
+  test('an unknown user takes about as long as a known one (no user enumeration by timing)', async () => {
+    const url = await daemonWithAuth();
+    await fetch(`${url}/metrics`, { headers: basic('nobody', 'warm-up') }); // the dummy hash is made once
+    const median = async (user: string) => {
+      const times: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        const t = performance.now();
+        expect((await fetch(`${url}/metrics`, { headers: basic(user, `wrong-${user}-${i}`) })).status).toBe(401);
+        times.push(performance.now() - t);
+      }
+      return times.sort((a, b) => a - b)[3]!;
+    };
+    const known = await median('prom');
+    const unknown = await median('mallory');
+    expect(unknown / known).toBeGreaterThan(0.33); // before: ~50x faster
+    expect(unknown / known).toBeLessThan(3);
+  });
+
+  test('40 parallel bad logins do not stall /healthz; each is refused (401, or 429 past the queue)', async () => {
+    const url = await daemonWithAuth();
+    // The flood comes from another process, as it would: only the daemon's loop is measured here.
+    const { spawn } = await import('node:child_process');
+    const flood = spawn(process.execPath, ['-e', `
+      const url = ${JSON.stringify(`${url}/metrics`)};
+      const h = (i) => ({ authorization: 'Basic ' + Buffer.from('prom:bad-' + i).toString('base64') });
+      Promise.all(Array.from({ length: 40 }, (_, i) => fetch(url, { headers: h(i) }).then((r) => r.status)))
+        .then((codes) => process.stdout.write(JSON.stringify(codes)));
+    `]);
+    let out = '';
+    flood.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const finished = new Promise<void>((r) => flood.once('exit', () => r()));
+    // Measure /healthz while the flood is being answered.
+    await waitFor(async () => (await fetch(`${url}/metrics`, { headers: basic('prom', 'probe-the-queue') })).status === 429 || out !== '', 10_000, 20);
+    const t = performance.now();
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const healthzMs = performance.now() - t;
+    await finished;
+    const codes = JSON.parse(out) as number[];
+    expect(codes).toHaveLength(40);
+    expect(codes.every((c) => c === 401 || c === 429)).toBe(true);
+    expect(healthzMs).toBeLessThan(1000);
   });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { defaultConfig, parseConfig } from '../../src/config.js';
-import { createMetrics } from '../../src/metrics.js';
+import { createMetrics, createProbeEndpointMetrics } from '../../src/metrics.js';
 import { allPanelQueries, dashboardSpecs, renderDashboard } from '../../src/slo/dashboards.js';
 import { generateRules, renderRules } from '../../src/slo/rules.js';
 import { startDaemon, startEmulator, testConfig, waitFor } from '../helpers/daemon.js';
@@ -42,6 +42,7 @@ describe('rules and buckets cannot drift', () => {
     const config = defaultConfig();
     const registry = new Registry();
     createMetrics(registry, config);
+    createProbeEndpointMetrics(registry); // GET /probe answers (fleet rules and dashboard)
     const defined = new Set<string>();
     for (const m of registry.getMetricsAsArray() as unknown as Array<{ name: string }>) {
       defined.add(m.name);
@@ -119,6 +120,7 @@ describe('docs/metrics.md', () => {
     const doc = readFileSync('docs/metrics.md', 'utf8');
     const registry = new Registry();
     createMetrics(registry, defaultConfig());
+    createProbeEndpointMetrics(registry);
     const names = (registry.getMetricsAsArray() as unknown as Array<{ name: string }>).map((m) => m.name);
     for (const n of names) expect(doc, n).toContain(`| \`${n}\` |`);
     const documented = [...doc.matchAll(/\| `(vllm_probe_[a-z0-9_]+)` \|/g)].map((m) => m[1]);

@@ -80,3 +80,25 @@ describe('parseExposition', () => {
     }
   });
 });
+
+describe('hostile expositions', () => {
+  test('a duplicate sample is an error naming its line, not a sum', async () => {
+    const { parseExposition } = await import('../../src/vllm/exposition.js');
+    const text = '# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{engine="0"} 1\nvllm:num_requests_running{engine="0"} 5\n';
+    expect(() => parseExposition(text)).toThrowError(/^line 3: duplicate sample vllm:num_requests_running\{engine="0"\}/);
+  });
+
+  test('a big valid body is parsed without holding the event loop', async () => {
+    const { parseExpositionAsync } = await import('../../src/vllm/exposition.js');
+    const lines = ['# TYPE vllm:x gauge', ...Array.from({ length: 200_000 }, (_, i) => `vllm:x{i="${i}"} ${i}`)];
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    let parsed = false;
+    const done = parseExpositionAsync(lines.join('\n')).then((e) => ((parsed = true), e));
+    const family = await done;
+    clearInterval(timer);
+    expect(parsed).toBe(true);
+    expect(family.get('vllm:x')?.samples).toHaveLength(200_000);
+    expect(ticks).toBeGreaterThan(0); // timers ran while it parsed
+  });
+});

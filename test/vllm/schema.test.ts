@@ -124,8 +124,20 @@ describe('normaliseVllmMetrics', () => {
     });
   });
 
+  test('vLLM 0.26.0 (CUDA, H200) reads as V1 like the 0.32.0 CPU capture', () => {
+    const e = explain(fixture('metrics-v0.26.0-cuda.txt'));
+    expect(e.schema).toBe('v1');
+    expect(e.kv_cache_capacity_tokens).toBe(399_216); // 24,951 blocks × 16 (GPU block size)
+    expect(e.block_size).toBe(16);
+    expect(e.model_names).toEqual(['tiny-llama']);
+    expect(e.prefix_cache_enabled).toBe(true);
+    expect(e.prefix_cache_hits).toBeGreaterThan(0);
+    expect(e.prefix_cache_queries).toBeGreaterThan(e.prefix_cache_hits!);
+    expect(e.process_start_time_seconds).toBeGreaterThan(1.7e9);
+  });
+
   test('every saved real capture parses and reads as V1', () => {
-    const real = readdirSync('test/fixtures/vllm').filter((f) => /^metrics-v[\d.]+\.txt$/.test(f));
+    const real = readdirSync('test/fixtures/vllm').filter((f) => /^metrics-v[\d.]+(-[a-z]+)?\.txt$/.test(f));
     expect(real.length).toBeGreaterThanOrEqual(1);
     for (const f of real) {
       const e = explain(fixture(f));

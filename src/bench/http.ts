@@ -1,0 +1,47 @@
+/**
+ * The bench's client for one vLLM server (src/vllm/client.ts: the one HTTP client) and the few
+ * plain questions the bench asks besides the streamed requests of load.ts: which model is
+ * served, is vLLM up, when did its process start. Each returns a value for every expected
+ * failure and throws only on bugs.
+ */
+import { SourceError } from '../errors.js';
+import { describeErrorBody } from '../vllm/answers.js';
+import { VllmClient } from '../vllm/client.js';
+
+/** The client for bench load: as many connections as the highest concurrency may need. */
+export function benchClient(baseUrl: string, apiKey: string | undefined): VllmClient {
+  return new VllmClient({ baseUrl, maxResponseBytes: 16 * 1024 * 1024, connections: 1024, connectTimeoutMs: 10_000, ...(apiKey ? { apiKey } : {}) });
+}
+
+/**
+ * The first served model from /v1/models (a base model before LoRA adapters), or why not in
+ * one line: the HTTP status and vLLM's message (a 401 names the variable that holds the key),
+ * or the network failure.
+ */
+export async function discoverModel(client: VllmClient, apiKeyEnv: string, signal: AbortSignal): Promise<{ model: string } | { reason: string }> {
+  const where = `${client.baseUrl}/v1/models`;
+  try {
+    const res = await client.get('/v1/models', signal, 64 * 1024);
+    if (res.status === 401) return { reason: `HTTP 401 from ${where}: the API key is ${client.apiKey ? 'wrong' : 'missing'} (the bench reads it from $${apiKeyEnv}; --api-key-env NAME picks another variable)` };
+    if (res.status !== 200) return { reason: `HTTP ${res.status} from ${where}: ${describeErrorBody(res.body, res.contentType)}` };
+    const [first] = await client.models(signal);
+    return first ? { model: first.id } : { reason: `${where} lists no model` };
+  } catch (err) {
+    if (err instanceof SourceError) return { reason: `${client.baseUrl}${err.message}` };
+    throw err;
+  }
+}
+
+/** True when GET /health answers 200 within 2 s. */
+export function healthy(client: VllmClient, signal: AbortSignal): Promise<boolean> {
+  return client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).then(
+    (h) => h.status === 200,
+    () => false,
+  );
+}
+
+/** process_start_time_seconds from /metrics, or undefined. */
+export async function processStart(client: VllmClient, signal: AbortSignal): Promise<number | undefined> {
+  const exp = await client.exposition(AbortSignal.any([signal, AbortSignal.timeout(3000)]));
+  return exp?.get('process_start_time_seconds')?.samples[0]?.value;
+}

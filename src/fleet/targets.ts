@@ -1,0 +1,88 @@
+/**
+ * The static target list of a central daemon (`targets:`). Each target gets its own registry,
+ * whose default labels (`target` = its URL, plus its `labels`) mark every series, and one probe
+ * scheduler per module (its own client, API key and model), on the target's interval. Only the
+ * probe families are kept in those registries, so a target adds its probe series and nothing
+ * else; /metrics merges them with the daemon's own (./exposition.ts). Cardinality is bounded by
+ * the list: targets × modules × the usual probe series.
+ */
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { readApiKey, type Config } from '../config.js';
+import { createMetrics, type Metrics } from '../metrics.js';
+import { StatusBoard } from '../status.js';
+import { UNWATCHED } from '../synthetic/prober.js';
+import { startProbes, type ProbeScheduler } from '../synthetic/scheduler.js';
+import { TargetTracker } from '../target.js';
+import { VllmClient } from '../vllm/client.js';
+import { keyAllowed, moduleConfig } from './modules.js';
+
+/** The families a target's registry keeps: what probes record, nothing about the daemon itself. */
+const PROBE_FAMILIES = [
+  'requests',
+  'timeToFirstToken',
+  'interTokenLatency',
+  'timePerOutputToken',
+  'requestDuration',
+  'probeTokens',
+  'modelPresent',
+  'probeSuccess',
+  'probeDuration',
+  'lastSuccess',
+  'prefixTimeToFirstToken',
+  'prefixSpeedup',
+  'prefixSavedFraction',
+  'prefixPredictedSavedFraction',
+  'prefixCachedTokens',
+  'prefixPromptTokens',
+  'prefixUncachedHits',
+] as const satisfies ReadonlyArray<keyof Metrics>;
+
+export interface FleetTargets {
+  /** One registry per target, in config order. */
+  readonly registries: readonly Registry[];
+  /** Resolves when every target's modules have run once. */
+  readonly firstCycle: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function startTargets(config: Config, log: Logger, shutdown: AbortSignal, env: NodeJS.ProcessEnv): FleetTargets {
+  const registries: Registry[] = [];
+  const schedulers: ProbeScheduler[] = [];
+  const clients: VllmClient[] = [];
+  for (const target of config.targets) {
+    const registry = new Registry();
+    registry.setDefaultLabels({ ...target.labels, target: target.url });
+    const metrics = createMetrics(registry, config);
+    const kept = new Set(PROBE_FAMILIES.map((k) => (metrics[k] as unknown as { name: string }).name));
+    for (const m of registry.getMetricsAsArray() as unknown as Array<{ name: string }>) if (!kept.has(m.name)) registry.removeSingleMetric(m.name);
+    registries.push(registry);
+    const status = new StatusBoard(config, metrics, () => ({ url: target.url, model: '' }));
+    const targetLog = log.child({ component: 'fleet', target: target.url });
+    // One tracker per target, as in a sidecar: what the TTFT probe discovers (model, restarts)
+    // is what the other modules of that target label their series with.
+    const modules = target.modules.map((n) => config.modules[n]!);
+    const ttftSettings = moduleConfig(config, modules.find((m) => m.kind === 'ttft') ?? modules[0]!, target.url, { sendKey: false }).probes.ttft;
+    const tracker = new TargetTracker(metrics, ttftSettings.cold_probes, targetLog, modules.find((m) => m.model)?.model ?? '');
+    for (const name of target.modules) {
+      const module = config.modules[name]!;
+      // Config validation made sure a module with a key lists this host in api_key_hosts.
+      const sendKey = keyAllowed(module, new URL(target.url));
+      const probeConfig = moduleConfig(config, module, target.url, { sendKey, ...(target.interval !== undefined ? { interval: target.interval } : {}) });
+      const apiKey = sendKey ? readApiKey(probeConfig, env) : undefined;
+      const client = new VllmClient({ baseUrl: target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
+      clients.push(client);
+      const moduleLog = targetLog.child({ module: name });
+      // No wedge detection: it needs the target's /metrics, which a central daemon does not scrape.
+      schedulers.push(startProbes({ config: probeConfig, client, tracker, metrics, status, log: moduleLog, watcher: UNWATCHED }, shutdown));
+    }
+  }
+  return {
+    registries,
+    firstCycle: Promise.all(schedulers.map((s) => s.firstCycle)).then(() => undefined),
+    async stop() {
+      await Promise.allSettled(schedulers.map((s) => s.stop()));
+      await Promise.allSettled(clients.map((c) => c.close()));
+    },
+  };
+}

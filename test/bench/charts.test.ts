@@ -1,0 +1,66 @@
+/** The charts' contract: readable ticks in units, the reference lines, and no chart from nothing. */
+import { describe, expect, test } from 'vitest';
+import type { LevelResult } from '../../src/bench/analysis.js';
+import { barChart, formatValue, lineChart, niceTicks } from '../../src/bench/charts.js';
+import { chartForSummary, prefixChart, sweepChart } from '../../src/bench/experiment-charts.js';
+
+const level = (concurrency: number, tok: number, p95: number | undefined, requests = 10, errors = 0): LevelResult => ({
+  concurrency,
+  requests,
+  errors,
+  durationS: 1,
+  reqPerS: requests,
+  outputTokPerS: tok,
+  ttft: p95 === undefined ? {} : { p95 },
+  e2e: {},
+});
+
+describe('ticks and units', () => {
+  test.each([
+    [0.25, 's', '250 ms'],
+    [1.5, 's', '1.5 s'],
+    [0, 's', '0'],
+    [12_000, 'tok/s', '12k tok/s'],
+    [1500, 'tokens', '1.5k'],
+    [8 * 2 ** 30, 'bytes', '8 GiB'],
+  ] as const)('%d %s → %s', (v, unit, want) => expect(formatValue(v, unit)).toBe(want));
+  test('round steps that cover the maximum', () => {
+    expect(niceTicks(0.93)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
+    expect(niceTicks(740)).toEqual([0, 200, 400, 600, 800]);
+  });
+});
+
+describe('charts', () => {
+  test('the sweep chart draws both axes in units, the knee and the SLO line', () => {
+    const svg = sweepChart({ levels: [level(1, 100, 0.02), level(2, 200, 0.03), level(4, 390, 0.4)], knee: { concurrency: 2, reason: 'x' }, ttft_slo_s: 0.5 })!;
+    expect(svg).toContain('tok/s</text>');
+    expect(svg).toContain('ms</text>');
+    expect(svg).toContain('knee (2)');
+    expect(svg).toContain('TTFT SLO 500 ms');
+    expect(svg.match(/class="series"/g)).toHaveLength(2);
+    expect(svg.match(/class="grid"/g)!.length).toBeGreaterThan(2);
+  });
+  test('an all-failed run draws no chart', () => {
+    expect(sweepChart({ levels: [level(1, 0, undefined, 0, 5), level(2, 0, undefined, 0, 5)], knee: null })).toBeUndefined();
+    expect(prefixChart({ rows: [{ mode: 'cache', prefix_regime: 512, concurrency: 1, mean_ttft_s: 0.1, errors: 3 }] })).toBeUndefined();
+    expect(lineChart({ title: 't', x: { label: 'x', unit: 'count' }, y: { label: 'y', unit: 's' }, series: [{ name: 'a', points: [{ x: 1, y: undefined }] }] })).toBeUndefined();
+    expect(barChart({ title: 't', y: { label: 'y', unit: 's' }, groups: [{ label: 'g', bars: [{ series: 'a', value: undefined }] }] })).toBeUndefined();
+    expect(chartForSummary({ experiment: 'unknown' })).toBeUndefined();
+  });
+  test('a cell with errors draws no point; its clean neighbours still do', () => {
+    const svg = prefixChart({
+      rows: [
+        { mode: 'cache', prefix_regime: 512, concurrency: 1, mean_ttft_s: 0.05, errors: 0 },
+        { mode: 'cache', prefix_regime: 1024, concurrency: 1, mean_ttft_s: 0.9, errors: 2 },
+        { mode: 'no_cache', prefix_regime: 512, concurrency: 1, mean_ttft_s: 0.2, errors: 0 },
+      ],
+    })!;
+    expect(svg.match(/<circle/g)).toHaveLength(2);
+    expect(svg).not.toContain('900 ms at');
+  });
+  test('text is escaped', () => {
+    const svg = barChart({ title: 'a < b & "c"', y: { label: 'y', unit: 's' }, groups: [{ label: '<g>', bars: [{ series: 's', value: 1 }] }] })!;
+    expect(svg).toContain('a &lt; b &amp; &quot;c&quot;');
+    expect(svg).not.toContain('<g>');
+  });
+});

@@ -1,0 +1,71 @@
+/**
+ * Central mode on loopback: a static `targets:` list of emulators, each probed on its own
+ * schedule; /metrics carries every target's probe series with its `target` label and labels,
+ * one HELP/TYPE per family, and nothing is probed at target.url.
+ */
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { sample, startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
+import { PROMTOOL } from '../helpers/tools.js';
+
+let a: Awaited<ReturnType<typeof startEmulator>>;
+let b: Awaited<ReturnType<typeof startEmulator>>;
+let daemon: RunningDaemon;
+
+beforeAll(async () => {
+  a = await startEmulator({ model: 'model-a', coldStartMs: 0 });
+  b = await startEmulator({ model: 'model-b', coldStartMs: 0 });
+  daemon = await startDaemon(
+    testConfig('http://127.0.0.1:9', {
+      modules: { ttft: { kind: 'ttft', max_tokens: 2, timeout: '900ms' }, models: { kind: 'models', timeout: '900ms' } },
+      targets: [
+        { url: a.url, modules: ['ttft', 'models'], interval: '1s', labels: { zone: 'east' } },
+        { url: b.url, modules: ['ttft'], interval: '1s', labels: { zone: 'west' } },
+      ],
+    }),
+  );
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  await a?.close();
+  await b?.close();
+});
+
+test('every target is probed with its modules, its series carrying target and its labels', async () => {
+  const text = await waitFor(async () => {
+    const t = await daemon.metrics();
+    return (sample(t, 'vllm_probe_requests_total', { target: b.url, probe: 'ttft', outcome: 'success' }) ?? 0) >= 2 ? t : '';
+  }, 10_000);
+  expect(sample(text, 'vllm_probe_probe_success', { target: a.url, zone: 'east', probe: 'ttft', model: 'model-a' })).toBe(1);
+  expect(sample(text, 'vllm_probe_probe_success', { target: a.url, zone: 'east', probe: 'models', model: 'model-a' })).toBe(1);
+  expect(sample(text, 'vllm_probe_probe_success', { target: b.url, zone: 'west', probe: 'ttft', model: 'model-b' })).toBe(1);
+  expect(sample(text, 'vllm_probe_probe_success', { target: b.url, probe: 'models' })).toBeUndefined();
+  expect(sample(text, 'vllm_probe_time_to_first_token_seconds_count', { target: b.url, probe: 'ttft', phase: 'warm' })).toBeGreaterThanOrEqual(2);
+  // target.url (nothing listens on :9) is neither probed nor scraped in central mode.
+  const untargeted = text.split('\n').filter((l) => /^vllm_probe_(requests_total|probe_success)\{/.test(l) && !l.includes('target="'));
+  expect(untargeted).toEqual([]);
+  expect(text).not.toMatch(/source="vllm_metrics"/);
+  // The daemon's own series have no target label; a target's registry adds only probe families.
+  expect(text).toMatch(/^vllm_probe_build_info\{version=/m);
+  expect(text).not.toMatch(/vllm_probe_build_info\{[^}]*target=/);
+  expect(text).not.toMatch(/vllm_probe_target_up\{[^}]*target=/);
+  // One HELP per family, and a clean lint.
+  const helps = [...text.matchAll(/^# HELP (\S+)/gm)].map((m) => m[1]);
+  expect(helps.length).toBe(new Set(helps).size);
+  if (PROMTOOL) {
+    const lint = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(lint.stdout + lint.stderr).toBe('');
+    expect(lint.status).toBe(0);
+  }
+});
+
+test('a stopped target turns its probe_success to 0 while the others stay 1', async () => {
+  await b.close();
+  const text = await waitFor(async () => {
+    const t = await daemon.metrics();
+    return sample(t, 'vllm_probe_probe_success', { target: b.url, probe: 'ttft' }) === 0 ? t : '';
+  }, 10_000);
+  expect(sample(text, 'vllm_probe_requests_total', { target: b.url, probe: 'ttft', outcome: 'connect_error' })).toBeGreaterThanOrEqual(1);
+  expect(sample(text, 'vllm_probe_probe_success', { target: a.url, probe: 'ttft' })).toBe(1);
+});

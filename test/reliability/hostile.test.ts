@@ -1,0 +1,158 @@
+/**
+ * Hostile but possible answers (docs/reliability.md, "hostile answers"): each case is a server
+ * on loopback answering one way, and what a user would see from vllm-probe.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { formatStatusText } from '../../src/status.js';
+import { VllmClient } from '../../src/vllm/client.js';
+import { deriveTimings, type StreamResult } from '../../src/vllm/stream.js';
+import { sample, startDaemon, testConfig, waitFor } from '../helpers/daemon.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+const servers: Server[] = [];
+const clients: VllmClient[] = [];
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
+});
+
+async function serve(handler: Handler): Promise<string> {
+  const server = createServer(handler);
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function streamFrom(handler: Handler, timeoutMs = 3000): Promise<StreamResult> {
+  const url = await serve(handler);
+  const client = new VllmClient({ baseUrl: url, maxResponseBytes: 1 << 20 });
+  clients.push(client);
+  return client.stream({ path: '/v1/chat/completions', body: { model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true }, timeoutMs });
+}
+
+const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}) => JSON.stringify({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: null }], ...extra });
+const USAGE = JSON.stringify({ id: 'c', choices: [], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } });
+const sse = (events: string[], eol = '\n') => events.map((e) => `data: ${e}${eol}${eol}`).join('');
+const eventStream = (body: string, headers: Record<string, string> = {}): Handler => (_req, res) => {
+  res.writeHead(200, { 'content-type': 'text/event-stream', ...headers });
+  res.end(body);
+};
+
+describe('SSE', () => {
+  test('a stream that stays open after data: [DONE] is a success, finished at [DONE]', async () => {
+    const r = await streamFrom((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(sse([chunk({ content: 'a' }), chunk({ content: 'b' }), USAGE, '[DONE]'])); // and never end
+    }, 5000);
+    expect(r.outcome).toBe('success');
+    expect(r.endedAt - r.startedAt).toBeLessThan(2000);
+  });
+
+  test('bare-CR line endings (legal SSE) lose nothing, not even a last event without a blank line', async () => {
+    const body = `data: ${chunk({ content: 'a' })}\r\rdata: ${chunk({ content: 'b' })}\r\rdata: ${USAGE}\r\rdata: [DONE]\r`;
+    const r = await streamFrom(eventStream(body));
+    expect(r.outcome).toBe('success');
+    expect(r.text).toBe('ab');
+    expect(r.usage?.completion_tokens).toBe(2);
+  });
+
+  test('event: error is a stream error with its message', async () => {
+    const r = await streamFrom(eventStream(`data: ${chunk({ content: 'a' })}\n\nevent: error\ndata: {"error":{"message":"engine died"}}\n\n`));
+    expect(r.outcome).toBe('stream_error');
+    expect(r.detail).toContain('engine died');
+  });
+
+  test('"error": null fields, null choices and data: null are not errors and do not crash', async () => {
+    const r = await streamFrom(eventStream(sse([chunk({ content: 'a' }, { error: null }), JSON.stringify({ id: 'c', choices: null }), 'null', chunk({ content: 'b' }), USAGE, '[DONE]'])));
+    expect(r.outcome).toBe('success');
+    expect(r.text).toBe('ab');
+  });
+
+  test('a reasoning model: TTFT at the first reasoning token, first content later; reasoning-only is a success', async () => {
+    const r = await streamFrom((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(sse([chunk({ role: 'assistant', content: '' }), chunk({ reasoning_content: 'Let me think' })]));
+      setTimeout(() => res.end(sse([chunk({ content: 'Answer' }), USAGE, '[DONE]'])), 150);
+    });
+    expect(r.outcome).toBe('success');
+    const t = deriveTimings(r);
+    expect(t.ttfc! - t.ttft!).toBeGreaterThanOrEqual(0.1);
+    const only = await streamFrom(eventStream(sse([chunk({ reasoning: 'hmm' }), chunk({ reasoning: ' ok' }), USAGE, '[DONE]'])));
+    expect(only.outcome).toBe('success');
+    expect(deriveTimings(only).ttfc).toBeUndefined();
+  });
+
+  test('Content-Type is compared without regard to case', async () => {
+    const r = await streamFrom(eventStream(sse([chunk({ content: 'a' }), USAGE, '[DONE]']), { 'content-type': 'Text/Event-Stream; Charset=UTF-8' }));
+    expect(r.outcome).toBe('success');
+  });
+
+  test('a gzip-compressed stream is named as such (a proxy in between), not as garbage', async () => {
+    const r = await streamFrom(eventStream(gzipSync(sse([chunk({ content: 'a' }), '[DONE]'])).toString('latin1'), { 'content-encoding': 'gzip' }));
+    expect(r.outcome).toBe('bad_response');
+    expect(r.detail).toMatch(/gzip-compressed.*proxy/);
+  });
+
+  test('a 1 MB response header is a bad response, not "vLLM unreachable"', async () => {
+    const r = await streamFrom((req, res) => {
+      req.socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-junk: ${'a'.repeat(1024 * 1024)}\r\n\r\n`);
+      res.destroy();
+    });
+    expect(r.outcome).toBe('bad_response');
+    expect(r.detail).toMatch(/headers are larger/);
+  });
+
+  test('non-numeric usage counts are dropped, never passed on', async () => {
+    const r = await streamFrom(eventStream(sse([chunk({ content: 'a' }), JSON.stringify({ choices: [], usage: { prompt_tokens: 'lots', completion_tokens: -3, total_tokens: 1e400, prompt_tokens_details: { cached_tokens: 'x' } } }), '[DONE]'])));
+    expect(r.outcome).toBe('success');
+    expect(r.usage).toEqual({});
+  });
+});
+
+describe('text that reaches /status and logs', () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+  });
+
+  test('an error body with newlines cannot forge /status lines; a 5 MB message is capped; HTML is summarised', async () => {
+    let mode: 'newlines' | 'huge' | 'html' = 'newlines';
+    const url = await serve((req, res) => {
+      if (req.url === '/health') return void res.writeHead(200).end();
+      if (req.url === '/v1/models') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[{"id":"m"}]}');
+      if (mode === 'html') return void res.writeHead(502, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>');
+      const message = mode === 'newlines' ? 'bad\nprobe_forged  healthy  all good\r\nmore' : 'x'.repeat(5 * 1024 * 1024);
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message } }));
+    });
+    const d = await startDaemon(testConfig(url, { target: { model: 'm' }, probes: { ttft: { interval: '1s', timeout: '900ms' }, prefix: { enabled: false }, models: { enabled: false } }, scrape: { enabled: false } }));
+    cleanups.push(() => d.stop());
+    const failingWith = async (re: RegExp) =>
+      waitFor(async () => {
+        const text = await (await fetch(`${d.url}/status?format=text`)).text();
+        return re.test(text) ? text : '';
+      }, 10_000);
+    const forged = await failingWith(/HTTP 500: bad/);
+    expect(forged.split('\n').filter((l) => l.startsWith('probe_forged'))).toEqual([]);
+    expect(forged).toContain('bad\\nprobe_forged');
+    mode = 'huge';
+    const huge = await failingWith(/HTTP 500: xxxx/);
+    for (const line of huge.split('\n')) expect(line.length).toBeLessThan(2100);
+    const body = (await d.status()).body as { checks: Array<{ reason: string }> };
+    for (const c of body.checks) expect(c.reason.length).toBeLessThanOrEqual(300);
+    mode = 'html';
+    const html = await failingWith(/HTML page/);
+    expect(html).toMatch(/the target answered an HTML page \("502 Bad Gateway"\): is this vLLM\?/);
+    expect(sample(await d.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'http_5xx' })).toBeGreaterThanOrEqual(3);
+  });
+
+  test('formatStatusText keeps one line per check whatever a reason holds', () => {
+    const text = formatStatusText({ status: 'degraded', reasons: ['a\nb'], target: 't', model: 'm', generated_at: 'now', checks: [{ name: 'x', status: 'degraded', reason: 'one\ntwo\rthree', since: 'now', updated_at: 'now' }] });
+    expect(text.trimEnd().split('\n')).toHaveLength(2);
+  });
+});

@@ -1,0 +1,51 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import { sample, startDaemon, startEmulator, testConfig, waitFor } from '../helpers/daemon.js';
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  while (cleanups.length) await Promise.resolve(cleanups.pop()!()).catch(() => undefined);
+});
+
+const modelsOnly = (url: string, target: Record<string, unknown> = {}) =>
+  testConfig(url, { target, probes: { ttft: { enabled: false }, prefix: { enabled: false }, models: { interval: '1s', timeout: '900ms' } }, scrape: { enabled: false } });
+
+describe('models probe', () => {
+  test('the served model is found: success, model_served 1, /health and /v1/models timed as two requests', async () => {
+    const emu = await startEmulator({ model: 'served-model', coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const d = await startDaemon(modelsOnly(emu.url, { model: 'served-model' }));
+    cleanups.push(() => d.stop());
+    const m = await waitFor(async () => {
+      const t = await d.metrics();
+      return (sample(t, 'vllm_probe_requests_total', { probe: 'models', outcome: 'success' }) ?? 0) >= 2 ? t : '';
+    });
+    expect(sample(m, 'vllm_probe_model_served', { model: 'served-model' })).toBe(1);
+    expect(sample(m, 'vllm_probe_probe_success', { probe: 'models', model: 'served-model' })).toBe(1);
+    expect(sample(m, 'vllm_probe_request_duration_seconds_count', { probe: 'models', outcome: 'success' })).toBeGreaterThanOrEqual(2);
+  });
+
+  test('a server that serves another model: wrong_model, and /status names both', async () => {
+    const emu = await startEmulator({ model: 'llama-3-8b', coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const d = await startDaemon(modelsOnly(emu.url, { model: 'qwen-7b' }));
+    cleanups.push(() => d.stop());
+    const s = await waitFor(async () => {
+      const r = await d.status();
+      return r.code === 503 ? r : undefined;
+    });
+    expect(s?.body.reasons.join(' ')).toMatch(/the server serves llama-3-8b, not qwen-7b \(target\.model\)/);
+    const m = await d.metrics();
+    expect(sample(m, 'vllm_probe_model_served', { model: 'qwen-7b' })).toBe(0);
+    expect(sample(m, 'vllm_probe_requests_total', { probe: 'models', outcome: 'wrong_model' })).toBeGreaterThanOrEqual(1);
+  });
+
+  test('nothing listening: connect_error and "vLLM unreachable"', async () => {
+    const d = await startDaemon(modelsOnly('http://127.0.0.1:9'));
+    cleanups.push(() => d.stop());
+    const s = await waitFor(async () => {
+      const r = await d.status();
+      return r.code === 503 ? r : undefined;
+    });
+    expect(s?.body.reasons.join(' ')).toMatch(/vLLM unreachable since .*connection refused/);
+  });
+});
