@@ -3,7 +3,7 @@
  * server (scripts/real-vllm/start on a free port, tiny random-weight Llama) and three phases:
  *
  *  A. Per-request: N probe requests, one at a time, exactly as the TTFT probe sends them
- *     (streamCompletion, /v1/completions, default prompt, 16 tokens, ignore_eos, temperature 0,
+ *     (VllmClient#stream, /v1/completions, default prompt, 16 tokens, ignore_eos, temperature 0,
  *     stream + include_usage, a fresh connection each like a probe every 15 s). Around each
  *     request vLLM's /metrics is read: when vllm:time_to_first_token_seconds_count moved by
  *     exactly 1, the _sum delta is that request's server-side TTFT. Difference = client − server.
@@ -18,12 +18,11 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from 'undici';
 import { parseConfig } from '../dist/config.js';
-import { parseExposition } from '../dist/exporter/exposition.js';
-import { deriveTimings, streamCompletion } from '../dist/synthetic/stream.js';
-import { PROBE_USER } from '../dist/synthetic/ttft.js';
-import { createTargetClient } from '../dist/target.js';
+import { PROBE_USER } from '../dist/synthetic/request.js';
+import { VllmClient } from '../dist/vllm/client.js';
+import { parseExposition } from '../dist/vllm/exposition.js';
+import { deriveTimings, streamingBody } from '../dist/vllm/stream.js';
 import { appendSection, commandLine, contention, fmt, machineFacts, max, mean, median, min, pct, REPO, sleep, table, TINY_MODEL, versions, vllmBenchServe, vllmCliWorks } from './lib.mjs';
 
 export const title = '5. Accuracy vs real vLLM (client TTFT vs vLLM\'s own histogram and vllm bench serve)';
@@ -48,12 +47,12 @@ async function serverHist(url, family = 'vllm:time_to_first_token_seconds') {
 
 function probeBody(model) {
   const cfg = parseConfig({}).probes.ttft;
-  return { model, prompt: cfg.prompt, stream: true, stream_options: { include_usage: true }, temperature: 0, max_tokens: cfg.max_tokens, ignore_eos: true, user: PROBE_USER };
+  return streamingBody(model, { max_tokens: cfg.max_tokens, ignore_eos: true, user: PROBE_USER, prompt: cfg.prompt });
 }
 
-async function probeOnce(url, body, dispatcher) {
-  const timeoutSignal = AbortSignal.timeout(30_000);
-  const r = await streamCompletion({ baseUrl: url, path: '/v1/completions', body, dispatcher, signal: timeoutSignal, timeoutSignal, maxResponseBytes: 16 * 1024 * 1024 });
+/** One TTFT-probe request through `client` (VllmClient#stream, as src/synthetic/ttft.ts calls it). */
+async function probeOnce(client, body) {
+  const r = await client.stream({ path: '/v1/completions', body, timeoutMs: 30_000 });
   if (r.outcome !== 'success') throw new Error(`probe request failed: ${r.outcome} ${r.detail ?? ''}`);
   const t = deriveTimings(r);
   return { ttftMs: t.ttft * 1000, e2eMs: t.e2e * 1000, headersMs: r.headersAt - r.startedAt, promptTokens: r.usage?.prompt_tokens, outputTokens: r.usage?.completion_tokens };
@@ -83,8 +82,8 @@ export async function run(ctx) {
 
   // warm-up: the first requests after start are slower (cold)
   for (let i = 0; i < 5; i++) {
-    const c = createTargetClient(config, undefined);
-    await probeOnce(url, body, c.dispatcher);
+    const c = new VllmClient({ baseUrl: url, maxResponseBytes: config.target.max_response_bytes });
+    await probeOnce(c, body);
     await c.close();
   }
 
@@ -94,8 +93,9 @@ export async function run(ctx) {
   for (let i = 0; i < N; i++) {
     const before = await serverHist(url);
     const e2eBefore = await serverHist(url, 'vllm:e2e_request_latency_seconds');
-    const c = createTargetClient(config, undefined);
-    const r = await probeOnce(url, body, c.dispatcher);
+    // a new client (new Pool) per request: a fresh connection, as a probe every 15 s gets
+    const c = new VllmClient({ baseUrl: url, maxResponseBytes: config.target.max_response_bytes });
+    const r = await probeOnce(c, body);
     await c.close();
     const after = await histAtLeast(url, before.count + 1);
     const e2eAfter = await histAtLeast(url, e2eBefore.count + 1, 'vllm:e2e_request_latency_seconds');
@@ -175,10 +175,10 @@ export async function run(ctx) {
   }
 
   // C. our client back-to-back on one keep-alive connection (B's conditions)
-  const agent = new Agent({ connect: { timeout: 5000 }, keepAliveTimeout: 30_000, connections: 1 });
+  const agent = new VllmClient({ baseUrl: url, maxResponseBytes: config.target.max_response_bytes, connections: 1 });
   const h0 = await serverHist(url);
   const cRuns = [];
-  for (let i = 0; i < N; i++) cRuns.push(await probeOnce(url, body, agent));
+  for (let i = 0; i < N; i++) cRuns.push(await probeOnce(agent, body));
   await agent.close();
   const h1 = await histAtLeast(url, h0.count + N);
   const C = { client: stats(cRuns.map((r) => r.ttftMs)), serverMean: ((h1.sum - h0.sum) / (h1.count - h0.count)) * 1000 };
@@ -213,7 +213,7 @@ export async function run(ctx) {
     '',
     tA,
     '',
-    B ? `B: \`${benchCommand}\` — ${B.completed} completed, ${B.failed} failed, ${fmt(B.inputLen, 1)} input / ${fmt(B.outputLen, 1)} output tokens per request; its own summary: mean ${fmt(B.reported.mean, 2)}, median ${fmt(B.reported.median, 2)}, p95 ${fmt(B.reported.p95, 2)} ms. C: the same N requests with vllm-probe's streamCompletion on one keep-alive connection.` : '',
+    B ? `B: \`${benchCommand}\` — ${B.completed} completed, ${B.failed} failed, ${fmt(B.inputLen, 1)} input / ${fmt(B.outputLen, 1)} output tokens per request; its own summary: mean ${fmt(B.reported.mean, 2)}, median ${fmt(B.reported.median, 2)}, p95 ${fmt(B.reported.p95, 2)} ms. C: the same N requests with vllm-probe's VllmClient#stream on one keep-alive connection.` : '',
     '',
     tBC,
   ].join('\n');

@@ -13,48 +13,17 @@
  * The parent pins it to one core with taskset. The first warmupMs of the load are excluded
  * from every figure (connections opening, JIT).
  */
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { Agent } from 'undici';
 import { runLoad } from '../dist/bench/load.js';
-import { streamCompletionDispatch } from './candidate-stream.mjs';
-
-/**
- * impl "candidate": runLoad's worker loop (same body, same records) on the dispatch-handler
- * candidate client (benchmarks/candidate-stream.mjs) instead of streamCompletion — the "after"
- * of the src/ change recommended in docs/benchmarks.md.
- */
-async function runLoadCandidate(target, opts) {
-  const records = [];
-  const t0 = performance.now();
-  let issued = 0;
-  const more = () => performance.now() - t0 < opts.durationMs;
-  const worker = async () => {
-    while (more()) {
-      const i = issued++;
-      const timeoutSignal = AbortSignal.timeout(opts.timeoutMs);
-      try {
-        const r = await streamCompletionDispatch({
-          baseUrl: target.baseUrl,
-          path: '/v1/completions',
-          body: { model: target.model, stream: true, stream_options: { include_usage: true }, temperature: 0, ...opts.body(i) },
-          dispatcher: opts.dispatcher,
-          signal: timeoutSignal,
-        });
-        records.push({ start: r.startedAt - t0, end: r.endedAt - t0, outcome: r.outcome, ttft: (r.contentAt[0] - r.startedAt) / 1000, e2e: (r.endedAt - r.startedAt) / 1000, outputTokens: r.usage?.completion_tokens });
-      } catch {
-        records.push({ start: 0, end: performance.now() - t0, outcome: 'connect_error', e2e: 0 });
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: opts.concurrency }, worker));
-  return records;
-}
+import { VllmClient } from '../dist/vllm/client.js';
 
 const o = JSON.parse(process.argv[2]);
 const RES_MS = 1;
 const eld = monitorEventLoopDelay({ resolution: RES_MS });
-const dispatcher = new Agent({ connections: o.concurrency, keepAliveTimeout: 30_000, connect: { timeout: 10_000 } });
+// The client `vllm-probe bench` builds (bench/commands.ts): one Pool for the origin, a connection per worker.
+const client = new VllmClient({ baseUrl: o.baseUrl, maxResponseBytes: 16 * 1024 * 1024, connections: o.concurrency, connectTimeoutMs: 10_000 });
 
 /** /proc/self/schedstat: ns on CPU, ns waiting on a run queue (preempted by other processes). */
 function schedstat() {
@@ -72,24 +41,28 @@ let sched0;
 let sched1;
 let t1;
 let cpu1;
+let endTimer;
+const endWindow = () => {
+  eld.disable();
+  sched1 = schedstat();
+  cpu1 = process.cpuUsage(cpu0);
+  t1 = performance.now();
+};
 const warmTimer = setTimeout(() => {
   eld.reset();
   eld.enable();
   cpu0 = process.cpuUsage();
   sched0 = schedstat();
   t0 = performance.now();
+  // The measured window ends when runLoad stops issuing requests (in-flight ones then drain).
+  // Armed here, not at start-up: when a starved event loop runs both timers late they must
+  // not fire in the same tick (an empty window); windowS in the output says how long it was.
+  endTimer = setTimeout(endWindow, Math.max(0, startedAt + o.warmupMs + o.durationMs - performance.now()));
 }, o.warmupMs);
-// The measured window ends when runLoad stops issuing requests (in-flight ones then drain).
-const endTimer = setTimeout(() => {
-  eld.disable();
-  sched1 = schedstat();
-  cpu1 = process.cpuUsage(cpu0);
-  t1 = performance.now();
-}, o.warmupMs + o.durationMs);
-
 const start = performance.now();
-const records = await (o.impl === 'candidate' ? runLoadCandidate : runLoad)(
-  { baseUrl: o.baseUrl, model: o.model },
+const startedAt = start;
+const records = await runLoad(
+  { client, model: o.model },
   {
     concurrency: o.concurrency,
     durationMs: o.warmupMs + o.durationMs,
@@ -99,8 +72,12 @@ const records = await (o.impl === 'candidate' ? runLoadCandidate : runLoad)(
       ? (i) => ({ prompt: o.prompt, max_tokens: o.maxTokensRange[0] + ((i * 7919) % (o.maxTokensRange[1] - o.maxTokensRange[0] + 1)), ignore_eos: true })
       : () => ({ prompt: o.prompt, max_tokens: o.maxTokens, ignore_eos: true }),
     timeoutMs: o.timeoutMs ?? 120_000,
-    signal: new AbortController().signal,
-    dispatcher,
+    signal: (() => {
+      // runLoad hands its one signal to every request (one abort listener each)
+      const ac = new AbortController();
+      setMaxListeners(0, ac.signal);
+      return ac.signal;
+    })(),
   },
 );
 const end = performance.now();
@@ -110,7 +87,7 @@ eld.disable();
 sched1 ??= schedstat();
 t1 ??= end;
 const cpu = cpu1 ?? process.cpuUsage(cpu0 ?? { user: 0, system: 0 });
-await dispatcher.close();
+await client.close();
 
 // Measured window: requests that started after the warm-up.
 const warm = o.warmupMs;
@@ -166,6 +143,7 @@ process.stdout.write(
     eldP99Ms: q(99),
     eldMaxMs: Math.max(0, eld.max / 1e6 - RES_MS),
     eldSamples: eld.count,
+    windowS: wallS,
     cpuPct: ((cpu.user + cpu.system) / 1000 / (wallS * 1000)) * 100,
     runqWaitPct,
     sysCpuPct: (cpu.system / 1000 / (wallS * 1000)) * 100,

@@ -1,108 +1,140 @@
 /**
- * 2. Client ceiling (bench mode). vllm-probe's load generator (runLoad, the engine of
- * `vllm-probe bench`) and `vllm bench serve` (from the real-vLLM venv) against the same
- * emulator process in the same run. Clients are pinned to CPU 0 and the emulator to CPU 1
- * (taskset), so "on one core" is literal.
+ * 2. Client ceiling (bench mode): vllm-probe's load generator (runLoad, the engine of
+ * `vllm-probe bench`, on VllmClient#stream with countOnly) against `vllm bench serve` (the
+ * real-vLLM venv), GuideLLM and AIPerf (scripts/install-bench-peers), all in one run against
+ * the same server process, interleaved in rotated order. Every client is pinned to CPU 0, the
+ * server to CPU 1 (taskset).
  *
- *  A. Throughput: emulator in zero-delay mode (baseTtftMs 0, itlMs 0, prefill 0, cold start 0,
- *     no batch slowdown; every output token still goes out as its own SSE event, 128 per
- *     request). runLoad at increasing concurrency; the ceiling is the highest sustained content
- *     events/s at a level where runLoad's own event-loop delay p99 stays ≤ 10 ms.
- *  B. Streams held: emulator with itlMs 100 (10 events/s per stream) and 50–150 tokens per
- *     request; N concurrent streams held when every sampled instant had N streams open, no
- *     request failed and the event-loop delay p99 stayed ≤ 10 ms.
- *  C. `vllm bench serve --backend vllm --dataset-name random` (input 8, output 128 tokens,
- *     --ignore-eos) against emulator A at several --max-concurrency values.
+ * The server is benchmarks/sse-server (Go): it streams one SSE event per token, each its own
+ * HTTP chunk and write, as fast as the client reads, and does nothing else, so it is not the
+ * bottleneck (its CPU share is in the table). The one-core Node emulator of the previous round
+ * was, and it capped the ratio.
  *
- * Events/s = content SSE events (= output tokens, one per event) per second of the measured
- * window. Events per CPU-second normalises by the client's own CPU time, which still compares
- * the clients when the emulator (one core) is the bottleneck.
+ *  A. Throughput: 128 output tokens per request, concurrency 64 for every client (and 256 for
+ *     runLoad; `vllm bench serve` per CPU-second varied little with concurrency in the
+ *     previous round, 63–81 k at 64–1024, and each of its runs costs ~30–150 s of start-up).
+ *     Every client is measured the same way, from outside: the server counts the token
+ *     events it sent (STATS every 200 ms) and the harness reads the client's CPU time, all its
+ *     processes included (GuideLLM and AIPerf fork workers), at each count.
+ *     The window is the part where events flowed, less its first second (start-up, JIT) and
+ *     its last 0.4 s. Events per client CPU-second is the like-for-like figure.
+ * Streams held (2,000 at 10 events/s each) are benchmark `held` (held.mjs).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  appendSection,
-  BENCH_DIR,
-  contention,
-  cpuPct,
-  fmt,
-  hasTaskset,
-  max,
-  median,
-  min,
-  pass,
-  procSample,
-  spread,
-  startEmulator,
-  table,
-  TINY_MODEL,
-  vllmBenchServe,
-  vllmCliWorks,
-} from './lib.mjs';
+import { performance } from 'node:perf_hooks';
+import { appendSection, BENCH_DIR, contention, fmt, hasTaskset, max, median, min, pass, procSample, REPO, spawnTracked, spread, startSseServer, table, TINY_MODEL, treeCpuS, VENV, vllmCliWorks, vllmEnv } from './lib.mjs';
 
-export const title = '2. Client ceiling (runLoad vs vllm bench serve, one core)';
+export const title = '2. Client ceiling (runLoad vs vllm bench serve, GuideLLM, AIPerf; one core each)';
 
 const MODEL = 'bench-model';
 const PROMPT = 'Write one sentence about the ocean.';
-const ELD_LIMIT_MS = 10;
+const GUIDELLM = join(REPO, '.cache', 'guidellm-venv', 'bin', 'guidellm');
+const AIPERF = join(REPO, '.cache', 'aiperf-venv', 'bin', 'aiperf');
 
-/** Runs benchmarks/ceiling-client.mjs pinned to CPU 0; returns its JSON plus the emulator's CPU %. */
-async function clientLevel(emu, opts) {
-  const pinned = hasTaskset();
-  const args = [join(BENCH_DIR, 'ceiling-client.mjs'), JSON.stringify({ baseUrl: emu.url, model: MODEL, prompt: PROMPT, ...opts })];
-  const a = procSample(emu.pid);
-  const child = spawn(pinned ? 'taskset' : process.execPath, pinned ? ['-c', '0', process.execPath, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const code = await new Promise((r) => child.on('exit', r));
-  const b = procSample(emu.pid);
-  if (code !== 0) throw new Error(`ceiling-client exited ${code}: ${err.slice(-2000)}`);
-  const res = JSON.parse(out.trim().split('\n').pop());
-  res.emulatorCpuPct = cpuPct(a, b);
-  res.evPerCpuS = res.cpuPct > 0 ? res.eventsPerS / (res.cpuPct / 100) : NaN;
-  return res;
+/** A one-model HuggingFace cache holding .cache/tiny-model, so AIPerf loads it with HF_HUB_OFFLINE (it takes a local path for a repo id). */
+function offlineHfCache(dir) {
+  const snap = join(dir, 'models--bench--tiny-model', 'snapshots', '0'.repeat(40));
+  mkdirSync(snap, { recursive: true });
+  mkdirSync(join(dir, 'models--bench--tiny-model', 'refs'), { recursive: true });
+  writeFileSync(join(dir, 'models--bench--tiny-model', 'refs', 'main'), '0'.repeat(40));
+  for (const f of readdirSync(TINY_MODEL)) symlinkSync(join(TINY_MODEL, f), join(snap, f));
+  return dir;
 }
 
-async function vllmLevel(emu, concurrency, prompts, dir, tag) {
-  const a = procSample(emu.pid);
-  const r = await vllmBenchServe(
-    [
-      '--backend', 'vllm',
-      '--base-url', emu.url,
-      '--endpoint', '/v1/completions',
-      '--model', MODEL,
-      '--tokenizer', TINY_MODEL,
-      '--dataset-name', 'random',
-      '--random-input-len', '8',
-      '--random-output-len', '128',
-      '--ignore-eos',
-      '--temperature', '0',
-      '--max-concurrency', String(concurrency),
-      '--num-prompts', String(prompts),
-      '--request-rate', 'inf',
-      '--percentile-metrics', 'ttft,itl',
-      '--seed', '1',
-    ],
-    { cpu: 0, resultDir: dir, resultName: `vllm-${tag}-c${concurrency}.json` },
-  );
-  const b = procSample(emu.pid);
-  const x = r.result;
-  const eventsPerS = x.total_output_tokens / x.duration;
+/** How each client is started for `c` concurrent streams of 128 tokens for about `durS` seconds. */
+function clients(url, tmp, hfCache, durS) {
+  const node = process.execPath;
   return {
-    concurrency,
-    requests: x.completed,
-    errors: x.failed,
-    eventsPerS,
-    cpuPct: r.clientCpuPct,
-    evPerCpuS: r.clientCpuPct > 0 ? eventsPerS / (r.clientCpuPct / 100) : NaN,
-    durationS: x.duration,
-    ttftP50Ms: x.median_ttft_ms,
-    emulatorCpuPctWholeRun: cpuPct(a, b),
-    command: r.command,
+    'vllm-probe': {
+      label: 'vllm-probe runLoad (`vllm-probe bench` engine)',
+      available: () => ({ ok: true }),
+      cmd: (c) => [node, [join(BENCH_DIR, 'ceiling-client.mjs'), JSON.stringify({ baseUrl: url, model: MODEL, prompt: PROMPT, concurrency: c, durationMs: durS * 1000, warmupMs: 1000, maxTokens: 128 })], {}],
+      own: true,
+    },
+    vllm: {
+      label: '`vllm bench serve` (vLLM 0.32.0)',
+      available: () => vllmCliWorks(),
+      cmd: (c) => [
+        join(VENV, 'bin', 'vllm'),
+        ['bench', 'serve', '--backend', 'vllm', '--base-url', url, '--endpoint', '/v1/completions', '--model', MODEL, '--tokenizer', TINY_MODEL, '--dataset-name', 'random', '--random-input-len', '8', '--random-output-len', '128', '--ignore-eos', '--temperature', '0', '--max-concurrency', String(c), '--num-prompts', String(Math.round(durS * 500)), '--request-rate', 'inf', '--percentile-metrics', 'ttft,itl', '--seed', '1', '--disable-tqdm'],
+        vllmEnv(),
+      ],
+    },
+    guidellm: {
+      label: 'GuideLLM 0.8.1',
+      available: () => (existsSync(GUIDELLM) ? { ok: true } : { ok: false, why: 'not installed: run scripts/install-bench-peers' }),
+      cmd: (c, tag) => [
+        GUIDELLM,
+        ['run', '--backend', `kind=openai_http,target=${url},request_format=/v1/completions`, '--profile', `kind=concurrent,streams=${c}`, '--constraint', `kind=max_duration,seconds=${durS}`, '--data', 'kind=synthetic_text,prompt_tokens=8,output_tokens=128', '--tokenizer', `kind=huggingface_auto,model=${TINY_MODEL}`, '--output', `kind=json,path=${join(tmp, `guidellm-${tag}.json`)}`, '--disable-console-interactive'],
+        { ...vllmEnv(), HF_HOME: join(tmp, 'hf-home') },
+      ],
+    },
+    aiperf: {
+      label: 'AIPerf 0.13.0',
+      available: () => (existsSync(AIPERF) ? { ok: true } : { ok: false, why: 'not installed: run scripts/install-bench-peers' }),
+      cmd: (c, tag) => [
+        AIPERF,
+        ['profile', '--model', MODEL, '--url', url, '--endpoint-type', 'completions', '--streaming', '--concurrency', String(c), '--benchmark-duration', String(durS), '--isl', '8', '--osl', '128', '--extra-inputs', 'ignore_eos:true', '--tokenizer', 'bench/tiny-model', '--ui-type', 'none', '--no-server-metrics', '--no-gpu-telemetry', '--artifact-dir', join(tmp, `aiperf-${tag}`)],
+        { ...vllmEnv(), HF_HOME: join(tmp, 'hf-home'), HF_HUB_CACHE: hfCache },
+      ],
+    },
+  };
+}
+
+/** Commands as printed in the log (paths and ports made generic). */
+const shown = (cmd, args) => `${cmd.replace(REPO + '/', '')} ${args.map((a) => (/[\s{"]/.test(a) ? `'${a}'` : a)).join(' ')}`.replaceAll(REPO + '/', '').replace(/http:\/\/127\.0\.0\.1:\d+/g, 'http://127.0.0.1:PORT').replace(/\/tmp\/vllm-probe-ceiling-\w+/g, 'TMP');
+
+/**
+ * Runs one client against `server` and measures it from outside: at every STATS line of the
+ * server (200 ms) the client's process-tree CPU and the server's CPU. Returns the window figures.
+ */
+async function measure(server, def, c, tag, { timeoutMs = 300_000, name = tag } = {}) {
+  const [cmd, args, env] = def.cmd(c, tag);
+  const child = spawnTracked(cmd, args, { cpu: 0, env });
+  let stdout = '';
+  child.stdout.on('data', (d) => (stdout = (stdout + d.toString()).slice(-200_000)));
+  const samples = [];
+  const off = server.onStats((s) => {
+    try {
+      const tree = treeCpuS(child.pid);
+      samples.push({ t: performance.now(), events: s.events, open: s.open, cpuS: tree.cpuS, procs: tree.processes, serverCpuS: procSample(server.pid).cpuS });
+    } catch {
+      // exiting
+    }
+  });
+  const timer = setTimeout(() => child.stop('SIGKILL'), timeoutMs);
+  const t0 = performance.now();
+  const code = await new Promise((r) => child.on('exit', (x) => r(x)));
+  clearTimeout(timer);
+  off();
+  const wallS = (performance.now() - t0) / 1000;
+  if (code !== 0) throw new Error(`${def.label} exited ${code}: ${child.stderrTail().slice(-1500)} ${stdout.slice(-500)}`);
+  // window: where the server's event count rose, less 1 s at the start and 0.4 s at the end
+  const rising = samples.map((s, i) => i > 0 && s.events > samples[i - 1].events);
+  const firstI = rising.indexOf(true);
+  const lastI = rising.lastIndexOf(true);
+  if (firstI < 0) throw new Error(`${def.label}: the server sent no events`);
+  const a = samples.find((s, i) => i >= firstI && s.t >= samples[firstI].t + 1000);
+  const b = [...samples].reverse().find((s, i) => samples.length - 1 - i <= lastI && s.t <= samples[lastI].t - 400);
+  if (!a || !b || b.t - a.t < 1500) throw new Error(`${def.label}: measured window too short (${samples.length} samples)`);
+  const spanS = (b.t - a.t) / 1000;
+  const events = b.events - a.events;
+  const cpuS = b.cpuS - a.cpuS;
+  const own = def.own ? JSON.parse(stdout.trim().split('\n').pop()) : undefined;
+  return {
+    client: name,
+    concurrency: c,
+    eventsPerS: events / spanS,
+    cpuPct: (cpuS / spanS) * 100,
+    evPerCpuS: cpuS > 0 ? events / cpuS : NaN,
+    serverCpuPct: ((b.serverCpuS - a.serverCpuS) / spanS) * 100,
+    processes: max(samples.map((s) => s.procs)),
+    windowS: spanS,
+    wallS,
+    own,
+    command: shown(cmd, args),
   };
 }
 
@@ -111,158 +143,109 @@ export async function run(ctx) {
   const contended = contention();
   const pinned = hasTaskset();
   const tmp = mkdtempSync(join(tmpdir(), 'vllm-probe-ceiling-'));
-  const zero = { model: MODEL, baseTtftMs: 0, prefillMsPerToken: 0, coldStartMs: 0, itlMs: 0, batchSlowdown: 0, maxNumSeqs: 1_000_000 };
-  const slow = { ...zero, itlMs: 100 };
-  const levels = quick ? [16, 64, 256] : [1, 4, 16, 64, 256, 1024];
-  const heldLevels = quick ? [2000] : [1000, 2000, 4000];
-  const vllmLevels = quick ? [256] : [64, 256, 1024];
-  const dur = quick ? 4000 : 10_000;
-  const warm = quick ? 1000 : 2000;
-
-  const throughput = [];
-  const repeats = [];
-  const held = [];
-  const vllm = [];
-  let vllmError;
-  let candidate;
-  const emu = await startEmulator(zero, { cpu: 1 });
-  log(`  zero-delay emulator pid ${emu.pid} on ${emu.url} (CPU 1); clients on CPU 0${pinned ? '' : ' (taskset unavailable: not pinned)'}\n`);
+  const hfCache = offlineHfCache(join(tmp, 'hf-cache'));
+  const durS = quick ? 6 : 10;
+  const rounds = quick ? 1 : 2;
+  const results = [];
+  const unavailable = {};
+  let fast;
+  const commands = {};
   try {
-    // A. runLoad throughput by concurrency
-    for (const c of levels) {
-      const r = await clientLevel(emu, { concurrency: c, durationMs: dur, warmupMs: warm, maxTokens: 128 });
-      throughput.push(r);
-      log(`  runLoad c=${c}: ${fmt(r.eventsPerS, 0)} events/s, ELD p99 ${fmt(r.eldP99Ms, 2)} ms, client CPU ${fmt(r.cpuPct, 0)} %, emulator CPU ${fmt(r.emulatorCpuPct, 0)} %, errors ${r.errors}\n`);
-    }
-    // C. vllm bench serve against the same emulator process
-    const cli = vllmCliWorks();
-    if (!cli.ok) {
-      vllmError = cli.why;
-      log(`  vllm bench serve unavailable: ${cli.why}\n`);
-    } else {
-      for (const c of vllmLevels) {
+    fast = await startSseServer({}, { cpu: 1 });
+    log(`  SSE server (Go) pid ${fast.pid} on ${fast.url} (CPU 1); clients on CPU 0${pinned ? '' : ' (taskset unavailable: not pinned)'}\n`);
+    const defs = clients(fast.url, tmp, hfCache, durS);
+    const names = Object.keys(defs).filter((n) => {
+      const a = defs[n].available();
+      if (!a.ok) {
+        unavailable[n] = a.why;
+        log(`  ${n}: unavailable (${a.why})\n`);
+      }
+      return a.ok;
+    });
+    // A. interleaved rounds, order rotated each round; runLoad also at c=256 (a 12 s run)
+    for (let r = 0; r < rounds; r++) {
+      const order = [...names.slice(r % names.length), ...names.slice(0, r % names.length)];
+      const plan = order.flatMap((n) => [[n, 64], ...(!quick && n === 'vllm-probe' ? [[n, 256]] : [])]);
+      for (const [n, c] of plan) {
         try {
-          const r = await vllmLevel(emu, c, quick ? 1500 : 5000, tmp, 'l');
-          vllm.push(r);
-          log(`  vllm bench serve c=${c}: ${fmt(r.eventsPerS, 0)} events/s, client CPU ${fmt(r.cpuPct, 0)} %, ${r.requests} requests in ${fmt(r.durationS, 1)} s\n`);
+          const res = await measure(fast, defs[n], c, `${n}-r${r}-c${c}`, { name: n });
+          res.round = r;
+          results.push(res);
+          commands[n] ??= res.command;
+          log(`  round ${r + 1} ${n} c=${c}: ${fmt(res.eventsPerS, 0)} events/s, client CPU ${fmt(res.cpuPct, 0)} % (${res.processes} proc.), ${fmt(res.evPerCpuS, 0)} events per CPU-s, server CPU ${fmt(res.serverCpuPct, 0)} %, ${fmt(res.wallS, 0)} s wall\n`);
         } catch (err) {
-          vllmError = String(err.message ?? err).slice(0, 1500);
-          log(`  vllm bench serve c=${c} failed: ${vllmError}\n`);
-          break;
+          unavailable[n] = String(err.message ?? err).slice(0, 800);
+          log(`  round ${r + 1} ${n} c=${c} failed: ${unavailable[n]}\n`);
         }
       }
     }
-    // Repeats of the best levels, interleaved, for the spread of the ratio; plus the candidate
-    // client (dispatch handler) at the best level: the "after" of the recommended src/ change
-    const okLevels = throughput.filter((r) => r.eldP99Ms <= ELD_LIMIT_MS && r.errors === 0);
-    const best = (okLevels.length ? okLevels : throughput).reduce((a, b) => (b.eventsPerS > a.eventsPerS ? b : a));
-    const vbest = vllm.length ? vllm.reduce((a, b) => (b.eventsPerS > a.eventsPerS ? b : a)) : undefined;
-    repeats.push({ ours: best, theirs: vbest });
-    candidate = await clientLevel(emu, { concurrency: best.concurrency, durationMs: dur, warmupMs: warm, maxTokens: 128, impl: 'candidate' });
-    log(`  candidate (dispatch handler) c=${best.concurrency}: ${fmt(candidate.eventsPerS, 0)} events/s, ${fmt(candidate.evPerCpuS, 0)} events per CPU-s, ELD p99 ${fmt(candidate.eldP99Ms, 2)} ms\n`);
-    for (let i = 0; i < (quick ? 0 : 2); i++) {
-      const ours = await clientLevel(emu, { concurrency: best.concurrency, durationMs: dur, warmupMs: warm, maxTokens: 128 });
-      let theirs;
-      if (vbest && i === 0) theirs = await vllmLevel(emu, vbest.concurrency, 5000, tmp, `r${i}`).catch(() => undefined);
-      repeats.push({ ours, theirs });
-      log(`  repeat ${i + 1}: runLoad c=${best.concurrency} ${fmt(ours.eventsPerS, 0)} events/s (ELD p99 ${fmt(ours.eldP99Ms, 2)} ms)${theirs ? `; vllm bench c=${vbest.concurrency} ${fmt(theirs.eventsPerS, 0)} events/s` : ''}\n`);
-    }
-  } finally {
-    await emu.stop();
-  }
+    await fast.stop();
+    fast = undefined;
 
-  // B. streams held
-  const emuSlow = await startEmulator(slow, { cpu: 1 });
-  try {
-    for (const n of heldLevels) {
-      const r = await clientLevel(emuSlow, { concurrency: n, durationMs: quick ? 8000 : 15_000, warmupMs: quick ? 4000 : 6000, maxTokensRange: [50, 150] });
-      r.held = r.errors === 0 && min(r.openAt) >= n && r.eldP99Ms <= ELD_LIMIT_MS;
-      held.push(r);
-      log(`  held c=${n}: open ${r.openAt.join('/')}, ${fmt(r.eventsPerS, 0)} events/s, ELD p99 ${fmt(r.eldP99Ms, 2)} ms, client CPU ${fmt(r.cpuPct, 0)} %, errors ${r.errors} → ${r.held ? 'held' : 'not held'}\n`);
-    }
-    // the candidate client at 2,000 streams: the "after" of the recommended change
-    const r = await clientLevel(emuSlow, { concurrency: 2000, durationMs: quick ? 8000 : 15_000, warmupMs: quick ? 4000 : 6000, maxTokensRange: [50, 150], impl: 'candidate' });
-    r.held = r.errors === 0 && min(r.openAt) >= 2000 && r.eldP99Ms <= ELD_LIMIT_MS;
-    r.candidate = true;
-    held.push(r);
-    log(`  held c=2000, candidate client: ${fmt(r.eventsPerS, 0)} events/s, ELD p99 ${fmt(r.eldP99Ms, 2)} ms, client CPU ${fmt(r.cpuPct, 0)} % → ${r.held ? 'held' : 'not held'}\n`);
   } finally {
-    await emuSlow.stop();
+    await fast?.stop();
     rmSync(tmp, { recursive: true, force: true });
   }
 
   // Results
-  const oursRuns = repeats.map((r) => r.ours.eventsPerS);
-  const theirsRuns = repeats.map((r) => r.theirs?.eventsPerS).filter((x) => x !== undefined);
-  const oursCpuNorm = repeats.map((r) => r.ours.evPerCpuS);
-  const theirsCpuNorm = repeats.map((r) => r.theirs?.evPerCpuS).filter((x) => Number.isFinite(x));
-  const ratio = theirsRuns.length ? median(oursRuns) / median(theirsRuns) : NaN;
-  const ratioLo = theirsRuns.length ? min(oursRuns) / max(theirsRuns) : NaN;
-  const ratioHi = theirsRuns.length ? max(oursRuns) / min(theirsRuns) : NaN;
-  const cpuRatio = theirsCpuNorm.length ? median(oursCpuNorm) / median(theirsCpuNorm) : NaN;
-  const best = repeats[0].ours;
-  const emulatorBound = best.emulatorCpuPct >= 85 || best.cpuPct < 85;
-  const maxHeld = max(held.filter((h) => h.held && !h.candidate).map((h) => h.concurrency));
-  const ratioOk = ratio >= 5;
-  const heldOk = maxHeld >= 2000;
+  const by = (n) => results.filter((r) => r.client === n);
+  const bestLevel = (n) => {
+    const rs = by(n);
+    if (!rs.length) return undefined;
+    const levels = [...new Set(rs.map((r) => r.concurrency))];
+    return levels.map((c) => ({ c, v: median(rs.filter((r) => r.concurrency === c).map((r) => r.evPerCpuS)) })).reduce((x, y) => (y.v > x.v ? y : x)).c;
+  };
+  const summaryOf = (n) => {
+    const c = bestLevel(n);
+    if (c === undefined) return undefined;
+    const rs = by(n).filter((r) => r.concurrency === c);
+    return { c, perCpu: rs.map((r) => r.evPerCpuS), eps: rs.map((r) => r.eventsPerS), cpu: rs.map((r) => r.cpuPct), server: rs.map((r) => r.serverCpuPct) };
+  };
+  const ours = summaryOf('vllm-probe');
+  const peers = ['vllm', 'guidellm', 'aiperf'].map((n) => ({ n, s: summaryOf(n) }));
+  const ratio = (p) => (ours && p.s ? median(ours.perCpu) / median(p.s.perCpu) : NaN);
+  const ratioEps = (p) => (ours && p.s ? median(ours.eps) / median(p.s.eps) : NaN);
+  const vllmRatio = ratio(peers[0]);
+  const ratioOk = vllmRatio >= 4;
+  const aheadOk = peers.slice(1).every((p) => !p.s || ratio(p) > 1) && peers.slice(1).some((p) => p.s);
+  const labels = { 'vllm-probe': 'vllm-probe runLoad', vllm: 'vllm bench serve', guidellm: 'GuideLLM', aiperf: 'AIPerf' };
+  const maxServer = max(results.map((r) => r.serverCpuPct));
 
   const tA = table(
-    ['concurrency', 'events/s', 'requests/s', 'ELD p50 / p99 / max (ms)', 'client CPU %', 'run-queue wait %', 'events per client CPU-s', 'emulator CPU %', 'errors'],
-    throughput.map((r) => [r.concurrency, fmt(r.eventsPerS, 0), fmt(r.reqPerS, 0), `${fmt(r.eldP50Ms, 2)} / ${fmt(r.eldP99Ms, 2)} / ${fmt(r.eldMaxMs, 1)}`, fmt(r.cpuPct, 0), fmt(r.runqWaitPct, 1), fmt(r.evPerCpuS, 0), fmt(r.emulatorCpuPct, 0), r.errors]),
+    ['round', 'client', 'concurrency', 'events/s', 'client CPU % (all its processes)', 'processes', 'events per client CPU-s', 'server CPU %', 'window (s)'],
+    results.map((r) => [r.round + 1, labels[r.client], r.concurrency, fmt(r.eventsPerS, 0), fmt(r.cpuPct, 0), r.processes, fmt(r.evPerCpuS, 0), fmt(r.serverCpuPct, 0), fmt(r.windowS, 1)]),
   );
-  const tC = vllm.length
-    ? table(
-        ['--max-concurrency', 'events/s', 'client CPU % (benchmark phase)', 'events per client CPU-s', 'requests', 'failed', 'duration (s)'],
-        vllm.map((r) => [r.concurrency, fmt(r.eventsPerS, 0), fmt(r.cpuPct, 0), fmt(r.evPerCpuS, 0), r.requests, r.errors, fmt(r.durationS, 1)]),
-      )
-    : `vllm bench serve did not run: ${vllmError}`;
-  const tB = table(
-    ['concurrent streams', 'open at 25/50/75 % of window', 'events/s', 'ELD p50 / p99 / max (ms)', 'client CPU %', 'run-queue wait %', 'RSS (MB)', 'errors', 'held'],
-    held.map((r) => [r.candidate ? `${r.concurrency} (candidate client)` : r.concurrency, r.openAt.join(' / '), fmt(r.eventsPerS, 0), `${fmt(r.eldP50Ms, 2)} / ${fmt(r.eldP99Ms, 2)} / ${fmt(r.eldMaxMs, 1)}`, fmt(r.cpuPct, 0), fmt(r.runqWaitPct, 1), fmt(r.rssMB, 0), r.errors, r.held ? 'yes' : 'no']),
+  const tR = table(
+    ['client (best level)', 'events per client CPU-s, median (min–max)', 'events/s', 'vllm-probe ÷ client, per CPU-s', '… sustained events/s'],
+    [['vllm-probe', ours], ...peers.map((p) => [p.n, p.s])].filter(([, s]) => s).map(([n, s]) => [`${labels[n]} (c=${s.c})`, spread(s.perCpu, 0), spread(s.eps, 0), n === 'vllm-probe' ? '' : `${fmt(ratio({ s }), 2)}×`, n === 'vllm-probe' ? '' : `${fmt(ratioEps({ s }), 2)}×`]),
   );
   const md = [
-    `Clients pinned to CPU 0, emulator to CPU 1 (\`taskset\`${pinned ? '' : ': not available, not pinned'}). ELD = runLoad's own event-loop delay (\`monitorEventLoopDelay\`, 1 ms resolution, recorded interval − 1 ms), measured after a ${warm / 1000} s warm-up. Run-queue wait % = time runLoad's main thread was runnable but waiting for CPU 0 (\`/proc/self/schedstat\`): other processes, and the client's own V8/libuv helper threads (GC, JIT), which taskset keeps on the same core.`,
+    `Clients pinned to CPU 0, the server to CPU 1 (\`taskset\`${pinned ? '' : ': not available, not pinned'}). Server: \`benchmarks/sse-server\` (Go, \`.cache/bench-bin/sse-server -itl-ms 0\`: one SSE event per token, each its own chunk and write, as fast as the client reads; vLLM 0.32's chunk shapes). Each client measured from outside the same way: events = token events the server sent (its STATS line every 200 ms), CPU = the client's whole process tree (/proc, children included), over the window where events flowed minus its first 1 s and last 0.4 s (the server counts an event when written; the closed loop bounds what is written but unread to concurrency × 128 events, under 1 % of a window for runLoad and \`vllm bench serve\`, more for the slowest clients, whose conclusion it does not change). 128 output tokens per request, ${durS} s per run, ${rounds} round(s) in rotated order.`,
     '',
-    `**A. runLoad, zero-delay emulator** (\`${JSON.stringify(zero)}\`; 128 output tokens = 128 content events per request; ${dur / 1000} s per level):`,
+    'Commands (PORT = the server, TMP = a temp dir; HF_HUB_OFFLINE=1, and AIPerf gets the tiny model through a one-model HuggingFace cache in TMP because it does not accept a local path offline):',
+    '',
+    ...Object.entries(commands).filter(([n]) => n !== 'held').map(([n, c]) => `- ${labels[n]}: \`${c}\``),
+    ...Object.entries(unavailable).map(([n, why]) => `- ${labels[n] ?? n}: **not measured** — ${why}`),
+    '',
+    '**A. Throughput** (every run):',
     '',
     tA,
     '',
-    `**C. \`vllm bench serve\`, same emulator process** (\`${vllm[0]?.command.replace(/--result-dir \S+/, '--result-dir DIR').replace(/--result-filename \S+/, '--result-filename F').replace(/--base-url \S+/, '--base-url http://127.0.0.1:PORT').replace(TINY_MODEL, '.cache/tiny-model') ?? 'n/a'}\`; the CLI's ~30 s start-up is outside its measured duration; CPU % over the benchmark phase from /proc):`,
+    `**Ratio** (each client at its best level by events per CPU-s; spread over rounds):`,
     '',
-    tC,
+    tR,
     '',
-    `**Ratio** (best runLoad level with ELD p99 ≤ ${ELD_LIMIT_MS} ms: c=${best.concurrency}; best vllm bench level: c=${repeats[0].theirs?.concurrency ?? 'n/a'}; interleaved repeats):`,
+    `The server used at most ${fmt(maxServer, 0)} % of its core in any run: ${maxServer < 90 ? 'not the bottleneck' : 'near its limit in some runs (see the table)'}.`,
     '',
-    table(
-      ['', 'runLoad', 'vllm bench serve', 'ratio'],
-      [
-        ['sustained events/s, median (min–max)', spread(oursRuns, 0), spread(theirsRuns, 0), `${fmt(ratio, 2)}× (${fmt(ratioLo, 2)}–${fmt(ratioHi, 2)})`],
-        ['events per client CPU-second', spread(oursCpuNorm, 0), spread(theirsCpuNorm, 0), `${fmt(cpuRatio, 2)}×`],
-        ...(candidate
-          ? [[`candidate client (dispatch handler, benchmarks/candidate-stream.mjs), same level: events/s; per CPU-s`, `${fmt(candidate.eventsPerS, 0)}; ${fmt(candidate.evPerCpuS, 0)}`, '', `${fmt(candidate.eventsPerS / median(theirsRuns), 2)}×; ${fmt(candidate.evPerCpuS / median(theirsCpuNorm), 2)}×`]]
-          : []),
-      ],
-    ),
-    '',
-    emulatorBound
-      ? `At the best level the emulator used ${fmt(best.emulatorCpuPct, 0)} % of its core and runLoad ${fmt(best.cpuPct, 0)} % of its own: the one-core emulator, not runLoad, limits the sustained figure, so runLoad's own ceiling is higher; the per-CPU-second row is the like-for-like comparison.`
-      : `At the best level runLoad used ${fmt(best.cpuPct, 0)} % of its core (emulator ${fmt(best.emulatorCpuPct, 0)} %).`,
-    '',
-    `**B. Streams held** (emulator \`itlMs: 100\`, 50–150 tokens per request, so 10 events/s per stream):`,
-    '',
-    tB,
-    '',
-    `Targets: ratio ≥ 5× → ${pass(ratioOk)} (${fmt(ratio, 2)}×; per CPU-second ${fmt(cpuRatio, 2)}×); 2,000 concurrent streams held → ${pass(heldOk)} (most held: ${Number.isFinite(maxHeld) ? maxHeld : 'none'}).`,
+    `Targets: ≥ 4× \`vllm bench serve\` per client CPU-second → ${pass(ratioOk)} (${fmt(vllmRatio, 2)}×); ahead of GuideLLM and AIPerf → ${pass(aheadOk)} (${peers.slice(1).map((p) => `${labels[p.n]} ${p.s ? `${fmt(ratio(p), 1)}×` : 'not measured'}`).join(', ')}).`,
   ].join('\n');
   appendSection(title, md, { contention: contended, mode: quick ? '--quick' : 'full' });
   return {
     title,
     markdown: md,
     summary: [
-      { metric: 'runLoad ceiling, events/s (ELD p99 ≤ 10 ms)', value: `${spread(oursRuns, 0)} at c=${best.concurrency}${emulatorBound ? ' (emulator-bound)' : ''}`, target: '(info)', ok: undefined },
-      { metric: 'vllm bench serve, events/s (same emulator)', value: theirsRuns.length ? `${spread(theirsRuns, 0)} at c=${repeats[0].theirs.concurrency}` : `n/a (${vllmError})`, target: '(info)', ok: undefined },
-      { metric: 'ratio runLoad / vllm bench serve', value: `${fmt(ratio, 2)}× (per CPU-s ${fmt(cpuRatio, 2)}×)`, target: '≥ 5×', ok: ratioOk },
-      { metric: 'concurrent streams held (ELD p99 ≤ 10 ms)', value: Number.isFinite(maxHeld) ? String(maxHeld) : 'none', target: '≥ 2,000', ok: heldOk },
+      { metric: 'runLoad events per client CPU-s', value: ours ? `${spread(ours.perCpu, 0)} at c=${ours.c}` : 'n/a', target: '(info)', ok: undefined },
+      ...peers.map((p) => ({ metric: `vllm-probe ÷ ${labels[p.n]}, per client CPU-s`, value: p.s ? `${fmt(ratio(p), 2)}× (${labels[p.n]} ${spread(p.s.perCpu, 0)} at c=${p.s.c})` : `n/a (${unavailable[p.n] ?? 'not run'})`, target: p.n === 'vllm' ? '≥ 4×' : '> 1×', ok: p.s ? (p.n === 'vllm' ? ratioOk : ratio(p) > 1) : undefined })),
     ],
   };
 }

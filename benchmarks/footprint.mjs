@@ -16,7 +16,7 @@ import { chmodSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseExposition } from '../dist/exporter/exposition.js';
+import { parseExposition } from '../dist/vllm/exposition.js';
 import { appendSection, BENCH_DIR, contention, cpuPct, fmt, freePort, max, median, min, pass, procSample, REPO, sleep, spawnTracked, startEmulator, table } from './lib.mjs';
 
 export const title = '3. Daemon footprint (default config, 10 min)';
@@ -56,17 +56,28 @@ export function makeFakeNvidiaSmi(dir) {
 async function importBreakdown() {
   const cases = [
     ['bare node (no imports)', ''],
-    ...['undici', 'zod', 'prom-client', 'systeminformation', 'yaml', 'pino', 'node-cron', 'eventsource-parser'].map((m) => [`node + import('${m}')`, `await import('${m}');`]),
+    ...['undici', 'zod', 'prom-client', 'systeminformation', 'yaml', 'pino', 'node-cron', 'bcryptjs'].map((m) => [`node + import('${m}')`, `await import('${m}');`]),
+    // what the daemon loads of undici and systeminformation (src/vllm/client.ts, src/gpu/host.ts)
+    ["node + undici's Pool module only (what VllmClient loads)", `(await import('node:module')).createRequire(import.meta.url)('undici/lib/dispatcher/pool.js');`],
+    // file-backed RSS: ICU data pages of the node binary, touched by timezone-aware Intl (node-cron matches every tick with it)
+    ['node + one Intl.DateTimeFormat with a timeZone, formatToParts once', `new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', weekday: 'short', hour12: false }).formatToParts(new Date());`],
+    ["node + node-cron with one 15 s schedule, after 2 ticks", `const cron = (await import('node-cron')).default; cron.schedule('*/15 * * * * *', () => {}); await new Promise((r) => setTimeout(r, 31_000));`],
+    ["node + systeminformation's cpu + memory modules only (what HostCollector loads)", `{ const r = (await import('node:module')).createRequire(import.meta.url); r('systeminformation/lib/cpu.js'); r('systeminformation/lib/memory.js'); }`],
     ['node + every daemon module (dist/cli.js, dist/app.js), not started', `await import('./dist/cli.js'); await import('./dist/app.js');`],
   ];
   const rows = [];
   for (const [label, code] of cases) {
-    const child = spawnTracked(process.execPath, ['--input-type=module', '-e', `${code} process.stdout.write('READY\\n'); setInterval(() => {}, 1000);`], { readyRe: /READY/ });
-    await child.ready;
-    await sleep(1500);
-    const s = procSample(child.pid);
-    await child.stop('SIGKILL');
-    rows.push({ label, rss: s.rss / 2 ** 20, anon: s.rssAnon / 2 ** 20, file: s.rssFile / 2 ** 20 });
+    // median of 3 processes per case
+    const got = [];
+    for (let i = 0; i < 3; i++) {
+      const child = spawnTracked(process.execPath, ['--input-type=module', '-e', `${code} process.stdout.write('READY\\n'); setInterval(() => {}, 1000);`], { readyRe: /READY/ });
+      await child.ready;
+      await sleep(1500);
+      got.push(procSample(child.pid));
+      await child.stop('SIGKILL');
+    }
+    const mid = (k) => median(got.map((g) => g[k] / 2 ** 20));
+    rows.push({ label, rss: mid('rss'), anon: mid('rssAnon'), file: mid('rssFile') });
   }
   const bare = rows[0];
   return rows.map((r) => ({ ...r, dAnon: r.anon - bare.anon, dRss: r.rss - bare.rss }));
@@ -207,8 +218,9 @@ export async function run(ctx) {
   ctx.shared.footprint = result;
   const r = result;
   const warmup = warmupS;
-  const rssOk = r.rssMax <= 60;
-  const cpuOk = r.cpuPct <= 0.5;
+  const rssOk = r.rssMax <= 80;
+  const anonOk = r.anonMax <= 40;
+  const cpuOk = r.cpuPct <= 0.3;
   const md = [
     `${process.env.BENCH_DAEMON_NODE_FLAGS ? `Node flags: \`${process.env.BENCH_DAEMON_NODE_FLAGS}\`. ` : ''}Daemon: \`node --import ./benchmarks/heap-reporter.mjs dist/main.js serve --config FILE\`, FILE = \`listen: 127.0.0.1:PORT\`, \`target.url: <emulator>\`, \`gpu.nvidia_smi_path: <fake nvidia-smi, H100 capture>\`; everything else default (log_level info, logs to a file). Emulator in its own process with default timings. Ready after ${fmt(r.readyS, 1)} s (start-up CPU ${fmt(r.startupCpuS, 2)} s); ${fmt(r.windowMin, 1)} min measured after a ${warmup} s warm-up; samples every 5 s.`,
     '',
@@ -232,9 +244,9 @@ export async function run(ctx) {
       ],
     ),
     '',
-    `Targets: RSS ≤ 60 MB → ${pass(rssOk)} (max ${fmt(r.rssMax, 1)} MB); CPU ≤ 0.5 % → ${pass(cpuOk)} (${fmt(r.cpuPct, 3)} %).`,
+    `Targets: private (anonymous) memory ≤ 40 MB → ${pass(anonOk)} (max ${fmt(r.anonMax, 1)} MB); RSS ≤ 80 MB → ${pass(rssOk)} (max ${fmt(r.rssMax, 1)} MB); CPU ≤ 0.3 % of a core → ${pass(cpuOk)} (${fmt(r.cpuPct, 3)} %).`,
     '',
-    'Where the RSS comes from (separate processes, 1.5 s after the imports; Δ = against bare Node):',
+    'Where the memory comes from (separate processes, 1.5 s after the imports, median of 3 each; Δ = against bare Node):',
     '',
     table(
       ['process', 'RSS (MB)', 'anonymous (MB)', 'file-backed (MB)', 'Δ anonymous', 'Δ RSS'],
@@ -246,8 +258,9 @@ export async function run(ctx) {
     title,
     markdown: md,
     summary: [
-      { metric: `daemon RSS max (${minutes} min)`, value: `${fmt(r.rssMax, 1)} MB (anonymous ≤ ${fmt(r.anonMax, 1)}, heap used ≤ ${fmt(r.heapUsedMax, 1)}; bare Node ${fmt(breakdown[0].rss, 1)})`, target: '≤ 60 MB', ok: rssOk },
-      { metric: `daemon CPU (${minutes} min)`, value: `${fmt(r.cpuPct, 3)} % of one core (+ ${fmt(r.childCpuPct, 3)} % fake nvidia-smi)`, target: '≤ 0.5 %', ok: cpuOk },
+      { metric: `daemon private (anonymous) memory max (${minutes} min)`, value: `${fmt(r.anonMax, 1)} MB (median ${fmt(r.anonMedian, 1)}; heap used ≤ ${fmt(r.heapUsedMax, 1)})`, target: '≤ 40 MB', ok: anonOk },
+      { metric: `daemon RSS max (${minutes} min)`, value: `${fmt(r.rssMax, 1)} MB (bare Node ${fmt(breakdown[0].rss, 1)})`, target: '≤ 80 MB', ok: rssOk },
+      { metric: `daemon CPU (${minutes} min)`, value: `${fmt(r.cpuPct, 3)} % of one core (+ ${fmt(r.childCpuPct, 3)} % fake nvidia-smi)`, target: '≤ 0.3 %', ok: cpuOk },
     ],
   };
 }

@@ -539,3 +539,95 @@ export function vllmCliWorks() {
   if (r.status !== 0) return { ok: false, why: 'importlib.metadata has no "vllm" distribution (run scripts/real-vllm/setup to add the dist-name shim)' };
   return { ok: true, version: r.stdout.trim() };
 }
+
+// ---------------------------------------------------------------------------------------------
+// the fast SSE server (benchmarks/sse-server, Go) and per-process-tree CPU
+
+/** Builds benchmarks/sse-server into .cache/bench-bin/sse-server (go build, stdlib only; cached by Go). */
+export function buildSseServer() {
+  const out = join(REPO, '.cache', 'bench-bin', 'sse-server');
+  const r = spawnSync('go', ['build', '-o', out, '.'], { cwd: join(BENCH_DIR, 'sse-server'), encoding: 'utf8', env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod', CGO_ENABLED: '0' } });
+  if (r.error || r.status !== 0) throw new Error(`go build benchmarks/sse-server failed (needs Go ≥ 1.22 on PATH): ${r.error?.message ?? r.stderr}`);
+  return out;
+}
+
+let sseBinary;
+/**
+ * Starts the Go SSE server (own process, optionally pinned). Resolves { url, pid, stop, stats() }:
+ * stats() is its latest STATS line { ms, events, finished, open }; onStats(fn) is called on each
+ * (every 200 ms).
+ */
+export async function startSseServer({ ttftMs = 0, itlMs = 0, precise = false, idleMs = 5000, model = 'bench-model' } = {}, { cpu } = {}) {
+  sseBinary ??= buildSseServer();
+  const args = ['-model', model, '-ttft-ms', String(ttftMs), '-itl-ms', String(itlMs), '-idle-ms', String(idleMs), ...(precise ? ['-precise'] : [])];
+  const child = spawnTracked(sseBinary, args, { cpu, readyRe: /LISTENING (\S+)/ });
+  const m = await child.ready;
+  let last = { ms: 0, events: 0, finished: 0, open: 0 };
+  const listeners = new Set();
+  let buf = '';
+  child.stdout.on('data', (d) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      const f = line.split(' ');
+      if (f[0] !== 'STATS') continue;
+      last = { ms: Number(f[1]), events: Number(f[2]), finished: Number(f[3]), open: Number(f[4]) };
+      for (const fn of listeners) fn(last);
+    }
+  });
+  return {
+    url: m[1],
+    pid: child.pid,
+    child,
+    options: { ttftMs, itlMs, precise },
+    command: `.cache/bench-bin/sse-server ${args.join(' ')}`,
+    stats: () => last,
+    onStats(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    stop: () => child.stop(),
+  };
+}
+
+/**
+ * CPU seconds used so far by process `root` and every live descendant (utime+stime+cutime+cstime
+ * of each: a reaped child's time is in its parent's cutime/cstime), so a client that forks
+ * workers (GuideLLM, AIPerf) is counted whole.
+ */
+export function treeCpuS(root) {
+  const procs = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    procs.set(Number(d), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+  }
+  const tree = new Set([root]);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [pid, p] of procs) {
+      if (!tree.has(pid) && tree.has(p.ppid)) {
+        tree.add(pid);
+        changed = true;
+      }
+    }
+  }
+  let ticks = 0;
+  let n = 0;
+  for (const pid of tree) {
+    const p = procs.get(pid);
+    if (p) {
+      ticks += p.ticks;
+      n++;
+    }
+  }
+  return { cpuS: ticks / CLK_TCK, processes: n };
+}

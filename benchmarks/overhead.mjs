@@ -1,42 +1,38 @@
 /**
- * 1. Probe overhead: TTFT as measured by vllm-probe's client (streamCompletion: undici + the
- * eventsource-parser) against a minimal raw-socket client (node:net, a hand-written HTTP/1.1
- * request, timestamp at the socket read that carries the first `data:` event with content),
- * both against the emulator in another process with a fixed 50 ms first-token delay.
- * Interleaved in pairs (order alternates: ABBA), the paired difference is the overhead.
+ * 1. Probe overhead: TTFT as measured by vllm-probe's client (VllmClient#stream, the TTFT
+ * probe's call: src/vllm/stream.ts on undici's dispatch API) against a minimal raw-socket client
+ * (node:net, a hand-written HTTP/1.1 request, timestamp at the socket read that carries the first
+ * `data:` event with content), and curl's first-byte time, all against benchmarks/sse-server
+ * (Go, its own process) sending the headers at once and the first token exactly 50 ms later
+ * (`-precise`: sleep, then spin to the deadline). Interleaved: every iteration runs each client
+ * once, in an order rotated each iteration; the paired difference is the overhead.
  *
  * Two connection modes:
- *  - fresh: a new TCP connection per request for both clients. This is what the daemon's TTFT
- *    probe does in production: it runs every 15 s and servers close idle keep-alive
- *    connections after ~5 s (uvicorn, the emulator), so each probe connects anew.
- *  - keep-alive: both reuse one connection (what `bench` load does).
+ *  - fresh: a new TCP connection per request for every client. This is the TTFT probe in
+ *    production: one VllmClient (one undici Pool) for the daemon's life, a probe every 15 s,
+ *    idle sockets closed after 4 s, so each probe connects anew on the same Pool. Here the
+ *    server closes idle connections after 20 ms (`-idle-ms 20`), which gives the same thing;
+ *    the benchmark checks that every probe request opened exactly one connection.
+ *  - keep-alive: every client reuses one connection (what `bench` load does).
  */
+import { spawn } from 'node:child_process';
+import diagnostics from 'node:diagnostics_channel';
 import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../dist/config.js';
-import { deriveTimings, streamCompletion } from '../dist/synthetic/stream.js';
-import { PROBE_USER } from '../dist/synthetic/ttft.js';
-import { createTargetClient } from '../dist/target.js';
-import { streamCompletionDispatch } from './candidate-stream.mjs';
-import { appendSection, contention, fmt, max, median, pass, pct, sleep, spread, startEmulator, table } from './lib.mjs';
+import { PROBE_USER } from '../dist/synthetic/request.js';
+import { VllmClient } from '../dist/vllm/client.js';
+import { deriveTimings, streamingBody } from '../dist/vllm/stream.js';
+import { appendSection, contention, fmt, max, median, pass, pct, sleep, spread, startSseServer, table } from './lib.mjs';
 
 export const title = '1. Probe overhead (vllm-probe client vs raw socket)';
 
 const MODEL = 'bench-model';
 
-/** The TTFT probe's body with the default config (probes.ttft). */
+/** The TTFT probe's body with the default config (probes.ttft), as src/synthetic/ttft.ts builds it. */
 function probeBody() {
   const cfg = parseConfig({}).probes.ttft;
-  return {
-    model: MODEL,
-    stream: true,
-    stream_options: { include_usage: true },
-    temperature: 0,
-    max_tokens: cfg.max_tokens,
-    ignore_eos: true,
-    user: PROBE_USER,
-    prompt: cfg.prompt,
-  };
+  return streamingBody(MODEL, { max_tokens: cfg.max_tokens, ignore_eos: true, user: PROBE_USER, prompt: cfg.prompt });
 }
 
 /** Finds the first complete SSE event with non-empty choices[*].text in `text` from `from`. */
@@ -74,7 +70,7 @@ class RawClient {
     this.socket = undefined;
   }
 
-  /** Resolves with TTFT in ms once the response is done (keep-alive) or at the first token (fresh). */
+  /** Resolves with { ttft, firstByte } in ms once the response is done (keep-alive) or at the first token (fresh). */
   request() {
     return new Promise((resolve, reject) => {
       const t0 = performance.now();
@@ -88,8 +84,10 @@ class RawClient {
       let bodyAt = -1;
       let scan = 0;
       let ttft;
+      let firstByte;
       const onData = (d) => {
         const t = performance.now();
+        firstByte ??= t - t0;
         text += d.toString('latin1');
         if (bodyAt < 0) {
           const h = text.indexOf('\r\n\r\n');
@@ -105,14 +103,14 @@ class RawClient {
             if (!this.keepAlive) {
               cleanup();
               sock.destroy();
-              return resolve(ttft);
+              return resolve({ ttft, firstByte });
             }
           }
         }
         // keep-alive: read to the end of the chunked body before the next request
         if (ttft !== undefined && text.endsWith('\r\n0\r\n\r\n')) {
           cleanup();
-          resolve(ttft);
+          resolve({ ttft, firstByte });
         }
       };
       const onError = (err) => {
@@ -121,7 +119,7 @@ class RawClient {
       };
       const onClose = () => {
         cleanup();
-        if (ttft !== undefined) resolve(ttft);
+        if (ttft !== undefined) resolve({ ttft, firstByte });
         else reject(new Error('raw client: connection closed before the first token'));
       };
       const cleanup = () => {
@@ -141,57 +139,69 @@ class RawClient {
   }
 }
 
-/** vllm-probe's client exactly as the TTFT probe calls it (dispatcher from createTargetClient). */
+/** Connections undici opened (diagnostics channel), to check that fresh mode is fresh. */
+let connects = 0;
+diagnostics.subscribe('undici:client:connected', () => connects++);
+
+/**
+ * vllm-probe's client as the daemon holds it: one VllmClient for the whole run (the daemon
+ * builds one in app.ts with config defaults), each request exactly the TTFT probe's call.
+ */
 class ProbeClient {
-  constructor(url, body, keepAlive, impl = 'current') {
-    this.config = parseConfig({ target: { url } });
+  constructor(url, body, { fromSent = false } = {}) {
+    const cfg = parseConfig({ target: { url } });
+    this.client = new VllmClient({ baseUrl: url, maxResponseBytes: cfg.target.max_response_bytes ?? 16 * 1024 * 1024 });
     this.body = body;
-    this.keepAlive = keepAlive;
-    this.impl = impl;
-    this.client = keepAlive ? createTargetClient(this.config, undefined) : undefined;
+    this.fromSent = fromSent;
+    this.connectsPerRequest = [];
   }
 
   async request() {
-    // fresh mode: a new Agent per request. In production the daemon keeps one Agent, but undici
-    // drops the origin's pool when its last connection closes (the server's 5 s idle close,
-    // probes every 15 s), so every probe builds a new pool + connection just like this.
-    const client = this.client ?? createTargetClient(this.config, undefined);
-    try {
-      const timeoutSignal = AbortSignal.timeout(10_000);
-      const req = {
-        baseUrl: client.baseUrl,
-        path: '/v1/completions',
-        body: this.body,
-        dispatcher: client.dispatcher,
-        signal: timeoutSignal,
-        timeoutSignal,
-        maxResponseBytes: client.maxResponseBytes,
-      };
-      const r = this.impl === 'current' ? await streamCompletion(req) : await streamCompletionDispatch(req);
-      if (r.outcome !== 'success') throw new Error(`probe client: ${r.outcome} ${r.detail ?? ''}`);
-      // candidate-sent: the clock starts when undici hands the request to the socket
-      if (this.impl === 'candidate-sent') return r.contentAt[0] - r.sentAt;
-      return deriveTimings(r).ttft * 1000;
-    } finally {
-      if (!this.client) await client.close();
-    }
+    const c0 = connects;
+    const r = await this.client.stream({ path: '/v1/completions', body: this.body, timeoutMs: 10_000, requestId: 'vllm-probe-ttft-bench' });
+    this.connectsPerRequest.push(connects - c0);
+    if (r.outcome !== 'success') throw new Error(`probe client: ${r.outcome} ${r.detail ?? ''}`);
+    // fromSent: the clock from undici's onRequestStart (connection up, request about to be written)
+    const ttft = this.fromSent ? r.tokenAt[0] - r.sentAt : deriveTimings(r).ttft * 1000;
+    return { ttft, firstByte: r.headersAt - (this.fromSent ? r.sentAt : r.startedAt) };
   }
 
-  async close() {
-    await this.client?.close();
+  close() {
+    return this.client.close();
   }
 }
 
 /**
- * Where vllm-probe's extra time goes (the profile evidence for this benchmark): undici's
- * diagnostics channels give the moment it starts connecting, is connected and has written the
- * request; wrapping the connection's socket.read() gives the moment the bytes carrying the first
- * token were read from the kernel. Compared with the raw client's connect and write times.
+ * curl (`-w %{time_starttransfer}`: from curl's transfer start, connect included, to the first
+ * response byte) with the same request on a fresh connection. curl cannot timestamp the first
+ * token, so only its first-byte time is compared (with the raw client's first byte). The process
+ * start-up is outside curl's own timer.
+ */
+class CurlClient {
+  constructor(url, body) {
+    this.args = ['-sS', '-N', '-o', '/dev/null', '-w', '%{time_starttransfer}', '-H', 'content-type: application/json', '-H', 'accept: text/event-stream', '--data-binary', JSON.stringify(body), `${url}/v1/completions`];
+  }
+
+  request() {
+    return new Promise((resolve, reject) => {
+      const p = spawn('curl', this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.on('error', reject);
+      p.on('exit', (code) => (code === 0 ? resolve({ ttft: NaN, firstByte: Number(out) * 1000 }) : reject(new Error(`curl exited ${code}`))));
+    });
+  }
+
+  close() {}
+}
+
+/**
+ * Where vllm-probe's time goes on a fresh connection (undici's diagnostics channels: connect
+ * begins, connected, request headers written; a wrapped socket.read(): the read that carried the
+ * first token) against the raw client's connect and write.
  */
 async function attribution(url, n) {
-  const dc = await import('node:diagnostics_channel');
   const body = probeBody();
-  const config = parseConfig({ target: { url } });
   let m = {};
   let reads = [];
   const on = {
@@ -206,30 +216,26 @@ async function attribution(url, n) {
       };
     },
     'undici:client:sendHeaders': () => (m.sent = performance.now()),
-    'undici:request:headers': () => (m.headers = performance.now()),
   };
-  for (const [ch, fn] of Object.entries(on)) dc.subscribe(ch, fn);
+  for (const [ch, fn] of Object.entries(on)) diagnostics.subscribe(ch, fn);
   const rows = [];
   const rawRows = [];
   const u = new URL(url);
   const json = JSON.stringify(body);
   const payload = `POST /v1/completions HTTP/1.1\r\nHost: ${u.host}\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
+  const probe = new ProbeClient(url, body);
   try {
     for (let i = -10; i < n; i++) {
       m = {};
       reads = [];
-      const client = createTargetClient(config, undefined);
-      const timeoutSignal = AbortSignal.timeout(10_000);
-      const r = await streamCompletion({ baseUrl: url, path: '/v1/completions', body, dispatcher: client.dispatcher, signal: timeoutSignal, timeoutSignal, maxResponseBytes: 1 << 24 });
-      await client.close();
-      const first = r.contentAt[0];
+      const r = await probe.client.stream({ path: '/v1/completions', body, timeoutMs: 10_000 });
+      const first = r.tokenAt[0];
       const firstRead = reads.filter((t) => t <= first).pop();
-      if (i >= 0) rows.push({ toConnect: m.beforeConnect - r.startedAt, connect: m.connected - m.beforeConnect, toWritten: m.sent - r.startedAt, readToTimestamp: first - firstRead });
-      await sleep(3);
-      // raw: connect + one write, timestamps of 'connect' and of the write's completion
+      if (i >= 0 && m.beforeConnect !== undefined) rows.push({ toConnect: m.beforeConnect - r.startedAt, connect: m.connected - m.beforeConnect, toWritten: m.sent - r.startedAt, toOnRequestStart: r.sentAt - r.startedAt, readToTimestamp: first - firstRead });
+      await sleep(30);
       const t0 = performance.now();
       const raw = await new Promise((resolve, reject) => {
-        const x = { };
+        const x = {};
         const sock = connect(Number(u.port), u.hostname, () => (x.connected = performance.now()));
         sock.setNoDelay(true);
         sock.write(payload, () => (x.written = performance.now()));
@@ -240,35 +246,34 @@ async function attribution(url, n) {
         sock.on('error', reject);
       });
       if (i >= 0) rawRows.push({ connect: raw.connected - t0, toWritten: raw.written - t0 });
-      await sleep(3);
+      await sleep(30);
     }
   } finally {
-    for (const [ch, fn] of Object.entries(on)) dc.unsubscribe(ch, fn);
+    for (const [ch, fn] of Object.entries(on)) diagnostics.unsubscribe(ch, fn);
+    await probe.close();
   }
   const med = (xs, k) => median(xs.map((x) => x[k]));
   return {
-    n,
-    probe: { toConnect: med(rows, 'toConnect'), connect: med(rows, 'connect'), toWritten: med(rows, 'toWritten'), readToTimestamp: med(rows, 'readToTimestamp'), readToTimestampP99: pct(rows.map((x) => x.readToTimestamp), 99) },
+    n: rows.length,
+    probe: { toConnect: med(rows, 'toConnect'), connect: med(rows, 'connect'), toWritten: med(rows, 'toWritten'), toOnRequestStart: med(rows, 'toOnRequestStart'), readToTimestamp: med(rows, 'readToTimestamp'), readToTimestampP99: pct(rows.map((x) => x.readToTimestamp), 99) },
     raw: { connect: med(rawRows, 'connect'), toWritten: med(rawRows, 'toWritten') },
   };
 }
 
-const CLIENTS_FRESH = ['probe', 'candidate', 'raw', 'control'];
-const CLIENTS_KA = ['probe', 'candidate', 'candidateSent', 'raw', 'control'];
+const CLIENTS_FRESH = ['probe', 'raw', 'control', 'curl'];
+const CLIENTS_KA = ['probe', 'probeSent', 'raw', 'control'];
 
 /**
- * One run: every iteration sends one request with each of four clients, in an order rotated
- * each iteration: vllm-probe's streamCompletion ("probe"), the dispatch-based candidate, the
- * raw-socket reference ("raw") and a second, identical raw client ("control"). control − raw is
- * an A/A pair: its spread is the noise floor of the paired difference on this machine now.
+ * One run: every iteration sends one request with each client, in an order rotated each
+ * iteration. control − raw is an A/A pair (two identical raw clients): its spread is the noise
+ * floor of a paired difference on this machine now.
  */
 async function pairedRun(url, keepAlive, iterations, warmup) {
   const body = probeBody();
   const CLIENTS = keepAlive ? CLIENTS_KA : CLIENTS_FRESH;
   const clients = {
-    probe: new ProbeClient(url, body, keepAlive, 'current'),
-    candidate: new ProbeClient(url, body, keepAlive, 'candidate'),
-    ...(keepAlive ? { candidateSent: new ProbeClient(url, body, keepAlive, 'candidate-sent') } : {}),
+    probe: new ProbeClient(url, body),
+    ...(keepAlive ? { probeSent: new ProbeClient(url, body, { fromSent: true }) } : { curl: new CurlClient(url, body) }),
     raw: new RawClient(url, body, keepAlive),
     control: new RawClient(url, body, keepAlive),
   };
@@ -280,120 +285,126 @@ async function pairedRun(url, keepAlive, iterations, warmup) {
       const got = {};
       for (const c of order) {
         got[c] = await clients[c].request();
-        await sleep(3);
+        await sleep(5);
       }
       if (i >= 0) for (const c of CLIENTS) ms[c].push(got[c]);
     }
   } finally {
     for (const c of Object.values(clients)) await c.close();
   }
-  const diffs = (c) => ms[c].map((v, i) => v - ms.raw[i]);
-  const stats = (c) => {
-    const d = diffs(c);
-    return { median: median(d), p99: pct(d, 99), p1: pct(d, 1), max: max(d), ttftMedian: median(ms[c]) };
+  const stats = (c, key = 'ttft') => {
+    const d = ms[c].map((v, i) => v[key] - ms.raw[i][key]);
+    return { median: median(d), p99: pct(d, 99), p1: pct(d, 1), max: max(d), ttftMedian: median(ms[c].map((v) => v[key])) };
   };
-  return { iterations, probe: stats('probe'), candidate: stats('candidate'), ...(keepAlive ? { candidateSent: stats('candidateSent') } : {}), control: stats('control'), rawMedian: median(ms.raw) };
+  const out = { iterations, raw: { ttftMedian: median(ms.raw.map((v) => v.ttft)), firstByteMedian: median(ms.raw.map((v) => v.firstByte)) } };
+  for (const c of CLIENTS) if (c !== 'raw' && c !== 'curl') out[c] = stats(c);
+  for (const c of CLIENTS) if (c !== 'raw') out[`${c}FirstByte`] = stats(c, 'firstByte');
+  // the probe's own connection count per measured request (fresh mode must be 1)
+  const cpr = clients.probe.connectsPerRequest.slice(warmup);
+  out.probeConnectsPerRequest = { min: Math.min(...cpr), max: Math.max(...cpr), mean: cpr.reduce((a, b) => a + b, 0) / cpr.length };
+  return out;
 }
 
 export async function run(ctx) {
   const { quick, log } = ctx;
   const contended = contention();
-  const emuOptions = { model: MODEL, baseTtftMs: 50, prefillMsPerToken: 0, coldStartMs: 0, itlMs: 1, batchSlowdown: 0 };
-  const emu = await startEmulator(emuOptions, { preciseTimers: true });
-  log(`  emulator (own process, pid ${emu.pid}) on ${emu.url}: ${JSON.stringify(emuOptions)}\n`);
+  const serverOptions = { ttftMs: 50, itlMs: 1, precise: true };
+  // fresh: the server closes a connection idle 20 ms, so each probe request connects anew on its Pool
+  const fresh = await startSseServer({ ...serverOptions, idleMs: 20 });
+  const ka = await startSseServer({ ...serverOptions, idleMs: 5000 });
+  log(`  SSE server (Go, own process) pids ${fresh.pid} (fresh, -idle-ms 20) / ${ka.pid} (keep-alive): first token 50 ms after the headers, then 1 per ms\n`);
   const plan = quick
     ? [
         { mode: 'fresh', runs: 1, pairs: 100 },
         { mode: 'keep-alive', runs: 1, pairs: 100 },
       ]
     : [
-        { mode: 'fresh', runs: 3, pairs: 500 },
-        { mode: 'keep-alive', runs: 1, pairs: 500 },
+        { mode: 'fresh', runs: 3, pairs: 250 },
+        { mode: 'keep-alive', runs: 1, pairs: 250 },
       ];
   const results = {};
+  let att;
   try {
     for (const p of plan) {
       results[p.mode] = [];
       for (let r = 0; r < p.runs; r++) {
         const t0 = performance.now();
-        const res = await pairedRun(emu.url, p.mode === 'keep-alive', p.pairs, 20);
+        const res = await pairedRun((p.mode === 'fresh' ? fresh : ka).url, p.mode === 'keep-alive', p.pairs, 20);
         results[p.mode].push(res);
         log(
-          `  ${p.mode} run ${r + 1}/${p.runs}: ${p.pairs} iterations in ${((performance.now() - t0) / 1000).toFixed(0)} s; probe − raw median ${fmt(res.probe.median)} ms, p99 ${fmt(res.probe.p99)} ms; ` +
-            `candidate ${fmt(res.candidate.median)} / ${fmt(res.candidate.p99)}; control (A/A) ${fmt(res.control.median)} / ${fmt(res.control.p99)}\n`,
+          `  ${p.mode} run ${r + 1}/${p.runs}: ${p.pairs} iterations in ${((performance.now() - t0) / 1000).toFixed(0)} s; probe − raw median ${fmt(res.probe.median)} ms, p99 ${fmt(res.probe.p99)} ms; control (A/A) ${fmt(res.control.median)} / ${fmt(res.control.p99)}` +
+            `${res.curlFirstByte ? `; first byte: probe ${fmt(res.probeFirstByte.median)}, curl ${fmt(res.curlFirstByte.median)}` : ''}; probe connections per request ${res.probeConnectsPerRequest.min}–${res.probeConnectsPerRequest.max}\n`,
         );
       }
     }
     log('  attribution: undici diagnostics channels + socket.read timestamps…\n');
-    results.attribution = await attribution(emu.url, quick ? 50 : 200);
+    att = await attribution(fresh.url, quick ? 50 : 100);
   } finally {
-    await emu.stop();
+    await fresh.stop();
+    await ka.stop();
   }
-  const att = results.attribution;
-  delete results.attribution;
 
   const rows = [];
   for (const [mode, runs] of Object.entries(results)) {
-    for (const [client, label] of [
-      ['probe', 'vllm-probe streamCompletion (current)'],
-      ['candidate', 'candidate: undici dispatch handler'],
-      ['candidateSent', 'candidate + clock from the request write (onRequestStart)'],
-      ['control', 'control: 2nd raw client (A/A noise floor)'],
+    for (const [client, label, key] of [
+      ['probe', 'vllm-probe VllmClient#stream (the TTFT probe), first token', 'ttft'],
+      ['probeFirstByte', 'vllm-probe, first byte (response headers)', 'firstByte'],
+      ['probeSent', 'vllm-probe, clock from undici onRequestStart (StreamResult.sentAt), first token', 'ttft'],
+      ['curlFirstByte', 'curl 7.88 `-w %{time_starttransfer}`, first byte', 'firstByte'],
+      ['control', 'control: 2nd raw client (A/A noise floor), first token', 'ttft'],
+      ['controlFirstByte', 'control: 2nd raw client, first byte', 'firstByte'],
     ]) {
       if (!runs[0][client]) continue;
-      rows.push([
-        mode,
-        label,
-        `${runs.length} × ${runs[0].iterations}`,
-        spread(runs.map((r) => r[client].ttftMedian), 2),
-        spread(runs.map((r) => r[client].median)),
-        spread(runs.map((r) => r[client].p99)),
-        spread(runs.map((r) => r[client].p1)),
-      ]);
+      rows.push([mode, label, `${runs.length} × ${runs[0].iterations}`, spread(runs.map((r) => r[client].ttftMedian), 2), spread(runs.map((r) => r[client].median)), spread(runs.map((r) => r[client].p99)), spread(runs.map((r) => r[client].p1)), key === 'ttft' ? 'first token' : 'first byte']);
     }
   }
-  const fresh = results.fresh;
-  const med = median(fresh.map((r) => r.probe.median));
-  const p99 = median(fresh.map((r) => r.probe.p99));
-  const ctlP99 = median(fresh.map((r) => r.control.p99));
-  const medOk = med <= 0.2;
+  const f = results.fresh;
+  const med = median(f.map((r) => r.probe.median));
+  const p99 = median(f.map((r) => r.probe.p99));
+  const ctlP99 = median(f.map((r) => r.control.p99));
+  const curlMed = median(f.map((r) => r.curlFirstByte.median));
+  const probeFbMed = median(f.map((r) => r.probeFirstByte.median));
+  const medOk = med <= 0.15;
   const p99Ok = p99 <= 1;
+  const curlOk = med <= curlMed && probeFbMed <= curlMed;
+  const cpr = f.map((r) => r.probeConnectsPerRequest);
   const md = [
-    `Emulator in its own process with exact timers (\`benchmarks/emulator-proc.mjs --precise-timers\`): \`${JSON.stringify(emuOptions)}\` — first token 50 ms after the request body is read, then one token per ms.`,
-    `Request: the TTFT probe's body (\`/v1/completions\`, default prompt, max_tokens 16, ignore_eos, stream + include_usage). Each iteration sends one request per client in a rotated order; 20 warm-up iterations dropped per run; 3 ms between requests.`,
-    `Difference = client's TTFT − raw-socket TTFT of the same iteration, in ms. Spread = median (min–max) over runs. The raw client (node:net, one write of a hand-made HTTP/1.1 request, timestamp at the socket read carrying the first content event) is the reference.`,
+    `Server: \`benchmarks/sse-server\` (Go, own process, \`-ttft-ms 50 -itl-ms 1 -precise\`): response headers at once, the first token exactly 50 ms after them (sleep, then spin to the deadline), then one token per ms; fresh mode \`-idle-ms 20\` (it closes a connection idle 20 ms), keep-alive mode \`-idle-ms 5000\`.`,
+    `Request: the TTFT probe's body (\`/v1/completions\`, default prompt, max_tokens 16, ignore_eos, stream + include_usage, user \`vllm-probe\`). vllm-probe's client: one \`VllmClient\` (one undici Pool) for the whole run, as the daemon holds it; each request is the probe's \`client.stream({ path, body, timeoutMs, requestId })\`. In fresh mode every probe request opened ${cpr.every((x) => x.min === 1 && x.max === 1) ? 'exactly one' : `${Math.min(...cpr.map((x) => x.min))}–${Math.max(...cpr.map((x) => x.max))}`} connection (undici diagnostics channel). Each iteration runs each client once, in rotated order; 20 warm-up iterations dropped per run; 5 ms between requests.`,
+    `Difference = client − raw-socket client of the same iteration, in ms, for the first token (TTFT) or the first response byte. The raw client (node:net, one write of a hand-made HTTP/1.1 request, timestamps in the socket's read callback) is the reference. Spread = median (min–max) over runs.`,
     '',
-    table(['mode', 'client', 'runs × iterations', 'TTFT median (ms)', 'diff median', 'diff p99', 'diff p1'], rows),
+    table(['mode', 'client', 'runs × iterations', 'median (ms)', 'diff median', 'diff p99', 'diff p1', 'of'], rows),
     '',
-    `Raw reference TTFT median: ${spread(fresh.map((r) => r.rawMedian), 2)} ms (fresh).`,
+    `Raw reference medians: first token ${spread(f.map((r) => r.raw.ttftMedian), 2)} ms, first byte ${spread(f.map((r) => r.raw.firstByteMedian), 3)} ms (fresh).`,
     '',
-    `Where vllm-probe's extra time goes (fresh connection, medians of ${att.n} requests; undici diagnostics channels and a wrapped socket.read()):`,
+    `Where vllm-probe's time goes (fresh connection, medians of ${att.n} requests; undici diagnostics channels and a wrapped socket.read()):`,
     '',
     table(
-      ['phase (ms)', 'vllm-probe (streamCompletion → undici request())', 'raw socket'],
+      ['phase (ms)', 'vllm-probe (VllmClient#stream → Pool.dispatch)', 'raw socket'],
       [
         ['start → connect() begins', fmt(att.probe.toConnect), '≈ 0'],
         ['TCP connect', fmt(att.probe.connect), fmt(att.raw.connect)],
-        ['start → request written to the socket', fmt(att.probe.toWritten), fmt(att.raw.toWritten)],
+        ['start → onRequestStart (sentAt)', fmt(att.probe.toOnRequestStart), ''],
+        ['start → request headers written to the socket', fmt(att.probe.toWritten), fmt(att.raw.toWritten)],
         ['socket read with the first token → TTFT timestamp (median / p99)', `${fmt(att.probe.readToTimestamp)} / ${fmt(att.probe.readToTimestampP99)}`, '0 (timestamp in the read callback)'],
       ],
     ),
     '',
-    `Target (fresh connection = the probe's production mode, vllm-probe's current client): median ≤ 0.2 ms → ${pass(medOk)} (${fmt(med)} ms); p99 ≤ 1 ms → ${pass(p99Ok)} (${fmt(p99)} ms; the A/A control's p99 in the same runs is ${fmt(ctlP99)} ms).`,
+    `Targets (fresh connection): median ≤ 0.15 ms → ${pass(medOk)} (${fmt(med)} ms); p99 ≤ 1 ms → ${pass(p99Ok)} (${fmt(p99)} ms; the A/A control's p99 in the same runs is ${fmt(ctlP99)} ms); no worse than curl's first-byte time → ${pass(curlOk)} (curl − raw first byte ${fmt(curlMed)} ms; vllm-probe − raw: first byte ${fmt(probeFbMed)} ms, first token ${fmt(med)} ms).`,
   ].join('\n');
   appendSection(title, md, { contention: contended, mode: quick ? '--quick' : 'full' });
-  const ka = results['keep-alive'];
+  const k = results['keep-alive'];
   return {
     title,
     markdown: md,
     summary: [
-      { metric: 'probe overhead, median of paired diff (fresh conn.)', value: `${spread(fresh.map((r) => r.probe.median))} ms`, target: '≤ 0.2 ms', ok: medOk },
-      { metric: 'probe overhead, p99 of paired diff (fresh conn.)', value: `${spread(fresh.map((r) => r.probe.p99))} ms (A/A noise floor p99 ${fmt(ctlP99)})`, target: '≤ 1 ms', ok: p99Ok },
-      { metric: 'candidate (dispatch handler), median / p99 (fresh)', value: `${spread(fresh.map((r) => r.candidate.median))} / ${spread(fresh.map((r) => r.candidate.p99))} ms`, target: '(after, src/ change)', ok: undefined },
-      ...(ka
+      { metric: 'probe overhead, median of paired diff (fresh conn.)', value: `${spread(f.map((r) => r.probe.median))} ms`, target: '≤ 0.15 ms', ok: medOk },
+      { metric: 'probe overhead, p99 of paired diff (fresh conn.)', value: `${spread(f.map((r) => r.probe.p99))} ms (A/A noise floor p99 ${fmt(ctlP99)})`, target: '≤ 1 ms', ok: p99Ok },
+      { metric: 'vs curl first byte (fresh), overhead over raw', value: `curl ${spread(f.map((r) => r.curlFirstByte.median))} ms; probe first byte ${spread(f.map((r) => r.probeFirstByte.median))}, first token ${fmt(med)}`, target: '≤ curl', ok: curlOk },
+      ...(k
         ? [
-            { metric: 'probe overhead, median / p99 (keep-alive)', value: `${spread(ka.map((r) => r.probe.median))} / ${spread(ka.map((r) => r.probe.p99))} ms`, target: '(info)', ok: undefined },
-            { metric: 'candidate + clock from request write, median / p99 (keep-alive)', value: `${spread(ka.map((r) => r.candidateSent.median))} / ${spread(ka.map((r) => r.candidateSent.p99))} ms`, target: '(after, src/ change)', ok: undefined },
+            { metric: 'probe overhead, median / p99 (keep-alive)', value: `${spread(k.map((r) => r.probe.median))} / ${spread(k.map((r) => r.probe.p99))} ms`, target: '(info)', ok: undefined },
+            { metric: 'probe from sentAt, median / p99 (keep-alive)', value: `${spread(k.map((r) => r.probeSent.median))} / ${spread(k.map((r) => r.probeSent.p99))} ms`, target: '(info)', ok: undefined },
           ]
         : []),
     ],

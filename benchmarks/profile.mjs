@@ -6,10 +6,11 @@
  *   node benchmarks/profile.mjs probe   # TTFT-probe requests, one at a time, 50 ms emulator
  *   node benchmarks/profile.mjs load    # runLoad, zero-delay emulator, concurrency 64
  *   node benchmarks/profile.mjs held    # runLoad, 2,000 streams at 10 events/s each
+ *   node benchmarks/profile.mjs daemon  # `serve` at the default config for 3 min (emulator + fake nvidia-smi)
  *   [--append]                          # also append the summary to docs/benchmarks.md
  *
  * The profiled client runs in its own process (pinned to CPU 0 where taskset exists), the
- * emulator in another (CPU 1). The raw .cpuprofile stays in a temp dir (path printed) for
+ * server (benchmarks/sse-server) in another (CPU 1). The raw .cpuprofile stays in a temp dir (path printed) for
  * Chrome DevTools / speedscope.
  */
 import { spawn } from 'node:child_process';
@@ -17,44 +18,43 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { appendSection, BENCH_DIR, fmt, hasTaskset, setInvocation, startEmulator, table } from './lib.mjs';
+import { appendSection, BENCH_DIR, fmt, hasTaskset, setInvocation, startSseServer, table } from './lib.mjs';
 
 const mode = process.argv[2];
 
 if (mode === 'probe-child') {
-  // The child: sequential probe requests exactly like the TTFT probe (fresh connection each).
-  const { streamCompletion } = await import('../dist/synthetic/stream.js');
-  const { createTargetClient } = await import('../dist/target.js');
+  // The child: sequential probe requests exactly like the TTFT probe: one VllmClient for the
+  // run, the server closes idle connections after 20 ms, so each request connects anew.
+  const { VllmClient } = await import('../dist/vllm/client.js');
+  const { streamingBody } = await import('../dist/vllm/stream.js');
   const { parseConfig } = await import('../dist/config.js');
   const url = process.argv[3];
   const n = Number(process.argv[4]);
-  const config = parseConfig({ target: { url } });
-  const cfg = config.probes.ttft;
-  const body = { model: 'bench-model', prompt: cfg.prompt, stream: true, stream_options: { include_usage: true }, temperature: 0, max_tokens: cfg.max_tokens, ignore_eos: true, user: 'vllm-probe' };
+  const cfg = parseConfig({ target: { url } }).probes.ttft;
+  const body = streamingBody('bench-model', { prompt: cfg.prompt, max_tokens: cfg.max_tokens, ignore_eos: true, user: 'vllm-probe' });
+  const client = new VllmClient({ baseUrl: url, maxResponseBytes: 16 * 1024 * 1024 });
   for (let i = 0; i < n; i++) {
-    const client = createTargetClient(config, undefined);
-    const timeoutSignal = AbortSignal.timeout(10_000);
-    await streamCompletion({ baseUrl: url, path: '/v1/completions', body, dispatcher: client.dispatcher, signal: timeoutSignal, timeoutSignal, maxResponseBytes: 1 << 24 });
-    await client.close();
-    await new Promise((r) => setTimeout(r, 5));
+    await client.stream({ path: '/v1/completions', body, timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 30));
   }
+  await client.close();
   process.exit(0);
 }
 
 const SCENARIOS = {
   probe: {
-    what: 'TTFT-probe requests one at a time (fresh connection each, like a probe every 15 s) against the emulator with a 50 ms first token',
-    emulator: { model: 'bench-model', baseTtftMs: 50, prefillMsPerToken: 0, coldStartMs: 0, itlMs: 1, batchSlowdown: 0 },
+    what: 'TTFT-probe requests one at a time (one VllmClient, a fresh connection each: the server closes idle ones after 20 ms) against benchmarks/sse-server with the first token 50 ms after the headers',
+    server: { ttftMs: 50, itlMs: 1, idleMs: 20 },
     args: (url) => [join(BENCH_DIR, 'profile.mjs'), 'probe-child', url, '400'],
   },
   load: {
-    what: 'runLoad (bench mode) at concurrency 64 against the zero-delay emulator, 128 events per request, 10 s',
-    emulator: { model: 'bench-model', baseTtftMs: 0, prefillMsPerToken: 0, coldStartMs: 0, itlMs: 0, batchSlowdown: 0, maxNumSeqs: 1_000_000 },
+    what: 'runLoad (bench mode, countOnly) at concurrency 64 against benchmarks/sse-server (zero delay), 128 events per request, 10 s',
+    server: {},
     args: (url) => [join(BENCH_DIR, 'ceiling-client.mjs'), JSON.stringify({ baseUrl: url, model: 'bench-model', prompt: 'Write one sentence about the ocean.', concurrency: 64, durationMs: 10_000, warmupMs: 1000, maxTokens: 128 })],
   },
   held: {
-    what: 'runLoad holding 2,000 streams at 10 events/s each (emulator itlMs 100, 50–150 tokens), 15 s',
-    emulator: { model: 'bench-model', baseTtftMs: 0, prefillMsPerToken: 0, coldStartMs: 0, itlMs: 100, batchSlowdown: 0, maxNumSeqs: 1_000_000 },
+    what: 'runLoad holding 2,000 streams at 10 events/s each (benchmarks/sse-server -itl-ms 100, 50–150 tokens), 15 s',
+    server: { itlMs: 100 },
     args: (url) => [join(BENCH_DIR, 'ceiling-client.mjs'), JSON.stringify({ baseUrl: url, model: 'bench-model', prompt: 'Write one sentence about the ocean.', concurrency: 2000, durationMs: 15_000, warmupMs: 6000, maxTokensRange: [50, 150] })],
   },
 };
@@ -70,7 +70,8 @@ export function summariseProfile(file, top = 20) {
   const where = (cf) => {
     const u = cf.url;
     if (u.includes('/node_modules/undici/')) return 'undici';
-    if (u.includes('/node_modules/eventsource-parser/')) return 'eventsource-parser';
+    const nm = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u);
+    if (nm) return nm[1];
     if (u.includes('/dist/')) return `vllm-probe ${u.slice(u.indexOf('/dist/') + 1)}`;
     if (u.includes('/benchmarks/')) return 'benchmark harness';
     if (u.startsWith('node:')) return `node ${u.split('/').slice(0, 3).join('/').replace('node:internal/', '')}`;
@@ -108,24 +109,46 @@ export function summariseProfile(file, top = 20) {
   };
 }
 
+/** The daemon at the default config, profiled for `seconds` (then SIGTERM: --cpu-prof writes at exit). */
+async function profileDaemon(dir, seconds) {
+  const { makeFakeNvidiaSmi } = await import('./footprint.mjs');
+  const { freePort, startEmulator, REPO, sleep } = await import('./lib.mjs');
+  const { writeFileSync, mkdirSync } = await import('node:fs');
+  const work = join(dir, 'work');
+  mkdirSync(work);
+  const fake = makeFakeNvidiaSmi(work);
+  const emu = await startEmulator({}, { cpu: 1 });
+  const port = await freePort();
+  const cfg = join(work, 'config.yaml');
+  writeFileSync(cfg, [`listen: 127.0.0.1:${port}`, 'target:', `  url: ${emu.url}`, 'gpu:', `  nvidia_smi_path: ${fake.path}`, ''].join('\n'));
+  const p = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', join(REPO, 'dist', 'main.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await sleep(seconds * 1000);
+  const exited = new Promise((r) => p.on('exit', r));
+  p.kill('SIGTERM');
+  await exited;
+  await emu.stop();
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const sc = SCENARIOS[mode];
+  const sc = mode === 'daemon' ? { what: '`vllm-probe serve` at the default config (TTFT, prefix and models probes, vLLM scrape, GPU via a fake nvidia-smi, host) against the emulator, 180 s including start-up' } : SCENARIOS[mode];
   if (!sc) {
-    process.stderr.write(`usage: node benchmarks/profile.mjs ${Object.keys(SCENARIOS).join('|')} [--append]\n`);
+    process.stderr.write(`usage: node benchmarks/profile.mjs ${[...Object.keys(SCENARIOS), 'daemon'].join('|')} [--append]\n`);
     process.exit(2);
   }
   setInvocation(process.argv.slice(2), 'node benchmarks/profile.mjs');
   const dir = mkdtempSync(join(tmpdir(), `vllm-probe-prof-${mode}-`));
-  const emu = await startEmulator(sc.emulator, { cpu: 1 });
+  const t00 = performance.now();
+  if (mode === 'daemon') await profileDaemon(dir, 180);
+  const emu = mode === 'daemon' ? undefined : await startSseServer(sc.server, { cpu: 1 });
   const pinned = hasTaskset();
-  const nodeArgs = ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', ...sc.args(emu.url)];
-  const t0 = performance.now();
-  const code = await new Promise((resolve) => {
+  const nodeArgs = emu ? ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', ...sc.args(emu.url)] : [];
+  const t0 = mode === 'daemon' ? t00 : performance.now();
+  const code = mode === 'daemon' ? 0 : await new Promise((resolve) => {
     const p = spawn(pinned ? 'taskset' : process.execPath, pinned ? ['-c', '0', process.execPath, ...nodeArgs] : nodeArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
     p.stdout.on('data', (d) => process.stderr.write(d));
     p.on('exit', resolve);
   });
-  await emu.stop();
+  await emu?.stop();
   if (code !== 0) throw new Error(`profiled client exited ${code}`);
   const file = join(dir, readdirSync(dir).find((f) => f.endsWith('.cpuprofile')));
   const s = summariseProfile(file);

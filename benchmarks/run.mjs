@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 /**
  * `npm run bench` (= `npm run build && node benchmarks/run.mjs`): runs the benchmarks of
- * issue 10, prints a table per benchmark and appends a dated section for each to
+ * issues 10 and 14, prints a table per benchmark and appends a dated section for each to
  * docs/benchmarks.md.
  *
  *   node benchmarks/run.mjs [--only NAME[,NAME…]] [--quick] [--list]
  *
- * Names: overhead, ceiling, footprint, render, accuracy, cost.
+ * Names: overhead, ceiling, held, footprint, render, accuracy, cost.
  * --quick shortens every benchmark for a smoke run (footprint 1 min instead of 10, fewer
- * samples); the default is the full run (about 35 minutes on 2 cores).
+ * samples); the default is the full run (about 30 minutes on 2 cores; longer when other
+ * processes load the machine: the Python peers' start-up then takes minutes).
+ * ceiling needs Go (benchmarks/sse-server), scripts/real-vllm/setup and scripts/install-bench-peers.
  * accuracy and cost share one real vLLM (scripts/real-vllm/start on a free port), stopped at
  * the end even on failure; cost reuses the footprint run's probe-token counts when both run.
  */
@@ -16,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { commandLine, contention, fmt, machineFacts, monitorContention, realVllmAvailable, setCurrentMonitor, setInvocation, startRealVllm, table, versions } from './lib.mjs';
 
-const NAMES = ['overhead', 'ceiling', 'footprint', 'render', 'accuracy', 'cost'];
+const NAMES = ['overhead', 'ceiling', 'held', 'footprint', 'render', 'accuracy', 'cost'];
 
 const { values } = parseArgs({
   options: {

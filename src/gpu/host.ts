@@ -8,10 +8,20 @@
  * through a short synchronous `cat`), mem() one async read of /proc/meminfo. In a container
  * both describe the host, not the cgroup.
  */
-import si from 'systeminformation';
+import { createRequire } from 'node:module';
+import type Si from 'systeminformation';
 import { type Collector } from '../exporter/collector.js';
 import { SourceError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+
+// The two systeminformation modules we call, not its index, which loads all twenty of them
+// (battery, docker, wifi, printers…): −3 MB private memory, −7 MB RSS for the daemon
+// (docs/benchmarks.md, benchmark 3).
+const require = createRequire(import.meta.url);
+const si = {
+  currentLoad: (require('systeminformation/lib/cpu.js') as Pick<typeof Si, 'currentLoad'>).currentLoad,
+  mem: (require('systeminformation/lib/memory.js') as Pick<typeof Si, 'mem'>).mem,
+};
 
 export class HostCollector implements Collector {
   readonly name = 'host';

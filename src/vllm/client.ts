@@ -7,12 +7,19 @@
  * keep idle sockets 4 s and, for idempotent reads, retry once when a request fails on the
  * socket before any response byte arrived.
  */
-import { Pool, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { SourceError } from '../errors.js';
 import { oneLine } from '../reason.js';
 import { describeErrorBody, describeNetworkError, headerValue } from './answers.js';
 import { parseExposition, type Exposition } from './exposition.js';
 import { streamCompletion, type StreamRequest, type StreamResult } from './stream.js';
+
+// Only undici's Pool (and the Client and HTTP/1.1 parser under it), not the package index: the
+// index also loads fetch, WebSocket, EventSource, the cache and mock agents, none of which we
+// use, and that costs the daemon +6 MB private memory and +9 MB RSS (docs/benchmarks.md,
+// benchmark 3). undici has no exports map, so the path is stable within a major version.
+const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
 
 export interface VllmClientOptions {
   /** Base URL without a trailing slash; may carry a path prefix (a gateway route). */

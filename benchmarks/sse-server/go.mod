@@ -1,0 +1,3 @@
+module vllm-probe/benchmarks/sse-server
+
+go 1.22
