@@ -35,7 +35,7 @@ beforeAll(async () => {
   daemon = await startDaemon(
     testConfig(vllm.url, {
       target: { api_key_env: 'VLLM_API_KEY' },
-      probes: { ttft: { interval: '2s', timeout: '1900ms' }, prefix: { enabled: true, interval: '5s', timeout: '4s', prefix_tokens: [1024] } },
+      probes: { ttft: { interval: '2s', timeout: '1900ms' }, prefix: { enabled: true, interval: '10s', timeout: '9s', prefix_tokens: [1024] } },
       scrape: { interval: '2s', timeout: '1500ms' },
       status: { failures_to_unhealthy: 2, successes_to_recover: 1, window: '1m' },
       // vLLM's pid file from scripts/real-vllm/start: process metrics and launch flags
