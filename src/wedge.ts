@@ -24,6 +24,9 @@ export type WedgeSignature = (typeof WEDGE_SIGNATURES)[number];
 
 /** Probe requests in a row that must stall after headers before the first signature fires. */
 const STALLS_IN_A_ROW = 2;
+/** Counters must stay still this long (and for the scrapes below) before frozen_counters or
+ *  queue_stuck fire: one long prefill of someone else's prompt freezes them for seconds. */
+const MIN_FROZEN_MS = 20_000;
 
 interface Counters {
   generation: number | null;
@@ -47,6 +50,11 @@ export class WedgeDetector implements RequestWatcher {
   private frozenSinceMs: number | undefined;
   private lastSnapshot: EngineSnapshot | undefined;
   private labelledModel: string | undefined;
+  /** When the current run of stalled probe requests began (the first one's start). */
+  private stallRunStartedMs: number | undefined;
+  /** Start of the last scrape window in which the counters moved. */
+  private lastMoveWindowStartMs: number | undefined;
+  private stuckSinceMs: number | undefined;
 
   constructor(
     private readonly config: Config,
@@ -59,12 +67,14 @@ export class WedgeDetector implements RequestWatcher {
   /** Marks a probe request as waiting for its first token; call the result when it ends. */
   requestStarted(): (end: RequestEnd) => void {
     const id = this.nextId++;
-    this.waiting.set(id, this.now());
+    const startedMs = this.now();
+    this.waiting.set(id, startedMs);
     return ({ gotToken, headers, timedOut, timeoutS }) => {
       this.waiting.delete(id);
       if (gotToken) {
         this.stallsInARow = 0;
       } else if (headers && timedOut) {
+        if (this.stallsInARow === 0) this.stallRunStartedMs = startedMs;
         this.stallsInARow++;
         this.lastStallTimeoutS = timeoutS;
         this.stalledInWindow = true;
@@ -98,9 +108,11 @@ export class WedgeDetector implements RequestWatcher {
       this.frozenScrapes = 0;
       this.frozenSinceMs = undefined;
     }
+    if (this.last && moved) this.lastMoveWindowStartMs = windowStart;
     const waiting = s.requests_waiting ?? 0;
     const stuck = this.last !== undefined && !moved && waiting > 0 && (s.requests_running ?? 0) === 0 && (this.lastWaiting === null || waiting >= this.lastWaiting);
     this.stuckScrapes = stuck ? this.stuckScrapes + 1 : 0;
+    this.stuckSinceMs = stuck ? (this.stuckSinceMs ?? windowStart) : undefined;
     this.lastWaiting = s.requests_waiting;
     this.last = counters;
     this.lastScrapeMs = now;
@@ -124,6 +136,7 @@ export class WedgeDetector implements RequestWatcher {
     this.frozenScrapes = 0;
     this.stuckScrapes = 0;
     this.frozenSinceMs = undefined;
+    this.stuckSinceMs = undefined;
   }
 
   /** The signatures that hold now, each with its words. */
@@ -132,15 +145,18 @@ export class WedgeDetector implements RequestWatcher {
     const out: Array<[WedgeSignature, string]> = [];
     const s = this.lastSnapshot;
     const inFlight = s ? ` (vLLM reports ${s.requests_running ?? '?'} running, ${s.requests_waiting ?? '?'} waiting)` : '';
-    if (this.stallsInARow >= STALLS_IN_A_ROW) {
+    // Probes stalled, but the engine generated for someone else meanwhile: busy, not wedged.
+    const movedSinceStalls = this.lastMoveWindowStartMs !== undefined && this.stallRunStartedMs !== undefined && this.lastMoveWindowStartMs >= this.stallRunStartedMs;
+    if (this.stallsInARow >= STALLS_IN_A_ROW && !movedSinceStalls) {
       out.push(['no_token_after_headers', `the last ${this.stallsInARow} probe requests got response headers and no token within ${this.lastStallTimeoutS} s`]);
     }
     const need = Math.max(2, Math.ceil(this.config.scrape.wedge_scrapes / 2));
-    if (this.frozenScrapes >= need) {
+    const longEnough = (since: number | undefined) => since !== undefined && this.now() - since >= MIN_FROZEN_MS;
+    if (this.frozenScrapes >= need && longEnough(this.frozenSinceMs)) {
       const seconds = this.frozenSinceMs !== undefined ? Math.round((this.now() - this.frozenSinceMs) / 1000) : this.frozenScrapes * this.config.scrape.interval;
       out.push(['frozen_counters', `vLLM's token and step counters have not moved for ${seconds} s (${this.frozenScrapes} scrapes) while requests waited for tokens${inFlight}`]);
     }
-    if (this.stuckScrapes >= need) {
+    if (this.stuckScrapes >= need && longEnough(this.stuckSinceMs)) {
       out.push(['queue_stuck', `${s?.requests_waiting ?? '?'} requests wait and none runs; nothing generated for ${this.stuckScrapes} scrapes`]);
     }
     return out;

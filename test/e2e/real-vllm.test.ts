@@ -35,7 +35,10 @@ beforeAll(async () => {
   daemon = await startDaemon(
     testConfig(vllm.url, {
       target: { api_key_env: 'VLLM_API_KEY' },
-      probes: { ttft: { interval: '2s', timeout: '1900ms' }, prefix: { enabled: true, interval: '10s', timeout: '9s', prefix_tokens: [1024] } },
+      probes: { ttft: { interval: '2s', timeout: '1900ms' }, prefix: { enabled: true, interval: '30s', timeout: '9s', prefix_tokens: [512] } },
+      // The one-core CPU engine takes seconds per long prefill: SLOs a tiny CPU server can meet,
+      // so server-side and client latency checks judge the server, not the test machine.
+      slo: { ttft: { threshold: '10s', critical_threshold: '20s' } },
       scrape: { interval: '2s', timeout: '1500ms' },
       status: { failures_to_unhealthy: 2, successes_to_recover: 1, window: '1m' },
       // vLLM's pid file from scripts/real-vllm/start: process metrics and launch flags
@@ -104,15 +107,15 @@ describe('daemon against real vLLM', () => {
   test('the prefix probe: hits faster than misses, cached_tokens > 0 on hits and 0 on forced misses', async () => {
     const text = await waitFor(async () => {
       const t = await daemon.metrics();
-      return (sample(t, 'vllm_probe_prefix_time_to_first_token_seconds_count', { model: MODEL, cache: 'hit', prefix_tokens: '1024' }) ?? 0) >= 2 ? t : '';
+      return (sample(t, 'vllm_probe_prefix_time_to_first_token_seconds_count', { model: MODEL, cache: 'hit', prefix_tokens: '512' }) ?? 0) >= 2 ? t : '';
     }, 60_000);
     const mean = (cache: string) =>
-      sample(text, 'vllm_probe_prefix_time_to_first_token_seconds_sum', { model: MODEL, cache, prefix_tokens: '1024' })! /
-      sample(text, 'vllm_probe_prefix_time_to_first_token_seconds_count', { model: MODEL, cache, prefix_tokens: '1024' })!;
+      sample(text, 'vllm_probe_prefix_time_to_first_token_seconds_sum', { model: MODEL, cache, prefix_tokens: '512' })! /
+      sample(text, 'vllm_probe_prefix_time_to_first_token_seconds_count', { model: MODEL, cache, prefix_tokens: '512' })!;
     expect(mean('hit')).toBeLessThan(mean('miss'));
     expect(sample(text, 'vllm_probe_prefix_cached_tokens_total', { model: MODEL, cache: 'hit' })).toBeGreaterThan(0);
     expect(sample(text, 'vllm_probe_prefix_cached_tokens_total', { model: MODEL, cache: 'miss' })).toBe(0);
-    expect(sample(text, 'vllm_probe_prefix_speedup_ratio', { model: MODEL, prefix_tokens: '1024' })).toBeGreaterThan(1.5);
+    expect(sample(text, 'vllm_probe_prefix_speedup_ratio', { model: MODEL, prefix_tokens: '512' })).toBeGreaterThan(1.5);
     const status = await daemon.status();
     expect(status.body.checks.find((c) => c.name === 'prefix_cache')?.status).toBe('healthy');
   });
@@ -204,7 +207,7 @@ describe('bench commands against real vLLM', () => {
 
   test('bench sweep writes the sweep CSV, markdown and SVG', async () => {
     const out = mkdtempSync(join(tmpdir(), 'sweep-'));
-    const r = await cli(['bench', 'sweep', '--target', vllm.url, '--concurrency', '1,2,4', '--duration', '4s', '--warmup', '1s', '--max-tokens', '8', '--input-words', '32', '--out', out, '--json'], env());
+    const r = await cli(['bench', 'sweep', '--target', vllm.url, '--concurrency', '1,2,4', '--duration', '8s', '--warmup', '1s', '--max-tokens', '8', '--input-words', '32', '--out', out, '--json'], env());
     expect(r.code, r.err).toBe(0);
     expect(readFileSync(join(out, 'concurrency_sweep.csv'), 'utf8').split('\n')[0]).toBe(
       'concurrency,requests,errors,req_s,output_tok_s,mean_ttft_s,p50_ttft_s,p95_ttft_s,p99_ttft_s,mean_e2e_s,p50_e2e_s,p95_e2e_s,p99_e2e_s',
@@ -241,7 +244,8 @@ describe('restart: the daemon sees it, cold/warm measures it', () => {
     const r = await cli(['bench', 'cold-warm', '--target', vllm.url, '--restart-cmd', vllm.restartCommand(), '--runs', '3', '--max-tokens', '16', '--out', out, '--json'], env());
     expect(r.code, r.err).toBe(0);
     await watcher;
-    expect(sawUnhealthy?.reasons.join(' ')).toMatch(/vLLM unreachable since \d\d:\d\d:\d\dZ: connection refused/);
+    // While it shuts down vLLM first stops its engine (probes get headers, no token), then its port.
+    expect(sawUnhealthy?.reasons.join(' ')).toMatch(/vLLM unreachable since \d\d:\d\d:\d\dZ: connection refused|engine wedged: \/health 200 but/);
     const s = JSON.parse(r.out) as { ttft: { cold: number; median: number; coldWarmFactor: number } };
     expect(s.ttft.cold).toBeGreaterThan(0);
     expect(s.ttft.coldWarmFactor).toBeGreaterThan(0);
