@@ -148,7 +148,8 @@ export async function waitForRestart(client: VllmClient, before: number | undefi
     if (!up) sawDown = true;
     if (up) {
       const now = await processStart(client, signal);
-      if (sawDown || (before !== undefined && now !== undefined && Math.abs(now - before) > 0.5)) return;
+      // Any change of the start time is a new process (a restart can follow a start by under a second).
+      if (sawDown || (before !== undefined && now !== undefined && Math.abs(now - before) > 0.001)) return;
     }
     onTick?.(up ? 'vLLM still running the old process…' : 'vLLM is down, waiting for /health…');
     await new Promise((r) => setTimeout(r, 250));
