@@ -43,6 +43,17 @@ export interface StatusReport {
 /** Checks whose data comes from a working engine. */
 const ENGINE_DEPENDENT = new Set(['ttft_latency', 'prefix_cache', 'kv_cache']);
 
+/**
+ * Checks that explain others, first cause first. Among reasons of one severity these lead, so
+ * the one line names the cause (a wedged engine) and not its symptom (the probes that time out
+ * because of it), whatever order the checks were first set in. The rest keep that order.
+ */
+const CAUSES_FIRST = ['vllm_process', 'engine_progress', 'vllm_health', 'gpu_collector', 'gpu_memory', 'vllm_metrics'];
+const causeRank = (name: string) => {
+  const i = CAUSES_FIRST.indexOf(name);
+  return i === -1 ? CAUSES_FIRST.length : i;
+};
+
 const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const clock = (d: Date) => isoSeconds(d).slice(11);
 
@@ -196,7 +207,7 @@ export class StatusBoard {
     for (const c of checks) if (SEVERITY[c.status] > SEVERITY[status]) status = c.status;
     const reasons = checks
       .filter((c) => c.status !== 'healthy' && c.status !== 'skipped')
-      .sort((a, b) => SEVERITY[b.status] - SEVERITY[a.status])
+      .sort((a, b) => SEVERITY[b.status] - SEVERITY[a.status] || causeRank(a.name) - causeRank(b.name))
       .map((c) => c.reason);
     for (const v of ['healthy', 'degraded', 'unhealthy', 'unknown'] as const) {
       // 'skipped' never is the overall verdict (it ranks with healthy).

@@ -8,7 +8,7 @@ import { WedgeDetector } from '../src/wedge.js';
 
 function setup() {
   let now = 1_000_000;
-  const config = parseConfig({ scrape: { interval: '2s', timeout: '1s', wedge_scrapes: 4 } });
+  const config = parseConfig({ scrape: { interval: '2s', timeout: '1s', wedge_scrapes: 4 }, status: { failures_to_unhealthy: 2 } });
   const metrics = createMetrics(new Registry(), config);
   const status = new StatusBoard(config, metrics, () => ({ url: 'x', model: 'm' }), () => new Date(now));
   const w = new WedgeDetector(config, metrics, status, () => 'm', () => now);
@@ -23,13 +23,31 @@ function setup() {
     w.observeScrape(snap(generation, running, waiting));
   };
   const check = () => status.report().checks.find((c) => c.name === 'engine_progress')!;
-  w.observeHealth(true);
-  return { w, stall, scrape, check, tick: (ms: number) => (now += ms) };
+  return { w, status, stall, scrape, check, tick: (ms: number) => (now += ms) };
 }
 
 describe('wedge detector', () => {
+  test('the one line names the wedge, not the probe failures it causes, whichever check was set first', () => {
+    const t = setup();
+    // The scheduler's probe line exists before the detector's first judgement, as in the daemon.
+    t.status.recordProbe('ttft', true, 'success', undefined, 0.05);
+    t.w.observeHealth(true);
+    t.scrape(100);
+    t.stall();
+    t.status.recordProbe('ttft', false, 'stalled', 'headers received but no token within the timeout');
+    t.scrape(100);
+    t.stall();
+    t.status.recordProbe('ttft', false, 'stalled', 'headers received but no token within the timeout');
+    const report = t.status.report();
+    expect(report.checks.find((c) => c.name === 'probe_ttft')?.status).toBe('unhealthy');
+    expect(report.status).toBe('unhealthy');
+    expect(report.reasons[0]).toMatch(/^engine wedged: \/health 200 but/);
+    expect(report.reasons[1]).toMatch(/^TTFT probe failing since/);
+  });
+
   test('probes stall after headers while the counters stay still: named as no_token_after_headers', () => {
     const t = setup();
+    t.w.observeHealth(true);
     t.scrape(100);
     t.stall();
     t.scrape(100);
@@ -40,6 +58,7 @@ describe('wedge detector', () => {
 
   test('probes stall behind someone else\'s long prefill while tokens keep coming: busy, not wedged', () => {
     const t = setup();
+    t.w.observeHealth(true);
     t.scrape(100);
     t.stall();
     t.scrape(180); // the engine generated meanwhile
@@ -50,6 +69,7 @@ describe('wedge detector', () => {
 
   test('counters still for a few seconds with a request running (one long step) are not a wedge; for 20 s they are', () => {
     const t = setup();
+    t.w.observeHealth(true);
     t.scrape(100, 1);
     t.tick(2000);
     t.scrape(100, 1);
