@@ -18,13 +18,17 @@ export type SourceErrorReason =
 
 /** An expected failure of a source, with a reason for the label and words for /status. */
 export class SourceError extends Error {
+  /** The HTTP status the source answered, for reason `http_status`: callers classify by it, not by the words. */
+  readonly status: number | undefined;
+
   constructor(
     readonly reason: SourceErrorReason,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
     super(message, options);
     this.name = 'SourceError';
+    this.status = options?.status;
   }
 }
 

@@ -109,7 +109,7 @@ export class VllmCollector implements Collector {
       throw networkReason(err);
     }
     if (res.truncated) throw new SourceError('too_large', `/metrics is larger than ${this.client.maxResponseBytes} bytes (target.max_response_bytes)`);
-    if (res.status !== 200) throw new SourceError('http_status', `/metrics answered HTTP ${res.status}`);
+    if (res.status !== 200) throw new SourceError('http_status', `/metrics answered HTTP ${res.status}`, { status: res.status });
     let snapshot: EngineSnapshot;
     try {
       snapshot = normaliseVllmMetrics(await parseExpositionAsync(res.body));

@@ -14,7 +14,7 @@ const outcomeOf = (err: unknown): Outcome => {
   if (!(err instanceof SourceError)) return 'bad_response';
   if (err.reason === 'timeout') return 'timeout_before_first_token';
   if (err.reason === 'connect_error') return 'connect_error';
-  if (err.reason === 'http_status') return /HTTP 5\d\d/.test(err.message) ? 'http_5xx' : 'http_4xx';
+  if (err.reason === 'http_status') return (err.status ?? 0) >= 500 ? 'http_5xx' : 'http_4xx';
   return 'bad_response';
 };
 

@@ -116,7 +116,7 @@ export class VllmClient {
   async models(signal: AbortSignal): Promise<ModelInfo[]> {
     const res = await this.get('/v1/models', signal, 1024 * 1024);
     if (res.truncated) throw new SourceError('too_large', '/v1/models answer larger than 1 MiB');
-    if (res.status !== 200) throw new SourceError('http_status', `/v1/models answered HTTP ${res.status}: ${describeErrorBody(res.body, res.contentType)}`);
+    if (res.status !== 200) throw new SourceError('http_status', `/v1/models answered HTTP ${res.status}: ${describeErrorBody(res.body, res.contentType)}`, { status: res.status });
     const data = jsonField(res.body, 'data');
     if (!Array.isArray(data)) throw new SourceError('parse_error', `/v1/models is not an OpenAI model list: ${describeErrorBody(res.body, res.contentType)}`);
     const out: ModelInfo[] = [];

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { sample, startDaemon, startEmulator, testConfig, waitFor } from '../helpers/daemon.js';
 
@@ -47,5 +49,28 @@ describe('models probe', () => {
       return r.code === 503 ? r : undefined;
     });
     expect(s?.body.reasons.join(' ')).toMatch(/vLLM unreachable since .*connection refused/);
+  });
+
+  test.each([
+    [503, 'http_5xx'],
+    [401, 'http_4xx'],
+  ])('/v1/models answering HTTP %i is counted as %s, by its status code', async (code, outcome) => {
+    // /health says 200 and /v1/models fails: a router in front of vLLM does this.
+    const server = createServer((req, res) => {
+      if (req.url === '/health') return res.end();
+      res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'no models for you' } }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    const d = await startDaemon(modelsOnly(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { model: 'm' }));
+    cleanups.push(() => d.stop());
+    const m = await waitFor(async () => {
+      const t = await d.metrics();
+      return (sample(t, 'vllm_probe_requests_total', { probe: 'models', outcome }) ?? 0) >= 1 ? t : '';
+    });
+    expect(sample(m, 'vllm_probe_requests_total', { probe: 'models', outcome })).toBeGreaterThanOrEqual(1);
+    expect(sample(m, 'vllm_probe_requests_total', { probe: 'models', outcome: outcome === 'http_5xx' ? 'http_4xx' : 'http_5xx' }) ?? 0).toBe(0);
+    const s = await d.status();
+    expect(s.body.checks.find((c) => c.name === 'probe_models')?.reason).toContain(`/v1/models answered HTTP ${code}`);
   });
 });
