@@ -86,13 +86,17 @@ export class StatusBoard {
    * the check reads `unknown` when it is not set again within that time.
    */
   set(name: string, status: Verdict, reason: string, staleAfterSeconds?: number): void {
+    this.store(name, status, oneLine(redactUrl(reason)), staleAfterSeconds);
+    this.report(); // keep vllm_probe_status current between /status requests
+  }
+
+  private store(name: string, status: Verdict, reason: string, staleAfterSeconds?: number): void {
     const previous = this.checks.get(name);
     const now = this.now();
     const since = previous && previous.status === status ? previous.since : isoSeconds(now);
-    const check: StoredCheck = { name, status, reason: oneLine(redactUrl(reason)), since, updated_at: isoSeconds(now), updatedMs: now.getTime() };
+    const check: StoredCheck = { name, status, reason, since, updated_at: isoSeconds(now), updatedMs: now.getTime() };
     if (staleAfterSeconds !== undefined) check.staleAfterMs = staleAfterSeconds * 1000;
     this.checks.set(name, check);
-    this.report(); // keep vllm_probe_status current between /status requests
   }
 
   clear(name: string): void {
@@ -180,9 +184,7 @@ export class StatusBoard {
       status = p95 > critical ? 'unhealthy' : p95 > threshold ? 'degraded' : 'healthy';
       reason = status === 'unhealthy' ? `${text}, critical at ${critical.toFixed(2)} s` : text;
     }
-    const previous = this.checks.get('ttft_latency');
-    const since = previous && previous.status === status ? previous.since : isoSeconds(now);
-    this.checks.set('ttft_latency', { name: 'ttft_latency', status, reason, since, updated_at: isoSeconds(now), updatedMs: now.getTime() });
+    this.store('ttft_latency', status, reason);
   }
 
   /** A check whose source stopped reporting reads unknown, with what it last said. */
