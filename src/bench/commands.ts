@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseTargetUrl, Progress, RunFiles, runCommand, sequencesThatFit, waitForRestart, type BenchIo } from './common.js';
 import { BENCH_HELP, BENCH_OPTIONS, BenchRunError, BenchUsageError, EXPERIMENT_HELP, intList, intOpt, secondsOpt, type Values } from './options.js';
-import { gpuIdentity } from '../gpu/command.js';
+import { readBenchGpus } from '../gpu/command.js';
 import { serverPidFor } from '../host/proc.js';
 import { calibratePrefix } from '../vllm/calibration.js';
 import { mean } from '../stats.js';
@@ -84,7 +84,7 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
 
 async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Record<string, unknown>>, target: LoadTarget, out: string, values: Values, io: BenchIo): Promise<number> {
   const pid = serverPidFor(target.client.baseUrl);
-  const env = await collectEnvironment(target.client, { ...(pid ? { pid } : {}), gpu: gpuIdentity(values['gpu-cmd']), signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
+  const env = await collectEnvironment(target.client, { ...(pid ? { pid } : {}), gpu: async () => (await readBenchGpus(values['gpu-cmd'])).identity, signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
   const ctx: Ctx = {
     io,
     values,

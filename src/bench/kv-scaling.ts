@@ -5,27 +5,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseConfig } from '../config.js';
-import { runGpuCommand } from '../gpu/command.js';
 import { linearFit } from '../stats.js';
 import { markdownTable, toCsv } from './analysis.js';
 import { KV_SCALING_HEADER, parseTargetUrl, Progress, RunFiles, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo, type KvScalingRow } from './common.js';
 import { kvScalingChart } from './experiment-charts.js';
 import { benchClient } from './http.js';
 import { BenchRunError, BenchUsageError, intList, secondsOpt, type Values } from './options.js';
-import { gpuIdentity } from '../gpu/command.js';
+import { readBenchGpus } from '../gpu/command.js';
 import { serverPidFor } from '../host/proc.js';
 import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
 import type { VllmClient } from '../vllm/client.js';
 import { describeFailure, runLoadChecked } from './load.js';
-
-/** Total GPU memory in use (bytes) across GPUs, or null without a readable GPU. */
-async function gpuMemoryUsed(path?: string): Promise<number | null> {
-  const r = await runGpuCommand(parseConfig({ gpu: { nvidia_smi_path: path ?? 'nvidia-smi', timeout: '5s' } }), AbortSignal.timeout(10_000)).catch(() => undefined);
-  if (!r?.ok || r.gpus.length === 0) return null;
-  const used = r.gpus.map((g) => g.memory_used_bytes);
-  return used.some((u) => u === null) ? null : used.reduce((a, b) => a! + b!, 0)!;
-}
 
 export { KV_SCALING_HEADER, type KvScalingRow };
 
@@ -239,7 +229,7 @@ async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; b
   let env: EnvironmentSnapshot | undefined;
   let modelDir: string | undefined;
   for (const value of valuesList) {
-    const before = await gpuMemoryUsed(smi);
+    const before = (await readBenchGpus(smi)).memoryUsedBytes;
     let child: ChildProcess | undefined;
     if (launch) {
       const argv = splitCommand(launch.replaceAll('{max_model_len}', String(value)));
@@ -261,16 +251,18 @@ async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; b
       await waitForRestart(client, undefined, io.signal, timeoutMs);
     }
     try {
-      const afterStart = await gpuMemoryUsed(smi);
+      // One read serves the memory after start and the snapshot's GPU identity.
+      const started = await readBenchGpus(smi);
+      const afterStart = started.memoryUsedBytes;
       const pid = serverPidFor(client.baseUrl);
-      const snap = await collectEnvironment(client, { ...(pid ? { pid } : {}), gpu: gpuIdentity(smi) });
+      const snap = await collectEnvironment(client, { ...(pid ? { pid } : {}), gpu: async () => started.identity });
       env ??= snap;
       modelDir ??= await findModelDir(values, client, launch, io.signal);
       if (snap.max_model_len !== null && snap.max_model_len !== value) throw new BenchRunError(`vLLM reports max_model_len ${snap.max_model_len}, expected ${value}`);
       const model = snap.model ?? '';
       const { records: [first] } = await runLoadChecked({ client, model }, { concurrency: 1, requests: 1, body: () => ({ prompt: 'Say hello.', max_tokens: 8, ignore_eos: true }), timeoutMs: 120_000, signal: io.signal });
       if (!first || first.outcome !== 'success') throw new BenchRunError(`max_model_len ${value}: the first request failed: ${first ? describeFailure(first) : 'interrupted'}`);
-      const afterFirst = await gpuMemoryUsed(smi);
+      const afterFirst = (await readBenchGpus(smi)).memoryUsedBytes;
       rows.push({
         max_model_len: value,
         gpu_mem_before_start_bytes: before,

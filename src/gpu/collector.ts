@@ -30,6 +30,7 @@ import { HostCollector } from './host.js';
 import { NvidiaSmi, type GpuQuery } from './nvidia-smi/run.js';
 import type { ComputeApp, GpuReading } from './nvidia-smi/parse.js';
 import { buildProcessMatcher, procParentOf, type ParentOf } from './processes.js';
+import type { GpuIdentity } from '../vllm/environment.js';
 
 export interface ScheduledCollector {
   collector: Collector;
@@ -148,13 +149,20 @@ export interface NvidiaSmiCollectorOptions extends SnapshotOptions {
   smi?: NvidiaSmi;
 }
 
+/** What the environment snapshot keeps of one GPU; '' from nvidia-smi is null there. */
+export const identityOf = (g: Pick<GpuReading, 'name' | 'driver_version' | 'values'>): GpuIdentity[number] => ({
+  name: g.name || null,
+  memory_total_bytes: g.values.memory_total_bytes,
+  driver_version: g.driver_version || null,
+});
+
 /** The "nvidia_smi" collector. Keeps one NvidiaSmi so field discovery happens once. */
 export class NvidiaSmiCollector implements Collector {
   readonly name = 'nvidia_smi';
   readonly errorReasons = ['missing_binary', 'timeout', 'exit_status', 'unparsable', 'too_large', 'no_gpu', 'internal'] as const;
   readonly smi: NvidiaSmi;
   /** GPU identity from the last successful read, for the environment snapshot (no second runner). */
-  identity: Array<{ name: string | null; memory_total_bytes: number | null; driver_version: string | null }> | null = null;
+  identity: GpuIdentity | null = null;
   /** Keys of things already logged, so each absent field or odd value is logged once. */
   private readonly logged = new Set<string>();
   private readonly log: Logger;
@@ -179,7 +187,7 @@ export class NvidiaSmiCollector implements Collector {
     const snapshot = await readGpuSnapshot(this.smi, this.config, signal, this.options);
     this.logNewFindings(snapshot);
     this.export(snapshot);
-    this.identity = snapshot.gpus.map((g) => ({ name: g.name || null, memory_total_bytes: g.values.memory_total_bytes, driver_version: g.driver_version || null }));
+    this.identity = snapshot.gpus.map(identityOf);
     const n = snapshot.gpus.length;
     // Per-process memory is a diagnostic, not serving health: say why it is missing, stay healthy.
     const processNote = snapshot.processes.error ? `; vLLM per-process memory unavailable: ${snapshot.processes.error}` : '';

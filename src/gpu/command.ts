@@ -7,7 +7,9 @@
 import { parseConfig, type Config } from '../config.js';
 import { NoDataError, SourceError, type SourceErrorReason } from '../errors.js';
 import { GPU_GAUGES, type GpuGaugeName } from '../metrics.js';
-import { readGpuSnapshot, type GpuProcess, type SnapshotOptions } from './collector.js';
+import type { GpuIdentity } from '../vllm/environment.js';
+import { identityOf, readGpuSnapshot, type GpuProcess, type SnapshotOptions } from './collector.js';
+import type { GpuReading } from './nvidia-smi/parse.js';
 import { NvidiaSmi, type FieldDiscovery } from './nvidia-smi/run.js';
 
 export interface GpuCommandProcess {
@@ -18,14 +20,8 @@ export interface GpuCommandProcess {
   vllm: boolean;
 }
 
-export type GpuCommandGpu = {
-  index: number;
-  uuid: string;
-  name: string;
-  pci_bus_id: string;
-  driver_version: string;
-  mig_enabled: boolean | null;
-} & Record<GpuGaugeName, number | null> & {
+/** One GPU as nvidia-smi read it, its gauges flattened next to its identity. */
+export type GpuCommandGpu = Omit<GpuReading, 'values'> & Record<GpuGaugeName, number | null> & {
     process_memory_used_bytes: number | null;
     processes: GpuCommandProcess[];
   };
@@ -106,11 +102,21 @@ export async function runGpuCommand(config: Config, signal: AbortSignal, options
   return result;
 }
 
-/** GPU names, memory and driver for a bench environment snapshot: one read, one runner. */
-export function gpuIdentity(nvidiaSmiPath = 'nvidia-smi'): () => Promise<Array<{ name: string | null; memory_total_bytes: number | null; driver_version: string | null }> | null> {
-  return async () => {
-    const config = parseConfig({ gpu: { nvidia_smi_path: nvidiaSmiPath, timeout: '5s' } });
-    const r = await runGpuCommand(config, AbortSignal.timeout(10_000));
-    return r.ok ? r.gpus.map((g) => ({ name: g.name, memory_total_bytes: g.memory_total_bytes, driver_version: g.driver_version })) : null;
+/** What a bench step needs from one nvidia-smi read: the GPUs (for the environment snapshot) and memory in use. */
+export interface BenchGpuRead {
+  identity: GpuIdentity | null;
+  /** Summed over GPUs; null without a GPU or when any GPU's reading is missing. */
+  memoryUsedBytes: number | null;
+}
+
+/** One nvidia-smi read for bench: a step that wants both memory and identity asks once. */
+export async function readBenchGpus(nvidiaSmiPath = 'nvidia-smi'): Promise<BenchGpuRead> {
+  const config = parseConfig({ gpu: { nvidia_smi_path: nvidiaSmiPath, timeout: '5s' } });
+  const r = await runGpuCommand(config, AbortSignal.timeout(10_000)).catch(() => undefined);
+  if (!r?.ok) return { identity: null, memoryUsedBytes: null };
+  const used = r.gpus.map((g) => g.memory_used_bytes);
+  return {
+    identity: r.gpus.map((g) => identityOf({ ...g, values: g })),
+    memoryUsedBytes: used.length && used.every((u) => u !== null) ? used.reduce((a, b) => a! + b!, 0)! : null,
   };
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { parseConfig } from '../../src/config.js';
-import { runGpuCommand } from '../../src/gpu/command.js';
+import { readBenchGpus, runGpuCommand } from '../../src/gpu/command.js';
 import { createFakeNvidiaSmi, h100Scenario, type FakeScenario } from '../helpers/fake-nvidia-smi.js';
 
 const CAPTURE = 'h100-80gb-hbm3-580.159.04';
@@ -139,3 +139,31 @@ describe('runGpuCommand', () => {
     await expect(runGpuCommand(config(f.path), controller.signal)).rejects.toThrow('SIGINT');
   });
 });
+
+describe('readBenchGpus (a bench step\'s one read)', () => {
+  test('one nvidia-smi query gives both the GPUs for the environment snapshot and the memory in use, summed over GPUs', async () => {
+    const base = h100Scenario('load', CAPTURE);
+    const second = { ...base.gpus[0]!, index: '1', uuid: 'GPU-00000000-0000-0000-0000-000000000001', 'memory.used': '1000' };
+    const f = fake({ ...base, gpus: [base.gpus[0]!, second] });
+    const read = await readBenchGpus(f.path);
+    expect(f.callsOf('query-gpu')).toHaveLength(1);
+    expect(read.identity).toEqual([
+      { name: 'NVIDIA H100 80GB HBM3', memory_total_bytes: 85520809984, driver_version: '580.159.04' },
+      { name: 'NVIDIA H100 80GB HBM3', memory_total_bytes: 85520809984, driver_version: '580.159.04' },
+    ]);
+    expect(read.memoryUsedBytes).toBe(11464081408 + 1000 * MIB);
+  });
+
+  test('no nvidia-smi: nulls, not zeros (the CSV columns stay empty)', async () => {
+    expect(await readBenchGpus('/nonexistent/nvidia-smi')).toEqual({ identity: null, memoryUsedBytes: null });
+  });
+
+  test('a GPU whose memory reads N/A: no total, since a sum without it would understate', async () => {
+    const base = h100Scenario('load', CAPTURE);
+    const f = fake({ ...base, gpus: [{ ...base.gpus[0]!, 'memory.used': '[N/A]' }] });
+    const read = await readBenchGpus(f.path);
+    expect(read.identity).toHaveLength(1);
+    expect(read.memoryUsedBytes).toBeNull();
+  });
+});
+

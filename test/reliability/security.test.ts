@@ -209,7 +209,6 @@ describe('request bodies', () => {
 });
 
 describe('basic auth under attack', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'auth-'));
   const hash = bcrypt.hashSync('s3cret', 8);
 
   const daemonWithAuth = async () => (await daemonWithWebConfig(`basic_auth_users:\n  prom: ${hash}\n`)).url;

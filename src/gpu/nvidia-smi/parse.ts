@@ -16,7 +16,7 @@
  * exit_status (with nvidia-smi's own words), unparsable, too_large. "No devices were found"
  * is a NoDataError: a machine without a GPU is not an error.
  */
-import { NoDataError, SourceError } from '../../errors.js';
+import { SourceError } from '../../errors.js';
 import type { GpuGaugeName } from '../../metrics.js';
 
 // ---------------------------------------------------------------------------------------------
