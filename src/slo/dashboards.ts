@@ -14,11 +14,13 @@ import type { Config } from '../config.js';
 export interface PanelQuery {
   expr: string;
   legend: string;
+  /** Instant query (bar gauges and tables of the latest values). */
+  instant?: boolean;
 }
 export interface PanelSpec {
   title: string;
   description: string;
-  type: 'timeseries' | 'stat' | 'gauge';
+  type: 'timeseries' | 'stat' | 'gauge' | 'bargauge' | 'table';
   unit: string;
   queries: PanelQuery[];
   /** Grid width (of 24) and height. */
@@ -31,6 +33,10 @@ export interface PanelSpec {
   mappings?: Array<{ value: number; text: string; color: string }>;
   min?: number;
   max?: number;
+  /** Tables: one row per label set, the instant queries merged; column titles by field name. */
+  columns?: Record<string, string>;
+  /** Tables: the column sorted on, worst first. */
+  sortBy?: string;
 }
 
 /**
@@ -340,13 +346,25 @@ function fieldConfig(p: PanelSpec): FieldConfigSource {
   };
 }
 
-/** Renders one spec as Grafana dashboard JSON (schemaVersion 39). */
-export function renderDashboard(spec: DashboardSpec): Dashboard {
-  const ds = { type: 'prometheus', uid: '${datasource}' };
+const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
+
+function panelOptions(p: PanelSpec): Panel['options'] {
+  if (p.type === 'timeseries') return { legend: { displayMode: 'list', placement: 'bottom' }, tooltip: { mode: 'multi' } };
+  if (p.type === 'table') return { showHeader: true, ...(p.sortBy ? { sortBy: [{ displayName: p.sortBy, desc: true }] } : {}) };
+  return {
+    reduceOptions: { calcs: ['lastNotNull'] },
+    ...(p.type === 'bargauge' ? { orientation: 'horizontal', displayMode: 'gradient' } : {}),
+    ...(p.mappings ? { colorMode: 'background', textMode: 'value_and_name' } : {}),
+  };
+}
+
+/** Lays rows of panels out on Grafana's 24-column grid, each row under its collapsible header. */
+export function renderPanels(rows: RowSpec[]): Array<Panel | RowPanel> {
+  const ds = DATASOURCE;
   const panels: Array<Panel | RowPanel> = [];
   let id = 1;
   let y = 0;
-  for (const row of spec.rows) {
+  for (const row of rows) {
     panels.push({ type: 'row', id: id++, title: row.title, collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, panels: [] });
     y++;
     let x = 0;
@@ -359,7 +377,7 @@ export function renderDashboard(spec: DashboardSpec): Dashboard {
         y += rowHeight;
         rowHeight = 0;
       }
-      panels.push({
+      const panel: Panel = {
         type: p.type,
         id: id++,
         title: p.title,
@@ -367,33 +385,62 @@ export function renderDashboard(spec: DashboardSpec): Dashboard {
         datasource: ds,
         gridPos: { h, w, x, y },
         fieldConfig: fieldConfig(p),
-        options:
-          p.type === 'timeseries'
-            ? { legend: { displayMode: 'list', placement: 'bottom' }, tooltip: { mode: 'multi' } }
-            : { reduceOptions: { calcs: ['lastNotNull'] }, ...(p.mappings ? { colorMode: 'background', textMode: 'value_and_name' } : {}) },
-        targets: p.queries.map((query, i) => ({ refId: String.fromCharCode(65 + i), datasource: ds, expr: query.expr, legendFormat: query.legend })),
-      });
+        options: panelOptions(p),
+        targets: p.queries.map((query, i) => ({
+          refId: String.fromCharCode(65 + i),
+          datasource: ds,
+          expr: query.expr,
+          legendFormat: query.legend,
+          ...(query.instant ? { instant: true, range: false } : {}),
+          ...(p.type === 'table' ? { format: 'table' } : {}),
+        })),
+      };
+      if (p.columns) {
+        // One row per label set: the instant tables joined on their labels, columns renamed.
+        panel.transformations = [
+          { id: 'merge', options: {} },
+          { id: 'organize', options: { excludeByName: { Time: true }, renameByName: p.columns } },
+        ];
+      }
+      panels.push(panel);
       x += w;
       rowHeight = Math.max(rowHeight, h);
     }
     y += rowHeight;
   }
+  return panels;
+}
+
+/** A query variable over label values, All selectable. */
+export const labelVariable = (name: string, label: string, query: string) => ({ name, label, type: 'query' as const, datasource: DATASOURCE, query: { query, refId: name }, includeAll: true, multi: true, allValue: '.*', refresh: 2 as const });
+
+/** The parts every generated dashboard shares: schema, time range, refresh, tags, the datasource variable. */
+export function dashboardFrame(spec: DashboardSpec, extra: { tags?: string[]; variables: NonNullable<Dashboard['templating']>['list']; annotations?: Dashboard['annotations'] }): Dashboard {
   return {
     uid: spec.uid,
     title: spec.title,
     description: spec.description,
-    tags: ['vllm', 'vllm-probe'],
+    tags: ['vllm', 'vllm-probe', ...(extra.tags ?? [])],
     timezone: 'utc',
     editable: true,
     schemaVersion: 39,
     version: 1,
     refresh: '30s',
     time: { from: 'now-3h', to: 'now' },
+    ...(extra.annotations ? { annotations: extra.annotations } : {}),
+    templating: { list: [{ name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus', hide: 0 }, ...(extra.variables ?? [])] },
+    panels: renderPanels(spec.rows),
+  };
+}
+
+/** Renders one spec as Grafana dashboard JSON (schemaVersion 39). */
+export function renderDashboard(spec: DashboardSpec): Dashboard {
+  return dashboardFrame(spec, {
     annotations: {
       list: [
         {
           name: 'vLLM restarts',
-          datasource: ds,
+          datasource: DATASOURCE,
           enable: true,
           iconColor: 'orange',
           // The Prometheus data source's annotation query (Grafana ≥ 9 "target" form).
@@ -401,35 +448,8 @@ export function renderDashboard(spec: DashboardSpec): Dashboard {
         },
       ],
     },
-    templating: {
-      list: [
-        { name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus', hide: 0 },
-        {
-          name: 'instance',
-          label: 'Instance',
-          type: 'query',
-          datasource: ds,
-          query: { query: 'label_values(vllm_probe_build_info, instance)', refId: 'instance' },
-          includeAll: true,
-          multi: true,
-          allValue: '.*',
-          refresh: 2,
-        },
-        {
-          name: 'model',
-          label: 'Model',
-          type: 'query',
-          datasource: ds,
-          query: { query: 'label_values(vllm_probe_requests_total{instance=~"$instance"}, model)', refId: 'model' },
-          includeAll: true,
-          multi: true,
-          allValue: '.*',
-          refresh: 2,
-        },
-      ],
-    },
-    panels,
-  };
+    variables: [labelVariable('instance', 'Instance', 'label_values(vllm_probe_build_info, instance)'), labelVariable('model', 'Model', 'label_values(vllm_probe_requests_total{instance=~"$instance"}, model)')],
+  });
 }
 
 /** Every panel query of every dashboard, for the dead-panel test. */

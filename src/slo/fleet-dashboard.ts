@@ -8,38 +8,15 @@
  * module, and n for the worst-N panels. Every query is listed by `fleetPanelQueries` for the
  * e2e test, which evaluates each against a real Prometheus scraping /probe.
  */
-// Type-only: tsc checks the generated JSON against Grafana's own dashboard schema types.
-import type { Dashboard, Panel, RowPanel } from '@grafana/schema';
+import type { Dashboard } from '@grafana/schema';
 import type { Config } from '../config.js';
+import { dashboardFrame, labelVariable, type RowSpec } from './dashboards.js';
 
 export const FLEET_DASHBOARD_UID = 'vllm-probe-fleet';
 
-interface FleetQuery {
-  expr: string;
-  legend: string;
-  /** Instant query (bar gauges; the per-target table also formats it as a table). */
-  instant?: boolean;
-}
-interface FleetPanel {
-  title: string;
-  description: string;
-  type: 'stat' | 'bargauge' | 'table' | 'timeseries';
-  unit: string;
-  w: number;
-  h: number;
-  queries: FleetQuery[];
-  thresholds?: Array<{ value: number | null; color: string }>;
-  /** Per-target table: column titles by query refId. */
-  columns?: Record<string, string>;
-}
-interface FleetRow {
-  title: string;
-  panels: FleetPanel[];
-}
-
 const S = 'job=~"$job",instance=~"$instance",module=~"$module"';
 
-function fleetRows(config: Config): FleetRow[] {
+function fleetRows(config: Config): RowSpec[] {
   const { threshold, critical_threshold: critical } = config.slo.ttft;
   const ttftSteps = [{ value: null, color: 'green' }, { value: threshold, color: 'orange' }, { value: critical, color: 'red' }];
   const errorSteps = [{ value: null, color: 'green' }, { value: Number((1 - config.slo.availability.objective).toPrecision(6)), color: 'orange' }, { value: 0.1, color: 'red' }];
@@ -122,6 +99,7 @@ function fleetRows(config: Config): FleetRow[] {
             { expr: `max by (instance, module) (quantile_over_time(0.95, vllm_probe_e2e_seconds{${S}}[$__range]))`, legend: 'E2E p95', instant: true },
             { expr: `max by (instance, module, outcome) (vllm_probe_outcome{${S}}) == 1`, legend: 'outcome', instant: true },
           ],
+          sortBy: 'Error ratio',
           columns: { 'Value #A': 'Up', 'Value #B': 'Error ratio', 'Value #C': 'TTFT p95 (s)', 'Value #D': 'E2E p95 (s)', outcome: 'Last outcome', instance: 'Target', module: 'Module' },
         },
       ],
@@ -140,83 +118,21 @@ function fleetRows(config: Config): FleetRow[] {
 
 /** The fleet dashboard as Grafana JSON (schemaVersion 39). */
 export function renderFleetDashboard(config: Config): Dashboard {
-  const ds = { type: 'prometheus', uid: '${datasource}' };
-  const panels: Array<Panel | RowPanel> = [];
-  let id = 1;
-  let y = 0;
-  for (const row of fleetRows(config)) {
-    panels.push({ type: 'row', id: id++, title: row.title, collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, panels: [] });
-    y++;
-    let x = 0;
-    let rowHeight = 0;
-    for (const p of row.panels) {
-      if (x + p.w > 24) {
-        x = 0;
-        y += rowHeight;
-        rowHeight = 0;
-      }
-      const panel: Panel = {
-        type: p.type,
-        id: id++,
-        title: p.title,
-        description: p.description,
-        datasource: ds,
-        gridPos: { h: p.h, w: p.w, x, y },
-        fieldConfig: {
-          defaults: { unit: p.unit, ...(p.thresholds ? { thresholds: { mode: 'absolute' as never, steps: p.thresholds } } : {}) },
-          overrides: [],
-        },
-        options:
-          p.type === 'timeseries'
-            ? { legend: { displayMode: 'list', placement: 'bottom' }, tooltip: { mode: 'multi' } }
-            : p.type === 'table'
-              ? { showHeader: true, sortBy: [{ displayName: 'Error ratio', desc: true }] }
-              : { reduceOptions: { calcs: ['lastNotNull'] }, ...(p.type === 'bargauge' ? { orientation: 'horizontal', displayMode: 'gradient' } : {}) },
-        targets: p.queries.map((query, i) => ({
-          refId: String.fromCharCode(65 + i),
-          datasource: ds,
-          expr: query.expr,
-          legendFormat: query.legend,
-          ...(query.instant ? { instant: true, range: false } : {}),
-          ...(p.type === 'table' ? { format: 'table' } : {}),
-        })),
-      };
-      if (p.columns) {
-        // One row per target: the instant tables joined on their labels, columns renamed.
-        panel.transformations = [
-          { id: 'merge', options: {} },
-          { id: 'organize', options: { excludeByName: { Time: true }, renameByName: p.columns } },
-        ];
-      }
-      panels.push(panel);
-      x += p.w;
-      rowHeight = Math.max(rowHeight, p.h);
-    }
-    y += rowHeight;
-  }
-  const variable = (name: string, label: string, query: string) => ({ name, label, type: 'query' as const, datasource: ds, query: { query, refId: name }, includeAll: true, multi: true, allValue: '.*', refresh: 2 as const });
-  return {
+  const spec = {
     uid: FLEET_DASHBOARD_UID,
     title: 'vLLM fleet (vllm-probe /probe)',
     description: 'Every vLLM target Prometheus probes through vllm-probe /probe: worst targets by TTFT p95 and error ratio, one row per target.',
-    tags: ['vllm', 'vllm-probe', 'fleet'],
-    timezone: 'utc',
-    editable: true,
-    schemaVersion: 39,
-    version: 1,
-    refresh: '30s',
-    time: { from: 'now-3h', to: 'now' },
-    templating: {
-      list: [
-        { name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus', hide: 0 },
-        variable('job', 'Job', 'label_values(vllm_probe_success, job)'),
-        variable('instance', 'Target', 'label_values(vllm_probe_success{job=~"$job"}, instance)'),
-        variable('module', 'Module', 'label_values(vllm_probe_success{job=~"$job"}, module)'),
-        { name: 'n', label: 'Worst N', type: 'custom', query: '5,10,20', current: { text: '10', value: '10' }, options: [], hide: 0 },
-      ],
-    },
-    panels,
+    rows: fleetRows(config),
   };
+  return dashboardFrame(spec, {
+    tags: ['fleet'],
+    variables: [
+      labelVariable('job', 'Job', 'label_values(vllm_probe_success, job)'),
+      labelVariable('instance', 'Target', 'label_values(vllm_probe_success{job=~"$job"}, instance)'),
+      labelVariable('module', 'Module', 'label_values(vllm_probe_success{job=~"$job"}, module)'),
+      { name: 'n', label: 'Worst N', type: 'custom', query: '5,10,20', current: { text: '10', value: '10' }, options: [], hide: 0 },
+    ],
+  });
 }
 
 /** Every panel query of the fleet dashboard, for the e2e dead-panel check. */
