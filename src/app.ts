@@ -114,6 +114,8 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   }
   const scheduler: ProbeScheduler = startProbes({ config: local, client, tracker, metrics, status, log, watcher: wedge }, signal);
   const fleet = startTargets(config, log, signal, env);
+  // Central mode: each target's verdict is a check of the daemon's, so /status names the sick one.
+  if (fleet.urls.length) status.include(() => fleet.checks());
   const probeEndpoint = new ProbeEndpoint({ config, log: log.child({ component: 'probe_endpoint' }), env, shutdown: signal });
 
   const runtime: Runtime = {
@@ -217,6 +219,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       probe: (req, res, url) => runtime.probeEndpoint.handle(req, res, url),
       ready: () => !draining && runtime.ready,
       status: () => runtime.status.report(),
+      targetStatus: (url) => runtime.fleet.report(url),
+      targetUrls: () => runtime.fleet.urls,
       reload: reloadOnce,
     },
     auth,

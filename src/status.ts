@@ -73,6 +73,8 @@ export class StatusBoard {
   private readonly ttftSamples: Array<{ at: number; seconds: number }> = [];
   private readonly ttftFailures: number[] = [];
   private ttftSeen = false;
+  /** Checks judged elsewhere and shown here: a central daemon's targets. */
+  private readonly included: Array<() => Check[]> = [];
 
   constructor(
     private readonly config: Config,
@@ -97,6 +99,11 @@ export class StatusBoard {
     const check: StoredCheck = { name, status, reason, since, updated_at: isoSeconds(now), updatedMs: now.getTime() };
     if (staleAfterSeconds !== undefined) check.staleAfterMs = staleAfterSeconds * 1000;
     this.checks.set(name, check);
+  }
+
+  /** Adds checks judged by other boards (one per static target) to every report and the verdict. */
+  include(source: () => Check[]): void {
+    this.included.push(source);
   }
 
   clear(name: string): void {
@@ -199,7 +206,7 @@ export class StatusBoard {
   report(): StatusReport {
     this.latencyCheck();
     const nowMs = this.now().getTime();
-    let checks = [...this.checks.values()].map((c) => this.fresh(c, nowMs));
+    let checks = [...this.checks.values()].map((c) => this.fresh(c, nowMs)).concat(this.included.flatMap((source) => source()));
     // Checks that read the engine follow it: a wedged engine makes their last data meaningless.
     const engine = checks.find((c) => c.name === 'engine_progress');
     if (engine?.status === 'unhealthy') {

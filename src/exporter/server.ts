@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { Registry } from 'prom-client';
 import { mergeExpositions } from '../fleet/exposition.js';
+import { oneLine } from '../reason.js';
 import { formatStatusText, type StatusReport } from '../status.js';
 
 export interface ServerState {
@@ -18,6 +19,9 @@ export interface ServerState {
   probe?(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
   ready(): boolean;
   status(): StatusReport;
+  /** Central mode: one static target's own report (`/status?target=URL`), undefined when not listed. */
+  targetStatus?(url: string): StatusReport | undefined;
+  targetUrls?(): readonly string[];
   /** Re-reads the config; resolves with an error message when the new config is rejected. */
   reload(): Promise<string | undefined>;
 }
@@ -77,7 +81,12 @@ export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: Ht
       case '/-/ready':
         return state.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready: config loading or first probe cycle not finished\n');
       case '/status': {
-        const report = state.status();
+        const target = url.searchParams.get('target');
+        const report = target === null ? state.status() : state.targetStatus?.(target);
+        if (!report) {
+          const urls = state.targetUrls?.() ?? [];
+          return send(res, 404, `${oneLine(`no static target ${target ?? ''} in targets:`, 300)} ${urls.length ? `(the targets are ${oneLine(urls.join(', '), 1000)})` : '(this daemon has no targets: list)'}\n`);
+        }
         const code = report.status === 'unhealthy' ? 503 : 200;
         if (url.searchParams.get('format') === 'text') return send(res, code, formatStatusText(report));
         res.writeHead(code, { 'content-type': 'application/json' });
@@ -103,6 +112,7 @@ export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: Ht
             '/probe?target=URL&module=NAME[&debug=true]',
             '                      one probe of a target (fleet mode; needs probe_endpoint.allow)',
             '/status               on-call verdict (JSON); /status?format=text for one line per check',
+            '/status?target=URL    one static target\'s own checks (central mode, targets:)',
             '/healthz              process liveness (never depends on vLLM)',
             '/readyz               config loaded and first probe cycle finished',
             'POST /-/reload        re-read the config file',

@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { readApiKey, type Config } from '../config.js';
 import { createMetrics, type Metrics } from '../metrics.js';
-import { StatusBoard } from '../status.js';
+import { oneLine } from '../reason.js';
+import { StatusBoard, type Check, type StatusReport } from '../status.js';
 import { UNWATCHED } from '../synthetic/prober.js';
 import { startProbes, type ProbeScheduler } from '../synthetic/scheduler.js';
 import { TargetTracker } from '../target.js';
@@ -41,6 +42,12 @@ const PROBE_FAMILIES = [
 export interface FleetTargets {
   /** One registry per target, in config order. */
   readonly registries: readonly Registry[];
+  /** One check per target for the daemon's /status: the target's verdict and its reasons. */
+  checks(): Check[];
+  /** A target's own /status report (every check of its board), by URL. */
+  report(url: string): StatusReport | undefined;
+  /** The targets' URLs, in config order. */
+  readonly urls: readonly string[];
   /** Resolves when every target's modules have run once. */
   readonly firstCycle: Promise<void>;
   stop(): Promise<void>;
@@ -50,6 +57,7 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
   const registries: Registry[] = [];
   const schedulers: ProbeScheduler[] = [];
   const clients: VllmClient[] = [];
+  const boards = new Map<string, StatusBoard>();
   for (const target of config.targets) {
     const registry = new Registry();
     registry.setDefaultLabels({ ...target.labels, target: target.url });
@@ -57,13 +65,14 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     const kept = new Set(PROBE_FAMILIES.map((k) => (metrics[k] as unknown as { name: string }).name));
     for (const m of registry.getMetricsAsArray() as unknown as Array<{ name: string }>) if (!kept.has(m.name)) registry.removeSingleMetric(m.name);
     registries.push(registry);
-    const status = new StatusBoard(config, metrics, () => ({ url: target.url, model: '' }));
     const targetLog = log.child({ component: 'fleet', target: target.url });
     // One tracker per target, as in a sidecar: what the TTFT probe discovers (model, restarts)
     // is what the other modules of that target label their series with.
     const modules = target.modules.map((n) => config.modules[n]!);
     const ttftSettings = moduleConfig(config, modules.find((m) => m.kind === 'ttft') ?? modules[0]!, target.url, { sendKey: false }).probes.ttft;
     const tracker = new TargetTracker(metrics, ttftSettings.cold_probes, targetLog, modules.find((m) => m.model)?.model ?? '');
+    const status = new StatusBoard(config, metrics, () => ({ url: target.url, model: tracker.model }));
+    boards.set(target.url, status);
     for (const name of target.modules) {
       const module = config.modules[name]!;
       // Config validation made sure a module with a key lists this host in api_key_hosts.
@@ -79,10 +88,25 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
   }
   return {
     registries,
+    urls: [...boards.keys()],
+    checks: () => [...boards].map(([url, board]) => targetCheck(url, board.report())),
+    report: (url) => boards.get(url.replace(/\/$/, ''))?.report(),
     firstCycle: Promise.all(schedulers.map((s) => s.firstCycle)).then(() => undefined),
     async stop() {
       await Promise.allSettled(schedulers.map((s) => s.stop()));
       await Promise.allSettled(clients.map((c) => c.close()));
     },
+  };
+}
+
+/** A target's board summed up as one check of the daemon's: named by URL, worst verdict, its reasons. */
+function targetCheck(url: string, report: StatusReport): Check {
+  const worst = report.checks.filter((c) => c.status === report.status);
+  return {
+    name: `target:${url}`,
+    status: report.status,
+    reason: oneLine(`${url}: ${report.reasons.length ? report.reasons.join('; ') : 'all checks pass'}`),
+    since: worst.map((c) => c.since).sort()[0] ?? report.generated_at,
+    updated_at: report.generated_at,
   };
 }

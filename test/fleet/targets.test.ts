@@ -60,7 +60,29 @@ test('every target is probed with its modules, its series carrying target and it
   }
 });
 
-test('a stopped target turns its probe_success to 0 while the others stay 1', async () => {
+test('/status has one check per target and turns healthy once every target answers; ?target= shows one target\'s checks', async () => {
+  const healthy = await waitFor(async () => {
+    const s = await daemon.status();
+    return s.body.status === 'healthy' ? s : undefined;
+  }, 15_000);
+  expect(healthy?.code).toBe(200);
+  const perTarget = healthy!.body.checks.filter((c) => c.name.startsWith('target:')).map((c) => [c.name, c.status]);
+  expect(perTarget).toEqual([
+    [`target:${a.url}`, 'healthy'],
+    [`target:${b.url}`, 'healthy'],
+  ]);
+  const one = await fetch(`${daemon.url}/status?target=${encodeURIComponent(a.url)}`);
+  expect(one.status).toBe(200);
+  const body = (await one.json()) as { target: string; model: string; checks: Array<{ name: string; status: string }> };
+  expect(body.target).toBe(a.url);
+  expect(body.model).toBe('model-a');
+  expect(body.checks.map((c) => c.name).sort()).toEqual(['probe_models', 'probe_ttft', 'ttft_latency']);
+  const unknown = await fetch(`${daemon.url}/status?target=${encodeURIComponent('http://elsewhere:8000')}`);
+  expect(unknown.status).toBe(404);
+  expect(await unknown.text()).toContain(`the targets are ${a.url}, ${b.url}`);
+});
+
+test('a stopped target turns its probe_success to 0 while the others stay 1, and /status names it first', async () => {
   await b.close();
   const text = await waitFor(async () => {
     const t = await daemon.metrics();
@@ -68,4 +90,12 @@ test('a stopped target turns its probe_success to 0 while the others stay 1', as
   }, 10_000);
   expect(sample(text, 'vllm_probe_requests_total', { target: b.url, probe: 'ttft', outcome: 'connect_error' })).toBeGreaterThanOrEqual(1);
   expect(sample(text, 'vllm_probe_probe_success', { target: a.url, probe: 'ttft' })).toBe(1);
+  const down = await waitFor(async () => {
+    const s = await daemon.status();
+    return s.code === 503 ? s : undefined;
+  }, 15_000);
+  expect(down?.body.reasons[0]).toMatch(new RegExp(`^${b.url.replace(/[.]/g, '\\.')}: vLLM unreachable since .*connection refused`));
+  expect(down!.body.checks.find((c) => c.name === `target:${a.url}`)?.status).toBe('healthy');
+  const text2 = await (await fetch(`${daemon.url}/status?format=text&target=${encodeURIComponent(b.url)}`)).text();
+  expect(text2.split('\n')[0]).toMatch(/^unhealthy: vLLM unreachable since/);
 });
