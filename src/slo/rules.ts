@@ -210,6 +210,18 @@ export function generateRules(config: Config): { groups: RuleGroup[] } {
       },
     },
     {
+      alert: 'VllmSheddingLoad',
+      // Rejections are vLLM working as configured (queue limits), so a ticket: capacity, not an outage.
+      expr: `sum by (${AGG}) (rate(vllm_probe_engine_admission_rejections_total${s()}[5m])) > 0`,
+      for: '10m',
+      labels: { severity: 'ticket' },
+      annotations: {
+        summary: 'vLLM is refusing requests at admission: its queue limits are reached',
+        description: '{{ $labels.instance }} ({{ $labels.model }}): {{ $value | printf "%.2f" }} requests per second answered HTTP 503 for 10 minutes because --max-num-queued-reqs / --max-num-queued-tokens was reached.',
+        runbook_url: runbook('vllmsheddingload'),
+      },
+    },
+    {
       alert: 'VllmGpuMemoryHeadroomLow',
       expr: `vllm_probe_gpu_memory_free_bytes${s()} / vllm_probe_gpu_memory_total_bytes${s()} < ${config.status.gpu_memory_headroom_degraded}`,
       for: '5m',

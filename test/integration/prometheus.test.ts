@@ -23,7 +23,8 @@ describe.skipIf(skipWithoutPrometheus)('dashboards and rules against a real Prom
   let smi: FakeNvidiaSmi;
 
   beforeAll(async () => {
-    emu = await startEmulator({ model: 'dash-model', coldStartMs: 50 });
+    // Per-request metrics on, as vLLM with --enable-per-request-metrics: the TTFT split panels need them.
+    emu = await startEmulator({ model: 'dash-model', coldStartMs: 50, perRequestMetrics: true });
     smi = createFakeNvidiaSmi(h100Scenario('load'));
     daemon = await startDaemon(
       testConfig(emu.url, {
