@@ -56,13 +56,11 @@ export function makeFakeNvidiaSmi(dir) {
 async function importBreakdown() {
   const cases = [
     ['bare node (no imports)', ''],
-    ...['undici', 'zod', 'prom-client', 'systeminformation', 'yaml', 'pino', 'node-cron', 'bcryptjs'].map((m) => [`node + import('${m}')`, `await import('${m}');`]),
-    // what the daemon loads of undici and systeminformation (src/vllm/client.ts, src/gpu/host.ts)
+    ...['undici', 'zod', 'prom-client', 'yaml', 'pino', 'bcryptjs'].map((m) => [`node + import('${m}')`, `await import('${m}');`]),
+    // what the daemon loads of undici (src/vllm/client.ts)
     ["node + undici's Pool module only (what VllmClient loads)", `(await import('node:module')).createRequire(import.meta.url)('undici/lib/dispatcher/pool.js');`],
-    // file-backed RSS: ICU data pages of the node binary, touched by timezone-aware Intl (node-cron matches every tick with it)
+    // file-backed RSS: ICU data pages of the node binary, touched by timezone-aware Intl (node-cron did on every tick; src/schedule.ts does not)
     ['node + one Intl.DateTimeFormat with a timeZone, formatToParts once', `new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', weekday: 'short', hour12: false }).formatToParts(new Date());`],
-    ["node + node-cron with one 15 s schedule, after 2 ticks", `const cron = (await import('node-cron')).default; cron.schedule('*/15 * * * * *', () => {}); await new Promise((r) => setTimeout(r, 31_000));`],
-    ["node + systeminformation's cpu + memory modules only (what HostCollector loads)", `{ const r = (await import('node:module')).createRequire(import.meta.url); r('systeminformation/lib/cpu.js'); r('systeminformation/lib/memory.js'); }`],
     ['node + every daemon module (dist/cli.js, dist/app.js), not started', `await import('./dist/cli.js'); await import('./dist/app.js');`],
   ];
   const rows = [];

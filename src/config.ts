@@ -54,21 +54,18 @@ function describe(value: unknown): string {
 }
 
 /**
- * The node-cron pattern for an interval, or undefined when cron cannot express it evenly
- * (seconds must divide a minute, minutes an hour, hours a day).
+ * Whether an interval falls on the same clock slots every minute, hour or day (seconds divide a
+ * minute, minutes an hour, hours a day): schedules run at multiples of the interval on the
+ * wall clock (src/schedule.ts), so a 15 s probe runs at :00, :15, :30, :45 after any restart.
  */
-export function intervalToCron(seconds: number): string | undefined {
-  if (Number.isInteger(seconds) && seconds < 60 && 60 % seconds === 0) return `*/${seconds} * * * * *`;
-  const minutes = seconds / 60;
-  if (Number.isInteger(minutes) && minutes < 60 && 60 % minutes === 0) return `0 */${minutes} * * * *`;
-  const hours = seconds / 3600;
-  if (Number.isInteger(hours) && hours <= 24 && 24 % hours === 0) return `0 0 */${hours} * * *`;
-  return undefined;
+export function isEvenInterval(seconds: number): boolean {
+  const divides = (n: number, whole: number) => Number.isInteger(n) && n <= whole && whole % n === 0;
+  return (seconds < 60 && divides(seconds, 60)) || (seconds < 3600 && divides(seconds / 60, 60)) || divides(seconds / 3600, 24);
 }
 
 const interval = () =>
   duration(1).transform((seconds, ctx) => {
-    if (intervalToCron(seconds) === undefined) {
+    if (!isEvenInterval(seconds)) {
       ctx.addIssue({
         code: 'custom',
         message: `expected an interval that divides a minute, an hour or a day evenly (1s, 5s, 15s, 30s, 1m, 5m, 1h…), got "${formatDuration(seconds)}"`,

@@ -455,12 +455,12 @@ export function createMetrics(registry: Registry, config: Config) {
     }),
     hostCpuUtilization: new Gauge({
       name: 'vllm_probe_host_cpu_utilization_ratio',
-      help: 'Host CPU busy fraction 0-1 across all cores, from systeminformation currentLoad (tokenisation and scheduling in vLLM run on the CPU).',
+      help: 'Host CPU busy fraction 0-1 across all cores between two collections, from /proc/stat (tokenisation and scheduling in vLLM run on the CPU).',
       registers,
     }),
     hostMemoryAvailable: new Gauge({
       name: 'vllm_probe_host_memory_available_bytes',
-      help: 'Host memory available to new allocations in bytes, from systeminformation mem().available (vLLM swap space and CPU KV offload live here).',
+      help: 'Host memory available to new allocations in bytes, MemAvailable from /proc/meminfo (vLLM swap space and CPU KV offload live here).',
       registers,
     }),
   };

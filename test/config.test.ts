@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, intervalToCron, loadConfig, parseConfig, parseDuration, readApiKey } from '../src/config.js';
+import { ConfigError, isEvenInterval, loadConfig, parseConfig, parseDuration, readApiKey } from '../src/config.js';
 import { runCli } from '../src/cli.js';
 
 const dir = 'test/fixtures/config';
@@ -91,12 +91,9 @@ describe('config validation', () => {
     expect(parseDuration('1x')).toBeUndefined();
   });
 
-  test('intervals map to even cron schedules or are refused', () => {
-    expect(intervalToCron(15)).toBe('*/15 * * * * *');
-    expect(intervalToCron(60)).toBe('0 */1 * * * *');
-    expect(intervalToCron(300)).toBe('0 */5 * * * *');
-    expect(intervalToCron(7)).toBeUndefined();
-    expect(intervalToCron(90)).toBeUndefined();
+  test('intervals must fall on the same clock slots every minute, hour or day', () => {
+    for (const ok of [1, 15, 30, 60, 300, 1800, 3600, 7200, 86400]) expect(isEvenInterval(ok), String(ok)).toBe(true);
+    for (const bad of [7, 90, 45 * 60, 5 * 3600, 2 * 86400, 0.5]) expect(isEvenInterval(bad), String(bad)).toBe(false);
   });
 
   test('the API key comes from the named env var or file, trimmed', () => {

@@ -1,16 +1,14 @@
 /**
  * The collector contract and its runner. Each collector (vLLM /metrics, nvidia-smi, host)
- * refreshes its own gauges on its own node-cron interval; the runner applies the timeout and
+ * refreshes its own gauges on its own interval schedule; the runner applies the timeout and
  * records source up / duration / last success / errors by reason. A failing collector never
  * stops the others or the daemon.
  */
 import { performance } from 'node:perf_hooks';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import { intervalToCron } from '../config.js';
-import { cronLogger } from '../cron-logger.js';
 import { NoDataError, SourceError, type SourceErrorReason } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { every } from '../schedule.js';
 
 export interface Collector {
   /** The `source` label: "vllm_metrics", "nvidia_smi", "host". */
@@ -81,13 +79,13 @@ export function startCollector(
   };
   // Single-flight: a run that is still going is shared, never doubled.
   const runNow = () => (current ??= runOnce().finally(() => (current = undefined)));
-  const task: ScheduledTask = cron.schedule(intervalToCron(opts.interval)!, () => runNow(), { name: `collect-${source}`, noOverlap: true, logger: cronLogger(clog) });
+  const task = every(opts.interval, () => runNow());
   const firstRun = runNow();
   return {
     firstRun,
     runNow,
     async stop() {
-      await task.destroy();
+      task.stop();
       await current?.catch(() => undefined);
     },
   };

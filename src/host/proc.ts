@@ -5,6 +5,7 @@
  * workers) — not by a regular expression over command lines.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
 import os from 'node:os';
 
 /** Linux reports utime/stime in clock ticks; USER_HZ is 100 on every mainstream kernel build. */
@@ -27,6 +28,48 @@ export function parseProcStat(stat: string): ProcStat | undefined {
   const stime = Number(fields[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime) || !Number.isInteger(ppid)) return undefined;
   return { comm: stat.slice(open + 1, close), ppid, cpuSeconds: (utime + stime) / CLOCK_TICKS_PER_SECOND };
+}
+
+/** The aggregate `cpu` line of /proc/stat as busy and total ticks since boot. Pure. */
+export function parseCpuTicks(stat: string): { busy: number; total: number } | undefined {
+  const line = stat.split('\n', 1)[0] ?? '';
+  if (!line.startsWith('cpu ')) return undefined;
+  // user nice system idle iowait irq softirq steal; guest and guest_nice are already in user/nice.
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (ticks.length < 4 || ticks.some((t) => !Number.isFinite(t) || t < 0)) return undefined;
+  const total = ticks.reduce((a, b) => a + b, 0);
+  return { busy: total - ticks[3]! - (ticks[4] ?? 0), total };
+}
+
+/** Memory available to new allocations (bytes) from /proc/meminfo; the kernel's estimate, else free + buffers + cache (kernels before 3.14). Pure. */
+export function parseMemAvailable(meminfo: string): number | undefined {
+  const kib = (key: string) => {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(meminfo);
+    return m ? Number(m[1]) : undefined;
+  };
+  const available = kib('MemAvailable');
+  if (available !== undefined) return available * 1024;
+  const parts = ['MemFree', 'Buffers', 'Cached'].map(kib);
+  return parts.every((p) => p !== undefined) ? parts.reduce((a, b) => a! + b!, 0)! * 1024 : undefined;
+}
+
+/**
+ * Reads a /proc file asynchronously, at most `maxBytes` (their stat size is 0, so the usual
+ * size check cannot cap them). Throws the fs error (ENOENT where there is no /proc).
+ */
+export async function readProcFile(path: string, maxBytes = 256 * 1024): Promise<string> {
+  const handle = await openFile(path, 'r');
+  try {
+    const buf = Buffer.alloc(maxBytes);
+    let off = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, off, maxBytes - off, null);
+      if (bytesRead === 0 || off + bytesRead >= maxBytes) return buf.toString('utf8', 0, off + bytesRead);
+      off += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 export interface ProcSample {

@@ -1,17 +1,16 @@
 /**
- * Runs each enabled probe on its own node-cron schedule (no overlap, small jitter) and is the
+ * Runs each enabled probe on its own interval schedule (no overlap, small jitter) and is the
  * only code that times a probe: it applies the timeout, catches throws as reason "internal",
  * records the generic series from the ProbeResult (requests, durations, tokens, success, last
  * success) and feeds /status: the probe's hysteresis line and the verdicts of its own checks,
  * which turn `unknown` when a run fails (a check is never judged on data we could not get).
  */
 import { performance } from 'node:perf_hooks';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import { intervalToCron, type Config } from '../config.js';
-import { cronLogger } from '../cron-logger.js';
+import type { Config } from '../config.js';
 import { preinitialiseProbeSeries, type Metrics } from '../metrics.js';
 import { oneLine } from '../reason.js';
+import { every, type Schedule } from '../schedule.js';
 import type { StatusBoard } from '../status.js';
 import type { TargetTracker } from '../target.js';
 import type { VllmClient } from '../vllm/client.js';
@@ -66,7 +65,7 @@ const clock = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 
 export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeScheduler {
   const { config, metrics, status, tracker } = deps;
-  const tasks: ScheduledTask[] = [];
+  const tasks: Schedule[] = [];
   const inFlight = new Set<Promise<void>>();
   const running = new Set<ProbeKind>();
   const instances = new Map<ProbeKind, ProbeInstance>();
@@ -135,14 +134,9 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
 
   for (const kind of enabled) {
     const seconds = config.probes[kind].interval;
-    const task = cron.schedule(intervalToCron(seconds)!, () => track(kind), {
-      name: `probe-${kind}`,
-      noOverlap: true,
-      logger: cronLogger(deps.log),
-      // Spread probes of many sidecars without pushing a run past its slot.
-      maxRandomDelay: Math.min(1000, seconds * 100),
-    });
-    tasks.push(task);
+    // Spread probes of many sidecars without pushing a run past its slot; runOnce skips a slot
+    // whose previous run of the same kind is still going.
+    tasks.push(every(seconds, () => track(kind), { maxRandomDelayMs: Math.min(1000, seconds * 100) }));
   }
   // Run every probe once at start so /readyz and /status do not wait a whole interval.
   const firstCycle = Promise.all(enabled.map((k) => track(k))).then(() => undefined);
@@ -151,7 +145,7 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
     firstCycle,
     runNow: track,
     async stop() {
-      await Promise.all(tasks.map((t) => t.destroy()));
+      for (const t of tasks) t.stop();
       await Promise.allSettled([...inFlight]);
     },
   };

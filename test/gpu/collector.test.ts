@@ -47,7 +47,7 @@ interface Setup {
 }
 
 function setup(nvidiaSmiPath: string, { gpu = {}, status = {}, options = {} }: Setup = {}) {
-  // A 1h interval: the runner's cron never fires inside a test; tests call collect/runNow. The
+  // A 1h interval: the runner's schedule never fires inside a test; tests call collect/runNow. The
   // fake is a Node script (a few hundred ms per call on a busy CI machine, three calls per
   // collection), so the timeout is generous except where a test wants it to fire.
   // No vLLM listens on the default target here, so the captures' python processes are matched by name.

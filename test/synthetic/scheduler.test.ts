@@ -32,6 +32,6 @@ test('a probe told Retry-After waits that long before its next request, then kee
   // The probe runs every 1 s; after each 429 the next request comes no sooner than 3 s later.
   expect(gaps[0]).toBeGreaterThanOrEqual(2900);
   expect(gaps[1]).toBeGreaterThanOrEqual(2900);
-  // Once answered normally, the schedule is back to its interval (cron ticks: about 1 s).
+  // Once answered normally, the schedule is back to its interval (slots every second).
   expect(Math.min(...gaps.slice(2))).toBeLessThan(2500);
 });
