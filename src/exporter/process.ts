@@ -6,17 +6,35 @@
  *
  * A sidecar only sees vLLM's processes when the pod shares its PID namespace
  * (`shareProcessNamespace: true`); without it this says so once in /status and exports nothing.
+ *
+ * Finding them means reading every process in /proc (and, by default, the socket tables), 18 %
+ * of the daemon's CPU when done every scrape (docs/benchmarks.md, R7). So the matched pids are
+ * remembered and only they are read on the next scrapes; everything is searched again when one
+ * of them is gone or changed (a restart), and every RESCAN_MS anyway, so a process vLLM starts
+ * later (another engine) is found within that time.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { buildProcessMatcher, type MatcherOptions } from '../gpu/processes.js';
-import { listProcesses, type ProcSample } from '../host/proc.js';
+import { listProcesses, readProc, type ProcSample } from '../host/proc.js';
 import type { Metrics } from '../metrics.js';
 import type { StatusBoard, Verdict } from '../status.js';
 import { type Collector } from './collector.js';
 import { CounterDeltas } from './vllm.js';
 
 export type { ProcSample };
+
+/** A full search for vLLM's processes at least this often, even when the known ones all live. */
+const RESCAN_MS = 5 * 60_000;
+
+/** What the collector reads processes with; tests give their own. */
+export interface ProcessSource {
+  list(): ProcSample[];
+  read(pid: number): ProcSample | undefined;
+  now(): number;
+}
+
+const PROC: ProcessSource = { list: listProcesses, read: readProc, now: Date.now };
 
 export class VllmProcessCollector implements Collector {
   readonly name = 'vllm_process';
@@ -25,6 +43,8 @@ export class VllmProcessCollector implements Collector {
   private reportedInvisible = false;
   /** The matched processes of the last collection (the environment snapshot reads flags from it). */
   lastMatched: ProcSample[] = [];
+  /** When the last full search for vLLM's processes ran. */
+  private searchedAtMs = -Infinity;
 
   constructor(
     private readonly config: Config,
@@ -32,9 +52,22 @@ export class VllmProcessCollector implements Collector {
     private readonly status: StatusBoard,
     private readonly model: () => string,
     private readonly log: Logger,
-    private readonly list: () => ProcSample[] = listProcesses,
+    private readonly source: ProcessSource = PROC,
     private readonly matcherOptions: Omit<MatcherOptions, 'targetUrl'> = {},
   ) {}
+
+  /** The processes found last time, read again; undefined when one is gone or is another process now. */
+  private followKnown(): ProcSample[] | undefined {
+    if (this.lastMatched.length === 0 || this.source.now() - this.searchedAtMs >= RESCAN_MS) return undefined;
+    const now: ProcSample[] = [];
+    for (const known of this.lastMatched) {
+      const p = this.source.read(known.pid);
+      // The same pid with another name or parent is a reused pid, not our process.
+      if (!p || p.comm !== known.comm || p.ppid !== known.ppid) return undefined;
+      now.push(p);
+    }
+    return now;
+  }
 
   /** Sets a check of this source; it reads unknown when three intervals pass without a new verdict. */
   private mark(name: string, verdict: Verdict, reason: string): void {
@@ -42,8 +75,11 @@ export class VllmProcessCollector implements Collector {
   }
 
   async collect(): Promise<void> {
+    const followed = this.followKnown();
+    if (followed) return this.export(followed);
+    this.searchedAtMs = this.source.now();
     const match = await buildProcessMatcher(this.config.gpu.process_match, { targetUrl: this.config.target.url, ...this.matcherOptions });
-    const procs = match.ok ? this.list() : [];
+    const procs = match.ok ? this.source.list() : [];
     // The GPU matcher takes nvidia-smi rows; a /proc entry is described by its name, as nvidia-smi does.
     const matched = match.ok ? procs.filter((p) => p.pid !== process.pid && match.matcher.matches({ pid: p.pid, process_name: p.comm, gpu_uuid: '', used_memory_bytes: null })) : [];
     const labels = { model: this.model() };
@@ -61,6 +97,12 @@ export class VllmProcessCollector implements Collector {
       return;
     }
     this.reportedInvisible = false;
+    this.export(matched);
+  }
+
+  private export(matched: ProcSample[]): void {
+    const labels = { model: this.model() };
+    this.lastMatched = matched;
     // Sum per pid so a process that exits (or a restart with new pids) never moves the counter back.
     let cpuIncrease = 0;
     for (const p of matched) cpuIncrease += this.deltas.delta(`cpu:${p.pid}`, p.cpuSeconds);

@@ -25,8 +25,15 @@ function setup(match: Record<string, unknown>, list: () => ProcSample[]) {
   const registry = new Registry();
   const metrics = createMetrics(registry, config);
   const status = new StatusBoard(config, metrics, () => ({ url: 'x', model: 'm' }));
-  const c = new VllmProcessCollector(config, metrics, status, () => 'm', pino({ level: 'silent' }), list);
-  return { c, registry, status };
+  const calls = { list: 0, read: 0 };
+  const clock = { now: 1_000_000 };
+  const source = {
+    list: () => (calls.list++, list()),
+    read: (pid: number) => (calls.read++, list().find((p) => p.pid === pid)),
+    now: () => clock.now,
+  };
+  const c = new VllmProcessCollector(config, metrics, status, () => 'm', pino({ level: 'silent' }), source);
+  return { c, registry, status, calls, clock };
 }
 const proc = (pid: number, comm: string, cpuSeconds: number, rssBytes: number): ProcSample => ({ pid, ppid: 1, comm, cmdline: comm, cpuSeconds, rssBytes });
 
@@ -48,6 +55,32 @@ describe('VllmProcessCollector', () => {
     m = await registry.metrics();
     expect(sample(m, 'vllm_probe_vllm_process_cpu_seconds_total', { model: 'm' })).toBe(12);
     expect(status.report().checks.find((x) => x.name === 'vllm_process')?.reason).toBe('2 vLLM processes (pids 50, 51), resident 0.00 GiB');
+  });
+
+  test('the processes found are followed by pid; a full search again when one is gone, is another process, or 5 minutes passed', async () => {
+    let procs = [proc(10, 'vllm', 5, 100), proc(11, 'VLLM::EngineCore', 20, 300), proc(12, 'nginx', 99, 999)];
+    const { c, registry, calls, clock } = setup({ name_pattern: 'vllm|VLLM' }, () => procs);
+    await c.collect();
+    expect(calls.list).toBe(1);
+    procs = [proc(10, 'vllm', 6, 150), proc(11, 'VLLM::EngineCore', 25, 300), proc(12, 'nginx', 99, 999)];
+    await c.collect();
+    await c.collect();
+    expect(calls.list).toBe(1); // followed: two reads per scrape, no search
+    expect(sample(await registry.metrics(), 'vllm_probe_vllm_process_resident_memory_bytes', { model: 'm' })).toBe(450); // the new readings
+    procs = [proc(10, 'vllm', 6, 150), proc(11, 'python3', 1, 1)]; // pid 11 reused by another process
+    await c.collect();
+    expect(calls.list).toBe(2);
+    expect(sample(await registry.metrics(), 'vllm_probe_vllm_processes', { model: 'm' })).toBe(1);
+    procs = [proc(60, 'vllm', 1, 100)]; // restarted: pid 10 is gone
+    await c.collect();
+    expect(calls.list).toBe(3);
+    procs = [proc(60, 'vllm', 1, 100), proc(61, 'VLLM::EngineCore', 1, 100)]; // a process started later
+    await c.collect();
+    expect(sample(await registry.metrics(), 'vllm_probe_vllm_processes', { model: 'm' })).toBe(1); // not seen yet…
+    clock.now += 5 * 60_000;
+    await c.collect();
+    expect(calls.list).toBe(4);
+    expect(sample(await registry.metrics(), 'vllm_probe_vllm_processes', { model: 'm' })).toBe(2); // …found by the periodic search
   });
 
   test('nothing visible (sidecar without a shared PID namespace): says so in /status, no memory series', async () => {
