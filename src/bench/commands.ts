@@ -39,7 +39,9 @@ interface Ctx {
 
 async function resolveTarget(values: Values, io: BenchIo): Promise<LoadTarget> {
   const keyEnv = values['api-key-env'] ?? 'VLLM_API_KEY';
-  const client = benchClient(parseTargetUrl(values.target), io.env[keyEnv] || undefined);
+  // The experiment validates --concurrency itself; here it only sizes the connection pool.
+  const highest = Math.max(1, ...String(values.concurrency ?? '').split(',').map(Number).filter(Number.isFinite));
+  const client = benchClient(parseTargetUrl(values.target), io.env[keyEnv] || undefined, highest);
   if (values.model) return { client, model: values.model };
   const found = await discoverModel(client, keyEnv, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));
   if ('reason' in found) {

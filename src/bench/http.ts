@@ -8,9 +8,12 @@ import { SourceError } from '../errors.js';
 import { describeErrorBody } from '../vllm/answers.js';
 import { VllmClient } from '../vllm/client.js';
 
-/** The client for bench load: as many connections as the highest concurrency may need. */
-export function benchClient(baseUrl: string, apiKey: string | undefined): VllmClient {
-  return new VllmClient({ baseUrl, maxResponseBytes: 16 * 1024 * 1024, connections: 1024, connectTimeoutMs: 10_000, ...(apiKey ? { apiKey } : {}) });
+/**
+ * The client for bench load: a connection per concurrent stream, for the highest concurrency
+ * asked (a pool smaller than that would queue requests inside the client and measure the queue).
+ */
+export function benchClient(baseUrl: string, apiKey: string | undefined, maxConcurrency = 1): VllmClient {
+  return new VllmClient({ baseUrl, maxResponseBytes: 16 * 1024 * 1024, connections: Math.max(1024, maxConcurrency), connectTimeoutMs: 10_000, ...(apiKey ? { apiKey } : {}) });
 }
 
 /**

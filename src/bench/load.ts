@@ -71,11 +71,28 @@ export async function runLoadChecked(target: LoadTarget, opts: LoadOptions): Pro
   let failuresInARow = 0;
   let stopped: LoadResult['stopped'];
   const more = () => !opts.signal.aborted && !stopped && (opts.requests === undefined || issued < opts.requests) && (opts.durationMs === undefined || performance.now() - t0 < opts.durationMs);
+  // Each worker's requests listen on the worker's own signal, and one listener on the caller's
+  // aborts them all: with every request on the shared signal, each add and remove walked all
+  // 2,000 listeners (7 % of the CPU at 2,000 streams, docs/benchmarks.md R9).
+  const workers = new Set<AbortController>();
+  const abortAll = () => {
+    for (const w of workers) w.abort(opts.signal.reason);
+  };
+  opts.signal.addEventListener('abort', abortAll, { once: true });
   const worker = async () => {
+    const own = new AbortController();
+    workers.add(own);
+    try {
+      await work(own.signal);
+    } finally {
+      workers.delete(own);
+    }
+  };
+  const work = async (signal: AbortSignal) => {
     let myFailures = 0;
     while (more()) {
       const i = issued++;
-      const r = await target.client.stream({ path: '/v1/completions', body: streamingBody(target.model, opts.body(i)), signal: opts.signal, timeoutMs: opts.timeoutMs, countOnly: true });
+      const r = await target.client.stream({ path: '/v1/completions', body: streamingBody(target.model, opts.body(i)), signal, timeoutMs: opts.timeoutMs, countOnly: true });
       if (r.aborted) return;
       const t = deriveTimings(r);
       const rec: RequestRecord = { start: r.startedAt - t0, end: r.endedAt - t0, outcome: r.outcome, e2e: t.e2e };
@@ -99,11 +116,15 @@ export async function runLoadChecked(target: LoadTarget, opts: LoadOptions): Pro
         return;
       }
       // A server that sheds load says when to come back (Retry-After); otherwise back off.
-      if (r.retryAfterSeconds !== undefined && backoff > 0) await pause(Math.min(60_000, r.retryAfterSeconds * 1000), opts.signal);
-      else if (backoff > 0) await pause(Math.min(MAX_BACKOFF_MS, backoff * 2 ** (myFailures - 1)), opts.signal);
+      if (r.retryAfterSeconds !== undefined && backoff > 0) await pause(Math.min(60_000, r.retryAfterSeconds * 1000), signal);
+      else if (backoff > 0) await pause(Math.min(MAX_BACKOFF_MS, backoff * 2 ** (myFailures - 1)), signal);
     }
   };
-  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  try {
+    await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  } finally {
+    opts.signal.removeEventListener('abort', abortAll);
+  }
   return stopped ? { records, stopped } : { records };
 }
 
