@@ -276,6 +276,12 @@ const configSchema = z.strictObject({
       timeout_offset: duration(0).default(0.5),
       /** /probe requests in flight at once; more are answered 503 at once. */
       max_concurrent: z.number().int().min(1).max(1024).default(16),
+      /**
+       * /probe requests in flight for one target (its URL) at once; more are answered 503. Two
+       * Prometheus replicas scrape the same target at the same moment; more is a loop or abuse
+       * aimed at one vLLM through an allow-listed prober.
+       */
+      max_concurrent_per_target: z.number().int().min(1).max(1024).default(2),
     })
     .prefault({}),
   modules: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), moduleSchema).default({}),

@@ -106,6 +106,8 @@ function formatRecord(json: string): string {
 export class ProbeEndpoint {
   private readonly allow: HostMatcher;
   private inFlight = 0;
+  /** In-flight probes by target URL (entries removed at 0, so the map is bounded by max_concurrent). */
+  private readonly inFlightByTarget = new Map<string, number>();
 
   constructor(private readonly deps: ProbeEndpointDeps) {
     this.allow = HostMatcher.of(deps.config.probe_endpoint.allow);
@@ -121,10 +123,17 @@ export class ProbeEndpoint {
     if (this.inFlight >= this.deps.config.probe_endpoint.max_concurrent) {
       return send(res, 503, `too many probes in flight (probe_endpoint.max_concurrent is ${this.deps.config.probe_endpoint.max_concurrent}); retry later\n`);
     }
+    const key = target.toString();
+    const perTarget = this.inFlightByTarget.get(key) ?? 0;
+    const cap = this.deps.config.probe_endpoint.max_concurrent_per_target;
+    if (perTarget >= cap) {
+      return send(res, 503, `${perTarget} probes of ${oneLine(target.host, 200)} already in flight (probe_endpoint.max_concurrent_per_target is ${cap}); retry later\n`);
+    }
     // The caller hanging up (Prometheus gave up) ends the probe too.
     const gone = new AbortController();
     res.once('close', () => gone.abort(new Error('client closed the connection')));
     this.inFlight++;
+    this.inFlightByTarget.set(key, perTarget + 1);
     try {
       const answer = await this.probe(target, name, module, timeout, gone.signal);
       if (this.deps.shutdown.aborted) return send(res, 503, 'vllm-probe is stopping\n');
@@ -134,6 +143,9 @@ export class ProbeEndpoint {
       res.end(answer.body);
     } finally {
       this.inFlight--;
+      const left = (this.inFlightByTarget.get(key) ?? 1) - 1;
+      if (left > 0) this.inFlightByTarget.set(key, left);
+      else this.inFlightByTarget.delete(key);
     }
   }
 

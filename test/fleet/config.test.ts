@@ -49,7 +49,7 @@ describe('fleet config validation', () => {
 
   test('the smallest fleet config from issue 17 is valid and means what it says', () => {
     const config = parseConfig({ probe_endpoint: { allow: ['127.0.0.1', '10.0.0.0/8', '*.vllm.svc.cluster.local'] }, modules: { ttft: { kind: 'ttft' } } });
-    expect(config.probe_endpoint).toEqual({ allow: ['127.0.0.1', '10.0.0.0/8', '*.vllm.svc.cluster.local'], timeout_offset: 0.5, max_concurrent: 16 });
+    expect(config.probe_endpoint).toEqual({ allow: ['127.0.0.1', '10.0.0.0/8', '*.vllm.svc.cluster.local'], timeout_offset: 0.5, max_concurrent: 16, max_concurrent_per_target: 2 });
     expect(moduleSettings(config, config.modules.ttft!)).toEqual({ ...config.probes.ttft, enabled: true });
   });
 

@@ -7,7 +7,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { parseTarget, probeTimeout } from '../../src/fleet/probe.js';
-import { sample, startDaemon, startEmulator, testConfig, type RunningDaemon } from '../helpers/daemon.js';
+import { sample, startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/prometheus.js';
 import { PROMTOOL } from '../helpers/tools.js';
 
@@ -182,6 +182,28 @@ describe('refusals', () => {
     expect(await res.text()).toBe('target "10.1.2.3:8000" is not allowed: its host matches none of probe_endpoint.allow (127.0.0.1, localhost)\n');
     // The WHATWG parser's normal form is what is matched: 0x7f.1 is 127.0.0.1, allowed.
     expect((await probe({ target: `http://0x7f.1:${new URL(emu.url).port}`, module: 'ttft' })).status).toBe(200);
+  });
+
+  test('a third probe of one target while two are in flight → 503 naming the cap; another target still goes', async () => {
+    // A target that accepts the request and then says nothing: each probe stays in flight.
+    const held: Array<import('node:http').ServerResponse> = [];
+    const slow = await recorder((res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      held.push(res);
+    });
+    const target = `http://127.0.0.1:${slow.port}`;
+    const first = [probe({ target, module: 'slow' }), probe({ target, module: 'slow' })];
+    await waitFor(() => slow.seen.length === 2, 10_000);
+    const third = await probe({ target, module: 'ttft' });
+    expect(third.status).toBe(503);
+    expect(await third.text()).toBe(`2 probes of 127.0.0.1:${slow.port} already in flight (probe_endpoint.max_concurrent_per_target is 2); retry later\n`);
+    expect(slow.seen).toHaveLength(2); // the refused one sent nothing
+    expect((await probe({ target: emu.url, module: 'ttft' })).status).toBe(200);
+    for (const res of held) res.end('data: [DONE]\n\n');
+    expect((await Promise.all(first)).map((r) => r.status)).toEqual([200, 200]);
+    // The slots are free again (this one is held too, and ends at the scrape timeout).
+    expect((await probe({ target, module: 'ttft' }, { 'X-Prometheus-Scrape-Timeout-Seconds': '1.5' })).status).toBe(200);
+    for (const res of held) res.destroy();
   });
 
   test('a malformed scrape-timeout header → 400', async () => {
