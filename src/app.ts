@@ -115,7 +115,10 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   const scheduler: ProbeScheduler = startProbes({ config: local, client, tracker, metrics, status, log, watcher: wedge }, signal);
   const fleet = startTargets(config, log, signal, env);
   // Central mode: each target's verdict is a check of the daemon's, so /status names the sick one.
-  if (fleet.urls.length) status.include(() => fleet.checks());
+  if (fleet.urls.length) {
+    status.include(() => fleet.checks());
+    fleet.onChange(() => status.report()); // vllm_probe_status follows the targets without a /status request
+  }
   const probeEndpoint = new ProbeEndpoint({ config, log: log.child({ component: 'probe_endpoint' }), env, shutdown: signal });
 
   const runtime: Runtime = {

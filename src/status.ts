@@ -75,6 +75,7 @@ export class StatusBoard {
   private ttftSeen = false;
   /** Checks judged elsewhere and shown here: a central daemon's targets. */
   private readonly included: Array<() => Check[]> = [];
+  private readonly listeners: Array<() => void> = [];
 
   constructor(
     private readonly config: Config,
@@ -89,7 +90,18 @@ export class StatusBoard {
    */
   set(name: string, status: Verdict, reason: string, staleAfterSeconds?: number): void {
     this.store(name, status, oneLine(redactUrl(reason)), staleAfterSeconds);
-    this.report(); // keep vllm_probe_status current between /status requests
+    this.changed();
+  }
+
+  /** Keeps vllm_probe_status current between /status requests, here and on boards that include this one. */
+  private changed(): void {
+    this.report();
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Called after every change of a check (a board that includes this one re-judges its verdict). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
   }
 
   private store(name: string, status: Verdict, reason: string, staleAfterSeconds?: number): void {
@@ -108,7 +120,7 @@ export class StatusBoard {
 
   clear(name: string): void {
     this.checks.delete(name);
-    this.report();
+    this.changed();
   }
 
   /** Feeds one probe result through the hysteresis; `detail` says what went wrong in words. */

@@ -48,6 +48,8 @@ export interface FleetTargets {
   report(url: string): StatusReport | undefined;
   /** The targets' URLs, in config order. */
   readonly urls: readonly string[];
+  /** Calls `listener` whenever a check of any target changes. */
+  onChange(listener: () => void): void;
   /** Resolves when every target's modules have run once. */
   readonly firstCycle: Promise<void>;
   stop(): Promise<void>;
@@ -91,6 +93,9 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     urls: [...boards.keys()],
     checks: () => [...boards].map(([url, board]) => targetCheck(url, board.report())),
     report: (url) => boards.get(url.replace(/\/$/, ''))?.report(),
+    onChange: (listener) => {
+      for (const board of boards.values()) board.onChange(listener);
+    },
     firstCycle: Promise.all(schedulers.map((s) => s.firstCycle)).then(() => undefined),
     async stop() {
       await Promise.allSettled(schedulers.map((s) => s.stop()));

@@ -2,7 +2,9 @@
  * The fleet dashboard (`vllm-probe dashboards` writes it next to the others): every target that
  * Prometheus probes through GET /probe, from the gauges those answers carry. Worst-N targets by
  * TTFT p95 and by error ratio over the dashboard range, a per-target table (success now, error
- * ratio, TTFT p95, E2E p95, last outcome), and the fleet over time.
+ * ratio, TTFT p95, E2E p95, last outcome), and the fleet over time. A last row covers the other
+ * central mode, a static `targets:` list, from the probe series a daemon exports per target
+ * (label `target`); it is empty without one.
  *
  * Variables: datasource, job (the fleet scrape job), instance (= target after relabelling),
  * module, and n for the worst-N panels. Every query is listed by `fleetPanelQueries` for the
@@ -15,6 +17,49 @@ import { dashboardFrame, labelVariable, type RowSpec } from './dashboards.js';
 export const FLEET_DASHBOARD_UID = 'vllm-probe-fleet';
 
 const S = 'job=~"$job",instance=~"$instance",module=~"$module"';
+/** Static targets: series of a central daemon's own /metrics carry `target` (a sidecar's do not). */
+const T = 'target=~"$target",target!=""';
+
+/** The row for a static `targets:` list (docs/fleet.md), from the sidecar probe families. */
+function staticTargetRows(config: Config): RowSpec[] {
+  const { threshold } = config.slo.ttft;
+  const p95 = (by: string, range: string) => `histogram_quantile(0.95, sum by (${by}le) (rate(vllm_probe_time_to_first_token_seconds_bucket{${T},probe="ttft"}[${range}])))`;
+  const errorRatio = `1 - sum by (target) (increase(vllm_probe_requests_total{${T},probe="ttft",outcome="success"}[$__range])) / sum by (target) (increase(vllm_probe_requests_total{${T},probe="ttft"}[$__range]))`;
+  return [
+    {
+      title: 'Static targets (targets: in a central daemon\'s config)',
+      panels: [
+        {
+          title: 'Static targets',
+          description: "One row per target of a central daemon's targets: list: its last probe per kind, the TTFT probe's error ratio and TTFT p95 over the range. /status?target=URL on that daemon has its checks.",
+          type: 'table',
+          unit: 'none',
+          w: 24,
+          h: 8,
+          queries: [
+            { expr: `min by (target) (vllm_probe_probe_success{${T}})`, legend: 'success', instant: true },
+            { expr: errorRatio, legend: 'error ratio', instant: true },
+            { expr: p95('target, ', '$__range'), legend: 'TTFT p95', instant: true },
+          ],
+          sortBy: 'Error ratio',
+          columns: { 'Value #A': 'All probes up', 'Value #B': 'Error ratio', 'Value #C': 'TTFT p95 (s)', target: 'Target' },
+        },
+        {
+          title: 'TTFT p95 by static target',
+          description: `TTFT p95 of each static target's TTFT probes; the SLO threshold is ${threshold} s.`,
+          type: 'timeseries',
+          unit: 's',
+          w: 24,
+          h: 8,
+          queries: [
+            { expr: p95('target, ', '$__rate_interval'), legend: '{{target}}' },
+            { expr: `vector(${threshold})`, legend: 'SLO' },
+          ],
+        },
+      ],
+    },
+  ];
+}
 
 function fleetRows(config: Config): RowSpec[] {
   const { threshold, critical_threshold: critical } = config.slo.ttft;
@@ -122,7 +167,7 @@ export function renderFleetDashboard(config: Config): Dashboard {
     uid: FLEET_DASHBOARD_UID,
     title: 'vLLM fleet (vllm-probe /probe)',
     description: 'Every vLLM target Prometheus probes through vllm-probe /probe: worst targets by TTFT p95 and error ratio, one row per target.',
-    rows: fleetRows(config),
+    rows: [...fleetRows(config), ...staticTargetRows(config)],
   };
   return dashboardFrame(spec, {
     tags: ['fleet'],
@@ -130,12 +175,18 @@ export function renderFleetDashboard(config: Config): Dashboard {
       labelVariable('job', 'Job', 'label_values(vllm_probe_success, job)'),
       labelVariable('instance', 'Target', 'label_values(vllm_probe_success{job=~"$job"}, instance)'),
       labelVariable('module', 'Module', 'label_values(vllm_probe_success{job=~"$job"}, module)'),
+      labelVariable('target', 'Static target', 'label_values(vllm_probe_probe_success, target)'),
       { name: 'n', label: 'Worst N', type: 'custom', query: '5,10,20', current: { text: '10', value: '10' }, options: [], hide: 0 },
     ],
   });
 }
 
-/** Every panel query of the fleet dashboard, for the e2e dead-panel check. */
-export function fleetPanelQueries(config: Config): Array<{ panel: string; expr: string }> {
-  return fleetRows(config).flatMap((r) => r.panels.flatMap((p) => p.queries.map((q) => ({ panel: p.title, expr: q.expr }))));
+/**
+ * Every panel query of the fleet dashboard, for the dead-panel checks: the /probe rows
+ * (test/e2e/fleet.test.ts, a Prometheus scraping /probe) or the static-target row
+ * (test/fleet/static-dashboard.test.ts, a Prometheus scraping a central daemon's /metrics).
+ */
+export function fleetPanelQueries(config: Config, part: 'probe' | 'targets' = 'probe'): Array<{ panel: string; expr: string }> {
+  const rows = part === 'probe' ? fleetRows(config) : staticTargetRows(config);
+  return rows.flatMap((r) => r.panels.flatMap((p) => p.queries.map((q) => ({ panel: p.title, expr: q.expr }))));
 }

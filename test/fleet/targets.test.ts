@@ -90,6 +90,9 @@ test('a stopped target turns its probe_success to 0 while the others stay 1, and
   }, 10_000);
   expect(sample(text, 'vllm_probe_requests_total', { target: b.url, probe: 'ttft', outcome: 'connect_error' })).toBeGreaterThanOrEqual(1);
   expect(sample(text, 'vllm_probe_probe_success', { target: a.url, probe: 'ttft' })).toBe(1);
+  // The daemon's verdict gauge follows its targets without anyone asking /status.
+  const verdict = await waitFor(async () => sample(await daemon.metrics(), 'vllm_probe_status', { status: 'unhealthy' }) === 1, 15_000);
+  expect(verdict).toBe(true);
   const down = await waitFor(async () => {
     const s = await daemon.status();
     return s.code === 503 ? s : undefined;
