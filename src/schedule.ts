@@ -19,10 +19,14 @@ export function every(seconds: number, run: () => unknown, opts: { maxRandomDela
   const intervalMs = seconds * 1000;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let lastSlot = -Infinity;
   const arm = () => {
     if (stopped) return;
     const now = Date.now();
-    const nextSlot = (Math.floor(now / intervalMs) + 1) * intervalMs;
+    // Timers run on a monotonic clock and the slots on the wall clock: a timer that lands a hair
+    // before its slot by Date.now must not arm the same slot twice.
+    const nextSlot = Math.max((Math.floor(now / intervalMs) + 1) * intervalMs, lastSlot + intervalMs);
+    lastSlot = nextSlot;
     const jitter = opts.maxRandomDelayMs ? Math.random() * opts.maxRandomDelayMs : 0;
     timer = setTimeout(() => {
       arm();

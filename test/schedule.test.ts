@@ -39,3 +39,15 @@ test('a run that throws or rejects does not end the schedule', async () => {
   await vi.advanceTimersByTimeAsync(5_000);
   expect(n).toBe(5);
 });
+
+test('a timer that fires a hair before its slot by the wall clock does not run that slot twice', () => {
+  const runs: number[] = [];
+  every(15, () => runs.push(Date.now()));
+  vi.advanceTimersByTime(4_500); // first slot at 1,005,000
+  expect(runs).toHaveLength(1);
+  vi.setSystemTime(Date.now() - 2); // the wall clock stepped back 2 ms (NTP) right after the run
+  vi.advanceTimersByTime(14_990);
+  expect(runs).toHaveLength(1);
+  vi.advanceTimersByTime(20);
+  expect(runs).toHaveLength(2);
+});
