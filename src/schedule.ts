@@ -24,8 +24,10 @@ export function every(seconds: number, run: () => unknown, opts: { maxRandomDela
     if (stopped) return;
     const now = Date.now();
     // Timers run on a monotonic clock and the slots on the wall clock: a timer that lands a hair
-    // before its slot by Date.now must not arm the same slot twice.
-    const nextSlot = Math.max((Math.floor(now / intervalMs) + 1) * intervalMs, lastSlot + intervalMs);
+    // before its slot by Date.now must not arm the same slot twice. (A big step back of the wall
+    // clock just re-syncs to its slots.)
+    let nextSlot = (Math.floor(now / intervalMs) + 1) * intervalMs;
+    if (nextSlot === lastSlot) nextSlot += intervalMs;
     lastSlot = nextSlot;
     const jitter = opts.maxRandomDelayMs ? Math.random() * opts.maxRandomDelayMs : 0;
     timer = setTimeout(() => {

@@ -51,3 +51,12 @@ test('a timer that fires a hair before its slot by the wall clock does not run t
   vi.advanceTimersByTime(20);
   expect(runs).toHaveLength(2);
 });
+
+test('after the wall clock steps back an hour the schedule keeps its interval', () => {
+  const runs: number[] = [];
+  every(15, () => runs.push(Date.now()));
+  vi.advanceTimersByTime(4_500);
+  vi.setSystemTime(Date.now() - 3_600_000);
+  vi.advanceTimersByTime(45_000);
+  expect(runs.length).toBeGreaterThanOrEqual(3);
+});
