@@ -82,9 +82,9 @@ export class VllmProcessCollector implements Collector {
     const procs = match.ok ? this.source.list() : [];
     // The GPU matcher takes nvidia-smi rows; a /proc entry is described by its name, as nvidia-smi does.
     const matched = match.ok ? procs.filter((p) => p.pid !== process.pid && match.matcher.matches({ pid: p.pid, process_name: p.comm, gpu_uuid: '', used_memory_bytes: null })) : [];
-    const labels = { model: this.model() };
-    this.lastMatched = matched;
     if (matched.length === 0) {
+      this.lastMatched = [];
+      const labels = { model: this.model() };
       this.metrics.vllmProcessResidentMemory.remove(labels);
       this.metrics.vllmProcesses.labels(labels).set(0);
       const why = !match.ok
