@@ -117,7 +117,15 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   // Central mode: each target's verdict is a check of the daemon's, so /status names the sick one.
   if (fleet.urls.length) {
     status.include(() => fleet.checks());
-    fleet.onChange(() => status.report()); // vllm_probe_status follows the targets without a /status request
+    // vllm_probe_status follows the targets without a /status request. A report judges every
+    // target, so the many changes of a large list refresh it once a second, not once each.
+    let refresh: NodeJS.Timeout | undefined;
+    fleet.onChange(() => {
+      refresh ??= setTimeout(() => {
+        refresh = undefined;
+        if (!signal.aborted) status.report();
+      }, 1000).unref();
+    });
   }
   const probeEndpoint = new ProbeEndpoint({ config, log: log.child({ component: 'probe_endpoint' }), env, shutdown: signal });
 
