@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
@@ -7,6 +8,17 @@ import { listeningInodes, parseProcStat, processListeningOn } from '../../src/ho
 import { createMetrics } from '../../src/metrics.js';
 import { StatusBoard } from '../../src/status.js';
 import { sample } from '../helpers/daemon.js';
+
+/** Runs `fn` with a port this very process listens on. */
+async function withOwnListener(fn: (port: number) => Promise<void> | void): Promise<void> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    await fn((server.address() as AddressInfo).port);
+  } finally {
+    server.close();
+  }
+}
 
 const STAT = '4242 (python3 (vllm) x) S 1 4242 4242 0 -1 4194560 123 0 0 0 1234 566 0 0 20 0 12 0 9999 4859281408 275366 18446744073709551615';
 
@@ -123,25 +135,15 @@ describe('the process listening on a port', () => {
 
   test('finds this very process when it listens (Linux)', async () => {
     if (process.platform !== 'linux') return;
-    const { createServer } = await import('node:net');
-    const server = createServer();
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    try {
-      const port = (server.address() as import('node:net').AddressInfo).port;
+    await withOwnListener((port) => {
       expect(processListeningOn(port)).toEqual({ found: true, pid: process.pid });
-    } finally {
-      server.close();
-    }
+    });
   });
 });
 
 test('the demo: a target served by this very process (the built-in emulator) is "not applicable", not an alarm', async () => {
   if (process.platform !== 'linux') return;
-  const { createServer } = await import('node:net');
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  try {
-    const port = (server.address() as import('node:net').AddressInfo).port;
+  await withOwnListener(async (port) => {
     const config = parseConfig({ target: { url: `http://127.0.0.1:${port}` } });
     const metrics = createMetrics(new Registry(), config);
     const status = new StatusBoard(config, metrics, () => ({ url: 'x', model: 'm' }));
@@ -150,7 +152,5 @@ test('the demo: a target served by this very process (the built-in emulator) is 
     expect(check.status).toBe('skipped');
     expect(check.reason).toMatch(/^not applicable: port \d+ is served by this vllm-probe process \(the built-in emulator\)/);
     expect(status.report().status).toBe('healthy');
-  } finally {
-    server.close();
-  }
+  });
 });
