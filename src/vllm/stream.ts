@@ -283,6 +283,8 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
     let errorBytes = 0;
     let bytes = 0;
     let chunkTime = 0;
+    let dataEvents = 0;
+    let lastData = '';
     let timedOut = false;
     let graceTimer: NodeJS.Timeout | undefined;
 
@@ -332,6 +334,8 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
         result.sawDone = true;
         return;
       }
+      dataEvents++;
+      lastData = data;
       if (req.countOnly && !PARSE_HINT.test(data)) {
         if (TOKEN_HINT.test(data) || TOOL_HINT.test(data)) result.tokenAt.push(chunkTime);
         return;
@@ -369,7 +373,12 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
     const finishStream = () => {
       if (failure) return settle(failure.outcome, failure.detail);
       if (!result.sawDone) return settle('incomplete_stream', 'stream ended without data: [DONE]');
-      if (result.tokenAt.length === 0) return settle('empty_completion', 'stream finished without any generated token');
+      if (result.tokenAt.length === 0) {
+        // Say what the stream did carry: a model whose tokens all decode to nothing (special or
+        // partial UTF-8 tokens) looks different from a server that sent no chunks at all.
+        const generated = result.usage?.completion_tokens;
+        return settle('empty_completion', `stream finished without any generated token (${dataEvents} data events${generated !== undefined ? `, usage says ${generated} completion tokens` : ''}; last: ${lastData.slice(0, 160)})`);
+      }
       settle('success');
     };
 

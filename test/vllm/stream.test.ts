@@ -77,6 +77,24 @@ describe('SSE parsing', () => {
   });
 });
 
+describe('an empty completion says what the stream carried', () => {
+  // What a random-weight model can send: tokens generated (usage counts them) that all decode
+  // to nothing. Both paths (parsed and bench's count-only) must say so, not just "empty".
+  const EMPTY_TEXT = [
+    ...Array.from({ length: 3 }, () => 'data: {"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":"","logprobs":null,"finish_reason":null}]}'),
+    'data: {"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"total_tokens":8,"completion_tokens":3}}',
+    'data: [DONE]',
+    '',
+  ].join('\n\n');
+  test.each([false, true])('countOnly %s', async (countOnly) => {
+    const { url, server } = await replay(EMPTY_TEXT, []);
+    const r = await stream(url, { countOnly });
+    server.close();
+    expect(r.outcome).toBe('empty_completion');
+    expect(r.detail).toMatch(/^stream finished without any generated token \(4 data events, usage says 3 completion tokens; last: \{"id":"cmpl-1"/);
+  });
+});
+
 describe('timing arithmetic', () => {
   test('TTFT, ITL, TPOT and E2E follow the vllm bench serve definitions', () => {
     const t = deriveTimings({ startedAt: 1000, tokenAt: [1100, 1120, 1150, 1190], endedAt: 1200, usage: { completion_tokens: 4 } });
