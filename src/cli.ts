@@ -78,6 +78,8 @@ Runs the vLLM emulator alone: /v1/completions, /v1/chat/completions, /v1/models,
   --model NAME            served model name (default emulated-model)
   --api-key KEY           require "Authorization: Bearer KEY" on /v1 routes
   --max-model-len N       default 8192
+  --vllm-version V        what /version says and which captured metric set /metrics serves:
+                          0.26.x and older get vLLM 0.26.0's, later ones 0.32.0's (default 0.32.0)
   --max-num-seqs N        concurrent sequences before requests queue (default 64)
   --no-prefix-caching     run with prefix caching off
   --enable-per-request-metrics   responses carry metrics{time_to_first_token_ms, queue_time_ms, …}
@@ -279,6 +281,7 @@ const COMMANDS: Record<string, Command> = {
       model: { type: 'string' },
       'api-key': { type: 'string' },
       'max-model-len': { type: 'string' },
+      'vllm-version': { type: 'string' },
       'max-num-seqs': { type: 'string' },
       'no-prefix-caching': { type: 'boolean' },
       fault: { type: 'string' },
@@ -301,6 +304,10 @@ const COMMANDS: Record<string, Command> = {
       if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--${name}`, [`expected a positive integer, got "${v}"`]);
       return n;
     };
+    const vllmVersion = (v: string) => {
+      if (!/^\d+\.\d+\.\d+\S*$/.test(v)) throw new ConfigError('--vllm-version', [`expected a vLLM version such as 0.26.0, got "${v}"`]);
+      return v;
+    };
     const apiKey = values['api-key'] ?? io.env.VLLM_API_KEY;
     const { Emulator } = await import('./emulator/server.js');
     const { parseCustomBuckets } = await import('./emulator/engine-metrics.js');
@@ -314,6 +321,7 @@ const COMMANDS: Record<string, Command> = {
       ...(values.model ? { model: values.model } : {}),
       ...(apiKey ? { apiKey } : {}),
       ...(values['max-model-len'] ? { maxModelLen: int('max-model-len', values['max-model-len'])! } : {}),
+      ...(values['vllm-version'] ? { version: vllmVersion(values['vllm-version']) } : {}),
       ...(values['max-num-seqs'] ? { maxNumSeqs: int('max-num-seqs', values['max-num-seqs'])! } : {}),
       prefixCaching: !values['no-prefix-caching'],
       perRequestMetrics: values['enable-per-request-metrics'] === true,

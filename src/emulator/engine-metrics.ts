@@ -67,6 +67,17 @@ class HistogramState {
 
 export const FINISHED_REASONS = ['abort', 'error', 'length', 'repetition', 'stop'] as const;
 
+/**
+ * The two metric sets captured from a real vLLM: 0.26.0 (CUDA, the H200 run) and 0.32.0 (CPU).
+ * A version up to 0.26 gets the 0.26.0 set, any later one the 0.32.0 set: the versions in
+ * between were never captured, so where each newer family first appeared is not known here.
+ */
+export type MetricSet = '0.26.0' | '0.32.0';
+export function metricSetOf(version: string): MetricSet {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  return m && (Number(m[1]) === 0 && Number(m[2]) <= 26) ? '0.26.0' : '0.32.0';
+}
+
 export class EngineMetrics {
   readonly createdAt: number;
   running = 0;
@@ -97,6 +108,7 @@ export class EngineMetrics {
     readonly processStartTime: number,
     /** --custom-histogram-buckets: a family listed here replaces vLLM's default bounds. */
     readonly customBuckets: CustomBuckets = {},
+    readonly metricSet: MetricSet = '0.32.0',
   ) {
     this.createdAt = processStartTime + 5;
     const b = (family: BucketFamily, defaults: number[]) => customBuckets[family] ?? defaults;
@@ -188,7 +200,8 @@ export class EngineMetrics {
       (Object.keys(this.bySource) as Array<keyof typeof this.bySource>).map((s) => [{ ...base, source: s }, this.bySource[s]]),
     );
     counter('vllm:prompt_tokens_cached', 'Number of cached prompt tokens (local + external).', [[base, c.prompt_tokens_cached]]);
-    counter(
+    const since032 = this.metricSet === '0.32.0';
+    if (since032) counter(
       'vllm:prompt_tokens_cached_by_source',
       'Prefix-cache hit tokens by the cache tier that supplied them: device (local HBM), host (offloaded to DRAM), disk, p2p (transferred from another vLLM instance) or external_unspecified. Counted at admission; sums to vllm:prefix_cache_hits + vllm:external_prefix_cache_hits.',
       (['device', 'host', 'p2p', 'disk', 'external_unspecified'] as const).map((src) => [{ ...base, source: src }, src === 'device' ? c.prefix_cache_hits : 0]),
@@ -196,7 +209,7 @@ export class EngineMetrics {
     counter('vllm:generation_tokens', 'Number of generation tokens processed.', [[base, c.generation_tokens]]);
     counter('vllm:request_success', 'Count of successfully processed requests.', FINISHED_REASONS.map((r) => [{ ...base, finished_reason: r }, this.success[r]]));
     // No engine label on this one in v0.32.0: admission happens in the API server.
-    counter('vllm:admission_rejections', 'Number of admission attempts rejected by a queue limit, by reason.', [
+    if (since032) counter('vllm:admission_rejections', 'Number of admission attempts rejected by a queue limit, by reason.', [
       [{ model_name: this.model, reason: 'max_num_queued_reqs' }, this.admissionRejections.max_num_queued_reqs],
       [{ model_name: this.model, reason: 'max_num_queued_tokens' }, this.admissionRejections.max_num_queued_tokens],
     ]);
@@ -215,54 +228,57 @@ export class EngineMetrics {
     histogram('vllm:request_inference_time_seconds', 'Histogram of time spent in RUNNING phase for request.', h.request_inference_time_seconds);
     histogram('vllm:request_prefill_time_seconds', 'Histogram of time spent in PREFILL phase for request.', h.request_prefill_time_seconds);
     histogram('vllm:request_decode_time_seconds', 'Histogram of time spent in DECODE phase for request.', h.request_decode_time_seconds);
-    histogram('vllm:request_num_preemptions', 'Histogram of the number of times a request was preempted.', h.request_num_preemptions);
+    if (since032) histogram('vllm:request_num_preemptions', 'Histogram of the number of times a request was preempted.', h.request_num_preemptions);
     histogram('vllm:request_prefill_kv_computed_tokens', 'Histogram of new KV tokens computed during prefill (excluding cached tokens).', h.request_prefill_kv_computed_tokens);
-    const cc = this.cacheConfig;
-    // The label set of vLLM 0.32.0 (open-ended upstream; readers must not depend on it).
-    gauge('vllm:cache_config_info', 'Information of the LLMEngine CacheConfig', [
-      [
-        {
-          _block_size_resolved: 'True',
-          block_size: String(cc.blockSize),
-          cache_dtype: 'auto',
-          cache_hit_alignment_tokens: 'None',
-          effective_attention_block_size: String(cc.blockSize),
-          enable_mamba_shared_prefix_checkpoint: 'False',
-          enable_prefix_caching: cc.prefixCaching ? 'True' : 'False',
-          engine: '0',
-          gpu_memory_utilization: '0.9',
-          hash_block_size: 'None',
-          is_attention_free: 'False',
-          kv_cache_dtype_skip_layers: '[]',
-          kv_cache_layout: 'None',
-          kv_cache_max_concurrency: pythonRepr((cc.numGpuBlocks * cc.blockSize) / this.maxModelLen),
-          kv_cache_memory_bytes: 'None',
-          kv_cache_size_tokens: String(cc.numGpuBlocks * cc.blockSize),
-          kv_offloading_backend: 'native',
-          kv_offloading_size: 'None',
-          kv_sharing_fast_prefill: 'False',
-          mamba_block_size: 'None',
-          mamba_cache_dtype: 'auto',
-          mamba_cache_mode: 'none',
-          mamba_page_size_padded: 'None',
-          mamba_ssm_cache_dtype: 'float32',
-          num_cpu_blocks: 'None',
-          num_gpu_blocks: String(cc.numGpuBlocks),
-          num_gpu_blocks_override: 'None',
-          prefix_cache_retention_interval: '0',
-          prefix_caching_hash_algo: 'sha256',
-          prefix_match_unit: 'None',
-          replayssm_buffer_len: '16',
-          skip_page_size_padded: 'None',
-          sliding_window: 'None',
-          swa_bounded_replay: 'True',
-          use_kda_recoverssm: 'False',
-          use_replayssm: 'False',
-          user_specified_block_size: 'False',
-        },
-        1,
-      ],
-    ]);
+    gauge('vllm:cache_config_info', 'Information of the LLMEngine CacheConfig', [[this.cacheConfigLabels(), 1]]);
     return `${out.join('\n')}\n`;
+  }
+
+  /** cache_config_info's labels as each captured version has them (open-ended upstream; readers must not depend on them). */
+  private cacheConfigLabels(): Labels {
+    const cc = this.cacheConfig;
+    const both: Labels = {
+      _block_size_resolved: 'True',
+      block_size: String(cc.blockSize),
+      cache_dtype: 'auto',
+      enable_prefix_caching: cc.prefixCaching ? 'True' : 'False',
+      engine: '0',
+      gpu_memory_utilization: '0.9',
+      is_attention_free: 'False',
+      kv_cache_dtype_skip_layers: '[]',
+      kv_cache_max_concurrency: pythonRepr((cc.numGpuBlocks * cc.blockSize) / this.maxModelLen),
+      kv_cache_memory_bytes: 'None',
+      kv_cache_size_tokens: String(cc.numGpuBlocks * cc.blockSize),
+      kv_offloading_backend: 'native',
+      kv_offloading_size: 'None',
+      kv_sharing_fast_prefill: 'False',
+      mamba_block_size: 'None',
+      mamba_cache_dtype: 'auto',
+      mamba_cache_mode: 'none',
+      mamba_page_size_padded: 'None',
+      mamba_ssm_cache_dtype: 'float32',
+      num_cpu_blocks: 'None',
+      num_gpu_blocks: String(cc.numGpuBlocks),
+      num_gpu_blocks_override: 'None',
+      prefix_caching_hash_algo: 'sha256',
+      prefix_match_unit: 'None',
+      skip_page_size_padded: 'None',
+      sliding_window: 'None',
+      user_specified_block_size: 'False',
+    };
+    if (this.metricSet === '0.26.0') return { ...both, calculate_kv_scales: 'False', mamba_ssm_cache_dtype: 'auto', user_specified_mamba_block_size: 'False' };
+    return {
+      ...both,
+      cache_hit_alignment_tokens: 'None',
+      effective_attention_block_size: String(cc.blockSize),
+      enable_mamba_shared_prefix_checkpoint: 'False',
+      hash_block_size: 'None',
+      kv_cache_layout: 'None',
+      prefix_cache_retention_interval: '0',
+      replayssm_buffer_len: '16',
+      swa_bounded_replay: 'True',
+      use_kda_recoverssm: 'False',
+      use_replayssm: 'False',
+    };
   }
 }

@@ -11,7 +11,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { EngineMetrics, type CustomBuckets } from './engine-metrics.js';
+import { EngineMetrics, metricSetOf, type CustomBuckets } from './engine-metrics.js';
 import { PrefixCache, tokenize } from './kv-cache.js';
 
 export { FAULT_MODES, type Fault, type FaultMode } from './faults.js';
@@ -22,6 +22,7 @@ export interface EmulatorOptions {
   model?: string;
   maxModelLen?: number;
   apiKey?: string;
+  /** What /version says; also picks the metric set (metricSetOf): "0.26.0" serves 0.26.0's families. */
   version?: string;
   blockSize?: number;
   numGpuBlocks?: number;
@@ -114,7 +115,7 @@ export class Emulator {
   /** Simulates a process restart: counters, cache and start time reset; next request is cold. */
   restart(): void {
     const o = this.options;
-    this.metrics = new EngineMetrics(o.model, o.maxModelLen, { blockSize: o.blockSize, numGpuBlocks: o.numGpuBlocks, prefixCaching: o.prefixCaching }, Date.now() / 1000, o.customHistogramBuckets);
+    this.metrics = new EngineMetrics(o.model, o.maxModelLen, { blockSize: o.blockSize, numGpuBlocks: o.numGpuBlocks, prefixCaching: o.prefixCaching }, Date.now() / 1000, o.customHistogramBuckets, metricSetOf(o.version));
     this.cache = new PrefixCache(o.blockSize, o.numGpuBlocks, o.prefixCaching);
     this.cold = true;
   }

@@ -37,7 +37,12 @@ export interface PanelSpec {
   columns?: Record<string, string>;
   /** Tables: the column sorted on, worst first. */
   sortBy?: string;
+  /** What the panel says instead of "No data" (a signal older vLLM versions do not export). */
+  noValue?: string;
 }
+
+/** The words on a panel whose vLLM family is missing from older versions (0.26.0 has none of it). */
+export const NEWER_VLLM_SIGNAL = 'not exported by this vLLM (0.32 has it, 0.26 does not)';
 
 /**
  * The /status verdict as a number per instance, worst last, so a stat tile can map it to a
@@ -302,6 +307,7 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
             unit: 'reqps',
             w: 6,
             queries: [q(`sum by (instance, reason) (rate(vllm_probe_engine_admission_rejections_total{${F}}[$__rate_interval]))`, '{{reason}} {{instance}}')],
+            noValue: NEWER_VLLM_SIGNAL,
           },
           {
             title: 'Prompt tokens by source',
@@ -370,6 +376,7 @@ function fieldConfig(p: PanelSpec): FieldConfigSource {
       ...(p.thresholds ? { thresholds: { mode: 'absolute' as ThresholdsConfig['mode'], steps: p.thresholds } } : {}),
       ...(mappings ? { mappings } : {}),
       ...(p.thresholdLines ? { custom: { thresholdsStyle: { mode: 'line' } } } : {}),
+      ...(p.noValue ? { noValue: p.noValue } : {}),
     },
     overrides: sloSeries
       ? [
@@ -492,6 +499,6 @@ export function renderDashboard(spec: DashboardSpec): Dashboard {
 }
 
 /** Every panel query of every dashboard, for the dead-panel test. */
-export function allPanelQueries(config: Config): Array<{ dashboard: string; panel: string; expr: string }> {
-  return dashboardSpecs(config).flatMap((d) => d.rows.flatMap((r) => r.panels.flatMap((p) => p.queries.map((query) => ({ dashboard: d.uid, panel: p.title, expr: query.expr })))));
+export function allPanelQueries(config: Config): Array<{ dashboard: string; panel: string; expr: string; noValue?: string }> {
+  return dashboardSpecs(config).flatMap((d) => d.rows.flatMap((r) => r.panels.flatMap((p) => p.queries.map((query) => ({ dashboard: d.uid, panel: p.title, expr: query.expr, ...(p.noValue ? { noValue: p.noValue } : {}) })))));
 }

@@ -213,6 +213,8 @@ describe('bench commands against real vLLM', () => {
       'concurrency,requests,errors,req_s,output_tok_s,mean_ttft_s,p50_ttft_s,p95_ttft_s,p99_ttft_s,mean_e2e_s,p50_e2e_s,p95_e2e_s,p99_e2e_s',
     );
     expect(readFileSync(join(out, 'concurrency_sweep.svg'), 'utf8')).toContain('<svg');
+    // bench finds vLLM's process by the port it listens on, as the daemon does: the report has its flags.
+    expect((JSON.parse(readFileSync(join(out, 'sweep.environment.json'), 'utf8')) as { launch_flags: string[] | null }).launch_flags).toContain('--max-model-len 4096');
     const s = JSON.parse(r.out) as { levels: Array<{ concurrency: number; requests: number; errors: number }>; conclusion_withheld?: string[] };
     // Every level measured something. The one failure tolerated is the random-weight model's:
     // vLLM generated tokens (usage counts them) that all decode to nothing (special or partial

@@ -1,5 +1,6 @@
 /**
- * The emulator against saved captures from a real vLLM (test/fixtures/vllm/*-v0.32.0.*):
+ * The emulator against saved captures from a real vLLM (test/fixtures/vllm/*-v0.32.0.*, and
+ * metrics-v0.26.0-cuda.txt for the 0.26.0 metric set):
  * same vllm:* family names, types and label names; same SSE chunk structure; same error
  * body shapes. test/e2e/agreement.test.ts repeats this live against a running vLLM.
  */
@@ -20,16 +21,25 @@ afterAll(() => emu.close());
 const post = (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
   fetch(`${emu.url}${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
 
-describe('emulator agrees with real vLLM 0.32.0', () => {
-  test('/metrics: every real vllm:* family exists with the same type and label names', async () => {
-    await post('/v1/completions', { model: 'tiny-llama', prompt: 'hello there', max_tokens: 4, stream: true, stream_options: { include_usage: true } }).then((r) => r.text());
-    const res = await fetch(`${emu.url}/metrics`);
-    expect(res.headers.get('content-type')).toBe('text/plain; version=1.0.0; charset=utf-8');
-    const emulated = familyShape(await res.text());
-    const real = familyShape(fixture('metrics'));
-    expect(emulated).toEqual(real);
+// Both captured metric sets: 0.32.0 (CPU) and 0.26.0 (CUDA, from the H200 run).
+describe.each([
+  ['0.32.0', undefined, 'metrics-v0.32.0.txt'],
+  ['0.26.0', '0.26.0', 'metrics-v0.26.0-cuda.txt'],
+])('/metrics as vLLM %s', (_label, version, capture) => {
+  test('every real vllm:* family exists with the same type and label names, and no other', async () => {
+    const own = version ? await startEmulator({ model: 'tiny-llama', coldStartMs: 0, itlMs: 1, version }) : emu;
+    try {
+      await fetch(`${own.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny-llama', prompt: 'hello there', max_tokens: 4, stream: true, stream_options: { include_usage: true } }) }).then((r) => r.text());
+      const res = await fetch(`${own.url}/metrics`);
+      expect(res.headers.get('content-type')).toBe('text/plain; version=1.0.0; charset=utf-8');
+      expect(familyShape(await res.text())).toEqual(familyShape(readFileSync(`test/fixtures/vllm/${capture}`, 'utf8')));
+    } finally {
+      if (own !== emu) await own.close();
+    }
   });
+});
 
+describe('emulator agrees with real vLLM 0.32.0', () => {
   test('completions SSE: same chunk keys in the same order of chunk kinds', async () => {
     const text = await (await post('/v1/completions', { model: 'tiny-llama', prompt: 'hello there', max_tokens: 16, stream: true, stream_options: { include_usage: true }, ignore_eos: true })).text();
     expect(sseShape(text)).toEqual(sseShape(fixture('sse-completions')));

@@ -6,46 +6,22 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { defaultConfig } from '../../src/config.js';
 import { allPanelQueries, dashboardSpecs, renderDashboard, VERDICT_VALUES } from '../../src/slo/dashboards.js';
-import { createFakeNvidiaSmi, h100Scenario, type FakeNvidiaSmi } from '../helpers/fake-nvidia-smi.js';
-import { startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
-import { startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
+import { startDashboardRig, substitute } from '../helpers/dashboard-rig.js';
+import type { RunningDaemon } from '../helpers/daemon.js';
+import type { RunningPrometheus } from '../helpers/prometheus.js';
 import { skipWithoutPrometheus } from '../helpers/tools.js';
 
-/** What Grafana substitutes: "All" for multi-value variables is their allValue, ".*". */
-export function substitute(expr: string): string {
-  return expr.replaceAll('$instance', '.*').replaceAll('$model', '.*').replaceAll('$__rate_interval', '20s').replaceAll('$__range', '10m').replaceAll('$__interval', '5s');
-}
-
 describe.skipIf(skipWithoutPrometheus)('dashboards and rules against a real Prometheus', { timeout: 120_000 }, () => {
-  let emu: Awaited<ReturnType<typeof startEmulator>>;
+  let rig: Awaited<ReturnType<typeof startDashboardRig>>;
   let daemon: RunningDaemon;
   let prom: RunningPrometheus;
-  let smi: FakeNvidiaSmi;
 
   beforeAll(async () => {
-    // Per-request metrics on, as vLLM with --enable-per-request-metrics: the TTFT split panels need them.
-    emu = await startEmulator({ model: 'dash-model', coldStartMs: 50, perRequestMetrics: true });
-    smi = createFakeNvidiaSmi(h100Scenario('load'));
-    daemon = await startDaemon(
-      testConfig(emu.url, {
-        probes: { ttft: { interval: '1s', timeout: '900ms' }, prefix: { enabled: true, interval: '2s', timeout: '1900ms', prefix_tokens: [256, 512] } },
-        gpu: { enabled: true, nvidia_smi_path: smi.path, interval: '5s', timeout: '4s', process_match: { name_pattern: '.' } },
-      }),
-    );
-    prom = await startPrometheus({ targets: [new URL(daemon.url).host], ruleFiles: ['deploy/prometheus/rules/vllm-probe.rules.yml'] });
-    // Let a few scrapes land, then restart vLLM once so the cold series and the annotation exist.
-    await new Promise((r) => setTimeout(r, 8000));
-    emu.emulator.restart();
-    await waitFor(async () => (await prom.query('vllm_probe_time_to_first_token_seconds_count{phase="cold"}')).length > 0, 20_000, 500);
-    await new Promise((r) => setTimeout(r, 12_000));
+    rig = await startDashboardRig();
+    ({ daemon, prom } = rig);
   }, 90_000);
 
-  afterAll(async () => {
-    await prom?.stop();
-    await daemon?.stop();
-    await emu?.close();
-    smi?.cleanup();
-  });
+  afterAll(() => rig?.stop());
 
   test('every panel query of every dashboard returns data', async () => {
     const dead: string[] = [];

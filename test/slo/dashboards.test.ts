@@ -29,6 +29,11 @@ describe('dashboards say something', () => {
     expect(expr.expr).toMatch(/^max by \(instance\)/);
   });
 
+  test('a panel on a family older vLLM lacks says so in Grafana instead of "No data"', () => {
+    expect(panel('Admission rejections (load shed)').fieldConfig!.defaults.noValue).toMatch(/^not exported by this vLLM \(0\.32 has it, 0\.26 does not\)$/);
+    expect(panel('KV-cache usage').fieldConfig!.defaults.noValue).toBeUndefined();
+  });
+
   test('KV-cache usage draws the 0.95 line (status.kv_cache_usage_degraded) on a 0-1 axis', () => {
     const d = panel('KV-cache usage').fieldConfig!.defaults;
     expect(d.thresholds?.steps).toContainEqual({ value: 0.95, color: 'red' });
