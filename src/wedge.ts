@@ -172,7 +172,12 @@ export class WedgeDetector implements RequestWatcher {
     for (const sig of WEDGE_SIGNATURES) this.metrics.engineWedged.labels({ model, signature: sig }).set(found.some(([f]) => f === sig) ? 1 : 0);
     const staleAfter = this.config.scrape.interval * 3 + this.config.scrape.timeout;
     if (found.length) {
-      this.status.set('engine_progress', 'unhealthy', `engine wedged: /health 200 but ${found.map(([, words]) => words).join('; and ')}`, staleAfter);
+      // Without vLLM's counters (no scrapes: a central daemon's targets), probes queued behind a
+      // full engine stall the same way as probes sent to a stopped one: say both.
+      const blind = !this.config.scrape.enabled;
+      const what = blind ? 'engine wedged or saturated' : 'engine wedged';
+      const words = found.map(([, w]) => w).join('; and ');
+      this.status.set('engine_progress', 'unhealthy', `${what}: /health 200 but ${words}${blind ? " (without vLLM's /metrics a stopped engine and a full one look the same)" : ''}`, staleAfter);
       return;
     }
     const s = this.lastSnapshot;

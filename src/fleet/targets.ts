@@ -11,11 +11,12 @@ import { Registry } from 'prom-client';
 import { readApiKey, type Config } from '../config.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { oneLine } from '../reason.js';
+import { every, type Schedule } from '../schedule.js';
 import { StatusBoard, type Check, type StatusReport } from '../status.js';
-import { UNWATCHED } from '../synthetic/prober.js';
 import { startProbes, type ProbeScheduler } from '../synthetic/scheduler.js';
 import { TargetTracker } from '../target.js';
 import { VllmClient } from '../vllm/client.js';
+import { WedgeDetector } from '../wedge.js';
 import { keyAllowed, moduleConfig } from './modules.js';
 
 /** The families a target's registry keeps: what probes record, nothing about the daemon itself. */
@@ -37,6 +38,7 @@ const PROBE_FAMILIES = [
   'prefixCachedTokens',
   'prefixPromptTokens',
   'prefixUncachedHits',
+  'engineWedged',
 ] as const satisfies ReadonlyArray<keyof Metrics>;
 
 export interface FleetTargets {
@@ -59,6 +61,7 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
   const registries: Registry[] = [];
   const schedulers: ProbeScheduler[] = [];
   const clients: VllmClient[] = [];
+  const healthPolls: Schedule[] = [];
   const boards = new Map<string, StatusBoard>();
   for (const target of config.targets) {
     const registry = new Registry();
@@ -75,6 +78,20 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     const tracker = new TargetTracker(metrics, ttftSettings.cold_probes, targetLog, modules.find((m) => m.model)?.model ?? '');
     const status = new StatusBoard(config, metrics, () => ({ url: target.url, model: tracker.model }));
     boards.set(target.url, status);
+    // The wedge from the probes' side only (no_token_after_headers while /health is 200): a
+    // central daemon does not scrape a target's /metrics, so the counter signatures cannot fire.
+    const wedge = new WedgeDetector({ ...config, scrape: { ...config.scrape, enabled: false } }, metrics, status, () => tracker.model);
+    const healthClient = new VllmClient({ baseUrl: target.url, maxResponseBytes: config.target.max_response_bytes });
+    clients.push(healthClient);
+    const healthTimeoutMs = Math.min(5, ttftSettings.timeout) * 1000;
+    healthPolls.push(
+      every(target.interval ?? ttftSettings.interval, () =>
+        healthClient.health(AbortSignal.any([shutdown, AbortSignal.timeout(healthTimeoutMs)])).then(
+          (h) => wedge.observeHealth(h.status === 200),
+          () => wedge.observeHealth(false),
+        ),
+      ),
+    );
     for (const name of target.modules) {
       const module = config.modules[name]!;
       // Config validation made sure a module with a key lists this host in api_key_hosts.
@@ -84,8 +101,7 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
       const client = new VllmClient({ baseUrl: target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
       clients.push(client);
       const moduleLog = targetLog.child({ module: name });
-      // No wedge detection: it needs the target's /metrics, which a central daemon does not scrape.
-      schedulers.push(startProbes({ config: probeConfig, client, tracker, metrics, status, log: moduleLog, watcher: UNWATCHED }, shutdown));
+      schedulers.push(startProbes({ config: probeConfig, client, tracker, metrics, status, log: moduleLog, watcher: wedge }, shutdown));
     }
   }
   return {
@@ -98,6 +114,7 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     },
     firstCycle: Promise.all(schedulers.map((s) => s.firstCycle)).then(() => undefined),
     async stop() {
+      for (const poll of healthPolls) poll.stop();
       await Promise.allSettled(schedulers.map((s) => s.stop()));
       await Promise.allSettled(clients.map((c) => c.close()));
     },

@@ -170,7 +170,7 @@ export function generateRules(config: Config): { groups: RuleGroup[] } {
       labels: { severity: 'page' },
       annotations: {
         summary: 'vLLM engine is wedged: /health is 200 but no tokens are produced',
-        description: `{{ $labels.instance }} ({{ $labels.model }}): /health is 200 but the engine makes no progress, seen as {{ $labels.signature }} (no_token_after_headers: probe requests accepted, no token before their timeout; frozen_counters: token and step counters still while requests wait; queue_stuck: requests wait, none runs).`,
+        description: `${WHO} ({{ $labels.model }}): /health is 200 but the engine makes no progress, seen as {{ $labels.signature }} (no_token_after_headers: probe requests accepted, no token before their timeout; frozen_counters: token and step counters still while requests wait; queue_stuck: requests wait, none runs).`,
         runbook_url: runbook('vllmenginewedged'),
       },
     },

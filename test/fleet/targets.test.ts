@@ -1,7 +1,7 @@
 /**
  * Central mode on loopback: a static `targets:` list of emulators, each probed on its own
  * schedule; /metrics carries every target's probe series with its `target` label and labels,
- * one HELP/TYPE per family, and nothing is probed at target.url.
+ * one HELP/TYPE per family, nothing is probed at target.url, and a wedged target is named.
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -80,6 +80,25 @@ test('/status has one check per target and turns healthy once every target answe
   const unknown = await fetch(`${daemon.url}/status?target=${encodeURIComponent('http://elsewhere:8000')}`);
   expect(unknown.status).toBe(404);
   expect(await unknown.text()).toContain(`the targets are ${a.url}, ${b.url}`);
+});
+
+test('a wedged target (/health 200, headers but no token) is named as wedged or saturated, and recovers', async () => {
+  a.emulator.fault = { mode: 'wedge' };
+  const re = (t: string) => t.replace(/[.]/g, '\\.');
+  const wedged = await waitFor(async () => {
+    const s = await daemon.status();
+    return s.body.reasons[0]?.startsWith(`${a.url}: engine wedged or saturated`) ? s : undefined;
+  }, 15_000);
+  expect(wedged!.body.reasons[0]).toMatch(new RegExp(`^${re(a.url)}: engine wedged or saturated: /health 200 but the last \\d+ probe requests got response headers and no token within 0\\.9 s \\(without vLLM's /metrics a stopped engine and a full one look the same\\)`));
+  expect(wedged!.body.checks.find((c) => c.name === `target:${b.url}`)?.status).toBe('healthy');
+  expect(sample(await daemon.metrics(), 'vllm_probe_engine_wedged', { target: a.url, signature: 'no_token_after_headers' })).toBe(1);
+  a.emulator.fault = { mode: 'none' };
+  const back = await waitFor(async () => {
+    const one = (await (await fetch(`${daemon.url}/status?target=${encodeURIComponent(a.url)}`)).json()) as { status: string; checks: Array<{ name: string }> };
+    return one.status === 'healthy' ? one : undefined;
+  }, 15_000);
+  expect(back!.checks.map((c) => c.name)).not.toContain('engine_progress');
+  expect(sample(await daemon.metrics(), 'vllm_probe_engine_wedged', { target: a.url, signature: 'no_token_after_headers' })).toBe(0);
 });
 
 test('a stopped target turns its probe_success to 0 while the others stay 1, and /status names it first', async () => {
