@@ -40,8 +40,12 @@ export interface StatusReport {
   checks: Check[];
 }
 
-/** Checks whose data comes from a working engine. */
-const ENGINE_DEPENDENT = new Set(['ttft_latency', 'prefix_cache', 'kv_cache']);
+/**
+ * Checks whose data comes from a working engine. A wedged EngineCore stops updating the series
+ * the API server still serves, so KV usage, prompt-token sources and vLLM's own latency buckets
+ * read as they were when it stopped (seen on the H200: "100 % within the SLO" while frozen).
+ */
+const ENGINE_DEPENDENT = new Set(['ttft_latency', 'prefix_cache', 'kv_cache', 'prefix_sources', 'server_slo']);
 
 /**
  * Checks that explain others, first cause first. Among reasons of one severity these lead, so

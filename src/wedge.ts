@@ -148,7 +148,7 @@ export class WedgeDetector implements RequestWatcher {
     // Probes stalled, but the engine generated for someone else meanwhile: busy, not wedged.
     const movedSinceStalls = this.lastMoveWindowStartMs !== undefined && this.stallRunStartedMs !== undefined && this.lastMoveWindowStartMs >= this.stallRunStartedMs;
     if (this.stallsInARow >= STALLS_IN_A_ROW && !movedSinceStalls) {
-      out.push(['no_token_after_headers', `the last ${this.stallsInARow} probe requests got response headers and no token within ${this.lastStallTimeoutS} s`]);
+      out.push(['no_token_after_headers', `the last ${this.stallsInARow} probe requests got response headers and no token within ${Number(this.lastStallTimeoutS.toFixed(1))} s`]);
     }
     const need = Math.max(2, Math.ceil(this.config.scrape.wedge_scrapes / 2));
     const longEnough = (since: number | undefined) => since !== undefined && this.now() - since >= MIN_FROZEN_MS;

@@ -27,6 +27,23 @@ function setup() {
 }
 
 describe('wedge detector', () => {
+  test('while the engine is wedged, the checks on its frozen series say unknown, not healthy', () => {
+    const t = setup();
+    for (const name of ['kv_cache', 'prefix_sources', 'server_slo', 'ttft_latency']) t.status.set(name, 'healthy', `${name} looked fine`);
+    t.status.set('gpu_memory', 'healthy', 'GPU memory fine');
+    t.w.observeHealth(true);
+    t.scrape(100);
+    t.stall();
+    t.scrape(100);
+    t.stall();
+    const checks = Object.fromEntries(t.status.report().checks.map((c) => [c.name, c]));
+    for (const name of ['kv_cache', 'prefix_sources', 'server_slo', 'ttft_latency']) {
+      expect(checks[name]!.status, name).toBe('unknown');
+      expect(checks[name]!.reason).toBe(`cannot judge while the engine is wedged; last said: ${name} looked fine`);
+    }
+    expect(checks.gpu_memory!.status).toBe('healthy'); // nvidia-smi is not the engine's data
+  });
+
   test('the one line names the wedge, not the probe failures it causes, whichever check was set first', () => {
     const t = setup();
     // The scheduler's probe line exists before the detector's first judgement, as in the daemon.
