@@ -94,6 +94,7 @@ def main() -> None:
     torch.set_default_dtype(dtype)  # init directly in the target dtype: halves the peak memory
     with torch.device(device):
         model = LlamaForCausalLM(cfg).to(dtype)
+    invisible = G.silence_invisible_tokens(model, tok)
     model = model.to("cpu")
     model.generation_config = GenerationConfig(
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
@@ -102,7 +103,7 @@ def main() -> None:
     size = sum(f.stat().st_size for f in out.glob("*.safetensors"))
     kv_bytes = shape["layers"] * shape["kv"] * head_dim * 2 * DTYPES[a.dtype]
     print(json.dumps({"out": str(out), "shape": a.shape, **shape, "head_dim": head_dim, "dtype": a.dtype,
-                      "vocab": len(tok), "params": params, "weights_bytes": size, "kv_bytes_per_token": kv_bytes,
+                      "vocab": len(tok), "silenced_tokens": invisible, "params": params, "weights_bytes": size, "kv_bytes_per_token": kv_bytes,
                       "device": device, "tokenizer_s": round(t1 - t0, 1), "model_s": round(time.time() - t1, 1)}))
 
 
