@@ -14,6 +14,7 @@ export type SourceErrorReason =
   | 'exit_status'
   | 'unparsable'
   | 'no_gpu'
+  | 'no_procfs'
   | 'internal';
 
 /** An expected failure of a source, with a reason for the label and words for /status. */
@@ -32,9 +33,16 @@ export class SourceError extends Error {
   }
 }
 
-/** Thrown when there is legitimately nothing to collect (no GPU on this machine). */
+/** Thrown when there is legitimately nothing to collect: no GPU on this machine, or no Linux /proc. */
 export class NoDataError extends Error {
   override name = 'NoDataError';
+  /** The source_errors label: no_gpu (a CPU-only machine) or no_procfs (not Linux). */
+  readonly reason: Extract<SourceErrorReason, 'no_gpu' | 'no_procfs'>;
+
+  constructor(message: string, options?: { cause?: unknown; reason?: 'no_gpu' | 'no_procfs' }) {
+    super(message, options);
+    this.reason = options?.reason ?? 'no_gpu';
+  }
 }
 
 /** Why a local file (config, key, certificate) cannot be used, with the errno code. */

@@ -63,7 +63,7 @@ export function startCollector(
       if (timeout.aborted && !(err instanceof SourceError && err.reason === 'timeout')) {
         err = new SourceError('timeout', `${source} did not answer within ${opts.timeout}s`, { cause: err });
       }
-      const reason: SourceErrorReason = err instanceof SourceError ? err.reason : err instanceof NoDataError ? 'no_gpu' : 'internal';
+      const reason: SourceErrorReason = err instanceof SourceError ? err.reason : err instanceof NoDataError ? err.reason : 'internal';
       metrics.sourceUp.labels({ source }).set(0);
       metrics.sourceErrors.labels({ source, reason }).inc();
       collector.markStale?.(err);

@@ -94,7 +94,7 @@ export async function runGpuCommand(config: Config, signal: AbortSignal, options
     });
   } catch (err) {
     if (signal.aborted) throw err;
-    if (err instanceof NoDataError) result.error = { reason: 'no_gpu', message: err.message };
+    if (err instanceof NoDataError) result.error = { reason: err.reason, message: err.message };
     else if (err instanceof SourceError) result.error = { reason: err.reason, message: err.message };
     else if (deadline.aborted) result.error = { reason: 'timeout', message: `nvidia-smi did not answer within ${config.gpu.timeout}s` };
     else throw err;

@@ -37,7 +37,7 @@ export class HostCollector implements Collector {
       [stat, meminfo] = await Promise.all([readProcFile(`${this.procRoot}/stat`), readProcFile(`${this.procRoot}/meminfo`)]);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new NoDataError(`no ${this.procRoot}/stat or ${this.procRoot}/meminfo here (host CPU and memory are read from Linux's /proc)`);
+      if (code === 'ENOENT') throw new NoDataError(`no ${this.procRoot}/stat or ${this.procRoot}/meminfo here (host CPU and memory are read from Linux's /proc)`, { reason: 'no_procfs' });
       throw new SourceError('internal', `cannot read ${this.procRoot}: ${code ?? (err as Error).message}`);
     }
     signal.throwIfAborted();

@@ -74,9 +74,11 @@ describe('host collector', () => {
     expect(await value('vllm_probe_host_cpu_utilization_ratio')).toBeUndefined();
   });
 
-  test('no /proc here: nothing to collect (NoDataError), no series', async () => {
+  test('no /proc here: nothing to collect (NoDataError, labelled no_procfs, not no_gpu), no series', async () => {
     const { host, samples } = setup('/nonexistent-proc');
-    await expect(host.collect(never)).rejects.toBeInstanceOf(NoDataError);
+    const err = await host.collect(never).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NoDataError);
+    expect((err as NoDataError).reason).toBe('no_procfs');
     expect(await samples()).toEqual([]);
   });
 
