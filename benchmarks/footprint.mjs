@@ -108,9 +108,11 @@ export async function measureDaemon({ minutes, warmupS, log }) {
   const logFd = openSync(logFile, 'w');
   const base = `http://127.0.0.1:${port}`;
   const nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const arenaMax = process.env.MALLOC_ARENA_MAX ?? '2';
   const args = [...nodeFlags, '--import', join(BENCH_DIR, 'heap-reporter.mjs'), join(REPO, 'dist', 'main.js'), 'serve', '--config', configFile];
-  log(`  emulator ${emu.url} (own process); daemon: node ${args.join(' ').replaceAll(REPO + '/', '')} (listen ${base}); ${minutes} min after a ${warmupS} s warm-up\n`);
-  const daemon = spawnTracked(process.execPath, args, { stdio: ['ignore', logFd, 'pipe', 'ipc'] });
+  log(`  emulator ${emu.url} (own process); daemon: MALLOC_ARENA_MAX=${arenaMax} node ${args.join(' ').replaceAll(REPO + '/', '')} (listen ${base}); ${minutes} min after a ${warmupS} s warm-up\n`);
+  // As the container image runs it (Dockerfile: MALLOC_ARENA_MAX=2); MALLOC_ARENA_MAX= (empty) measures glibc's default.
+  const daemon = spawnTracked(process.execPath, args, { stdio: ['ignore', logFd, 'pipe', 'ipc'], env: { MALLOC_ARENA_MAX: arenaMax } });
   closeSync(logFd);
   const heap = [];
   daemon.on('message', (m) => {
@@ -220,7 +222,7 @@ export async function run(ctx) {
   const anonOk = r.anonMax <= 40;
   const cpuOk = r.cpuPct <= 0.3;
   const md = [
-    `${process.env.BENCH_DAEMON_NODE_FLAGS ? `Node flags: \`${process.env.BENCH_DAEMON_NODE_FLAGS}\`. ` : ''}Daemon: \`node --import ./benchmarks/heap-reporter.mjs dist/main.js serve --config FILE\`, FILE = \`listen: 127.0.0.1:PORT\`, \`target.url: <emulator>\`, \`gpu.nvidia_smi_path: <fake nvidia-smi, H100 capture>\`; everything else default (log_level info, logs to a file). Emulator in its own process with default timings. Ready after ${fmt(r.readyS, 1)} s (start-up CPU ${fmt(r.startupCpuS, 2)} s); ${fmt(r.windowMin, 1)} min measured after a ${warmup} s warm-up; samples every 5 s.`,
+    `${process.env.BENCH_DAEMON_NODE_FLAGS ? `Node flags: \`${process.env.BENCH_DAEMON_NODE_FLAGS}\`. ` : ''}Daemon: \`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? '2'} node --import ./benchmarks/heap-reporter.mjs dist/main.js serve --config FILE\`, FILE = \`listen: 127.0.0.1:PORT\`, \`target.url: <emulator>\`, \`gpu.nvidia_smi_path: <fake nvidia-smi, H100 capture>\`; everything else default (log_level info, logs to a file). Emulator in its own process with default timings. Ready after ${fmt(r.readyS, 1)} s (start-up CPU ${fmt(r.startupCpuS, 2)} s); ${fmt(r.windowMin, 1)} min measured after a ${warmup} s warm-up; samples every 5 s.`,
     '',
     table(
       ['metric', 'value'],
