@@ -32,7 +32,8 @@ FROM ${NODE_IMAGE}
 # MALLOC_ARENA_MAX=2: glibc otherwise gives each thread that mallocs (libuv's pool reading /proc,
 # V8's helpers) an arena of its own, and the daemon's RSS creeps up through them: 82.9 MB after
 # 10 min at defaults without it, 77.3 MB with it, same run (docs/benchmarks.md, benchmark 3).
-ENV NODE_ENV=production MALLOC_ARENA_MAX=2
+ENV MALLOC_ARENA_MAX=2
+ENV NODE_ENV=production
 WORKDIR /app
 # Files stay owned by root and read-only to the daemon's user.
 COPY --from=build /app/package.json ./package.json

@@ -66,6 +66,7 @@ describe('structure', () => {
     expect(fromContext.sort()).toEqual(['bin', 'config/vllm-probe.example.yaml']);
     expect(finalOf('RUN')).toEqual([]); // nothing installed or written at build time either
     expect(finalOf('ENV').map((i) => i.args)).toContain('NODE_ENV=production');
+    expect(finalOf('ENV').map((i) => i.args)).toContain('MALLOC_ARENA_MAX=2'); // the RSS figure of benchmark 3 depends on it
   });
 
   test('runs as the non-root node user (uid 1000), numerically', () => {
