@@ -64,7 +64,7 @@ describe('a probe of a healthy target', () => {
     expect(sample(text, 'vllm_probe_success')).toBe(1);
     const ttft = sample(text, 'vllm_probe_ttft_seconds')!;
     const e2e = sample(text, 'vllm_probe_e2e_seconds')!;
-    expect(ttft).toBeGreaterThanOrEqual(0.02);
+    expect(ttft).toBeGreaterThanOrEqual(0.019); // the emulator's 20 ms, less the ms a Node timer may fire early
     expect(e2e).toBeGreaterThan(ttft);
     expect(sample(text, 'vllm_probe_itl_seconds')).toBeGreaterThan(0);
     expect(sample(text, 'vllm_probe_duration_seconds')).toBeGreaterThanOrEqual(e2e);
