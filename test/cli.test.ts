@@ -26,6 +26,11 @@ describe('CLI errors are one line and exit 2', () => {
     expect(r.code).toBe(2);
     expect(r.err).toBe('test/fixtures/config/invalid-url-v1.yaml: target.url: expected vLLM\'s base URL without /v1 (its /health, /metrics and /tokenize are at the root), got "http://127.0.0.1:8000/v1": use "http://127.0.0.1:8000"\n');
   });
+  test('emulate --vllm-version that is not a version', async () => {
+    const r = await cli(['emulate', '--vllm-version', 'latest']);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe('--vllm-version: expected a vLLM version such as 0.26.0, got "latest"\n');
+  });
   test('serve --target with /v1 is refused the same way', async () => {
     const r = await cli(['serve', '--config', 'test/fixtures/config/valid-minimal.yaml', '--target', 'http://127.0.0.1:8000/v1/']);
     expect(r.code).toBe(2);
