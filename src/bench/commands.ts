@@ -39,8 +39,8 @@ interface Ctx {
 
 async function resolveTarget(values: Values, io: BenchIo): Promise<LoadTarget> {
   const keyEnv = values['api-key-env'] ?? 'VLLM_API_KEY';
-  // The experiment validates --concurrency itself; here it only sizes the connection pool.
-  const highest = Math.max(1, ...String(values.concurrency ?? '').split(',').map(Number).filter(Number.isFinite));
+  // --concurrency sizes the connection pool (the experiments read it with the same intList).
+  const highest = Math.max(...intList('concurrency', values.concurrency, [1]));
   const client = benchClient(parseTargetUrl(values.target), io.env[keyEnv] || undefined, highest);
   if (values.model) return { client, model: values.model };
   const found = await discoverModel(client, keyEnv, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));

@@ -18,8 +18,9 @@ beforeAll(async () => {
 });
 afterAll(() => emu.close());
 
-const post = (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
-  fetch(`${emu.url}${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+const postTo = (base: string, path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+  fetch(`${base}${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+const post = (path: string, body: unknown, headers?: Record<string, string>) => postTo(emu.url, path, body, headers);
 
 // Both captured metric sets: 0.32.0 (CPU) and 0.26.0 (CUDA, from the H200 run).
 describe.each([
@@ -29,7 +30,7 @@ describe.each([
   test('every real vllm:* family exists with the same type and label names, and no other', async () => {
     const own = version ? await startEmulator({ model: 'tiny-llama', coldStartMs: 0, itlMs: 1, version }) : emu;
     try {
-      await fetch(`${own.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny-llama', prompt: 'hello there', max_tokens: 4, stream: true, stream_options: { include_usage: true } }) }).then((r) => r.text());
+      await postTo(own.url, '/v1/completions', { model: 'tiny-llama', prompt: 'hello there', max_tokens: 4, stream: true, stream_options: { include_usage: true } }).then((r) => r.text());
       const res = await fetch(`${own.url}/metrics`);
       expect(res.headers.get('content-type')).toBe('text/plain; version=1.0.0; charset=utf-8');
       expect(familyShape(await res.text())).toEqual(familyShape(readFileSync(`test/fixtures/vllm/${capture}`, 'utf8')));
