@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import { runDaemon } from './app.js';
 import { ConfigError, defaultConfig, loadConfig, parseConfig, parseListen } from './config.js';
 import { FAULT_MODES, type FaultMode } from './emulator/faults.js';
@@ -43,7 +43,8 @@ Usage:
   vllm-probe bench EXPERIMENT [options]
                                      one-off experiments: cold-warm, prefix, sweep, kv,
                                      kv-scaling, report ("vllm-probe bench --help")
-  vllm-probe help [COMMAND]          this text
+  vllm-probe help [COMMAND]          this text, or one command's options
+  vllm-probe --version               print the version and exit
 
 Run "vllm-probe COMMAND --help" for a command's options. Docs: README.md and docs/.
 `;
@@ -57,7 +58,7 @@ endpoints /metrics, /status, /healthz, /readyz, POST /-/reload. SIGHUP reloads t
   --config FILE       YAML config (see config/vllm-probe.example.yaml); required
   --target URL        override target.url (e.g. http://127.0.0.1:8000)
   --listen HOST:PORT  override listen (default 0.0.0.0:9470)
-  --log-level LEVEL   override log_level (trace, debug, info, warn, error)
+  --log-level LEVEL   override log_level (trace, debug, info, warn, error, fatal, silent)
   --web.config.file FILE
                       TLS and basic auth, in the Prometheus exporter-toolkit format
                       (tls_server_config, basic_auth_users with bcrypt hashes); /healthz stays open
@@ -148,15 +149,37 @@ function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[]
   return parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
 }
 
-function makeLogger(level: string): Logger {
-  return pino({ level, base: { service: 'vllm-probe' }, timestamp: pino.stdTimeFunctions.isoTime });
+/**
+ * The daemon's root logger: JSON lines on stdout (or `destination`, for tests) whose `level`
+ * is the name ("warn"), not pino's number (40), so an operator can grep or filter by it.
+ */
+export function makeLogger(level: string, destination?: DestinationStream): Logger {
+  const options = {
+    level,
+    base: { service: 'vllm-probe' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+/** `--log-level` checked with the same rule as the file's `log_level`: a bad one is a one-line ConfigError. */
+function logLevelOverride(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : parseConfig({ log_level: value }, '--log-level').log_level;
 }
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
     const topic = rest[0];
-    io.stdout(topic && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : USAGE);
+    if (!topic || topic === 'help') return io.stdout(USAGE), 0;
+    if (topic === 'bench') return COMMANDS.bench!(['--help'], io);
+    const text = COMMAND_HELP[topic];
+    if (!text) {
+      io.stderr(`vllm-probe help: unknown command "${topic}" (known: ${Object.keys(COMMANDS).join(', ')})\n`);
+      return 2;
+    }
+    io.stdout(text);
     return 0;
   }
   if (command === '--version' || command === 'version') {
@@ -209,13 +232,14 @@ const COMMANDS: Record<string, Command> = {
       io.stderr(`vllm-probe serve: --config FILE is required\n\n${COMMAND_HELP.serve}`);
       return 2;
     }
+    const levelOverride = logLevelOverride(values['log-level']);
     const config = loadConfig(values.config);
     // Validate the overrides with the same rules as the file.
     const overrides = {
       ...(values.target ? { target: parseConfig({ target: { url: values.target } }, '--target').target.url } : {}),
       ...(values.listen ? { listen: parseConfig({ listen: values.listen }, '--listen').listen } : {}),
     };
-    const level = values['log-level'] ?? config.log_level;
+    const level = levelOverride ?? config.log_level;
     const log = makeLogger(level);
     const webConfigFile = values['web.config.file'];
     if (webConfigFile) loadWebConfig(webConfigFile); // validate up front: exit 2 with the field

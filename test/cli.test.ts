@@ -1,6 +1,7 @@
 /** Command-line errors a user meets: one line on stderr, exit 2, no stack trace. */
 import { describe, expect, test } from 'vitest';
-import { runCli } from '../src/cli.js';
+import { readFileSync } from 'node:fs';
+import { makeLogger, runCli } from '../src/cli.js';
 
 const cli = async (args: string[]) => {
   let out = '';
@@ -35,5 +36,55 @@ describe('CLI errors are one line and exit 2', () => {
     const r = await cli(['serve', '--config', 'test/fixtures/config/valid-minimal.yaml', '--target', 'http://127.0.0.1:8000/v1/']);
     expect(r.code).toBe(2);
     expect(r.err).toContain('--target: target.url: expected vLLM\'s base URL without /v1');
+  });
+});
+
+describe('help, version and usage errors', () => {
+  test('the usage names --version, and --version prints the package version', async () => {
+    const help = await cli(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/^\s+vllm-probe --version\s+\S/m);
+    const version = await cli(['--version']);
+    expect(version.code).toBe(0);
+    expect(version.out).toBe(`${(JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version}\n`);
+  });
+  test('help for an unknown command exits 2 with one line on stderr naming the commands', async () => {
+    const r = await cli(['help', 'nosuch']);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/unknown command "nosuch" \(known: .*serve.*check-config/);
+  });
+  test('help for a known command prints its options', async () => {
+    const r = await cli(['help', 'serve']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^Usage: vllm-probe serve /);
+    const bench = await cli(['help', 'bench']);
+    expect(bench.code).toBe(0);
+    expect(bench.out).toMatch(/^Usage: vllm-probe bench /);
+  });
+  test('bench without an experiment is a usage error: usage on stderr, nothing on stdout, exit 2', async () => {
+    const r = await cli(['bench']);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err).toMatch(/^Usage: vllm-probe bench /);
+  });
+  test('a bad --log-level is one line naming the allowed levels, exit 2', async () => {
+    const r = await cli(['serve', '--config', 'config/vllm-probe.example.yaml', '--log-level', 'loud']);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/^--log-level: .*"trace", "debug", "info", "warn", "error", "fatal", "silent", got "loud"\n$/);
+  });
+});
+
+describe('logs', () => {
+  test('each line carries its level by name ("warn"), not pino\'s number', () => {
+    const lines: string[] = [];
+    const log = makeLogger('debug', { write: (line: string) => void lines.push(line) });
+    log.warn({ probe: 'ttft' }, 'probe failed');
+    log.debug('probe ok');
+    log.info('x');
+    expect(lines.map((l) => (JSON.parse(l) as { level: unknown }).level)).toEqual(['warn', 'debug', 'info']);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ service: 'vllm-probe', msg: 'probe failed', probe: 'ttft' });
   });
 });

@@ -61,8 +61,10 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: BENCH_OPTIONS, allowPositionals: true, strict: true });
   const experiment = positionals[0];
   if (!experiment) {
-    io.stdout(BENCH_HELP);
-    return values.help ? 0 : 2;
+    // Asked for, the help is the answer (stdout); without an experiment it is a usage error (stderr).
+    if (values.help) return io.stdout(BENCH_HELP), 0;
+    io.stderr(BENCH_HELP);
+    return 2;
   }
   const standalone: Record<string, (values: Values, io: BenchIo) => Promise<number>> = {
     'kv-scaling': (await import('./kv-scaling.js')).benchKvScaling,
