@@ -175,24 +175,42 @@ const PARSE_HINT = /"(?:usage":\{|error":|metrics":\{)/;
 const TOOL_HINT = /"tool_calls":\[\{/;
 
 /**
+ * The longest SSE line or event (its `data:` lines joined) accepted, in characters. vLLM sends
+ * one token per chunk, well under a KiB even with logprobs; without a cap one line with no
+ * newline is buffered up to the whole stream cap (256 MiB by default): a 100 MB line took the
+ * daemon to 715 MB RSS and stalled /healthz for over a second (issue 23).
+ */
+export const SSE_MAX_LINE_CHARS = 1024 * 1024;
+
+/**
  * Server-sent events as the spec defines them: lines end in CRLF, LF or a bare CR (a CR at the
  * end of one chunk may pair with an LF at the start of the next); `data:` lines join with LF; an
  * empty line dispatches; comments (`:`) are ignored. `end()` flushes a last event that was
  * not followed by a blank line, so a bare-CR stream never loses its final event.
+ *
+ * A line or event longer than `maxLineChars` is never buffered past the cap: the parser sets
+ * `tooLong` (what overflowed) and ignores the rest of the input.
  */
 export class SseParser {
   private buffer = '';
   private data: string[] = [];
+  private dataChars = 0;
   private event = '';
   private pendingCr = false;
   private started = false;
+  /** Set once a line or an event passed the cap; nothing more is parsed after it. */
+  tooLong: string | undefined;
   // StringDecoder, not TextDecoder: a third of the cost per chunk (docs/benchmarks.md, benchmark 2);
   // the same UTF-8 decoding with split multi-byte characters kept; the BOM is dropped by hand below.
   private readonly decoder = new StringDecoder('utf8');
 
-  constructor(private readonly onEvent: (event: string, data: string) => void) {}
+  constructor(
+    private readonly onEvent: (event: string, data: string) => void,
+    private readonly maxLineChars = SSE_MAX_LINE_CHARS,
+  ) {}
 
   feed(bytes: Uint8Array): void {
+    if (this.tooLong) return;
     let text = this.decoder.write(bytes as Buffer);
     if (!this.started && text.length > 0) {
       this.started = true;
@@ -202,13 +220,28 @@ export class SseParser {
   }
 
   end(): void {
+    if (this.tooLong) return;
     this.lines(this.decoder.end());
     if (this.buffer.length) this.line(this.buffer);
     this.buffer = '';
     this.dispatch();
   }
 
+  private overflow(what: string): void {
+    this.tooLong = what;
+    this.buffer = '';
+    this.data = [];
+    this.dataChars = 0;
+  }
+
   private lines(text: string): void {
+    // A line still open that this text does not end: only the new text is searched, so a long
+    // line costs linear time (re-scanning the whole buffer per chunk was quadratic).
+    if (this.buffer.length > 0 && !this.pendingCr && text.indexOf('\n') < 0 && text.indexOf('\r') < 0) {
+      if (this.buffer.length + text.length > this.maxLineChars) return this.overflow(`an SSE line longer than ${this.maxLineChars} characters`);
+      this.buffer += text;
+      return;
+    }
     let s = this.buffer.length > 0 ? this.buffer + text : text;
     this.buffer = '';
     let start = 0;
@@ -217,24 +250,32 @@ export class SseParser {
     if (s.indexOf('\r', start) < 0) {
       // LF-only (what vLLM sends): line ends by indexOf, several times faster than a char loop
       for (let i = s.indexOf('\n', start); i >= 0; i = s.indexOf('\n', start)) {
+        if (i - start > this.maxLineChars) return this.overflow(`an SSE line longer than ${this.maxLineChars} characters`);
         this.line(s.slice(start, i));
+        if (this.tooLong) return;
         start = i + 1;
       }
-      this.buffer = s.slice(start);
-      return;
+      return this.keep(s, start);
     }
     for (let i = start; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c !== 10 && c !== 13) continue;
+      if (i - start > this.maxLineChars) return this.overflow(`an SSE line longer than ${this.maxLineChars} characters`);
       this.line(s.slice(start, i));
+      if (this.tooLong) return;
       if (c === 13) {
         if (i + 1 === s.length) this.pendingCr = true;
         else if (s.charCodeAt(i + 1) === 10) i++;
       }
       start = i + 1;
     }
-    s = s.slice(start);
-    this.buffer = s;
+    this.keep(s, start);
+  }
+
+  /** Keeps the unfinished tail of `s` for the next chunk, unless it already passes the cap. */
+  private keep(s: string, start: number): void {
+    if (s.length - start > this.maxLineChars) return this.overflow(`an SSE line longer than ${this.maxLineChars} characters`);
+    this.buffer = s.slice(start);
   }
 
   private line(line: string): void {
@@ -244,8 +285,12 @@ export class SseParser {
     const field = colon < 0 ? line : line.slice(0, colon);
     let value = colon < 0 ? '' : line.slice(colon + 1);
     if (value.charCodeAt(0) === 32) value = value.slice(1);
-    if (field === 'data') this.data.push(value);
-    else if (field === 'event') this.event = value;
+    if (field === 'data') {
+      // Many short data: lines with no blank line between them make one event: it has the same cap.
+      this.dataChars += value.length + 1;
+      if (this.dataChars > this.maxLineChars) return this.overflow(`an SSE event longer than ${this.maxLineChars} characters`);
+      this.data.push(value);
+    } else if (field === 'event') this.event = value;
   }
 
   private dispatch(): void {
@@ -256,6 +301,7 @@ export class SseParser {
     const data = this.data.length === 1 ? this.data[0]! : this.data.join('\n');
     const event = this.event || 'message';
     this.data = [];
+    this.dataChars = 0;
     this.event = '';
     this.onEvent(event, data);
   }
@@ -427,6 +473,7 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
           return;
         }
         parser.feed(chunk);
+        if (parser.tooLong) failure ??= { outcome: 'bad_response', detail: `${parser.tooLong} (after ${bytes} bytes of the stream); vLLM sends one short line per token` };
         if (failure?.outcome === 'bad_response') {
           finishStream();
           ctrl.abort(new Error('bad response'));

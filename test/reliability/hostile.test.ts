@@ -108,6 +108,41 @@ describe('SSE', () => {
     expect(r.detail).toMatch(/headers are larger/);
   });
 
+  test('a 100 MB SSE line with no newline is refused at the line cap, never buffered whole', async () => {
+    let sent = 0;
+    const rssBefore = process.memoryUsage().rss;
+    let rssMax = rssBefore;
+    const sampler = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 10);
+    const r = await streamFrom(async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(sse([chunk({ content: 'a' })]));
+      const piece = Buffer.alloc(64 * 1024, 'x');
+      res.write('data: ');
+      while (!res.destroyed && sent < 100 * 1024 * 1024) {
+        sent += piece.length;
+        if (!res.write(piece)) {
+          await new Promise<void>((ok) => {
+            const go = () => { res.off('drain', go); res.off('close', go); ok(); };
+            res.on('drain', go).on('close', go);
+          });
+        }
+      }
+      res.end();
+    }, 30_000).finally(() => clearInterval(sampler));
+    expect(r.outcome).toBe('bad_response');
+    expect(r.detail).toMatch(/an SSE line longer than 1048576 characters/);
+    // Read up to the 1 MiB cap plus what socket buffers hold, not the 100 MB on offer.
+    expect(sent).toBeLessThan(16 * 1024 * 1024);
+    expect(rssMax - rssBefore).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  test('an event of many short data: lines without a blank line has the same cap', async () => {
+    const line = `data: ${'y'.repeat(1000)}\n`;
+    const r = await streamFrom(eventStream(`data: ${chunk({ content: 'a' })}\n\n${line.repeat(2000)}\n`));
+    expect(r.outcome).toBe('bad_response');
+    expect(r.detail).toMatch(/an SSE event longer than 1048576 characters/);
+  });
+
   test('non-numeric usage counts are dropped, never passed on', async () => {
     const r = await streamFrom(eventStream(sse([chunk({ content: 'a' }), JSON.stringify({ choices: [], usage: { prompt_tokens: 'lots', completion_tokens: -3, total_tokens: 1e400, prompt_tokens_details: { cached_tokens: 'x' } } }), '[DONE]'])));
     expect(r.outcome).toBe('success');
