@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { runDaemon } from './app.js';
-import { ConfigError, defaultConfig, loadConfig, parseConfig, parseListen } from './config.js';
+import { ConfigError, defaultConfig, formatDuration, loadConfig, parseConfig, parseDuration, parseListen } from './config.js';
+import { SourceError } from './errors.js';
+import { redactUrl } from './reason.js';
 import { FAULT_MODES, type FaultMode } from './emulator/faults.js';
 import { parseExposition } from './vllm/exposition.js';
 import { runGpuCommand } from './gpu/command.js';
@@ -99,7 +101,7 @@ POST /_emulator/restart simulates a vLLM restart.
 Validates FILE. Exit 0 when valid; exit 2 with one "FILE: <path>: expected …, got …" line per
 problem otherwise.
 `,
-  'explain-metrics': `Usage: vllm-probe explain-metrics [--config FILE] FILE|URL
+  'explain-metrics': `Usage: vllm-probe explain-metrics [--config FILE] [--timeout DURATION] FILE|URL
 
 Parses one vLLM /metrics exposition (a saved file, or a URL such as
 http://127.0.0.1:8000/metrics) and prints, as JSON, which metric generation it is (v0,
@@ -113,9 +115,12 @@ server_buckets lists vLLM's own histogram bounds (custom: true after
 --config, else the defaults) are among them and, when not, the share of requests at the
 nearest bound with the range the true share lies in (since vLLM started).
 
-  --config FILE   take slo.ttft.threshold and slo.e2e.threshold from this config
+  --config FILE        take slo.ttft.threshold and slo.e2e.threshold from this config
+  --timeout DURATION   the whole read of a URL (connect, headers, body); default 10s
 
-Exit 2 when the input cannot be read or parsed.
+Text from the server is printed with control characters escaped, so it cannot drive the
+terminal; a password in the URL is never printed. Exit 2 when the input cannot be read
+(timeout included) or parsed.
 `,
 };
 
@@ -431,46 +436,74 @@ const COMMANDS: Record<string, Command> = {
   },
 
   async 'explain-metrics'(args, io) {
-    const { values, positionals } = parse(args, { config: { type: 'string' } });
+    const { values, positionals } = parse(args, { config: { type: 'string' }, timeout: { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP['explain-metrics']!), 0;
     const source = positionals[0];
     if (positionals.length !== 1 || !source) {
       io.stderr(`vllm-probe explain-metrics: expected one FILE or URL\n\n${COMMAND_HELP['explain-metrics']}`);
       return 2;
     }
+    const timeoutS = values.timeout === undefined ? 10 : parseDuration(values.timeout);
+    if (timeoutS === undefined || timeoutS <= 0) {
+      io.stderr(`vllm-probe explain-metrics: --timeout: expected a duration like "10s", got ${JSON.stringify(terminalSafe(values.timeout ?? ''))}\n`);
+      return 2;
+    }
+    // The source as shown: a URL's user and password never reach the terminal or a CI log.
+    const shown = terminalSafe(redactUrl(source));
     let text: string;
     try {
-      if (/^https?:\/\//.test(source)) {
-        // The URL is a /metrics URL: the client's base is what lies before the path.
-        const url = new URL(source);
-        const { VllmClient } = await import('./vllm/client.js');
-        const client = new VllmClient({ baseUrl: url.origin, maxResponseBytes: 64 * 1024 * 1024 });
-        try {
-          const res = await client.get(`${url.pathname}${url.search}`, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));
-          if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-          if (res.truncated) throw new Error('answer larger than 64 MiB');
-          text = res.body;
-        } finally {
-          await client.close();
-        }
-      } else {
-        text = readFileSync(source, 'utf8');
-      }
+      if (/^https?:\/\//.test(source)) text = await readMetricsUrl(new URL(source), timeoutS, io.signal);
+      else text = readFileSync(source, 'utf8');
     } catch (err) {
-      io.stderr(`vllm-probe explain-metrics: cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+      io.stderr(`vllm-probe explain-metrics: cannot read ${shown}: ${terminalSafe(redactUrl((err as NodeJS.ErrnoException).code ?? (err as Error).message))}\n`);
       return 2;
     }
     try {
       const snapshot = normaliseVllmMetrics(parseExposition(text));
       const slo = (values.config ? loadConfig(values.config) : defaultConfig()).slo;
-      io.stdout(`${JSON.stringify(explainSnapshot(snapshot, { ttft: slo.ttft.threshold, e2e: slo.e2e.threshold }), null, 2)}\n`);
+      io.stdout(`${terminalSafe(JSON.stringify(explainSnapshot(snapshot, { ttft: slo.ttft.threshold, e2e: slo.e2e.threshold }), null, 2))}\n`);
       return 0;
     } catch (err) {
-      io.stderr(`vllm-probe explain-metrics: ${source}: ${(err as Error).message}\n`);
+      io.stderr(`vllm-probe explain-metrics: ${shown}: ${terminalSafe((err as Error).message)}\n`);
       return 2;
     }
   },
 };
+
+/**
+ * GET a /metrics URL for explain-metrics under one deadline for the whole read: connect,
+ * headers and body (a server that accepts and never answers, stalls after its headers or
+ * drips a byte a second once kept it waiting well past its 10 s). Throws with "timeout" in
+ * the message when the deadline passes.
+ */
+async function readMetricsUrl(url: URL, timeoutS: number, signal: AbortSignal): Promise<string> {
+  const { VllmClient } = await import('./vllm/client.js');
+  // The URL is a /metrics URL: the client's base is what lies before the path.
+  const timeoutMs = Math.round(timeoutS * 1000);
+  const client = new VllmClient({ baseUrl: url.origin, maxResponseBytes: 64 * 1024 * 1024, connectTimeoutMs: timeoutMs });
+  try {
+    const res = await client.get(`${url.pathname}${url.search}`, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+    if (res.truncated) throw new Error('answer larger than 64 MiB');
+    return res.body;
+  } catch (err) {
+    if (err instanceof SourceError && err.reason === 'timeout') throw new Error(`timeout: no complete answer within ${formatDuration(timeoutS)}`, { cause: err });
+    throw err;
+  } finally {
+    // Not close(): it waits for a request a stalled server never finishes.
+    await client.destroy();
+  }
+}
+
+/**
+ * Text for a terminal: control characters (C0 but newline, DEL, C1) escaped as \\uXXXX, so
+ * what a server sent cannot set the window title, clear the screen or move the cursor. On
+ * JSON text the result is still valid JSON (JSON.stringify escapes C0 itself; C1 is left).
+ */
+function terminalSafe(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 /** For tests and tools: the defaults every command starts from. */
 export { defaultConfig };

@@ -214,6 +214,11 @@ export class VllmClient {
     await this.dispatcher.close().catch(() => this.dispatcher.destroy());
   }
 
+  /** Closes every connection now, requests in flight included (close() waits for them). */
+  async destroy(): Promise<void> {
+    await this.dispatcher.destroy().catch(() => undefined);
+  }
+
   /** Runs a read once more when it failed on a socket the server had already closed. */
   private async idempotent<T>(attempt: () => Promise<T>): Promise<T> {
     try {

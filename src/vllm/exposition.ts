@@ -11,6 +11,8 @@
  * No npm parser handled all of that when this was written (see docs/dependencies.md).
  */
 
+import { oneLine } from '../reason.js';
+
 export type FamilyType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped' | 'info' | 'stateset' | 'gaugehistogram' | 'unknown';
 
 export interface Sample {
@@ -37,6 +39,18 @@ export class ExpositionError extends Error {
     super(`line ${line}: ${message}`);
     this.name = 'ExpositionError';
   }
+}
+
+/** How much of a token from the input an error quotes. */
+const QUOTE_MAX_CHARS = 200;
+
+/**
+ * Text from the input as an error quotes it: cut and with control characters escaped. A
+ * /metrics whose value was a 10 MB token once put the whole token into every scrape's log line
+ * and terminal escape sequences into explain-metrics' stderr (issue 23).
+ */
+function q(text: string): string {
+  return `"${oneLine(text, QUOTE_MAX_CHARS)}"`;
 }
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -78,20 +92,20 @@ function parseLabels(line: string, pos: number, lineNo: number): [Record<string,
     const eq = line.indexOf('=', i);
     if (eq < 0) throw new ExpositionError(lineNo, 'label without "="');
     const name = line.slice(i, eq).trim();
-    if (!LABEL_NAME.test(name)) throw new ExpositionError(lineNo, `invalid label name "${name}"`);
-    if (name in labels) throw new ExpositionError(lineNo, `duplicate label "${name}"`);
+    if (!LABEL_NAME.test(name)) throw new ExpositionError(lineNo, `invalid label name ${q(name)}`);
+    if (name in labels) throw new ExpositionError(lineNo, `duplicate label ${q(name)}`);
     i = eq + 1;
-    if (line[i] !== '"') throw new ExpositionError(lineNo, `label ${name}: value must be quoted`);
+    if (line[i] !== '"') throw new ExpositionError(lineNo, `label ${q(name)}: value must be quoted`);
     i++;
     let value = '';
     for (;;) {
       const c = line[i];
-      if (c === undefined) throw new ExpositionError(lineNo, `label ${name}: unterminated value`);
+      if (c === undefined) throw new ExpositionError(lineNo, `label ${q(name)}: unterminated value`);
       if (c === '\\') {
         const next = line[i + 1];
         if (next === 'n') value += '\n';
         else if (next === '\\' || next === '"') value += next;
-        else throw new ExpositionError(lineNo, `label ${name}: invalid escape "\\${next ?? ''}"`);
+        else throw new ExpositionError(lineNo, `label ${q(name)}: invalid escape ${q(`\\${next ?? ''}`)}`);
         i += 2;
         continue;
       }
@@ -103,7 +117,7 @@ function parseLabels(line: string, pos: number, lineNo: number): [Record<string,
     i++; // closing quote
     while (line[i] === ' ') i++;
     if (line[i] === ',') i++;
-    else if (line[i] !== '}') throw new ExpositionError(lineNo, `expected "," or "}" after label ${name}`);
+    else if (line[i] !== '}') throw new ExpositionError(lineNo, `expected "," or "}" after label ${q(name)}`);
   }
 }
 
@@ -167,15 +181,15 @@ function lineParser(): { families: Exposition; line(raw: string, idx: number): v
       const m = /^#\s+(HELP|TYPE)\s+(\S+)(?:\s(.*))?$/.exec(line);
       if (!m) return; // other comments are allowed and ignored
       const [, kind, name, rest = ''] = m;
-      if (!NAME.test(name!)) throw new ExpositionError(lineNo, `invalid metric name "${name}"`);
+      if (!NAME.test(name!)) throw new ExpositionError(lineNo, `invalid metric name ${q(name!)}`);
       const family = families.get(name!) ?? { name: name!, type: declared.get(name!) ?? 'untyped', samples: [] };
       families.set(name!, family);
       if (kind === 'HELP') {
         family.help = unescapeHelp(rest);
       } else {
         const type = rest.trim() as FamilyType;
-        if (!TYPES.has(type)) throw new ExpositionError(lineNo, `unknown type "${rest.trim()}" for ${name}`);
-        if (family.samples.length) throw new ExpositionError(lineNo, `TYPE for ${name} after its samples`);
+        if (!TYPES.has(type)) throw new ExpositionError(lineNo, `unknown type ${q(rest.trim())} for ${q(name!)}`);
+        if (family.samples.length) throw new ExpositionError(lineNo, `TYPE for ${q(name!)} after its samples`);
         declared.set(name!, type);
         family.type = type;
       }
@@ -184,7 +198,7 @@ function lineParser(): { families: Exposition; line(raw: string, idx: number): v
     let i = 0;
     while (i < line.length && line[i] !== '{' && line[i] !== ' ' && line[i] !== '\t') i++;
     const name = line.slice(0, i);
-    if (!NAME.test(name)) throw new ExpositionError(lineNo, `invalid metric name "${name.slice(0, 60)}"`);
+    if (!NAME.test(name)) throw new ExpositionError(lineNo, `invalid metric name ${q(name)}`);
     let labels: Record<string, string> = {};
     if (line[i] === '{') [labels, i] = parseLabels(line, i, lineNo);
     // OpenMetrics: an exemplar (` # {trace_id="…"} 1.0`) may follow the value; it is not data.
@@ -192,13 +206,13 @@ function lineParser(): { families: Exposition; line(raw: string, idx: number): v
     const exemplar = tail.indexOf(' # ');
     if (exemplar >= 0) tail = tail.slice(0, exemplar);
     const rest = tail.trim().split(/[ \t]+/);
-    if (rest.length < 1 || rest.length > 2 || rest[0] === '') throw new ExpositionError(lineNo, `expected "value [timestamp]" after ${name}`);
+    if (rest.length < 1 || rest.length > 2 || rest[0] === '') throw new ExpositionError(lineNo, `expected "value [timestamp]" after ${q(name)}`);
     const value = parseValue(rest[0]!);
-    if (value === undefined) throw new ExpositionError(lineNo, `invalid value "${rest[0]}" for ${name}`);
+    if (value === undefined) throw new ExpositionError(lineNo, `invalid value ${q(rest[0]!)} for ${q(name)}`);
     // 0.0.4 timestamps are integer milliseconds; OpenMetrics ones are (fractional) seconds.
-    if (rest[1] !== undefined && !/^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(rest[1])) throw new ExpositionError(lineNo, `invalid timestamp "${rest[1]}"`);
+    if (rest[1] !== undefined && !/^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(rest[1])) throw new ExpositionError(lineNo, `invalid timestamp ${q(rest[1])}`);
     const key = `${name}${JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))}`;
-    if (seen.has(key)) throw new ExpositionError(lineNo, `duplicate sample ${name}${Object.keys(labels).length ? `{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',').slice(0, 120)}}` : ''}`);
+    if (seen.has(key)) throw new ExpositionError(lineNo, `duplicate sample ${oneLine(`${name}${Object.keys(labels).length ? `{${Object.entries(labels).map(([k, v]) => `${k}="${v.slice(0, QUOTE_MAX_CHARS)}"`).join(',')}}` : ''}`, QUOTE_MAX_CHARS)}`);
     seen.add(key);
     familyOf(name).samples.push({ name, labels, value });
   };

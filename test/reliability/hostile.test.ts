@@ -3,19 +3,25 @@
  * on loopback answering one way, and what a user would see from vllm-probe.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { runCli } from '../../src/cli.js';
 import { formatStatusText } from '../../src/status.js';
+import { parseExposition } from '../../src/vllm/exposition.js';
 import { VllmClient } from '../../src/vllm/client.js';
 import { deriveTimings, type StreamResult } from '../../src/vllm/stream.js';
 import { sample, startDaemon, testConfig, waitFor } from '../helpers/daemon.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 const servers: Server[] = [];
+const netServers: NetServer[] = [];
 const clients: VllmClient[] = [];
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
+  for (const s of netServers) s.close();
   for (const s of servers) {
     s.closeAllConnections();
     s.close();
@@ -189,5 +195,107 @@ describe('text that reaches /status and logs', () => {
   test('formatStatusText keeps one line per check whatever a reason holds', () => {
     const text = formatStatusText({ status: 'degraded', reasons: ['a\nb'], target: 't', model: 'm', generated_at: 'now', checks: [{ name: 'x', status: 'degraded', reason: 'one\ntwo\rthree', since: 'now', updated_at: 'now' }] });
     expect(text.trimEnd().split('\n')).toHaveLength(2);
+  });
+});
+
+describe('a hostile /metrics', () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+  });
+  const ESCAPES = '\u001b]0;pwned\u0007\u001b[2J';
+
+  test('an exposition error quotes at most 200 characters of a token, control characters escaped', () => {
+    let message = '';
+    try {
+      parseExposition(`vllm:num_requests_running{engine="0"} ${ESCAPES}${'9'.repeat(10 * 1024 * 1024)}\n`);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^line 1: invalid value "\\u001b\]0;pwned\\u0007\\u001b\[2J9+…" for "vllm:num_requests_running"$/);
+    expect(message.length).toBeLessThan(300);
+    expect(message).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+  });
+
+  test('a 10 MB token, scraped every second: one short warning (not one per scrape), small RSS, /status names it', async () => {
+    const token = `${ESCAPES}${'9'.repeat(10 * 1024 * 1024)}`;
+    const url = await serve((req, res) => {
+      if (req.url === '/metrics') return void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(`# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{engine="0"} ${token}\n`);
+      if (req.url === '/health') return void res.writeHead(200).end();
+      res.writeHead(404).end();
+    });
+    let logs = '';
+    const sink = new Writable({ write: (c, _e, cb) => ((logs += c.toString()), cb()) });
+    const rssBefore = process.memoryUsage().rss;
+    let rssMax = rssBefore;
+    const sampler = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 20);
+    cleanups.push(async () => clearInterval(sampler));
+    const d = await startDaemon(testConfig(url, { probes: { ttft: { enabled: false }, prefix: { enabled: false }, models: { enabled: false } } }), { log: pino({ level: 'info' }, sink) });
+    cleanups.push(() => d.stop());
+    const scrapes = await waitFor(async () => {
+      const n = sample(await d.metrics(), 'vllm_probe_source_errors_total', { source: 'vllm_metrics', reason: 'parse_error' }) ?? 0;
+      return n >= 4 ? n : 0;
+    }, 20_000);
+    expect(scrapes).toBeGreaterThanOrEqual(4);
+    const failures = logs.split('\n').filter((l) => l.includes('collection failed'));
+    expect(failures).toHaveLength(1);
+    expect(logs.length).toBeLessThan(32 * 1024);
+    expect(failures[0]).toContain('invalid value \\"\\\\u001b]0;pwned');
+    expect(rssMax - rssBefore).toBeLessThan(120 * 1024 * 1024);
+    expect(JSON.stringify((await d.status()).body)).toMatch(/invalid value/);
+  });
+});
+
+describe('explain-metrics on a hostile or stuck server', () => {
+  const explain = async (args: string[]) => {
+    let out = '';
+    let err = '';
+    const t = performance.now();
+    const code = await runCli(['explain-metrics', ...args], { stdout: (s) => (out += s), stderr: (s) => (err += s), signal: new AbortController().signal, env: {} });
+    return { code, out, err, ms: performance.now() - t };
+  };
+
+  test('terminal escape sequences from the server never reach the terminal; the error is one short line', async () => {
+    const url = await serve((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`vllm:x{a="b"} \u001b]0;pwned\u0007\u001b[2J${'x'.repeat(10 * 1024 * 1024)}\n`));
+    const r = await explain([`${url}/metrics`]);
+    expect(r.code).toBe(2);
+    expect(r.err).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(r.err.length).toBeLessThan(600);
+    expect(r.err.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  test('label values with C1 control characters are escaped in the JSON it prints', async () => {
+    const url = await serve((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('vllm:cache_config_info{block_size="16",gpu_memory_utilization="0.9",num_gpu_blocks="\u009b2J\u001b[2J"} 1\nvllm:num_requests_running{engine="0",model_name="m\u009b31m"} 1\n'));
+    const r = await explain([`${url}/metrics`]);
+    expect(r.code).toBe(0);
+    expect(r.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    JSON.parse(r.out);
+  });
+
+  // A server that never answers, one that stalls after its headers, one that drips a byte a
+  // second: each ends at the timeout with the word "timeout", and the URL's password is not shown.
+  test.for(['accepts and never answers', 'stalls after headers', 'drips a byte a second'])('%s: --timeout honoured, says timeout, no password', async (mode) => {
+    let connections = 0;
+    const server = createNetServer((sock) => {
+      connections++;
+      sock.on('error', () => undefined);
+      sock.once('data', () => {
+        if (mode === 'accepts and never answers') return;
+        sock.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\n# HELP');
+        if (mode === 'drips a byte a second') {
+          const drip = setInterval(() => (sock.destroyed ? clearInterval(drip) : sock.write('#')), 1000);
+          sock.once('close', () => clearInterval(drip));
+        }
+      });
+    });
+    netServers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const r = await explain(['--timeout', '1500ms', `http://admin:hunter2-secret@127.0.0.1:${port}/metrics`]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/timeout/);
+    expect(r.err).not.toContain('hunter2-secret');
+    expect(r.ms).toBeLessThan(1500 + 2500);
+    expect(connections).toBe(1);
   });
 });
