@@ -4,10 +4,11 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { runDaemon } from './app.js';
-import { ConfigError, defaultConfig, formatDuration, loadConfig, parseConfig, parseDuration, parseListen } from './config.js';
+import { ConfigError, defaultConfig, formatDuration, loadConfig, parseConfig, parseDuration, parseListen, RUNBOOK_PLACEHOLDER } from './config.js';
 import { SourceError } from './errors.js';
 import { redactUrl } from './reason.js';
 import { FAULT_MODES, type FaultMode } from './emulator/faults.js';
@@ -124,13 +125,18 @@ terminal; a password in the URL is never printed. Exit 2 when the input cannot b
 `,
 };
 
-COMMAND_HELP.rules = `Usage: vllm-probe rules [--config FILE] [--kubernetes] [--name NAME]
+COMMAND_HELP.rules = `Usage: vllm-probe rules [--config FILE] [--runbook-base-url URL] [--kubernetes] [--name NAME]
 
 Prints the Prometheus rules (SLI recording rules, multi-window burn-rate alerts, health
 alerts) generated from the config's slo, status and alerts settings — the same thresholds
-the daemon uses as bucket bounds. Without --config the defaults are used (the checked-in
-deploy/prometheus/rules/vllm-probe.rules.yml). --kubernetes wraps them in a
-monitoring.coreos.com/v1 PrometheusRule named NAME (default vllm-probe).
+the daemon uses as bucket bounds. Without --config the defaults are used.
+--kubernetes wraps them in a monitoring.coreos.com/v1 PrometheusRule named NAME (default
+vllm-probe).
+
+Every alert's runbook_url is alerts.runbook_base_url#<alert>: the URL where your team serves
+docs/runbook.md (shipped with vllm-probe). It has no usable default, so set it in the config
+or with --runbook-base-url; the checked-in deploy/prometheus/rules/vllm-probe.rules.yml
+carries the placeholder ${RUNBOOK_PLACEHOLDER}.
 `;
 
 COMMAND_HELP.gpu = `Usage: vllm-probe gpu [--config FILE] [--nvidia-smi PATH]
@@ -369,9 +375,17 @@ const COMMANDS: Record<string, Command> = {
   },
 
   async rules(args, io) {
-    const { values } = parse(args, { config: { type: 'string' }, kubernetes: { type: 'boolean' }, name: { type: 'string' } });
+    const { values } = parse(args, { config: { type: 'string' }, kubernetes: { type: 'boolean' }, name: { type: 'string' }, 'runbook-base-url': { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP.rules!), 0;
-    const config = values.config ? loadConfig(values.config) : defaultConfig();
+    let config = values.config ? loadConfig(values.config) : defaultConfig();
+    const runbookBase = values['runbook-base-url'];
+    if (runbookBase !== undefined) {
+      config = { ...config, alerts: { ...config.alerts, runbook_base_url: parseConfig({ alerts: { runbook_base_url: runbookBase } }, '--runbook-base-url').alerts.runbook_base_url } };
+    } else if (config.alerts.runbook_base_url === RUNBOOK_PLACEHOLDER) {
+      const shipped = fileURLToPath(new URL('../docs/runbook.md', import.meta.url));
+      io.stderr(`vllm-probe rules: alerts.runbook_base_url is not set: set it in the config, or pass --runbook-base-url URL, to where your team serves docs/runbook.md (shipped at ${shipped}); each alert links to its section there\n`);
+      return 2;
+    }
     const { renderPrometheusRule, renderRules } = await import('./slo/rules.js');
     io.stdout(values.kubernetes ? renderPrometheusRule(config, values.name ?? 'vllm-probe') : renderRules(config));
     return 0;

@@ -247,6 +247,13 @@ const sloTargetSchema = (threshold: number, critical: number, objectiveDefault: 
       }
     });
 
+/**
+ * Default of `alerts.runbook_base_url`: a reserved name that resolves nowhere (RFC 2606) and says
+ * what to set. The checked-in rules carry it; `vllm-probe rules` refuses it, so generated rules
+ * link to where your team serves docs/runbook.md (shipped in the package under docs/).
+ */
+export const RUNBOOK_PLACEHOLDER = 'https://set-alerts-runbook-base-url.invalid/runbook.md';
+
 const configSchema = z.strictObject({
   listen: listenAddress.default('0.0.0.0:9470'),
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -333,8 +340,12 @@ const configSchema = z.strictObject({
     .prefault({}),
   alerts: z
     .strictObject({
-      /** Where alert annotations point; each alert links to its own section. */
-      runbook_base_url: z.string().url().default('https://github.com/vllm-probe/vllm-probe/blob/main/docs/runbook.md'),
+      /**
+       * The URL of docs/runbook.md where your team serves it; each alert's runbook_url is this plus
+       * `#<alert name in lower case>`. The default is RUNBOOK_PLACEHOLDER, which `vllm-probe rules`
+       * refuses: there is no public copy to point at.
+       */
+      runbook_base_url: z.string().url().default(RUNBOOK_PLACEHOLDER),
       /** Selector added to every rule's series (e.g. '{job="vllm-probe"}' → job="vllm-probe"). */
       selector: z.string().regex(/^([a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"]*")?(,\s*[a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"]*")*$/).default(''),
     })

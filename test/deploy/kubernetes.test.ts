@@ -10,7 +10,7 @@ import { readdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
-import { defaultConfig, loadConfig, parseConfig } from '../../src/config.js';
+import { defaultConfig, loadConfig, parseConfig, RUNBOOK_PLACEHOLDER } from '../../src/config.js';
 import { generateRules, renderPrometheusRule } from '../../src/slo/rules.js';
 import { dockerStages, execForm, flagValue, parseDockerfile, parseYamlFile, readRepo, repoPath } from './files.js';
 import { DNS_LABEL, DNS_SUBDOMAIN, manifestErrors, parseQuantity, schemaErrors, unknownFields } from './k8s-models.js';
@@ -229,15 +229,11 @@ describe('/status as an external check (status-probe.yaml)', () => {
     expect(Number(url.port)).toBe(find('Service', 'vllm-probe').spec.ports[0].port);
   });
 
-  test('its alert selects the Probe\'s job and links to a section that exists', () => {
+  test('its alert selects the Probe\'s job and links, like the generated rules, to its runbook section', () => {
     const rule = find('PrometheusRule', 'vllm-probe-status', docs);
     const alert = rule.spec.groups[0].rules[0] as Obj;
     expect(alert.expr).toContain(`job="${probe.spec.jobName}"`);
-    const anchor = String(alert.annotations.runbook_url).split('#')[1]!;
-    const headings = readRepo('docs/deploy.md')
-      .split('\n')
-      .filter((l) => l.startsWith('#'))
-      .map((l) => l.replace(/^#+\s*/, '').toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'));
-    expect(headings).toContain(anchor);
+    expect(alert.annotations.runbook_url).toBe(`${RUNBOOK_PLACEHOLDER}#${String(alert.alert).toLowerCase()}`);
+    expect(readRepo('docs/runbook.md').split('\n')).toContain(`## ${String(alert.alert).toLowerCase()}`);
   });
 });
