@@ -40,6 +40,20 @@ export function summariseLevel(concurrency: number, records: RequestRecord[], wa
   };
 }
 
+/** Each successful measured request's figures, for `bench compare`'s bootstrap over requests. */
+export interface RequestSamples {
+  ttft_s: number[];
+  e2e_s: number[];
+  output_tokens: number[];
+}
+
+/** The successful requests that started after `warmupMs`, as parallel arrays (µs precision). */
+export function requestSamples(records: RequestRecord[], warmupMs = 0): RequestSamples {
+  const ok = records.filter((r) => r.start >= warmupMs && r.outcome === 'success' && r.ttft !== undefined);
+  const r6 = (x: number) => Math.round(x * 1e6) / 1e6;
+  return { ttft_s: ok.map((r) => r6(r.ttft!)), e2e_s: ok.map((r) => r6(r.e2e)), output_tokens: ok.map((r) => r.outputTokens ?? 0) };
+}
+
 export interface Knee {
   concurrency: number;
   reason: string;

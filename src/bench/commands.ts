@@ -13,9 +13,10 @@ import { readBenchGpus } from '../gpu/command.js';
 import { serverPidFor } from '../host/proc.js';
 import { calibratePrefix } from '../vllm/calibration.js';
 import { mean } from '../stats.js';
-import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, summariseLevel, toCsv, type LevelResult } from './analysis.js';
+import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, requestSamples, summariseLevel, toCsv, type LevelResult } from './analysis.js';
 import { coldWarmChart, kvChart, prefixChart, sweepChart } from './experiment-charts.js';
-import { benchClient, discoverModel, processStart } from './http.js';
+import { benchClient, checkModel, metricFamilies, processStart } from './http.js';
+import { Redactor } from './redact.js';
 import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
 import { describeFailure, fillerPrompt, runLoadChecked, type LoadOptions, type LoadTarget, type RequestRecord } from './load.js';
 
@@ -35,15 +36,16 @@ interface Ctx {
   maxFailures: number;
   /** Unique per run: goes into prompts so no request matches one of an earlier run. */
   runId: string;
+  redactor: Redactor;
 }
 
+/** The client for --target and the model it measures, checked against /v1/models before anything runs. */
 async function resolveTarget(values: Values, io: BenchIo): Promise<LoadTarget> {
   const keyEnv = values['api-key-env'] ?? 'VLLM_API_KEY';
   // --concurrency sizes the connection pool (the experiments read it with the same intList).
   const highest = Math.max(...intList('concurrency', values.concurrency, [1]));
   const client = benchClient(parseTargetUrl(values.target), io.env[keyEnv] || undefined, highest);
-  if (values.model) return { client, model: values.model };
-  const found = await discoverModel(client, keyEnv, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));
+  const found = await checkModel(client, values.model, keyEnv, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));
   if ('reason' in found) {
     await client.close();
     throw new BenchRunError(found.reason);
@@ -59,6 +61,17 @@ const EXPERIMENTS: Record<string, (ctx: Ctx) => Promise<Record<string, unknown>>
 
 export async function runBench(argv: string[], io: BenchIo): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: BENCH_OPTIONS, allowPositionals: true, strict: true });
+  const redactor = new Redactor(io.env, values['api-key-env'] ?? 'VLLM_API_KEY');
+  try {
+    return await dispatch(values, positionals, { ...io, stdout: (t) => io.stdout(redactor.text(t)), stderr: (t) => io.stderr(redactor.text(t)) }, redactor);
+  } catch (err) {
+    // A message may quote a command line or a URL with credentials (--restart-cmd's stderr).
+    if (err instanceof Error) err.message = redactor.text(err.message);
+    throw err;
+  }
+}
+
+async function dispatch(values: Values, positionals: string[], io: BenchIo, redactor: Redactor): Promise<number> {
   const experiment = positionals[0];
   if (!experiment) {
     // Asked for, the help is the answer (stdout); without an experiment it is a usage error (stderr).
@@ -66,7 +79,7 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
     io.stderr(BENCH_HELP);
     return 2;
   }
-  const standalone: Record<string, (values: Values, io: BenchIo) => Promise<number>> = {
+  const standalone: Record<string, (values: Values, io: BenchIo, positionals: string[]) => Promise<number>> = {
     'kv-scaling': (await import('./kv-scaling.js')).benchKvScaling,
     report: (await import('./report.js')).benchReport,
   };
@@ -76,39 +89,43 @@ export async function runBench(argv: string[], io: BenchIo): Promise<number> {
     io.stdout(EXPERIMENT_HELP[experiment] ?? BENCH_HELP);
     return 0;
   }
-  if (standalone[experiment]) return standalone[experiment]!(values, io);
+  if (standalone[experiment]) return standalone[experiment]!(values, io, positionals.slice(1));
   const out = values.out ?? join('bench-out', `${experiment}-${stamp()}`);
   const target = await resolveTarget(values, io);
   try {
-    return await runExperiment(experiment, run!, target, out, values, io);
+    return await runExperiment(experiment, run!, target, out, values, io, redactor);
   } finally {
     await target.client.close();
   }
 }
 
-async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Record<string, unknown>>, target: LoadTarget, out: string, values: Values, io: BenchIo): Promise<number> {
+async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Record<string, unknown>>, target: LoadTarget, out: string, values: Values, io: BenchIo, redactor: Redactor): Promise<number> {
   const pid = serverPidFor(target.client.baseUrl);
-  const env = await collectEnvironment(target.client, { ...(pid ? { pid } : {}), gpu: async () => (await readBenchGpus(values['gpu-cmd'])).identity, signal: AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]) });
+  const signal = AbortSignal.any([io.signal, AbortSignal.timeout(15_000)]);
+  const env = await collectEnvironment(target.client, { ...(pid ? { pid } : {}), gpu: async () => (await readBenchGpus(values['gpu-cmd'])).identity, signal });
+  const families = await metricFamilies(target.client, signal);
   const ctx: Ctx = {
     io,
     values,
     target,
-    progress: new Progress(io, io.isTTY ?? false),
+    progress: new Progress(io, io.isTTY ?? false, redactor),
     timeoutMs: Math.round(secondsOpt('timeout', values.timeout, 120) * 1000),
     env,
-    files: new RunFiles(out, experiment),
+    files: new RunFiles(out, experiment, redactor),
     ttftSloS: secondsOpt('ttft-slo', values['ttft-slo'], 0.5),
     maxFailures: intOpt('max-failures', values['max-failures'], 5),
     runId: randomUUID().slice(0, 8),
+    redactor,
   };
   const result = await run(ctx);
-  const summary = { experiment, target: target.client.baseUrl, model: target.model, collected_at: env.collected_at, ...result, environment: env };
+  const summary = { experiment, target: target.client.baseUrl, model: target.model, collected_at: env.collected_at, ...result, environment: env, metric_families: families };
   ctx.files.add(`${experiment}.environment.json`, `${JSON.stringify(env, null, 2)}\n`);
   const file = ctx.files.commit(summary);
   if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
   else io.stdout(`wrote ${out}/ (summary ${file})\n`);
   return 0;
 }
+
 
 /**
  * Runs one cell of an experiment. Throws BenchRunError (no result is written) when the load
@@ -157,6 +174,7 @@ async function benchColdWarm(ctx: Ctx) {
   const cold = await one(ctx, body, 'cold-warm: the cold request');
   const warm1 = await one(ctx, body, 'cold-warm: warm_1');
   const steady: RequestRecord[] = [];
+  ctx.progress.begin(); // the ETA is the steady requests' pace, not the restart's
   for (let i = 0; i < runs; i++) {
     steady.push(await one(ctx, body, `cold-warm: warm_${i + 2}`));
     ctx.progress.cell(i + 1, runs, `warm_${i + 2}: TTFT ${fmtS(steady[i]!.ttft)}`);
@@ -173,7 +191,8 @@ async function benchColdWarm(ctx: Ctx) {
   ] as Array<Array<string | number | undefined>>;
   const header = ['run', 'ttft_s', 'e2e_s', 'prompt_tokens', 'completion_tokens', 'notes'];
   ctx.files.add('cold_warm.csv', toCsv(header, rows));
-  const summary = { ttft, e2e, ttft_slo_s: ctx.ttftSloS, runs: rows.map((r) => ({ run: r[0] as string, ttft_s: r[1] as number, e2e_s: r[2] as number })) };
+  const procedure = values['restart-cmd'] ? `restart by \`${values['restart-cmd']}\`` : 'restart by hand';
+  const summary = { ttft, e2e, ttft_slo_s: ctx.ttftSloS, procedure, max_tokens: maxTokens, runs: rows.map((r) => ({ run: r[0] as string, ttft_s: r[1] as number, e2e_s: r[2] as number })) };
   const svg = ctx.files.add('cold_warm.svg', coldWarmChart(summary)!);
   const summaryRows = [
     ['TTFT', ttft.cold, ttft.warm1, ttft.min, ttft.median, ttft.max, `${ttft.spreadPct.toFixed(1)} %`, `${ttft.coldWarmFactor.toFixed(2)}x`],
@@ -183,7 +202,7 @@ async function benchColdWarm(ctx: Ctx) {
     '# Cold vs warm TTFT after a restart',
     '',
     environmentMarkdown(ctx.env),
-    `Procedure: ${values['restart-cmd'] ? `restart by \`${values['restart-cmd']}\`` : 'restart by hand'}, one cold request, one warm, then ${runs} warm (max_tokens ${maxTokens}, ignore_eos, temperature 0, streaming).`,
+    `Procedure: ${procedure}, one cold request, one warm, then ${runs} warm (max_tokens ${maxTokens}, ignore_eos, temperature 0, streaming).`,
     '',
     markdownTable(header, rows),
     '## Summary (min, median, max and spread over the steady-state runs after warm_1)',
@@ -208,8 +227,13 @@ async function calibratedPrefix(ctx: Ctx, target: number): Promise<{ text: strin
 
 async function benchPrefix(ctx: Ctx) {
   const baseline = ctx.values.baseline === undefined ? undefined : parseTargetUrl(ctx.values.baseline, '--baseline');
-  const baselineTarget = baseline ? { client: benchClient(baseline, ctx.io.env[ctx.values['api-key-env'] ?? 'VLLM_API_KEY'] || undefined), model: ctx.target.model } : undefined;
+  const keyEnv = ctx.values['api-key-env'] ?? 'VLLM_API_KEY';
+  const baselineTarget = baseline ? { client: benchClient(baseline, ctx.io.env[keyEnv] || undefined), model: ctx.target.model } : undefined;
   try {
+    if (baselineTarget) {
+      const found = await checkModel(baselineTarget.client, ctx.target.model, keyEnv, AbortSignal.any([ctx.io.signal, AbortSignal.timeout(10_000)]), '--baseline: model');
+      if ('reason' in found) throw new BenchRunError(found.reason);
+    }
     return await prefixCells(ctx, baselineTarget);
   } finally {
     await baselineTarget?.client.close();
@@ -241,6 +265,7 @@ async function prefixCells(ctx: Ctx, baselineTarget: LoadTarget | undefined) {
   };
   const total = regimes.length * levels.length * 2;
   let done = 0;
+  ctx.progress.begin();
   for (const regime of regimes) {
     const prefix = await calibratedPrefix(ctx, regime);
     for (const concurrency of levels) {
@@ -307,7 +332,8 @@ async function prefixCells(ctx: Ctx, baselineTarget: LoadTarget | undefined) {
     ...(svg ? [`![mean TTFT by prefix size, cache vs no cache](${svg})`, ''] : []),
   ].join('\n');
   ctx.files.add('prefix_caching_results.md', md);
-  return { ttft_slo_s: ctx.ttftSloS, rows: summaryRows, interpretation };
+  const samples = cells.map((c) => ({ mode: c.mode, prefix_regime: c.regime, concurrency: c.concurrency, ...requestSamples(c.records) }));
+  return { ttft_slo_s: ctx.ttftSloS, requests_per_cell: requests, suffix_tokens: suffixTokens, max_tokens: maxTokens, rows: summaryRows, interpretation, samples };
 }
 
 export const SWEEP_CSV_HEADER = ['concurrency', 'requests', 'errors', 'req_s', 'output_tok_s', 'mean_ttft_s', 'p50_ttft_s', 'p95_ttft_s', 'p99_ttft_s', 'mean_e2e_s', 'p50_e2e_s', 'p95_e2e_s', 'p99_e2e_s'];
@@ -341,6 +367,7 @@ async function benchSweep(ctx: Ctx) {
   const results: LevelResult[] = [];
   const recordsByLevel = new Map<number, RequestRecord[]>();
   let serial = 0;
+  ctx.progress.begin();
   for (const [i, concurrency] of levels.entries()) {
     const where = `sweep concurrency ${concurrency}`;
     const records = await cell(
@@ -366,7 +393,8 @@ async function benchSweep(ctx: Ctx) {
   const promptTokens = mean(results.flatMap((l) => (recordsByLevel.get(l.concurrency) ?? []).filter((r) => r.outcome === 'success' && r.promptTokens !== undefined).map((r) => r.promptTokens!)));
   const rows = results.map((l) => [l.concurrency, l.requests, l.errors, l.reqPerS, l.outputTokPerS, l.ttft.mean, l.ttft.p50, l.ttft.p95, l.ttft.p99, l.e2e.mean, l.e2e.p50, l.e2e.p95, l.e2e.p99]);
   ctx.files.add('concurrency_sweep.csv', toCsv(SWEEP_CSV_HEADER, rows));
-  const summary = { levels: results, knee: knee ?? null, ttft_slo_s: ctx.ttftSloS, input_tokens: inputTokens, input_tokens_measured: measured ?? null, mean_prompt_tokens: promptTokens ?? null, ...(erroring.length ? { conclusion_withheld: erroring.map((l) => `concurrency ${l.concurrency}: ${withheld(l, recordsByLevel.get(l.concurrency)!)}`) } : {}) };
+  const samples = results.map((l) => ({ concurrency: l.concurrency, ...requestSamples(recordsByLevel.get(l.concurrency) ?? [], warmupS * 1000) }));
+  const summary = { levels: results, knee: knee ?? null, ttft_slo_s: ctx.ttftSloS, max_tokens: maxTokens, samples, input_tokens: inputTokens, input_tokens_measured: measured ?? null, mean_prompt_tokens: promptTokens ?? null, ...(erroring.length ? { conclusion_withheld: erroring.map((l) => `concurrency ${l.concurrency}: ${withheld(l, recordsByLevel.get(l.concurrency)!)}`) } : {}) };
   const chart = sweepChart(summary);
   const svg = chart ? ctx.files.add('concurrency_sweep.svg', chart) : undefined;
   const conclusion = erroring.length

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { VllmClient } from '../vllm/client.js';
 import { healthy, processStart } from './http.js';
 import { BenchRunError, BenchUsageError } from './options.js';
+import type { Redactor } from './redact.js';
 
 export interface BenchIo {
   stdout: (t: string) => void;
@@ -56,29 +57,46 @@ export function runCommand(cmd: string, signal: AbortSignal, timeoutMs = 600_000
 }
 
 /**
- * Progress on stderr. On a terminal: one line redrawn in place. Otherwise (CI, a log file): one
- * line per finished cell with the estimated time left, and nothing in between.
+ * Progress on stderr, with secrets redacted. On a terminal: one line redrawn in place.
+ * Otherwise (CI, a log file): one line per finished cell with the estimated time left, and
+ * nothing in between. The ETA is the pace of the cells since `begin()` (a restart or a
+ * calibration before the first cell is not a cell's cost).
  */
 export class Progress {
   private last = 0;
-  private readonly t0 = performance.now();
-  constructor(private readonly io: BenchIo, private readonly tty: boolean) {}
+  private t0: number;
+  constructor(
+    private readonly io: BenchIo,
+    private readonly tty: boolean,
+    private readonly redactor: Redactor,
+    // Tests pass a clock to check the ETA without waiting.
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.t0 = this.now();
+  }
+  /** The cells start now: the ETA counts from here. */
+  begin(): void {
+    this.t0 = this.now();
+  }
   update(text: string): void {
     if (!this.tty) return;
-    const now = performance.now();
+    const now = this.now();
     if (now - this.last < 100) return;
     this.last = now;
-    this.io.stderr(`\r\x1b[2K${text}`);
+    this.io.stderr(`\r\x1b[2K${this.clean(text)}`);
   }
-  /** Cell `done` of `total` finished: the line says so, with an ETA from the pace so far. */
+  /** Cell `done` of `total` finished: the line says so, with an ETA from the pace since begin(). */
   cell(done: number, total: number, text: string): void {
-    const elapsed = (performance.now() - this.t0) / 1000;
+    const elapsed = (this.now() - this.t0) / 1000;
     const eta = done < total ? `, about ${formatDuration((elapsed / done) * (total - done))} left` : '';
     this.line(`[${done}/${total}] ${text}${eta}`);
   }
   line(text: string): void {
     if (this.tty) this.io.stderr(`\r\x1b[2K`);
-    this.io.stderr(`${text}\n`);
+    this.io.stderr(`${this.clean(text)}\n`);
+  }
+  private clean(text: string): string {
+    return this.redactor.text(text);
   }
 }
 
@@ -97,7 +115,8 @@ export function formatDuration(s: number): string {
 export class RunFiles {
   readonly suffix: string;
   private readonly pending: Array<[string, string]> = [];
-  constructor(readonly dir: string, readonly experiment: string) {
+  /** `redactor` cleans every file's text and the summary before anything is written. */
+  constructor(readonly dir: string, readonly experiment: string, private readonly redactor: Redactor) {
     let n = 1;
     while (existsSync(join(dir, `${experiment}${n === 1 ? '' : `-${n}`}.summary.json`))) n++;
     this.suffix = n === 1 ? '' : `-${n}`;
@@ -114,9 +133,10 @@ export class RunFiles {
   /** Writes the collected files and the summary (which lists them); returns the summary path. */
   commit(summary: Record<string, unknown>): string {
     mkdirSync(this.dir, { recursive: true });
-    for (const [name, text] of this.pending) writeFileSync(join(this.dir, name), text);
+    const clean = (text: string) => this.redactor.text(text);
+    for (const [name, text] of this.pending) writeFileSync(join(this.dir, name), clean(text));
     const file = join(this.dir, `${this.experiment}${this.suffix}.summary.json`);
-    writeFileSync(file, `${JSON.stringify({ ...summary, files: this.pending.map(([n]) => n) }, null, 2)}\n`);
+    writeFileSync(file, clean(`${JSON.stringify({ ...summary, files: this.pending.map(([n]) => n) }, null, 2)}\n`));
     return file;
   }
 }

@@ -9,7 +9,8 @@ import { linearFit } from '../stats.js';
 import { markdownTable, toCsv } from './analysis.js';
 import { KV_SCALING_HEADER, parseTargetUrl, Progress, RunFiles, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo, type KvScalingRow } from './common.js';
 import { kvScalingChart } from './experiment-charts.js';
-import { benchClient } from './http.js';
+import { benchClient, metricFamilies } from './http.js';
+import { Redactor } from './redact.js';
 import { BenchRunError, BenchUsageError, intList, secondsOpt, type Values } from './options.js';
 import { readBenchGpus } from '../gpu/command.js';
 import { serverPidFor } from '../host/proc.js';
@@ -78,6 +79,17 @@ export function modelDirFromLaunch(argv: string[]): string | undefined {
   return undefined;
 }
 
+/**
+ * What sizes the KV pool on this target, in words: --gpu-memory-utilization on a GPU,
+ * VLLM_CPU_KVCACHE_SPACE on CPU (vLLM's CPU backend ignores the GPU fraction). The device is
+ * CPU when the vLLM process is visible from here and no GPU is; without either fact it names both.
+ */
+export function kvPoolKnob(env: Pick<EnvironmentSnapshot, 'gpus' | 'launch_flags'> | undefined): string {
+  if (env?.gpus && env.gpus.length > 0) return '--gpu-memory-utilization';
+  if (env && env.launch_flags !== null) return 'VLLM_CPU_KVCACHE_SPACE (vLLM on CPU)';
+  return '--gpu-memory-utilization on a GPU (VLLM_CPU_KVCACHE_SPACE on CPU)';
+}
+
 export type KvBytesSource = 'kv_cache_memory_bytes' | 'model shape (config.json)' | 'GPU memory minus weights';
 
 /**
@@ -93,7 +105,7 @@ export type KvBytesSource = 'kv_cache_memory_bytes' | 'model shape (config.json)
  * usually flat and the slope is undefined: `slope_note` says which case it was.
  * Step changes: consecutive rows whose GPU memory (or capacity) jumps by more than 5 %.
  */
-export function analyseKvScaling(rows: KvScalingRow[], model: { shape?: KvShape | null; weightsBytes?: number | null; modelDir?: string } = {}) {
+export function analyseKvScaling(rows: KvScalingRow[], model: { shape?: KvShape | null; weightsBytes?: number | null; modelDir?: string } = {}, poolKnob = kvPoolKnob(undefined)) {
   const perRow = rows.map((r) => (r.kv_cache_memory_bytes !== null && r.kv_cache_capacity_tokens ? r.kv_cache_memory_bytes / r.kv_cache_capacity_tokens : null));
   const mean = (xs: Array<number | null>) => {
     const k = xs.filter((x): x is number => x !== null && Number.isFinite(x));
@@ -130,7 +142,7 @@ export function analyseKvScaling(rows: KvScalingRow[], model: { shape?: KvShape 
       : gpuPoints.length < 2
         ? 'one reading: a slope needs two'
         : flat
-          ? `KV capacity is the same in every run (${Math.min(...xs)}–${Math.max(...xs)} tokens): vLLM sizes the KV pool from --gpu-memory-utilization, not max-model-len, so GPU memory cannot be fitted against capacity; vary --gpu-memory-utilization instead`
+          ? `KV capacity is the same in every run (${Math.min(...xs)}–${Math.max(...xs)} tokens): vLLM sizes the KV pool from ${poolKnob}, not max-model-len, so memory cannot be fitted against capacity; vary ${poolKnob.split(' (')[0]} instead`
           : null;
   const steps: string[] = [];
   for (let i = 1; i < rows.length; i++) {
@@ -212,18 +224,20 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
   const baseUrl = parseTargetUrl(values.target);
   const out = (values.out as string | undefined) ?? join('bench-out', `kv-scaling-${Date.now()}`);
   const smi = values['gpu-cmd'] as string | undefined;
-  const client = benchClient(baseUrl, io.env[(values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY'] || undefined);
+  const keyEnv = (values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY';
+  const client = benchClient(baseUrl, io.env[keyEnv] || undefined);
   try {
-    return await scaleRuns(values, io, { client, baseUrl, launch, stopCmd, valuesList, out, smi });
+    return await scaleRuns(values, io, { client, baseUrl, launch, stopCmd, valuesList, out, smi, redactor: new Redactor(io.env, keyEnv) });
   } finally {
     await client.close();
   }
 }
 
-async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; baseUrl: string; launch: string | undefined; stopCmd: string | undefined; valuesList: number[]; out: string; smi: string | undefined }): Promise<number> {
-  const { client, baseUrl, launch, stopCmd, valuesList, out, smi } = o;
-  const files = new RunFiles(out, 'kv-scaling');
-  const progress = new Progress(io, io.isTTY ?? false);
+async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; baseUrl: string; launch: string | undefined; stopCmd: string | undefined; valuesList: number[]; out: string; smi: string | undefined; redactor: Redactor }): Promise<number> {
+  const { client, baseUrl, launch, stopCmd, valuesList, out, smi, redactor } = o;
+  const files = new RunFiles(out, 'kv-scaling', redactor);
+  const progress = new Progress(io, io.isTTY ?? false, redactor);
+  let families: string[] | null = null;
   const timeoutMs = secondsOpt('restart-timeout', values['restart-timeout'], 600) * 1000;
   const rows: KvScalingRow[] = [];
   let env: EnvironmentSnapshot | undefined;
@@ -257,6 +271,7 @@ async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; b
       const pid = serverPidFor(client.baseUrl);
       const snap = await collectEnvironment(client, { ...(pid ? { pid } : {}), gpu: async () => started.identity });
       env ??= snap;
+      families ??= await metricFamilies(client, io.signal);
       modelDir ??= await findModelDir(values, client, launch, io.signal);
       if (snap.max_model_len !== null && snap.max_model_len !== value) throw new BenchRunError(`vLLM reports max_model_len ${snap.max_model_len}, expected ${value}`);
       const model = snap.model ?? '';
@@ -284,9 +299,10 @@ async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; b
     }
   }
   const kvDtype = launch ? /--kv-cache-dtype[= ](\S+)/.exec(launch)?.[1] : undefined;
-  const analysis = analyseKvScaling(rows, modelDir ? { ...readModelDir(modelDir, kvDtype), modelDir } : {});
+  const knob = kvPoolKnob(env);
+  const analysis = analyseKvScaling(rows, modelDir ? { ...readModelDir(modelDir, kvDtype), modelDir } : {}, knob);
   files.add('kv_cache_scaling.csv', toCsv(KV_SCALING_HEADER, rows.map((r) => KV_SCALING_HEADER.map((h) => r[h as keyof KvScalingRow]))));
-  const summary = { experiment: 'kv-scaling', target: baseUrl, model: env?.model ?? null, collected_at: env?.collected_at ?? new Date().toISOString(), rows, ...analysis };
+  const summary = { experiment: 'kv-scaling', target: baseUrl, model: env?.model ?? null, collected_at: env?.collected_at ?? new Date().toISOString(), launch: launch ?? null, kv_pool_knob: knob, rows, ...analysis, metric_families: families };
   const chart = kvScalingChart(summary);
   const svg = chart ? files.add('kv_cache_scaling.svg', chart) : undefined;
   const gib = (b: number | null) => (b === null ? 'n/a' : `${(b / 2 ** 30).toFixed(2)} GiB`);
@@ -300,7 +316,7 @@ async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; b
     `- bytes per KV token: ${analysis.bytes_per_token === null ? 'n/a (vLLM reports no kv_cache_memory_bytes, no config.json found for the model — pass --model-dir — and no GPU memory readings)' : `${analysis.bytes_per_token.toFixed(0)} B (from ${analysis.bytes_per_token_source}${analysis.model_dir ? `, model ${analysis.model_dir}` : ''})`}`,
     ...analysis.bytes_per_token_checks.map((c) => `- check: ${c}`),
     `- fitted slope of GPU memory against KV capacity: ${analysis.gpu_memory_slope_bytes_per_token === null ? `n/a (${analysis.slope_note})` : `${analysis.gpu_memory_slope_bytes_per_token.toFixed(0)} B/token (r² ${analysis.gpu_memory_fit_r2?.toFixed(3)})`}`,
-    `- step changes: ${analysis.step_changes.length ? analysis.step_changes.join('; ') : 'none: vLLM sizes the KV pool from --gpu-memory-utilization, not from max-model-len, so capacity stays flat while the sequences that fit shrink'}`,
+    `- step changes: ${analysis.step_changes.length ? analysis.step_changes.join('; ') : `none: vLLM sizes the KV pool from ${knob}, not from max-model-len, so capacity stays flat while the sequences that fit shrink`}`,
     `- GPU memory before/after start, after first request: ${rows.map((r) => `${r.max_model_len}: ${gib(r.gpu_mem_before_start_bytes)} / ${gib(r.gpu_mem_after_start_bytes)} / ${gib(r.gpu_mem_after_first_request_bytes)}`).join('; ')}`,
     '',
     ...(svg ? [`![KV capacity and sequences that fit by max-model-len](${svg})`, ''] : []),
@@ -308,7 +324,7 @@ async function scaleRuns(values: Values, io: BenchIo, o: { client: VllmClient; b
   files.add('kv_cache_scaling.md', md);
   if (env) files.add('kv-scaling.environment.json', `${JSON.stringify(env, null, 2)}\n`);
   const file = files.commit({ ...summary, ...(env ? { environment: env } : {}) });
-  if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
+  if (values.json) io.stdout(redactor.text(`${JSON.stringify(summary, null, 2)}\n`));
   else io.stdout(`wrote ${out}/ (summary ${file})\n`);
   return 0;
 }

@@ -16,8 +16,11 @@ export class BenchRunError extends Error {
 
 const COMMON_HELP = `Common options:
   --target URL         vLLM base URL, without /v1 (default http://127.0.0.1:8000)
-  --model NAME         served model (default: the first from /v1/models)
-  --api-key-env NAME   environment variable holding the API key (default VLLM_API_KEY; never printed)
+  --model NAME         served model (default: the first from /v1/models); checked against
+                       /v1/models before the run starts (exit 1 with the served names)
+  --api-key-env NAME   environment variable holding the API key (default VLLM_API_KEY); no file
+                       or line bench writes holds it, nor any --api-key/--*-token value,
+                       Authorization header, *_KEY/*_TOKEN variable or URL password (shown as ***)
   --out DIR            where files go (default bench-out/<experiment>-<time>); several runs may
                        share one folder: each keeps its own files and summary
   --json               print the summary as JSON on stdout

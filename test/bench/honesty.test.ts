@@ -46,18 +46,49 @@ describe('a failing run says why in one line, exits non-zero and writes no concl
     expect(existsSync(out)).toBe(false);
   });
 
-  test('dead port with --model: stops after --max-failures requests in a row with the reason', async () => {
+  test('dead port with --model: the target is checked before any load, one line, no files', async () => {
     const out = tmp('dead-model');
     const r = await cli(['bench', 'sweep', '--target', `http://127.0.0.1:${await freePort()}`, '--model', 'm', '--concurrency', '2', '--duration', '60s', '--max-failures', '3', '--out', out]);
     expect(r.code).toBe(1);
-    expect(r.err.trim().split('\n').at(-1)).toMatch(/^vllm-probe bench: sweep concurrency 2: stopped after 3 failed requests in a row: connect error: connection failed: connection refused$/);
+    expect(r.err).toMatch(/^vllm-probe bench: http:\/\/127\.0\.0\.1:\d+\/v1\/models: cannot reach vLLM: connection refused\n$/);
     expect(existsSync(out)).toBe(false);
   });
 
-  test("wrong model: vLLM's 404 message, a handful of requests (not thousands), no summary", async () => {
+  test.each(['kv', 'sweep', 'cold-warm', 'prefix'])('%s --model nope: exit 1 naming the served models, before any request, no files', async (experiment) => {
+    let completions = 0;
+    const upstream = new URL(emu.url);
+    const counting = await serve((req, res) => {
+      if (req.url === '/v1/completions') completions++;
+      const up = httpRequest({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      req.pipe(up);
+    });
+    onTestFinished(() => counting.close());
+    const out = tmp('nope');
+    const r = await cli(['bench', experiment, '--target', counting.url, '--model', 'nope', '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`vllm-probe bench: --model nope: ${counting.url} does not serve it (served: bench-model)\n`);
+    expect(completions).toBe(0);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  test('prefix --baseline that does not serve the model: exit 1 before any request', async () => {
+    const other = await startEmulator({ model: 'other-model', coldStartMs: 0 });
+    onTestFinished(() => other.close());
+    const r = await cli(['bench', 'prefix', '--target', emu.url, '--baseline', other.url, '--out', tmp('baseline')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`vllm-probe bench: --baseline: model bench-model: ${other.url} does not serve it (served: other-model)\n`);
+  });
+
+  test("a listed model whose completions fail: vLLM's 404 message, a handful of requests (not thousands), no summary", async () => {
+    // /v1/models lists the model (it passes the check before the run), then every completion
+    // answers vLLM's 404, as when a LoRA adapter is unloaded after the run started.
     let completions = 0;
     const fake = await serve((req, res) => {
       req.resume();
+      if (req.url === '/v1/models') return res.writeHead(200, { 'content-type': 'application/json' }).end('{"object":"list","data":[{"id":"no-such-model","object":"model"}]}');
       if (req.url === '/v1/completions') completions++;
       res.writeHead(404, { 'content-type': 'application/json' }).end(readFileSync('test/fixtures/vllm/error-404-model-v0.32.0.json'));
     });
