@@ -10,15 +10,16 @@
  * credentials). The file is re-read when its modification time changes, so passwords and
  * certificates rotate without a restart; a broken new file keeps the last good one (logged).
  */
+import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
-import bcrypt from 'bcryptjs';
 import { z } from 'zod';
 import { ConfigError, readYamlFile } from '../config.js';
 import { FileReadError } from '../errors.js';
 import { readSmallFile } from '../files.js';
+import { BcryptWorker } from './bcrypt.js';
 import type { Authorizer } from './server.js';
 
 const TLS_VERSIONS = { TLS10: 'TLSv1', TLS11: 'TLSv1.1', TLS12: 'TLSv1.2', TLS13: 'TLSv1.3' } as const;
@@ -90,20 +91,27 @@ export function tlsOptions(config: WebConfig): (SecureContextOptions & { request
   };
 }
 
+/** Password checks waiting for or running on the bcrypt worker; one more is answered 429. */
+const MAX_PENDING_CHECKS = 8;
+/** Verified credentials kept (a hash each); past it the cache starts over. */
+const MAX_VERIFIED = 1000;
+
 /**
  * Basic auth from a web config file, re-read when the file changes. bcrypt is deliberately slow,
- * so checked (user, password) pairs are cached by a SHA-256 of the pair until the file changes.
- * An unknown user is checked against a dummy hash of the same cost, so the answer takes as long
- * as for a known user (no user enumeration by timing). One bcrypt runs at a time and a long
- * queue is refused, so a flood of bad logins cannot starve /healthz or the probes.
+ * so, as exporter-toolkit does, a successful check is cached by a SHA-256 of user, password and
+ * hash until the file changes; failed ones are not (a flood of wrong passwords cannot evict the
+ * good ones). bcrypt runs on a worker thread (bcrypt.ts), one check at a time, and a queue past
+ * MAX_PENDING_CHECKS is refused with 429, so bad logins cannot stall the event loop, /healthz
+ * or the probes' timing. An unknown user is checked against a dummy hash of the same cost, so
+ * the answer takes as long as for a known user (no user enumeration by timing).
  */
 export class WebConfigAuthorizer implements Authorizer {
   private config: WebConfig;
   private mtimeMs: number;
-  private readonly verified = new Map<string, boolean>();
-  private dummyHash: string | undefined;
-  private bcryptTail: Promise<unknown> = Promise.resolve();
-  private queued = 0;
+  private readonly verified = new Set<string>();
+  private dummyHash: Promise<string> | undefined;
+  private readonly bcrypt = new BcryptWorker();
+  private pendingChecks = 0;
 
   constructor(
     private readonly file: string,
@@ -130,20 +138,19 @@ export class WebConfigAuthorizer implements Authorizer {
   }
 
   /** A hash of the configured cost that matches no password, for unknown users. */
-  private dummy(users: Record<string, string>): string {
+  private dummy(users: Record<string, string>): Promise<string> {
     if (!this.dummyHash) {
       const cost = Number(/^\$2[aby]\$(\d\d)\$/.exec(Object.values(users)[0] ?? '')?.[1] ?? 10);
-      this.dummyHash = bcrypt.hashSync(`no user ${Math.random()}`, cost);
+      const made = this.bcrypt.hash(`no user ${Math.random()}`, cost);
+      made.catch(() => (this.dummyHash = this.dummyHash === made ? undefined : this.dummyHash));
+      this.dummyHash = made;
     }
     return this.dummyHash;
   }
 
-  /** Runs bcrypt work one at a time (it is CPU-bound even when async). */
-  private serially<T>(fn: () => Promise<T>): Promise<T> {
-    this.queued++;
-    const run = this.bcryptTail.then(fn);
-    this.bcryptTail = run.catch(() => undefined).finally(() => this.queued--);
-    return run;
+  /** Stops the bcrypt worker (it is unref'd, so this is for tidy tests and shutdown). */
+  close(): Promise<void> {
+    return this.bcrypt.close();
   }
 
   get current(): WebConfig {
@@ -163,21 +170,30 @@ export class WebConfigAuthorizer implements Authorizer {
       const user = decoded.slice(0, idx);
       const password = decoded.slice(idx + 1);
       const known = idx > 0 && Object.hasOwn(users, user);
-      const hash = known ? users[user]! : this.dummy(users);
-      const { createHash } = await import('node:crypto');
-      const key = createHash('sha256').update(`${user}\0${password}\0${hash}`).digest('hex');
-      let ok = this.verified.get(key);
-      if (ok === undefined) {
-        if (this.queued >= 8) {
-          res.writeHead(429, { 'retry-after': '1', 'content-type': 'text/plain; charset=utf-8' });
-          res.end('too many authentication attempts at once\n');
-          return false;
-        }
-        ok = (await this.serially(() => bcrypt.compare(password, hash))) && known;
-        if (this.verified.size > 1000) this.verified.clear();
-        this.verified.set(key, ok);
+      const key = known ? createHash('sha256').update(`${user}\0${password}\0${users[user]}`).digest('hex') : undefined;
+      if (key !== undefined && this.verified.has(key)) return true;
+      if (this.pendingChecks >= MAX_PENDING_CHECKS) {
+        res.writeHead(429, { 'retry-after': '1', 'content-type': 'text/plain; charset=utf-8' });
+        res.end('too many authentication attempts at once\n');
+        return false;
       }
-      if (ok) return true;
+      this.pendingChecks++;
+      let ok: boolean;
+      try {
+        const hash = known ? users[user]! : await this.dummy(users);
+        ok = (await this.bcrypt.compare(password, hash)) && known;
+      } catch {
+        res.writeHead(503, { 'retry-after': '1', 'content-type': 'text/plain; charset=utf-8' });
+        res.end('password check unavailable\n');
+        return false;
+      } finally {
+        this.pendingChecks--;
+      }
+      if (ok && key !== undefined) {
+        if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
+        this.verified.add(key);
+        return true;
+      }
     }
     res.writeHead(401, { 'www-authenticate': 'Basic realm="vllm-probe"', 'content-type': 'text/plain; charset=utf-8' });
     res.end('unauthorized\n');
