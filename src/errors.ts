@@ -15,6 +15,7 @@ export type SourceErrorReason =
   | 'unparsable'
   | 'no_gpu'
   | 'no_procfs'
+  | 'not_visible'
   | 'internal';
 
 /** An expected failure of a source, with a reason for the label and words for /status. */
@@ -33,13 +34,16 @@ export class SourceError extends Error {
   }
 }
 
-/** Thrown when there is legitimately nothing to collect: no GPU on this machine, or no Linux /proc. */
+/**
+ * Thrown when there is legitimately nothing to collect: no GPU on this machine, no Linux /proc,
+ * or vLLM's processes not visible from here (a sidecar without a shared PID namespace).
+ */
 export class NoDataError extends Error {
   override name = 'NoDataError';
-  /** The source_errors label: no_gpu (a CPU-only machine) or no_procfs (not Linux). */
-  readonly reason: Extract<SourceErrorReason, 'no_gpu' | 'no_procfs'>;
+  /** The source_errors label: no_gpu (a CPU-only machine), no_procfs (not Linux) or not_visible. */
+  readonly reason: Extract<SourceErrorReason, 'no_gpu' | 'no_procfs' | 'not_visible'>;
 
-  constructor(message: string, options?: { cause?: unknown; reason?: 'no_gpu' | 'no_procfs' }) {
+  constructor(message: string, options?: { cause?: unknown; reason?: 'no_gpu' | 'no_procfs' | 'not_visible' }) {
     super(message, options);
     this.reason = options?.reason ?? 'no_gpu';
   }

@@ -219,7 +219,7 @@ export function createMetrics(registry: Registry, config: Config) {
     }),
     sourceErrors: new Counter({
       name: 'vllm_probe_source_errors_total',
-      help: 'Failed reads of a source by reason (closed set: timeout, connect_error, http_status, too_large, parse_error, missing_binary, exit_status, unparsable, no_gpu, no_procfs, internal).',
+      help: 'Failed reads of a source by reason (closed set: timeout, connect_error, http_status, too_large, parse_error, missing_binary, exit_status, unparsable, no_gpu, no_procfs, not_visible, internal).',
       labelNames: ['source', 'reason'] as const,
       registers,
     }),

@@ -15,6 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { NoDataError } from '../errors.js';
 import { buildProcessMatcher, type MatcherOptions } from '../gpu/processes.js';
 import { listProcesses, readProc, type ProcSample } from '../host/proc.js';
 import type { Metrics } from '../metrics.js';
@@ -38,9 +39,10 @@ const PROC: ProcessSource = { list: listProcesses, read: readProc, now: Date.now
 
 export class VllmProcessCollector implements Collector {
   readonly name = 'vllm_process';
-  readonly errorReasons = ['internal'] as const;
+  readonly errorReasons = ['internal', 'not_visible'] as const;
   private readonly deltas = new CounterDeltas();
-  private reportedInvisible = false;
+  /** The model label of the series last written: a new label (the model found, or changed) drops the old series, which would freeze beside the new one and double sum(). */
+  private exportedModel: string | undefined;
   /** The matched processes of the last collection (the environment snapshot reads flags from it). */
   lastMatched: ProcSample[] = [];
   /** When the last full search for vLLM's processes ran. */
@@ -84,7 +86,7 @@ export class VllmProcessCollector implements Collector {
     const matched = match.ok ? procs.filter((p) => p.pid !== process.pid && match.matcher.matches({ pid: p.pid, process_name: p.comm, gpu_uuid: '', used_memory_bytes: null })) : [];
     if (matched.length === 0) {
       this.lastMatched = [];
-      const labels = { model: this.model() };
+      const labels = this.labels();
       this.metrics.vllmProcessResidentMemory.remove(labels);
       this.metrics.vllmProcesses.labels(labels).set(0);
       const why = !match.ok
@@ -92,16 +94,28 @@ export class VllmProcessCollector implements Collector {
         : `no process matches ${match.matcher.description} among the ${procs.length} visible from here; in a Kubernetes sidecar set shareProcessNamespace: true on the pod (docs/deploy.md)`;
       // Not a judgement of vLLM: the check cannot run here, and says so.
       this.mark('vllm_process', 'skipped', !match.ok && match.self ? `not applicable: ${why}` : `vLLM process not visible: ${why}`);
-      if (!this.reportedInvisible) this.log.info({ why }, 'vLLM process not visible; process metrics skipped');
-      this.reportedInvisible = true;
-      return;
+      // Nothing was read, so the source is not up (the runner sets source_up 0 and logs this once).
+      throw new NoDataError(`vLLM process not visible; process metrics skipped: ${why}`, { reason: 'not_visible' });
     }
-    this.reportedInvisible = false;
     this.export(matched);
   }
 
+  /** The current model label; the series of an earlier one are removed. */
+  private labels(): { model: string } {
+    const model = this.model();
+    if (this.exportedModel !== undefined && this.exportedModel !== model) {
+      const old = { model: this.exportedModel };
+      this.metrics.vllmProcessCpuSeconds.remove(old);
+      this.metrics.vllmProcessResidentMemory.remove(old);
+      this.metrics.vllmProcesses.remove(old);
+      this.log.debug({ from: this.exportedModel, to: model }, 'model label changed; process series moved to it');
+    }
+    this.exportedModel = model;
+    return { model };
+  }
+
   private export(matched: ProcSample[]): void {
-    const labels = { model: this.model() };
+    const labels = this.labels();
     this.lastMatched = matched;
     // Sum per pid so a process that exits (or a restart with new pids) never moves the counter back.
     let cpuIncrease = 0;

@@ -97,7 +97,8 @@ describe('VllmProcessCollector', () => {
 
   test('nothing visible (sidecar without a shared PID namespace): says so in /status, no memory series', async () => {
     const { c, registry, status } = setup({ name_pattern: 'vllm' }, () => [proc(1, 'node', 1, 1)]);
-    await c.collect();
+    // Nothing to read: NoDataError, so the runner sets source_up 0 (test/exporter/process-series.test.ts).
+    await expect(c.collect()).rejects.toMatchObject({ name: 'NoDataError', reason: 'not_visible' });
     expect(sample(await registry.metrics(), 'vllm_probe_vllm_process_resident_memory_bytes', { model: 'm' })).toBeUndefined();
     const check = status.report().checks.find((x) => x.name === 'vllm_process')!;
     expect(check.status).toBe('skipped');
@@ -147,7 +148,7 @@ test('the demo: a target served by this very process (the built-in emulator) is 
     const config = parseConfig({ target: { url: `http://127.0.0.1:${port}` } });
     const metrics = createMetrics(new Registry(), config);
     const status = new StatusBoard(config, metrics, () => ({ url: 'x', model: 'm' }));
-    await new VllmProcessCollector(config, metrics, status, () => 'm', pino({ level: 'silent' })).collect();
+    await expect(new VllmProcessCollector(config, metrics, status, () => 'm', pino({ level: 'silent' })).collect()).rejects.toMatchObject({ reason: 'not_visible' });
     const check = status.report().checks.find((c) => c.name === 'vllm_process')!;
     expect(check.status).toBe('skipped');
     expect(check.reason).toMatch(/^not applicable: port \d+ is served by this vllm-probe process \(the built-in emulator\)/);
