@@ -148,7 +148,6 @@ function chunkTokens(chunk: Record<string, unknown>): { content: string; token: 
   let token = false;
   if (!Array.isArray(choices)) return { content, token };
   for (const choice of choices) {
-    if (!choice || typeof choice !== 'object') continue;
     const c = choice as Record<string, unknown>;
     if (typeof c.text === 'string' && c.text.length > 0) content += c.text;
     const delta = c.delta;
@@ -160,6 +159,24 @@ function chunkTokens(chunk: Record<string, unknown>): { content: string; token: 
     }
   }
   return { content, token: token || content.length > 0 };
+}
+
+/** JSON value kinds in words, for saying what came instead of what was expected. */
+function describeJson(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+/**
+ * Why a chunk's `choices` cannot be used, or undefined when it can: an array (empty in vLLM's
+ * usage chunk) whose entries are all objects.
+ */
+function unusableChoices(choices: unknown): string | undefined {
+  if (choices === undefined) return 'no choices';
+  if (!Array.isArray(choices)) return `choices is ${describeJson(choices)}`;
+  const bad = choices.findIndex((c) => !c || typeof c !== 'object' || Array.isArray(c));
+  return bad < 0 ? undefined : `choices[${bad}] is ${describeJson(choices[bad])}`;
 }
 
 function numbersOf(raw: unknown): Record<string, number> | undefined {
@@ -393,7 +410,12 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
         failure = { outcome: 'bad_response', detail: `unparsable SSE data: ${data.slice(0, 80)}` };
         return;
       }
-      if (!chunk || typeof chunk !== 'object' || Array.isArray(chunk)) return; // `data: null` and the like carry nothing
+      if (!chunk || typeof chunk !== 'object' || Array.isArray(chunk)) {
+        // `data: null`, a number, a list: not a completion chunk. Counting it as nothing made a
+        // stream of them a successful probe (issue 23).
+        failure = { outcome: 'bad_response', detail: `SSE data is not a completion chunk (${describeJson(chunk)}): ${data.slice(0, 80)}` };
+        return;
+      }
       const c = chunk as Record<string, unknown>;
       if (c.error !== undefined && c.error !== null) {
         // vLLM 0.32 refuses a request that raced past its pre-response admission check
@@ -401,6 +423,11 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
         const code = (c.error as { code?: unknown }).code;
         const overload = code === 503 || code === 429;
         failure = { outcome: overload ? 'rejected_overload' : 'stream_error', detail: `${overload ? `HTTP 200 stream refused with code ${code}` : 'error chunk in stream'}: ${describeErrorBody(data, 'application/json')}` };
+        return;
+      }
+      const unusable = unusableChoices(c.choices);
+      if (unusable) {
+        failure = { outcome: 'bad_response', detail: `completion chunk without a usable choices array (${unusable}): ${data.slice(0, 80)}` };
         return;
       }
       const { content, token } = chunkTokens(c);

@@ -74,10 +74,26 @@ describe('SSE', () => {
     expect(r.detail).toContain('engine died');
   });
 
-  test('"error": null fields, null choices and data: null are not errors and do not crash', async () => {
-    const r = await streamFrom(eventStream(sse([chunk({ content: 'a' }, { error: null }), JSON.stringify({ id: 'c', choices: null }), 'null', chunk({ content: 'b' }), USAGE, '[DONE]'])));
+  test('"error": null fields are not errors', async () => {
+    const r = await streamFrom(eventStream(sse([chunk({ content: 'a' }, { error: null }), chunk({ content: 'b' }), USAGE, '[DONE]'])));
     expect(r.outcome).toBe('success');
     expect(r.text).toBe('ab');
+  });
+
+  // Each once counted as nothing, so a stream of them was a successful probe.
+  test.for([
+    ['null', /SSE data is not a completion chunk \(null\): null/],
+    ['5', /not a completion chunk \(a number\)/],
+    ['[{"text":"a"}]', /not a completion chunk \(a list\)/],
+    ['{"id":"c","choices":null}', /without a usable choices array \(choices is null\)/],
+    ['{"id":"c","choices":[null]}', /without a usable choices array \(choices\[0\] is null\)/],
+    ['{"id":"c","choices":[{"index":0,"delta":{"content":"a"}},"x"]}', /\(choices\[1\] is a string\)/],
+    ['{"id":"c","choices":{"0":{"text":"a"}}}', /\(choices is an object\)/],
+    ['{"id":"c"}', /\(no choices\)/],
+  ] as const)('a chunk %s is a bad_response naming what came', async ([data, words]) => {
+    const r = await streamFrom(eventStream(sse([chunk({ content: 'a' }), data, chunk({ content: 'b' }), USAGE, '[DONE]'])));
+    expect(r.outcome).toBe('bad_response');
+    expect(r.detail).toMatch(words);
   });
 
   test('a reasoning model: TTFT at the first reasoning token, first content later; reasoning-only is a success', async () => {
