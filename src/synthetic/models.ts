@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ModelsProbeConfig } from '../config.js';
 import { SourceError } from '../errors.js';
+import { displayModelId } from '../vllm/client.js';
 import type { Outcome } from '../vllm/stream.js';
 import type { ProbeContext, ProbeKindSpec, ProbeResult, RequestRecord } from './prober.js';
 
@@ -43,7 +44,8 @@ async function runModels(ctx: ProbeContext): Promise<ProbeResult> {
   if (models.error) {
     const outcome = outcomeOf(models.error);
     requests.push({ outcome, seconds: models.seconds });
-    return { success: false, outcome, detail: (models.error as Error).message, requests };
+    const status = models.error instanceof SourceError ? models.error.status : undefined;
+    return { success: false, outcome, detail: (models.error as Error).message, requests, ...(status !== undefined ? { status } : {}) };
   }
   const served = models.value!.map((m) => m.id);
   const want = ctx.tracker.configuredModel;
@@ -51,15 +53,16 @@ async function runModels(ctx: ProbeContext): Promise<ProbeResult> {
   // The answer came, but one without our model is as useless to a client as an error.
   requests.push({ outcome: present ? 'success' : 'wrong_model', seconds: models.seconds });
   ctx.metrics.modelPresent.labels({ model: want || served[0] || 'unknown' }).set(present ? 1 : 0);
-  if (healthOutcome !== 'success') return { success: false, outcome: healthOutcome, detail: `/health answered HTTP ${health.value!.status} (engine dead or starting)`, requests };
+  if (healthOutcome !== 'success') return { success: false, outcome: healthOutcome, status: health.value!.status, detail: `/health answered HTTP ${health.value!.status} (engine dead or starting)`, requests };
   if (!present) {
-    const list = served.length ? served.slice(0, 5).join(', ') + (served.length > 5 ? ` and ${served.length - 5} more` : '') : 'nothing';
-    return { success: false, outcome: 'wrong_model', detail: want ? `the server serves ${list}, not ${want} (target.model)` : '/v1/models lists no model', requests };
+    const list = served.length ? served.slice(0, 5).map(displayModelId).join(', ') + (served.length > 5 ? ` and ${served.length - 5} more` : '') : 'nothing';
+    return { success: false, outcome: 'wrong_model', detail: want ? `the server serves ${list}, not ${displayModelId(want)} (target.model)` : '/v1/models lists no model', requests };
   }
   return { success: true, outcome: 'success', requests };
 }
 
 export const modelsProbe: ProbeKindSpec<ModelsProbeConfig> = {
+  sendsInference: false,
   checks: [],
   describe: 'served models',
   create: () => ({ run: runModels }),

@@ -123,7 +123,10 @@ export class VllmClient {
     for (const m of data.slice(0, 1000)) {
       if (!m || typeof m !== 'object' || typeof (m as { id?: unknown }).id !== 'string') continue;
       const r = m as Record<string, unknown>;
-      const info: ModelInfo = { id: oneLine(r.id as string, 200) };
+      // Verbatim: the id is sent back in every request, and vLLM's default served name (the
+      // --model path) can be long; a cut one got 404 from a healthy vLLM (issue 23). Shorten
+      // only where it is shown (displayModelId).
+      const info: ModelInfo = { id: r.id as string };
       if (typeof r.root === 'string') info.root = r.root;
       if (typeof r.parent === 'string') info.parent = r.parent;
       if (typeof r.max_model_len === 'number' && Number.isFinite(r.max_model_len)) info.max_model_len = r.max_model_len;
@@ -313,6 +316,11 @@ class StaleSocketError extends Error {
   asSourceError(): SourceError {
     return new SourceError('connect_error', `${this.path}: cannot reach vLLM: ${this.words}`, { cause: this.cause });
   }
+}
+
+/** A model id as shown in words (/status, logs): one line and cut; never what is sent. */
+export function displayModelId(id: string): string {
+  return oneLine(id, 120);
 }
 
 function jsonField(body: string, field: string): unknown {

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
+import { parseExposition } from '../../src/vllm/exposition.js';
 import { sample, startDaemon, startEmulator, testConfig, waitFor } from '../helpers/daemon.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -26,15 +27,18 @@ describe('models probe', () => {
     expect(sample(m, 'vllm_probe_request_duration_seconds_count', { probe: 'models', outcome: 'success' })).toBeGreaterThanOrEqual(2);
   });
 
-  test('a server that serves another model: wrong_model, and /status names both', async () => {
+  test('a server that serves another model: misconfigured (200: vLLM is fine), and /status names both', async () => {
     const emu = await startEmulator({ model: 'llama-3-8b', coldStartMs: 0 });
     cleanups.push(emu.close);
     const d = await startDaemon(modelsOnly(emu.url, { model: 'qwen-7b' }));
     cleanups.push(() => d.stop());
     const s = await waitFor(async () => {
       const r = await d.status();
-      return r.code === 503 ? r : undefined;
+      return r.body.state === 'misconfigured' ? r : undefined;
     });
+    // A load balancer must not drain a healthy replica for the prober's own mistake.
+    expect(s?.code).toBe(200);
+    expect(s?.body.cause).toMatch(/the prober asks for a model vLLM does not serve: fix target\.model/);
     expect(s?.body.reasons.join(' ')).toMatch(/the server serves llama-3-8b, not qwen-7b \(target\.model\)/);
     const m = await d.metrics();
     expect(sample(m, 'vllm_probe_model_served', { model: 'qwen-7b' })).toBe(0);
@@ -72,5 +76,47 @@ describe('models probe', () => {
     expect(sample(m, 'vllm_probe_requests_total', { probe: 'models', outcome: outcome === 'http_5xx' ? 'http_4xx' : 'http_5xx' }) ?? 0).toBe(0);
     const s = await d.status();
     expect(s.body.checks.find((c) => c.name === 'probe_models')?.reason).toContain(`/v1/models answered HTTP ${code}`);
+  });
+});
+
+describe('model ids from /v1/models', () => {
+  // vLLM's default served name is the --model path, which can pass 200 characters; an id cut
+  // with "…" was sent in every request, and every probe got 404 from a healthy vLLM.
+  test('a 300-character id (with a newline) is sent verbatim: probes succeed, the label round-trips exactly', async () => {
+    const id = `/mnt/models/${'org-'.repeat(60)}/Qwen2.5-0.5B-Instruct\nrev`;
+    const sentModels: string[] = [];
+    const server = createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path === '/health') return void res.writeHead(200).end();
+      if (path === '/v1/models') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: [{ id, object: 'model', max_model_len: 4096 }] }));
+      if (path === '/v1/completions' || path === '/v1/chat/completions') {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => {
+          const model = (JSON.parse(body) as { model?: string }).model ?? '';
+          sentModels.push(model);
+          if (model !== id) return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: `The model \`${model}\` does not exist.`, code: 404 } }));
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          const chunk = (text: string) => `data: ${JSON.stringify({ id: 'c', choices: [{ index: 0, text, delta: { content: text } }] })}\n\n`;
+          res.end(`${chunk('a')}${chunk('b')}data: ${JSON.stringify({ id: 'c', choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } })}\n\ndata: [DONE]\n\n`);
+        });
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"no such route"}}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => { server.closeAllConnections(); server.close(r); }));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const d = await startDaemon(testConfig(url, { probes: { ttft: { interval: '1s', timeout: '900ms' }, prefix: { enabled: false }, models: { interval: '1s', timeout: '900ms' } }, scrape: { enabled: false } }));
+    cleanups.push(() => d.stop());
+    const text = await waitFor(async () => {
+      const t = await d.metrics();
+      return (sample(t, 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'success' }) ?? 0) >= 1 || (sample(t, 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'http_4xx' }) ?? 0) >= 1 ? t : '';
+    }, 15_000);
+    expect(sentModels.length).toBeGreaterThan(0);
+    expect(new Set(sentModels)).toEqual(new Set([id]));
+    expect(sample(text, 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'success' })).toBeGreaterThanOrEqual(1);
+    const served = parseExposition(text).get('vllm_probe_model_served')?.samples ?? [];
+    expect(served.map((s) => s.labels.model)).toContain(id);
   });
 });
