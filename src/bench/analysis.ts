@@ -59,27 +59,96 @@ export interface Knee {
   reason: string;
 }
 
+/** How much gain per doubling the knee leaves: after it, under a quarter of the gain before. */
+export const KNEE_GAIN_RATIO = 0.25;
+
 /**
- * The knee of a concurrency sweep without an SLA: the lowest concurrency whose throughput is
- * within `tolerance` (default 5 %) of the best seen, provided p95 TTFT keeps rising beyond it
- * (more concurrency buys queueing, not throughput). Undefined when throughput still climbs at
- * the last level (no knee in range) or the sweep has fewer than three levels.
+ * The knee of a concurrency sweep by segmented regression (GuideLLM finds its throughput knee
+ * the same way): output tok/s against log2(concurrency) is fitted with two least-squares lines
+ * meeting at a measured level, at every interior level in turn; the breakpoint with the least
+ * squared error wins. It is a knee when throughput rose before it and the gain per doubling
+ * after it is under KNEE_GAIN_RATIO (a quarter) of the gain before. Undefined with fewer than
+ * three levels with successful requests, or when throughput keeps rising (no knee in range).
  */
-export function findKnee(levels: LevelResult[], tolerance = 0.05): Knee | undefined {
+export function findKnee(levels: LevelResult[]): Knee | undefined {
   const sorted = [...levels].filter((l) => l.requests > 0).sort((a, b) => a.concurrency - b.concurrency);
   if (sorted.length < 3) return undefined;
-  const best = Math.max(...sorted.map((l) => l.outputTokPerS));
-  const idx = sorted.findIndex((l) => l.outputTokPerS >= best * (1 - tolerance));
-  if (idx < 0 || idx === sorted.length - 1) return undefined;
-  const knee = sorted[idx]!;
-  const after = sorted.slice(idx + 1);
-  const latencyRises = after.every((l) => (l.ttft.p95 ?? 0) >= (knee.ttft.p95 ?? 0)) && (after[after.length - 1]!.ttft.p95 ?? 0) > (knee.ttft.p95 ?? 0) * 1.1;
-  if (!latencyRises) return undefined;
-  const top = after[after.length - 1]!;
+  const pts = sorted.map((l) => ({ x: Math.log2(l.concurrency), y: l.outputTokPerS }));
+  let best: { b: number; sse: number; before: number; after: number } | undefined;
+  for (let b = 1; b < pts.length - 1; b++) {
+    const left = fitLine(pts.slice(0, b + 1));
+    const right = fitLine(pts.slice(b));
+    const sse = left.sse + right.sse;
+    if (!best || sse < best.sse - 1e-9) best = { b, sse, before: left.slope, after: right.slope };
+  }
+  if (!best || !(best.before > 0) || best.after >= best.before * KNEE_GAIN_RATIO) return undefined;
+  const knee = sorted[best.b]!;
+  const top = sorted[sorted.length - 1]!;
+  const perDoubling = (x: number) => `${x >= 0 ? '+' : '−'}${fmtNum(Math.abs(x))} tok/s`;
   return {
     concurrency: knee.concurrency,
-    reason: `throughput reaches ${knee.outputTokPerS.toFixed(1)} tok/s (${((knee.outputTokPerS / best) * 100).toFixed(0)} % of the best ${best.toFixed(1)}) at concurrency ${knee.concurrency}; going to ${top.concurrency} adds ${(((top.outputTokPerS - knee.outputTokPerS) / knee.outputTokPerS) * 100).toFixed(0)} % throughput but p95 TTFT goes from ${fmtS(knee.ttft.p95)} to ${fmtS(top.ttft.p95)}`,
+    reason: `segmented regression of output tok/s on log2(concurrency) breaks at ${knee.concurrency}: ${perDoubling(best.before)} per doubling up to it, ${perDoubling(best.after)} per doubling after (under ${KNEE_GAIN_RATIO * 100} % of the gain before); from ${knee.concurrency} to ${top.concurrency} throughput goes ${fmtNum(knee.outputTokPerS)} → ${fmtNum(top.outputTokPerS)} tok/s while p95 TTFT goes ${fmtS(knee.ttft.p95)} → ${fmtS(top.ttft.p95)}`,
   };
+}
+
+function fitLine(pts: Array<{ x: number; y: number }>): { slope: number; sse: number } {
+  const n = pts.length;
+  const mx = pts.reduce((a, p) => a + p.x, 0) / n;
+  const my = pts.reduce((a, p) => a + p.y, 0) / n;
+  const sxx = pts.reduce((a, p) => a + (p.x - mx) ** 2, 0);
+  const slope = sxx === 0 ? 0 : pts.reduce((a, p) => a + (p.x - mx) * (p.y - my), 0) / sxx;
+  const sse = pts.reduce((a, p) => a + (p.y - (my + slope * (p.x - mx))) ** 2, 0);
+  return { slope, sse };
+}
+
+/** Below this many successful requests a level's p95 is not reported as one (it is nearly the max). */
+export const MIN_SAMPLES_P95 = 20;
+
+/** The sweep's answer to "how much concurrency within the TTFT SLO?", with the levels it came from. */
+export type SloTarget =
+  | { kind: 'target'; level: SweepLevel; /** the lowest measured level above it that breaks the SLO */ broken?: SweepLevel; skipped: SweepLevel[] }
+  | { kind: 'none-within'; lowest: SweepLevel; skipped: SweepLevel[] }
+  | { kind: 'not-enough-data'; skipped: SweepLevel[] };
+
+/** The parts of a sweep level the advice reads (a LevelResult, or one read back from a summary). */
+export interface SweepLevel {
+  concurrency: number;
+  requests: number;
+  errors: number;
+  outputTokPerS: number;
+  ttft: { p95?: number };
+}
+
+/**
+ * The highest measured concurrency whose p95 TTFT is within `sloS`. Only levels with no failed
+ * request and at least MIN_SAMPLES_P95 successful ones count; the others are `skipped`.
+ */
+export function sloTarget(levels: SweepLevel[], sloS: number): SloTarget {
+  const sorted = [...levels].sort((a, b) => a.concurrency - b.concurrency);
+  const usable = sorted.filter((l) => l.errors === 0 && l.requests >= MIN_SAMPLES_P95 && l.ttft.p95 !== undefined);
+  const skipped = sorted.filter((l) => !usable.includes(l));
+  if (usable.length === 0) return { kind: 'not-enough-data', skipped };
+  const within = usable.filter((l) => l.ttft.p95! <= sloS);
+  const level = within[within.length - 1];
+  if (!level) return { kind: 'none-within', lowest: usable[0]!, skipped };
+  const broken = usable.find((l) => l.concurrency > level.concurrency && l.ttft.p95! > sloS);
+  return { kind: 'target', level, ...(broken ? { broken } : {}), skipped };
+}
+
+/** The SLO target in one sentence: "The highest concurrency within the TTFT SLO (p95 ≤ 500 ms) is 16 (345 ms, 1,003 tok/s) …". */
+export function sloTargetText(t: SloTarget, sloS: number): string {
+  const slo = `the TTFT SLO (p95 ≤ ${fmtS(sloS)})`;
+  const skipped = t.skipped.length ? ` Not counted: ${t.skipped.map((l) => `concurrency ${l.concurrency} (${l.errors ? `${l.errors} failed requests` : `${l.requests} requests`})`).join(', ')}; a level needs no failures and at least ${MIN_SAMPLES_P95} requests for a p95.` : '';
+  if (t.kind === 'not-enough-data') return `Not enough data for a concurrency target: no level has ${MIN_SAMPLES_P95} successful requests without failures (a p95 from fewer is nearly the maximum); run with --requests ${MIN_SAMPLES_P95} or a longer --duration.${skipped}`;
+  if (t.kind === 'none-within') return `No measured concurrency is within ${slo}: already at concurrency ${t.lowest.concurrency} p95 TTFT is ${fmtS(t.lowest.ttft.p95)}.${skipped}`;
+  const { level, broken } = t;
+  return `The highest concurrency within ${slo} is ${level.concurrency} (${fmtS(level.ttft.p95)}, ${fmtNum(level.outputTokPerS)} tok/s)${broken ? `; concurrency ${broken.concurrency} breaks it (${fmtS(broken.ttft.p95)})` : '; every measured level is within it, so sweep higher to find the limit'}.${skipped}`;
+}
+
+/** A count or rate for prose: 1,003 (no decimals from 100 up), 12.5, 0.42. */
+export function fmtNum(x: number): string {
+  const abs = Math.abs(x);
+  return x.toLocaleString('en-US', { maximumFractionDigits: abs >= 100 ? 0 : abs >= 10 ? 1 : 2 });
 }
 
 export const fmtS = (s: number | undefined) => (s === undefined ? 'n/a' : s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);

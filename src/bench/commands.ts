@@ -13,11 +13,12 @@ import { readBenchGpus } from '../gpu/command.js';
 import { serverPidFor } from '../host/proc.js';
 import { calibratePrefix } from '../vllm/calibration.js';
 import { mean } from '../stats.js';
-import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, requestSamples, summariseLevel, toCsv, type LevelResult } from './analysis.js';
+import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, requestSamples, sloTarget, sloTargetText, summariseLevel, toCsv, type LevelResult } from './analysis.js';
 import { coldWarmChart, kvChart, prefixChart, sweepChart } from './experiment-charts.js';
 import { benchClient, checkModel, metricFamilies, processStart } from './http.js';
 import { Redactor } from './redact.js';
-import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
+import { collectEnvironment, type EnvironmentSnapshot } from '../vllm/environment.js';
+import { environmentMarkdown } from './environments.js';
 import { describeFailure, fillerPrompt, runLoadChecked, type LoadOptions, type LoadTarget, type RequestRecord } from './load.js';
 
 // The helpers the tests and the other experiments use, from where they live.
@@ -401,7 +402,7 @@ async function benchSweep(ctx: Ctx) {
     ? `**No conclusion about the knee**: requests failed at ${erroring.map((l) => `concurrency ${l.concurrency} (${withheld(l, recordsByLevel.get(l.concurrency)!)})`).join('; ')}. Fix the failures and run again.`
     : knee
       ? `**Knee at concurrency ${knee.concurrency}**: ${knee.reason}.`
-      : '**No knee in range**: throughput still rises at the highest level, or latency does not climb after the plateau; extend --concurrency.';
+      : '**No knee in range**: by segmented regression of output tok/s on log2(concurrency), throughput still gains at least a quarter as much per doubling as before (or fewer than three levels succeeded); extend --concurrency.';
   const md = [
     '# Concurrency sweep (closed loop)',
     '',
@@ -411,6 +412,7 @@ async function benchSweep(ctx: Ctx) {
     markdownTable(SWEEP_CSV_HEADER, rows),
     conclusion,
     '',
+    ...(erroring.length ? [] : [`**Concurrency target**: ${sloTargetText(sloTarget(results, ctx.ttftSloS), ctx.ttftSloS)}`, '']),
     ...(svg ? [`![throughput and p95 TTFT against concurrency](${svg})`, ''] : []),
   ].join('\n');
   ctx.files.add('concurrency_sweep.md', md);

@@ -14,7 +14,8 @@ import { Redactor } from './redact.js';
 import { BenchRunError, BenchUsageError, intList, secondsOpt, type Values } from './options.js';
 import { readBenchGpus } from '../gpu/command.js';
 import { serverPidFor } from '../host/proc.js';
-import { collectEnvironment, environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
+import { collectEnvironment, type EnvironmentSnapshot } from '../vllm/environment.js';
+import { environmentMarkdown } from './environments.js';
 import type { VllmClient } from '../vllm/client.js';
 import { describeFailure, runLoadChecked } from './load.js';
 

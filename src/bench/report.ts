@@ -5,17 +5,21 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { environmentMarkdown, type EnvironmentSnapshot } from '../vllm/environment.js';
-import { markdownTable } from './analysis.js';
+import type { EnvironmentSnapshot } from '../vllm/environment.js';
+import { fmtNum, fmtS, markdownTable, MIN_SAMPLES_P95, sloTarget, sloTargetText, type SweepLevel } from './analysis.js';
 import { chartForSummary } from './experiment-charts.js';
 import { BenchUsageError, intOpt, type Values } from './options.js';
 import { KV_SCALING_HEADER, type BenchIo, type KvScalingRow } from './common.js';
 import { renderReportHtml } from './report-html.js';
+import { environmentView, runContext, type EnvironmentView } from './environments.js';
+import { kvPoolKnob } from './kv-scaling.js';
+import { Redactor } from './redact.js';
 
 export interface ReportInputs {
+  /** The environment of the run the KV figures come from (kv, else kv-scaling). */
   environment?: EnvironmentSnapshot;
-  coldWarm?: { ttft: { cold: number; median: number; coldWarmFactor: number; spreadPct: number }; e2e: { median: number } };
-  sweep?: { levels: Array<{ concurrency: number; outputTokPerS: number; reqPerS: number; ttft: { p95?: number }; e2e: { p95?: number }; errors: number }>; knee: { concurrency: number; reason: string } | null; conclusion_withheld?: string[] };
+  coldWarm?: { ttft: { cold: number; median: number; max?: number; coldWarmFactor: number; spreadPct: number }; e2e: { median: number }; runs?: Array<{ run: string }> };
+  sweep?: { levels: Array<SweepLevel & { reqPerS: number; e2e: { p95?: number } }>; knee: { concurrency: number; reason: string } | null; conclusion_withheld?: string[]; ttft_slo_s?: number };
   prefix?: { rows: Array<Record<string, string | number | null>> };
   kv?: { capacity_tokens: number; block_size: number; max_model_len: number | null; bytes_per_token: number | null };
   kvScaling?: { rows: KvScalingRow[]; bytes_per_token: number | null };
@@ -42,23 +46,28 @@ export function recommend(inputs: ReportInputs): Recommendation[] {
       topic: 'max-model-len',
       recommendation: fits
         ? `--max-model-len ${Math.min(perSeq, kv?.max_model_len ?? perSeq)} or lower: ${want.concurrency} concurrent sequences of ${want.context} tokens need ${want.concurrency * Math.ceil(want.context / block) * block} of the ${capacity} KV tokens; every sequence can grow to ${perSeq} tokens before they stop fitting together.`
-        : `${want.concurrency} × ${want.context}-token sequences do not fit: the KV cache holds ${capacity} tokens (${perSeq} per sequence). Either cap --max-model-len at ${perSeq} and accept shorter contexts, lower the wanted concurrency to ${Math.floor(capacity / (Math.ceil(want.context / block) * block))}, or give the KV cache more memory (--gpu-memory-utilization, a larger GPU, tensor parallelism).`,
+        : `${want.concurrency} × ${want.context}-token sequences do not fit: the KV cache holds ${capacity} tokens (${perSeq} per sequence). Either cap --max-model-len at ${perSeq} and accept shorter contexts, lower the wanted concurrency to ${Math.floor(capacity / (Math.ceil(want.context / block) * block))}, or give the KV cache more memory (${kvPoolKnob(inputs.environment)}${inputs.environment?.gpus?.length ? ', a larger GPU, tensor parallelism' : ''}).`,
       from: kv ? 'bench kv (KV capacity from vllm:cache_config_info)' : 'bench kv-scaling',
     });
   }
+  const slo = sweep?.ttft_slo_s ?? DEFAULT_TTFT_SLO_S;
+  const target = sweep && !sweep.conclusion_withheld?.length ? sloTarget(sweep.levels, slo) : undefined;
   if (sweep) {
     if (sweep.conclusion_withheld?.length) {
       out.push({ topic: 'concurrency target', recommendation: `None: requests failed during the sweep (${sweep.conclusion_withheld.join('; ')}). Fix the failures and sweep again.`, from: 'bench sweep' });
-    } else if (sweep.knee) {
-      const k = sweep.levels.find((l) => l.concurrency === sweep.knee!.concurrency);
+    } else {
+      const kneeText = sweep.knee
+        ? ` Throughput knee at concurrency ${sweep.knee.concurrency} (${sweep.knee.reason}).`
+        : ' No throughput knee in the measured range (segmented regression: throughput still gains at least a quarter as much per doubling as before).';
+      const advice =
+        target?.kind === 'target'
+          ? ` Run at up to ${target.level.concurrency} concurrent requests per replica (client concurrency, or --max-num-seqs ${target.level.concurrency}); past it, add replicas.`
+          : '';
       out.push({
         topic: 'concurrency target',
-        recommendation: `Run at about ${sweep.knee.concurrency} concurrent requests per replica (client concurrency, or --max-num-seqs ${sweep.knee.concurrency}): ${sweep.knee.reason}. Past it, add replicas instead of concurrency.${k ? ` Expect ~${k.reqPerS.toFixed(1)} req/s and p95 TTFT ${fmt(k.ttft.p95)} there.` : ''}`,
-        from: 'bench sweep (the knee of throughput against p95 TTFT)',
+        recommendation: `${sloTargetText(target!, slo)}${advice}${kneeText}`,
+        from: `bench sweep: the highest level with p95 TTFT ≤ the SLO (--ttft-slo ${fmtS(slo)}), from levels with ≥ ${MIN_SAMPLES_P95} requests and no failures; the knee by segmented regression of tok/s on log2(concurrency)`,
       });
-    } else {
-      const top = [...sweep.levels].sort((a, b) => b.concurrency - a.concurrency)[0];
-      out.push({ topic: 'concurrency target', recommendation: `No knee found up to concurrency ${top?.concurrency}: throughput was still rising. Sweep higher before fixing a target.`, from: 'bench sweep' });
     }
   }
   if (prefix?.rows.length) {
@@ -85,18 +94,7 @@ export function recommend(inputs: ReportInputs): Recommendation[] {
       });
     }
   }
-  // Health-check thresholds: anchored on the measured warm baseline and the knee.
-  const warm = coldWarm?.ttft.median;
-  const kneeP95 = sweep?.knee ? sweep.levels.find((l) => l.concurrency === sweep.knee!.concurrency)?.ttft.p95 : undefined;
-  const ttftAnchor = Math.max(kneeP95 ?? 0, (warm ?? 0) * 3);
-  if (ttftAnchor > 0) {
-    const rounded = niceUp(ttftAnchor * 1.5);
-    out.push({
-      topic: 'health check: TTFT',
-      recommendation: `Alert when probe TTFT p95 over 5 min exceeds ${rounded} s (slo.ttft.threshold: ${rounded}s in the vllm-probe config).`,
-      from: `${kneeP95 !== undefined ? `p95 TTFT at the knee (${fmt(kneeP95)})` : ''}${kneeP95 !== undefined && warm !== undefined ? ' and ' : ''}${warm !== undefined ? `warm median TTFT (${fmt(warm)}) from bench cold-warm` : ''} × 1.5`,
-    });
-  }
+  out.push(ttftAlert(target, sweep, coldWarm));
   if (coldWarm) {
     out.push({
       topic: 'health check: cold start',
@@ -106,17 +104,46 @@ export function recommend(inputs: ReportInputs): Recommendation[] {
   }
   out.push(
     { topic: 'health check: KV cache', recommendation: 'Alert when vllm_probe_engine_kv_cache_usage_ratio stays above 0.95 for 5 min, with requests waiting: queueing and preemptions follow.', from: 'rule of thumb: a full KV cache makes requests queue and preempts running ones' },
-    { topic: 'health check: queue', recommendation: `Alert when vllm_probe_engine_requests_waiting > 0 for 5 min${sweep?.knee ? ` (sustained load above ~${sweep.knee.concurrency} concurrent requests per replica)` : ''}.`, from: sweep?.knee ? 'bench sweep knee' : 'rule of thumb: a queue that does not drain means too few slots or replicas' },
+    { topic: 'health check: queue', recommendation: `Alert when vllm_probe_engine_requests_waiting > 0 for 5 min${target?.kind === 'target' ? ` (sustained load above ~${target.level.concurrency} concurrent requests per replica)` : ''}.`, from: target?.kind === 'target' ? 'bench sweep: the concurrency target within the TTFT SLO' : 'rule of thumb: a queue that does not drain means too few slots or replicas' },
     { topic: 'health check: GPU memory', recommendation: 'Alert when GPU memory headroom (free / total) stays below 5 % for 5 min beyond what --gpu-memory-utilization reserves.', from: 'rule of thumb: GPU memory headroom on the health dashboard' },
   );
   return out;
 }
 
-function niceUp(x: number): number {
-  const steps = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 5, 7.5, 10, 20, 40, 80];
-  return steps.find((s) => s >= x) ?? Math.ceil(x);
+/** Below this many steady-state requests cold-warm's spread is not judged (min to max of a handful is noise). */
+export const MIN_SAMPLES_SPREAD = 10;
+
+/** The daemon's default slo.ttft.threshold, for sweeps recorded without ttft_slo_s. */
+const DEFAULT_TTFT_SLO_S = 0.5;
+/** The TTFT alert sits this far above the p95 measured as normal. */
+export const ALERT_HEADROOM = 1.5;
+const NICE_STEPS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 5, 7.5, 10, 20, 40, 80];
+
+/**
+ * The TTFT alert threshold: ALERT_HEADROOM × the highest p95 TTFT the sweep measured at or below
+ * the concurrency target (what the sweep showed as normal load), rounded up to the next
+ * NICE_STEPS value, so it never pages on load the sweep found normal. Without a target (no sweep,
+ * too few samples, nothing within the SLO) it says why instead of a number.
+ */
+function ttftAlert(target: ReturnType<typeof sloTarget> | undefined, sweep: ReportInputs['sweep'], coldWarm: ReportInputs['coldWarm']): Recommendation {
+  const topic = 'health check: TTFT';
+  if (!sweep) return { topic, recommendation: 'Not enough data: the TTFT alert threshold comes from the p95 under load, and there is no sweep (run bench sweep).', from: 'bench sweep (missing)' };
+  if (target?.kind !== 'target') return { topic, recommendation: `No threshold derived: ${target ? sloTargetText(target, sweep.ttft_slo_s ?? DEFAULT_TTFT_SLO_S) : 'requests failed during the sweep.'}`, from: 'bench sweep' };
+  const normal = sweep.levels.filter((l) => target.level.concurrency >= l.concurrency && l.errors === 0 && l.requests >= MIN_SAMPLES_P95 && l.ttft.p95 !== undefined);
+  const worst = normal.reduce((a, l) => (l.ttft.p95! > a.ttft.p95! ? l : a), target.level);
+  const threshold = NICE_STEPS.find((x) => x >= worst.ttft.p95! * ALERT_HEADROOM) ?? Math.ceil(worst.ttft.p95! * ALERT_HEADROOM);
+  const slo = sweep.ttft_slo_s ?? DEFAULT_TTFT_SLO_S;
+  const notes: string[] = [];
+  if (threshold > slo) notes.push(` This is above the TTFT SLO (${fmtS(slo)}): at concurrency ${target.level.concurrency} the SLO leaves less than ${ALERT_HEADROOM}× headroom over the measured p95.`);
+  if (coldWarm?.ttft.max !== undefined && coldWarm.ttft.max > threshold) notes.push(` bench cold-warm measured a steady-state TTFT of ${fmtS(coldWarm.ttft.max)} on an idle server, above it: check that run before trusting the threshold.`);
+  return {
+    topic,
+    recommendation: `Alert when probe TTFT p95 over 5 min exceeds ${threshold} s (slo.ttft.threshold: ${threshold}s in the vllm-probe config).${notes.join('')}`,
+    from: `bench sweep: ${ALERT_HEADROOM} × the highest p95 TTFT measured at or below the concurrency target (${fmtS(worst.ttft.p95)} at concurrency ${worst.concurrency}) = ${fmtS(worst.ttft.p95! * ALERT_HEADROOM)}, rounded up to the next of ${NICE_STEPS.slice(0, 8).join(', ')} … s`,
+  };
 }
-const fmt = (s: number | undefined) => (s === undefined ? 'n/a' : s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
+
+const fmt = fmtS;
 
 /** One bench run found under the report's --in folder. */
 export interface BenchRun {
@@ -167,12 +194,16 @@ export function findRuns(dir: string): BenchRun[] {
 export interface TargetSection {
   target: string;
   runs: BenchRun[];
-  environment?: EnvironmentSnapshot;
+  /** Each run keeps its own environment: what they shared, and what differed run by run. */
+  environments: EnvironmentView;
   inputs: ReportInputs;
   recommendations: Recommendation[];
   keyNumbers: string[];
   observations: string[];
 }
+
+/** How the report names a run: "sweep at 2025-…". */
+export const runLabel = (r: Pick<BenchRun, 'experiment' | 'collectedAt'>) => `${r.experiment} at ${r.collectedAt}`;
 
 /** Groups runs by target; within a target the latest run of each experiment feeds the rules. */
 export function sections(runs: BenchRun[], want: ReportInputs['want']): TargetSection[] {
@@ -180,16 +211,30 @@ export function sections(runs: BenchRun[], want: ReportInputs['want']): TargetSe
   for (const r of runs) byTarget.set(r.target, [...(byTarget.get(r.target) ?? []), r]);
   return [...byTarget.entries()].map(([target, rs]) => {
     const inputs: ReportInputs = { want };
-    const latest = (e: string) => [...rs].reverse().find((r) => r.experiment === e)?.summary as never;
+    const latestRun = (e: string) => [...rs].reverse().find((r) => r.experiment === e);
+    const latest = (e: string) => latestRun(e)?.summary as never;
     if (latest('cold-warm')) inputs.coldWarm = latest('cold-warm');
     if (latest('sweep')) inputs.sweep = latest('sweep');
     if (latest('prefix')) inputs.prefix = latest('prefix');
     if (latest('kv')) inputs.kv = latest('kv');
     if (latest('kv-scaling')) inputs.kvScaling = latest('kv-scaling');
-    const environment = [...rs].reverse().find((r) => r.environment)?.environment;
+    const environment = (latestRun('kv') ?? latestRun('kv-scaling'))?.environment;
     if (environment) inputs.environment = environment;
-    return { target, runs: rs, ...(environment ? { environment } : {}), inputs, recommendations: recommend(inputs), keyNumbers: keyNumbers(inputs), observations: observations(inputs) };
+    const environments = environmentView(rs.map((r) => ({ run: runLabel(r), environment: r.environment })));
+    return { target, runs: rs, environments, inputs, recommendations: recommend(inputs), keyNumbers: keyNumbers(inputs), observations: observations(inputs) };
   });
+}
+
+/** The environment part of a target's markdown: shared settings, then the ones that differ per run. */
+function environmentSectionMarkdown(view: EnvironmentView): string[] {
+  const lines = ['### Environment', ''];
+  if (view.common.length) lines.push(...view.common.map(([k, v]) => `- ${k}: ${v}`), '');
+  if (view.differing.fields.length) {
+    lines.push('Differs between runs (each run\'s numbers were measured with its own row):', '');
+    lines.push(markdownTable(['run', ...view.differing.fields], view.differing.runs.map((r) => [r.run, ...r.values])));
+  }
+  if (view.unrecorded.length) lines.push(`Not recorded for: ${view.unrecorded.join(', ')}.`, '');
+  return lines;
 }
 
 function keyNumbers(inputs: ReportInputs): string[] {
@@ -197,7 +242,11 @@ function keyNumbers(inputs: ReportInputs): string[] {
   if (inputs.coldWarm) lines.push(`cold TTFT ${fmt(inputs.coldWarm.ttft.cold)} vs warm median ${fmt(inputs.coldWarm.ttft.median)} (${inputs.coldWarm.ttft.coldWarmFactor.toFixed(1)}×), warm spread ${inputs.coldWarm.ttft.spreadPct.toFixed(1)} %`);
   if (inputs.sweep) {
     const best = [...inputs.sweep.levels].sort((a, b) => b.outputTokPerS - a.outputTokPerS)[0];
-    if (best) lines.push(`peak throughput ${best.outputTokPerS.toFixed(1)} output tok/s (${best.reqPerS.toFixed(2)} req/s) at concurrency ${best.concurrency}; knee ${inputs.sweep.conclusion_withheld?.length ? 'not concluded (requests failed)' : inputs.sweep.knee ? `at ${inputs.sweep.knee.concurrency}` : 'not found'}`);
+    if (best) lines.push(`peak throughput ${fmtNum(best.outputTokPerS)} output tok/s (${best.reqPerS.toFixed(2)} req/s) at concurrency ${best.concurrency}; knee ${inputs.sweep.conclusion_withheld?.length ? 'not concluded (requests failed)' : inputs.sweep.knee ? `at ${inputs.sweep.knee.concurrency} (segmented regression)` : 'not found'}`);
+    if (!inputs.sweep.conclusion_withheld?.length) {
+      const slo = inputs.sweep.ttft_slo_s ?? DEFAULT_TTFT_SLO_S;
+      lines.push(sloTargetText(sloTarget(inputs.sweep.levels, slo), slo));
+    }
   }
   if (inputs.kv) lines.push(`KV cache ${inputs.kv.capacity_tokens} tokens (block ${inputs.kv.block_size}), ${inputs.kv.bytes_per_token === null ? 'bytes/token n/a' : `${inputs.kv.bytes_per_token.toFixed(0)} B per token`}, max_model_len ${inputs.kv.max_model_len ?? 'n/a'}`);
   if (inputs.kvScaling) lines.push(`KV scaling over max_model_len ${inputs.kvScaling.rows.map((r) => r.max_model_len).join(', ')}: capacity ${inputs.kvScaling.rows.map((r) => r.kv_cache_capacity_tokens ?? 'n/a').join(', ')} tokens`);
@@ -214,7 +263,11 @@ function keyNumbers(inputs: ReportInputs): string[] {
 
 function observations(inputs: ReportInputs): string[] {
   const lines: string[] = [];
-  if (inputs.coldWarm && inputs.coldWarm.ttft.spreadPct > 25) lines.push(`Warm TTFT is unstable (spread ${inputs.coldWarm.ttft.spreadPct.toFixed(0)} %): look for other load on the node before trusting a baseline.`);
+  if (inputs.coldWarm) {
+    const steady = inputs.coldWarm.runs?.filter((r) => r.run !== 'cold_1' && r.run !== 'warm_1').length;
+    if (steady !== undefined && steady < MIN_SAMPLES_SPREAD) lines.push(`Warm TTFT stability: not enough data (${steady} steady-state requests; a spread needs at least ${MIN_SAMPLES_SPREAD}: --runs ${MIN_SAMPLES_SPREAD}).`);
+    else if (inputs.coldWarm.ttft.spreadPct > 25) lines.push(`Warm TTFT is unstable (spread ${inputs.coldWarm.ttft.spreadPct.toFixed(0)} % over ${steady ?? 'the'} steady-state requests): look for other load on the node before trusting a baseline.`);
+  }
   if (inputs.sweep?.levels.some((l) => l.errors > 0)) lines.push(`Requests failed during the sweep at concurrency ${inputs.sweep.levels.filter((l) => l.errors > 0).map((l) => l.concurrency).join(', ')}.`);
   if (inputs.prefix?.rows.some((r) => Number(r.errors ?? 0) > 0)) lines.push('Requests failed in some prefix cells; those cells draw no conclusion.');
   return lines.length ? lines : ['Nothing unusual in the recorded numbers.'];
@@ -257,8 +310,11 @@ export async function benchReport(values: Values, io: BenchIo): Promise<number> 
   const lines: string[] = ['# vLLM measurement report', '', `${runs.length} bench run${runs.length === 1 ? '' : 's'} under ${dir}, against ${secs.length === 1 ? `one target (${secs[0]!.target})` : `${secs.length} targets: ${secs.map((x) => x.target).join(', ')}`}.`, ''];
   for (const sec of secs) {
     lines.push(`## Target ${sec.target}`, '');
-    lines.push(sec.environment ? environmentMarkdown(sec.environment).replace(/^## Environment/, '### Environment') : '### Environment\n\nnot recorded\n');
-    lines.push('### Runs', '', ...sec.runs.map((r) => `- \`vllm-probe bench ${r.experiment}\` at ${r.collectedAt} → ${relative(out, r.file) || r.file}`), '');
+    lines.push(...environmentSectionMarkdown(sec.environments));
+    lines.push('### Runs', '', ...sec.runs.map((r) => {
+      const context = runContext(sec.environments, runLabel(r));
+      return `- \`vllm-probe bench ${r.experiment}\` at ${r.collectedAt}${context ? ` (${context})` : ''} → ${relative(out, r.file) || r.file}`;
+    }), '');
     lines.push('### Key numbers', '', ...sec.keyNumbers.map((k) => `- ${k}`), '');
     lines.push('### Observations', '', ...sec.observations.map((o) => `- ${o}`), '');
     for (const r of sec.runs) {
@@ -268,8 +324,10 @@ export async function benchReport(values: Values, io: BenchIo): Promise<number> 
     lines.push('### First-cut configuration', '', markdownTable(['topic', 'recommendation', 'from'], sec.recommendations.map((x) => [x.topic, x.recommendation, x.from])));
   }
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'report.md'), `${lines.join('\n')}\n`);
-  writeFileSync(join(out, 'report.html'), renderReportHtml(dir, secs, (run) => chartForSummary(run.summary), runTable));
+  // Runs recorded by older versions may hold a secret (a URL password in the target): clean them too.
+  const redactor = new Redactor(io.env, (values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY');
+  writeFileSync(join(out, 'report.md'), redactor.text(`${lines.join('\n')}\n`));
+  writeFileSync(join(out, 'report.html'), redactor.text(renderReportHtml(dir, secs, (run) => chartForSummary(run.summary), runTable, (sec, run) => runContext(sec.environments, runLabel(run)))));
   if (values.json) io.stdout(`${JSON.stringify({ runs: runs.map((r) => ({ experiment: r.experiment, target: r.target, file: r.file })), targets: secs.map((x) => ({ target: x.target, recommendations: x.recommendations })) }, null, 2)}\n`);
   else io.stdout(`wrote ${join(out, 'report.md')} and ${join(out, 'report.html')}\n`);
   return 0;

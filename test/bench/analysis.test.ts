@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { coldWarmSummary, findKnee, markdownTable, predictedSavedFraction, summariseLevel, toCsv, type LevelResult } from '../../src/bench/analysis.js';
+import { coldWarmSummary, findKnee, markdownTable, MIN_SAMPLES_P95, predictedSavedFraction, sloTarget, sloTargetText, summariseLevel, toCsv, type LevelResult } from '../../src/bench/analysis.js';
 import { kvBytesPerToken, PREFIX_CSV_HEADER, sequencesThatFit, splitCommand, SWEEP_CSV_HEADER } from '../../src/bench/commands.js';
 import { analyseKvScaling, kvShapeFromConfig, modelDirFromLaunch, readModelDir, type KvScalingRow } from '../../src/bench/kv-scaling.js';
 import { recommend, type ReportInputs } from '../../src/bench/report.js';
@@ -35,20 +35,43 @@ const level = (concurrency: number, tok: number, p95: number): LevelResult => ({
   e2e: { p95: p95 + 1 },
 });
 
-describe('knee finder', () => {
-  test('the first level within 5 % of peak throughput, with latency climbing after it', () => {
+describe('knee finder (segmented regression of tok/s on log2 concurrency)', () => {
+  test('the breakpoint of the two best-fitting lines, when the gain per doubling after it drops under a quarter', () => {
     const levels = [level(1, 100, 0.02), level(2, 200, 0.02), level(4, 390, 0.03), level(8, 740, 0.04), level(16, 790, 0.3), level(32, 800, 0.9), level(64, 795, 2.0)];
     const knee = findKnee(levels);
-    expect(knee?.concurrency).toBe(16);
-    expect(knee?.reason).toContain('p95 TTFT goes from 300 ms to 2.00 s');
+    expect(knee?.concurrency).toBe(8);
+    expect(knee?.reason).toBe('segmented regression of output tok/s on log2(concurrency) breaks at 8: +211 tok/s per doubling up to it, +17.5 tok/s per doubling after (under 25 % of the gain before); from 8 to 64 throughput goes 740 → 795 tok/s while p95 TTFT goes 40 ms → 2.00 s');
   });
-  test('no knee while throughput still rises at the last level', () => {
+  test('no knee while throughput gains as much per doubling to the last level', () => {
     expect(findKnee([level(1, 100, 0.02), level(2, 200, 0.02), level(4, 400, 0.03)])).toBeUndefined();
+    expect(findKnee([level(1, 100, 0.02), level(2, 200, 0.02), level(4, 300, 0.03), level(8, 390, 0.03)])).toBeUndefined();
   });
-  test('no knee when latency does not climb past the plateau', () => {
-    expect(findKnee([level(1, 100, 0.02), level(2, 800, 0.02), level(4, 800, 0.02), level(8, 801, 0.02)])).toBeUndefined();
+  test('a plateau is a knee even when latency stays flat (more concurrency buys nothing)', () => {
+    expect(findKnee([level(1, 100, 0.02), level(2, 800, 0.02), level(4, 800, 0.02), level(8, 801, 0.02)])?.concurrency).toBe(2);
   });
   test('too few levels give no knee', () => expect(findKnee([level(1, 100, 0.02), level(2, 100, 0.5)])).toBeUndefined());
+});
+
+describe('concurrency target within the TTFT SLO', () => {
+  // The sweep from issue 24: 16 is the last level within 500 ms; 32 and 64 break it.
+  const sweep = [level(1, 125, 0.03), level(2, 250, 0.04), level(4, 500, 0.06), level(8, 802, 0.2), level(16, 1003, 0.345), level(32, 1040, 0.62), level(64, 1050, 1.4)];
+  test('the highest measured level within the SLO, with its numbers and the first level that breaks it', () => {
+    const t = sloTarget(sweep, 0.5);
+    expect(t.kind === 'target' && t.level.concurrency).toBe(16);
+    expect(sloTargetText(t, 0.5)).toBe('The highest concurrency within the TTFT SLO (p95 ≤ 500 ms) is 16 (345 ms, 1,003 tok/s); concurrency 32 breaks it (620 ms).');
+  });
+  test(`levels with fewer than ${MIN_SAMPLES_P95} requests or with failures do not count; none left is "not enough data"`, () => {
+    const few = sweep.map((l) => ({ ...l, requests: 6 }));
+    const t = sloTarget(few, 0.5);
+    expect(t.kind).toBe('not-enough-data');
+    expect(sloTargetText(t, 0.5)).toMatch(/^Not enough data for a concurrency target: no level has 20 successful requests without failures/);
+    const mixed = sloTarget([...sweep.slice(0, 4), { ...sweep[4]!, errors: 1 }, ...sweep.slice(5)], 0.5);
+    expect(mixed.kind === 'target' && mixed.level.concurrency).toBe(8);
+    expect(sloTargetText(mixed, 0.5)).toContain('Not counted: concurrency 16 (1 failed requests)');
+  });
+  test('nothing within the SLO says so with the lowest level', () => {
+    expect(sloTargetText(sloTarget([level(1, 10, 0.9), level(2, 20, 1.5)], 0.5), 0.5)).toBe('No measured concurrency is within the TTFT SLO (p95 ≤ 500 ms): already at concurrency 1 p95 TTFT is 900 ms.');
+  });
 });
 
 describe('level summaries', () => {
@@ -215,14 +238,35 @@ describe('report recommendations (each rule on recorded inputs, each naming its 
     expect(r.recommendation).toContain('lower the wanted concurrency to 4');
   });
   test('no concurrency target from a sweep with failed requests', () => {
-    const r = recommend({ ...base, sweep: { levels: [{ concurrency: 4, outputTokPerS: 100, reqPerS: 1, ttft: { p95: 0.1 }, e2e: {}, errors: 2 }], knee: null, conclusion_withheld: ['concurrency 4: no conclusion: 2 of 10 requests failed'] } }).find((x) => x.topic === 'concurrency target')!;
+    const r = recommend({ ...base, sweep: { levels: [{ concurrency: 4, requests: 8, outputTokPerS: 100, reqPerS: 1, ttft: { p95: 0.1 }, e2e: {}, errors: 2 }], knee: null, conclusion_withheld: ['concurrency 4: no conclusion: 2 of 10 requests failed'] } }).find((x) => x.topic === 'concurrency target')!;
     expect(r.recommendation).toMatch(/^None: requests failed during the sweep \(concurrency 4: no conclusion/);
   });
-  test('concurrency target at the knee', () => {
-    const r = recommend({ ...base, sweep: { levels: [{ concurrency: 16, outputTokPerS: 800, reqPerS: 12.5, ttft: { p95: 0.3 }, e2e: { p95: 1 }, errors: 0 }], knee: { concurrency: 16, reason: 'flat after 16' } } }).find((x) => x.topic === 'concurrency target')!;
-    expect(r.recommendation).toMatch(/^Run at about 16 concurrent requests per replica/);
-    expect(r.recommendation).toContain('p95 TTFT 300 ms');
-    expect(r.from).toContain('bench sweep');
+  // The sweep the issue describes: p95 TTFT 345 ms at 16, 64 breaks the 500 ms SLO.
+  const issueSweep = { levels: [level(1, 125, 0.03), level(4, 500, 0.06), level(16, 1003, 0.345), level(64, 1050, 1.4)], knee: null, ttft_slo_s: 0.5 };
+  test('concurrency target: the highest level within the TTFT SLO, with its numbers; the knee when there is one', () => {
+    const r = recommend({ ...base, sweep: issueSweep }).find((x) => x.topic === 'concurrency target')!;
+    expect(r.recommendation).toMatch(/^The highest concurrency within the TTFT SLO \(p95 ≤ 500 ms\) is 16 \(345 ms, 1,003 tok\/s\); concurrency 64 breaks it \(1\.40 s\)\. Run at up to 16 concurrent requests per replica/);
+    expect(r.recommendation).toContain('No throughput knee in the measured range');
+    expect(r.from).toContain('segmented regression');
+    const withKnee = recommend({ ...base, sweep: { ...issueSweep, knee: { concurrency: 16, reason: 'flat after 16' } } }).find((x) => x.topic === 'concurrency target')!;
+    expect(withKnee.recommendation).toContain('Throughput knee at concurrency 16 (flat after 16).');
+  });
+  test('TTFT alert: 1.5 × the highest normal p95 (at or below the target), rounded up, never below it; says when it passes the SLO', () => {
+    const alert = recommend({ ...base, sweep: issueSweep }).find((x) => x.topic === 'health check: TTFT')!;
+    // 345 ms × 1.5 = 518 ms → 0.75 s: above every p95 the sweep measured at 1, 4 and 16.
+    expect(alert.recommendation).toMatch(/^Alert when probe TTFT p95 over 5 min exceeds 0\.75 s \(slo\.ttft\.threshold: 0\.75s in the vllm-probe config\)\. This is above the TTFT SLO \(500 ms\)/);
+    expect(alert.from).toBe('bench sweep: 1.5 × the highest p95 TTFT measured at or below the concurrency target (345 ms at concurrency 16) = 518 ms, rounded up to the next of 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2 … s');
+    // A noisy lower level with a higher p95 than the target's is still normal load: the threshold covers it.
+    const noisy = recommend({ ...base, sweep: { ...issueSweep, levels: [level(1, 125, 0.03), level(4, 500, 0.4), level(16, 1003, 0.2), level(64, 1050, 1.4)] } }).find((x) => x.topic === 'health check: TTFT')!;
+    expect(noisy.recommendation).toContain('exceeds 0.75 s');
+    expect(noisy.from).toContain('(400 ms at concurrency 4)');
+  });
+  test('TTFT alert without a sweep, or from too few samples: not enough data, no number', () => {
+    expect(recommend(base).find((x) => x.topic === 'health check: TTFT')!.recommendation).toMatch(/^Not enough data/);
+    const few = { ...issueSweep, levels: issueSweep.levels.map((l) => ({ ...l, requests: 6 })) };
+    const r = recommend({ ...base, sweep: few }).find((x) => x.topic === 'health check: TTFT')!;
+    expect(r.recommendation).toMatch(/^No threshold derived: Not enough data/);
+    expect(r.recommendation).not.toMatch(/exceeds/);
   });
   test('prefix caching on with the measured speedup, or no gain', () => {
     const rows = (cache: number, none: number) => ({ rows: [{ mode: 'no_cache', prefix_regime: 1024, concurrency: 8, mean_ttft_s: none }, { mode: 'cache', prefix_regime: 1024, concurrency: 8, mean_ttft_s: cache }] });
@@ -233,15 +277,16 @@ describe('report recommendations (each rule on recorded inputs, each naming its 
     failed.rows[1] = { ...failed.rows[1]!, errors: 3 } as never;
     expect(recommend({ ...base, prefix: failed }).find((x) => x.topic === 'prefix caching')).toBeUndefined();
   });
-  test('TTFT alert threshold from the knee p95 and the warm median', () => {
-    const r = recommend({
-      ...base,
-      coldWarm: { ttft: { cold: 1.2, median: 0.05, coldWarmFactor: 24, spreadPct: 5 }, e2e: { median: 0.4 } },
-      sweep: { levels: [{ concurrency: 8, outputTokPerS: 500, reqPerS: 8, ttft: { p95: 0.3 }, e2e: { p95: 1 }, errors: 0 }], knee: { concurrency: 8, reason: 'x' } },
-    });
-    expect(r.find((x) => x.topic === 'health check: TTFT')!.recommendation).toBe('Alert when probe TTFT p95 over 5 min exceeds 0.5 s (slo.ttft.threshold: 0.5s in the vllm-probe config).');
+  test('cold start from cold-warm; health checks listed', () => {
+    const r = recommend({ ...base, coldWarm: { ttft: { cold: 1.2, median: 0.05, coldWarmFactor: 24, spreadPct: 5 }, e2e: { median: 0.4 } }, sweep: issueSweep });
     expect(r.find((x) => x.topic === 'health check: cold start')!.recommendation).toContain('24.0× the warm TTFT');
     expect(r.filter((x) => x.topic.startsWith('health check')).length).toBeGreaterThanOrEqual(4);
+  });
+  test('max-model-len on CPU names VLLM_CPU_KVCACHE_SPACE, not --gpu-memory-utilization', () => {
+    const environment = { gpus: null, launch_flags: ['--max-model-len 4096'] } as unknown as ReportInputs['environment'];
+    const r = recommend({ ...base, environment, kv: { capacity_tokens: 16384, block_size: 16, max_model_len: 4096, bytes_per_token: null } }).find((x) => x.topic === 'max-model-len')!;
+    expect(r.recommendation).toContain('more memory (VLLM_CPU_KVCACHE_SPACE (vLLM on CPU))');
+    expect(r.recommendation).not.toContain('gpu-memory-utilization');
   });
 });
 

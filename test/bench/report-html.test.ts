@@ -33,7 +33,9 @@ const charts = [...document.querySelectorAll('figure.chart')].map((fig) => {
 });
 const pre = document.createElement('pre');
 pre.id = 'chart-check';
-pre.textContent = JSON.stringify({ charts, docHeight: document.documentElement.scrollHeight });
+const bodyRight = document.body.getBoundingClientRect().right;
+const overflowing = [...document.querySelectorAll('table')].filter((t) => t.getBoundingClientRect().right > bodyRight + 1).map((t) => t.querySelector('tr').textContent.slice(0, 80));
+pre.textContent = JSON.stringify({ charts, docHeight: document.documentElement.scrollHeight, overflowing, scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth });
 document.body.appendChild(pre);
 </script>`;
 
@@ -82,10 +84,16 @@ describe.skipIf(skipWithoutChromium)('report.html in headless Chromium', () => {
     const dom = await chromium(pathToFileURL(page).href, ['--window-size=1200,900', '--dump-dom']);
     const m = /<pre id="chart-check">([^<]*)<\/pre>/.exec(dom);
     expect(m, 'the check script did not run').not.toBeNull();
-    const { charts, docHeight } = JSON.parse(m![1]!.replace(/&quot;/g, '"').replace(/&amp;/g, '&')) as {
+    const { charts, docHeight, overflowing, scrollWidth, innerWidth } = JSON.parse(m![1]!.replace(/&quot;/g, '"').replace(/&amp;/g, '&')) as {
       charts: Array<{ experiment: string; width: number; height: number; x: number; y: number; marks: number; ticks: number; legend: number; grid: number }>;
       docHeight: number;
+      overflowing: string[];
+      scrollWidth: number;
+      innerWidth: number;
     };
+    // Tables wrap inside the page (the kv-scaling table with its long column names overflowed).
+    expect(overflowing).toEqual([]);
+    expect(scrollWidth).toBeLessThanOrEqual(innerWidth);
     expect(charts.map((c) => c.experiment).sort()).toEqual(['cold-warm', 'kv', 'kv-scaling', 'prefix', 'sweep']);
     for (const c of charts) {
       expect(c.width, c.experiment).toBeGreaterThan(200);
