@@ -13,12 +13,13 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
 import { z } from 'zod';
 import { ConfigError, readYamlFile } from '../config.js';
 import { FileReadError } from '../errors.js';
 import { readSmallFile } from '../files.js';
+import { oneLine } from '../reason.js';
 import { BcryptWorker } from './bcrypt.js';
 import type { Authorizer } from './server.js';
 
@@ -52,6 +53,8 @@ export function loadWebConfig(file: string): WebConfig {
       result.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.code === 'unrecognized_keys' ? `unknown key(s) ${i.keys.join(', ')}` : i.message}`),
     );
   }
+  const headerProblems = Object.entries(result.data.http_server_config.headers).flatMap(([name, value]) => headerProblem(name, value) ?? []);
+  if (headerProblems.length) throw new ConfigError(file, headerProblems);
   const tls = result.data.tls_server_config;
   if (tls) {
     for (const [key, path] of [['cert_file', tls.cert_file], ['key_file', tls.key_file], ['client_ca_file', tls.client_ca_file]] as const) {
@@ -73,6 +76,28 @@ export function loadWebConfig(file: string): WebConfig {
     }
   }
   return result.data;
+}
+
+/**
+ * What is wrong with one http_server_config.headers entry as HTTP allows it, or undefined.
+ * Node refuses such a header only when a response sets it: every protected endpoint then
+ * answered 500, also after such a file was rotated in (issue 23). A YAML `|` block, the usual
+ * way to write a long value, ends it in a newline.
+ */
+function headerProblem(name: string, value: string): string | undefined {
+  const where = `http_server_config.headers.${oneLine(name, 80)}`;
+  try {
+    validateHeaderName(name);
+  } catch {
+    return `${where}: expected a header name (letters, digits and !#$%&'*+-.^_\`|~), got ${JSON.stringify(oneLine(name, 80))}`;
+  }
+  try {
+    validateHeaderValue(name, value);
+  } catch {
+    if (/^[^\r\n]*\r?\n$/.test(value)) return `${where}: expected one line, got a value that ends in a line break (a YAML "|" block adds one: use "|-" or a quoted string)`;
+    return `${where}: expected a header value without line breaks or control characters, got ${JSON.stringify(oneLine(value, 80))}`;
+  }
+  return undefined;
 }
 
 /** Node TLS options for a web config's tls_server_config. */

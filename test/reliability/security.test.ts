@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,6 +99,20 @@ describe('web config: basic auth and TLS (exporter-toolkit format)', () => {
     expect((await fetch(`${url}/metrics`, { headers: auth('prom', 'n3w') })).status).toBe(200);
   });
 
+  test('a rotated-in file with a header value ending in a newline keeps the last good file: no 500', async () => {
+    const { url, file } = await daemonWithWebConfig(`basic_auth_users:\n  prom: ${hash}\nhttp_server_config:\n  headers:\n    X-Frame-Options: DENY\n`);
+    const auth = { authorization: `Basic ${Buffer.from('prom:s3cret').toString('base64')}` };
+    expect((await fetch(`${url}/metrics`, { headers: auth })).status).toBe(200);
+    writeFileSync(file, `basic_auth_users:\n  prom: ${hash}\nhttp_server_config:\n  headers:\n    X-Frame-Options: |\n      SAMEORIGIN\n`);
+    const rotated = Date.now() / 1000 + 5;
+    utimesSync(file, rotated, rotated); // a later mtime, whatever the file system's clock granularity
+    for (const path of ['/metrics', '/status']) {
+      const res = await fetch(`${url}${path}`, { headers: auth });
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+    }
+  });
+
   test('TLS with a certificate from the web config', async () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
     const file = join(dir, 'tls.yml');
@@ -132,6 +146,9 @@ describe('web config: basic auth and TLS (exporter-toolkit format)', () => {
     ['tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS99\n', 'tls_server_config.min_version:'],
     ['basic_auth: {}\n', '(top level): unknown key(s) basic_auth'],
     [`tls_server_config:\n  cert_file: ${__filename}\n  key_file: ${__filename}\n`, 'tls_server_config: cert_file and key_file are not a usable PEM certificate and key'],
+    ['http_server_config:\n  headers:\n    Content-Security-Policy: |\n      default-src \'self\'\n', 'http_server_config.headers.Content-Security-Policy: expected one line, got a value that ends in a line break (a YAML "|" block adds one: use "|-" or a quoted string)'],
+    ['http_server_config:\n  headers:\n    X-A: "a\\u0000b"\n', 'http_server_config.headers.X-A: expected a header value without line breaks or control characters, got "a\\\\u0000b"'],
+    ['http_server_config:\n  headers:\n    "X A": b\n', 'http_server_config.headers.X A: expected a header name'],
   ])('bad web config %j exits 2 naming the field', async (text, message) => {
     const file = join(dir, `bad-${Math.random()}.yml`);
     writeFileSync(file, text);
