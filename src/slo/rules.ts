@@ -243,6 +243,28 @@ export function generateRules(config: Config): { groups: RuleGroup[] } {
         runbook_url: runbook('vllmgpucollectorfailing'),
       },
     },
+    {
+      alert: 'VllmGpuEccUncorrectedErrors',
+      // A volatile count: it only goes back to 0 when the driver reloads (a GPU reset), so the alert lasts until then.
+      expr: `vllm_probe_gpu_ecc_uncorrected_volatile_errors${s()} > 0`,
+      labels: { severity: 'ticket' },
+      annotations: {
+        summary: 'A GPU has uncorrected ECC memory errors',
+        description: '{{ $labels.instance }} GPU {{ $labels.gpu }} ({{ $labels.uuid }}): {{ $value }} uncorrected ECC errors since the driver loaded. Data in GPU memory was lost; the GPU needs draining and a reset (or replacement if it recurs).',
+        runbook_url: runbook('vllmgpueccuncorrectederrors'),
+      },
+    },
+    {
+      alert: 'VllmProbeConfigReloadFailed',
+      expr: `vllm_probe_config_last_reload_successful${s()} == 0`,
+      for: '5m',
+      labels: { severity: 'ticket' },
+      annotations: {
+        summary: 'vllm-probe rejected its edited config and still runs the previous one',
+        description: '{{ $labels.instance }}: the last config reload (SIGHUP or POST /-/reload) failed 5 minutes ago or more; the daemon keeps the config it had. The reason is in the reload answer and the log; vllm-probe check-config FILE repeats it.',
+        runbook_url: runbook('vllmprobeconfigreloadfailed'),
+      },
+    },
   ];
   groups.push({ name: 'vllm-probe-health', rules: health });
   groups.push(fleetGroup(config, windows, runbook));

@@ -68,7 +68,7 @@ describe('dashboards say something', () => {
   });
 
   test('every unit is a Grafana unit id or a custom suffix', () => {
-    const known = new Set(['s', 'none', 'short', 'bool', 'bool_yes_no', 'percentunit', 'reqps', 'ops', 'bytes', 'watt', 'celsius']);
+    const known = new Set(['s', 'none', 'short', 'bool', 'bool_yes_no', 'percentunit', 'reqps', 'ops', 'bytes', 'watt', 'celsius', 'hertz', 'dateTimeFromNow']);
     for (const p of panels()) {
       if (p.type === 'row') continue;
       const unit = p.fieldConfig?.defaults.unit ?? '';
