@@ -14,6 +14,7 @@
  * dispatches one request per call and a 3xx is a failed probe).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -25,7 +26,7 @@ import { probers } from '../synthetic/index.js';
 import { UNWATCHED, type ProbeInstance, type ProbeResult } from '../synthetic/prober.js';
 import { TargetTracker } from '../target.js';
 import { VllmClient } from '../vllm/client.js';
-import { HostMatcher } from './allow.js';
+import { HostMatcher, ruleHost } from './allow.js';
 import { keyAllowed, moduleConfig, moduleSettings } from './modules.js';
 
 /** Used when Prometheus sends no scrape-timeout header (blackbox's default). */
@@ -75,6 +76,19 @@ export function parseTarget(raw: string): URL | string {
   return url;
 }
 
+/**
+ * One identity per target, however it is spelt: scheme, host as an address (lower case,
+ * IPv4-mapped IPv6 as IPv4, no trailing dot), port (the default one written out) and path
+ * without trailing slashes. Keyed on the URL text, `…:P`, `…:P//` and `[::ffff:127.0.0.1]:P`
+ * were three targets, and 8 probes ran at once against one vLLM with a cap of 2 (issue 23).
+ */
+export function targetKey(url: URL): { key: string; hostPort: string } {
+  const host = ruleHost(url);
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const hostPort = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  return { key: `${url.protocol}//${hostPort}${url.pathname.replace(/\/+$/, '')}`, hostPort };
+}
+
 /** One line per log record of a probe, as blackbox's debug output prints its scrape log. */
 class TraceLog {
   readonly lines: string[] = [];
@@ -106,7 +120,7 @@ function formatRecord(json: string): string {
 export class ProbeEndpoint {
   private readonly allow: HostMatcher;
   private inFlight = 0;
-  /** In-flight probes by target URL (entries removed at 0, so the map is bounded by max_concurrent). */
+  /** In-flight probes by targetKey (entries removed at 0, so the map is bounded by max_concurrent). */
   private readonly inFlightByTarget = new Map<string, number>();
 
   constructor(private readonly deps: ProbeEndpointDeps) {
@@ -123,11 +137,11 @@ export class ProbeEndpoint {
     if (this.inFlight >= this.deps.config.probe_endpoint.max_concurrent) {
       return send(res, 503, `too many probes in flight (probe_endpoint.max_concurrent is ${this.deps.config.probe_endpoint.max_concurrent}); retry later\n`);
     }
-    const key = target.toString();
+    const { key, hostPort } = targetKey(target);
     const perTarget = this.inFlightByTarget.get(key) ?? 0;
     const cap = this.deps.config.probe_endpoint.max_concurrent_per_target;
     if (perTarget >= cap) {
-      return send(res, 503, `${perTarget} probes of ${oneLine(target.host, 200)} already in flight (probe_endpoint.max_concurrent_per_target is ${cap}); retry later\n`);
+      return send(res, 503, `${perTarget} probes of ${oneLine(hostPort, 200)} already in flight (probe_endpoint.max_concurrent_per_target is ${cap}); retry later\n`);
     }
     // The caller hanging up (Prometheus gave up) ends the probe too.
     const gone = new AbortController();

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
-import { parseTarget, probeTimeout } from '../../src/fleet/probe.js';
+import { parseTarget, probeTimeout, targetKey } from '../../src/fleet/probe.js';
 import { sample, startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/prometheus.js';
 import { PROMTOOL } from '../helpers/tools.js';
@@ -204,6 +204,36 @@ describe('refusals', () => {
     // The slots are free again (this one is held too, and ends at the scrape timeout).
     expect((await probe({ target, module: 'ttft' }, { 'X-Prometheus-Scrape-Timeout-Seconds': '1.5' })).status).toBe(200);
     for (const res of held) res.destroy();
+  });
+
+  test('one target however it is spelt: trailing slashes, ::ffff:127.0.0.1, no scheme share one cap', async () => {
+    const held: Array<import('node:http').ServerResponse> = [];
+    const slow = await recorder((res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      held.push(res);
+    });
+    const p = slow.port;
+    const spellings = [`http://127.0.0.1:${p}`, `http://127.0.0.1:${p}//`, `http://[::ffff:127.0.0.1]:${p}///`, `127.0.0.1:${p}/`, `HTTP://[0:0:0:0:0:ffff:7f00:1]:${p}`, `http://127.0.0.1.:${p}/`];
+    const first = spellings.slice(0, 2).map((target) => probe({ target, module: 'slow' }));
+    await waitFor(() => slow.seen.length === 2, 10_000);
+    for (const target of spellings.slice(2)) {
+      const res = await probe({ target, module: 'slow' });
+      expect(res.status, target).toBe(503);
+      expect(await res.text()).toMatch(new RegExp(`^2 probes of 127\\.0\\.0\\.1:${p} already in flight`));
+    }
+    expect(slow.seen).toHaveLength(2);
+    for (const res of held) res.end('data: [DONE]\n\n');
+    expect((await Promise.all(first)).map((r) => r.status)).toEqual([200, 200]);
+    for (const res of held) res.destroy();
+  });
+
+  test('targetKey: scheme, address, port and path, however spelt', () => {
+    const key = (t: string) => targetKey(parseTarget(t) as URL).key;
+    expect(key('http://127.0.0.1:8000//')).toBe('http://127.0.0.1:8000');
+    expect(key('[::ffff:127.0.0.1]:8000')).toBe('http://127.0.0.1:8000');
+    expect(key('http://Example.COM./v1/')).toBe('http://example.com:80/v1');
+    expect(key('https://[::1]')).toBe('https://[::1]:443');
+    expect(key('http://10.0.0.5:8000/gw//')).not.toBe(key('http://10.0.0.5:8000/'));
   });
 
   test('a malformed scrape-timeout header → 400', async () => {
