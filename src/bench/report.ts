@@ -3,8 +3,8 @@
  * report.html (charts inline), grouped by the target each run measured, with a first-cut vLLM
  * configuration per target derived from the measurements by rules of thumb.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import type { EnvironmentSnapshot } from '../vllm/environment.js';
 import { fmtNum, fmtS, markdownTable, MIN_SAMPLES_P95, sloTarget, sloTargetText, type SweepLevel } from './analysis.js';
 import { chartForSummary } from './experiment-charts.js';
@@ -98,7 +98,7 @@ export function recommend(inputs: ReportInputs): Recommendation[] {
   if (coldWarm) {
     out.push({
       topic: 'health check: cold start',
-      recommendation: `Expect the first request after a restart to take ${coldWarm.ttft.coldWarmFactor.toFixed(1)}× the warm TTFT (${fmt(coldWarm.ttft.cold)}); pre-warm new replicas before they take traffic, and do not alert on phase="cold" probes.`,
+      recommendation: `Expect the first request after a restart to take ${fixed(coldWarm.ttft.coldWarmFactor, 1)}× the warm TTFT (${fmt(coldWarm.ttft.cold)}); pre-warm new replicas before they take traffic, and do not alert on phase="cold" probes.`,
       from: 'bench cold-warm',
     });
   }
@@ -143,7 +143,10 @@ function ttftAlert(target: ReturnType<typeof sloTarget> | undefined, sweep: Repo
   };
 }
 
-const fmt = fmtS;
+/** Seconds as text; a missing number (null in a summary, NaN) is n/a, never "0 ms". */
+const fmt = (s: number | null | undefined) => fmtS(typeof s === 'number' && Number.isFinite(s) ? s : undefined);
+/** toFixed for numbers read from a summary, where another version may have written null. */
+const fixed = (v: number | null | undefined, digits: number) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
 
 /** One bench run found under the report's --in folder. */
 export interface BenchRun {
@@ -159,31 +162,96 @@ export interface BenchRun {
 
 const SUMMARY_FILE = /^(?:[a-z-]+(?:-\d+)?\.)?summary\.json$/;
 
+/** An entry of the report's folder that was not read, and why (shown in report.md and on stderr). */
+export interface SkippedEntry {
+  /** Relative to the folder. */
+  path: string;
+  why: string;
+}
+
+/**
+ * What the report reads of each experiment's summary, checked before it is used: a summary of
+ * another version's shape once stopped the whole report ("sweep.levels is not iterable").
+ */
+const SHAPES: Record<string, (s: Record<string, unknown>) => string | undefined> = {
+  sweep: (s) => (Array.isArray(s.levels) && s.levels.every((l) => l && typeof l === 'object' && (l as { ttft?: unknown }).ttft && typeof (l as { ttft?: unknown }).ttft === 'object') ? undefined : 'sweep.levels is not a list of levels'),
+  prefix: (s) => (Array.isArray(s.rows) ? undefined : 'prefix.rows is not a list'),
+  'cold-warm': (s) => (s.ttft && typeof s.ttft === 'object' && (s.runs === undefined || Array.isArray(s.runs)) ? undefined : 'cold-warm.ttft is not an object or runs is not a list'),
+  kv: (s) => (s.table === undefined || Array.isArray(s.table) ? undefined : 'kv.table is not a list'),
+  'kv-scaling': (s) => (Array.isArray(s.rows) ? undefined : 'kv-scaling.rows is not a list'),
+};
+
+const errCode = (err: unknown) => (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+
 /**
  * Every bench run under DIR (any depth): `<experiment>[-N].summary.json`, and the single
  * `summary.json` older versions wrote. Sorted by collection time; each names its target (from
- * the summary, else the environment snapshot next to it).
+ * the summary, else the environment snapshot next to it). Links are followed only within DIR
+ * and to each place once; what cannot be read is added to `skipped` with why, never thrown.
  */
-export function findRuns(dir: string): BenchRun[] {
+export function findRuns(dir: string, skipped: SkippedEntry[] = []): BenchRun[] {
   const runs: BenchRun[] = [];
+  const root = realpathSync(dir);
+  const seen = new Set<string>([root]);
+  const skip = (p: string, why: string) => skipped.push({ path: relative(dir, p) || p, why });
+  const environmentIn = (d: string): EnvironmentSnapshot | undefined => {
+    const envFile = join(d, 'environment.json'); // written next to summary.json before per-run summaries
+    if (!existsSync(envFile)) return undefined;
+    try {
+      return JSON.parse(readFileSync(envFile, 'utf8')) as EnvironmentSnapshot;
+    } catch {
+      if (!skipped.some((e) => e.path === relative(dir, envFile))) skip(envFile, 'not valid JSON (half-written?); the runs next to it are reported without their environment');
+      return undefined;
+    }
+  };
+  const readRun = (d: string, p: string) => {
+    let summary: BenchRun['summary'];
+    try {
+      summary = JSON.parse(readFileSync(p, 'utf8')) as BenchRun['summary'];
+    } catch (err) {
+      return skip(p, err instanceof SyntaxError ? 'not valid JSON (half-written?)' : `unreadable (${errCode(err)})`);
+    }
+    if (!summary || typeof summary !== 'object' || typeof summary.experiment !== 'string') return skip(p, 'not a bench summary (no "experiment")');
+    const shape = SHAPES[summary.experiment]?.(summary);
+    if (shape) return skip(p, `another version's summary shape: ${shape}`);
+    const environment = (summary.environment as EnvironmentSnapshot | undefined) ?? environmentIn(d);
+    const target = (typeof summary.target === 'string' && summary.target) || environment?.target || 'unknown target';
+    const collectedAt = (typeof summary.collected_at === 'string' && summary.collected_at) || environment?.collected_at || statSync(p).mtime.toISOString();
+    runs.push({ experiment: summary.experiment, file: p, dir: d, target, collectedAt, summary, ...(environment ? { environment } : {}) });
+  };
   const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
+    let names: string[];
+    try {
+      names = readdirSync(d).sort();
+    } catch (err) {
+      return skip(d, `unreadable folder (${errCode(err)})`);
+    }
+    for (const name of names) {
       const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (SUMMARY_FILE.test(name)) {
-        let summary: BenchRun['summary'];
-        try {
-          summary = JSON.parse(readFileSync(p, 'utf8')) as BenchRun['summary'];
-        } catch {
-          continue; // not ours, or half-written
+      let real: string;
+      let isDir: boolean;
+      try {
+        const link = lstatSync(p).isSymbolicLink();
+        if (link || lstatSync(p).isDirectory() || SUMMARY_FILE.test(name)) {
+          real = realpathSync(p);
+          isDir = statSync(real).isDirectory();
+        } else continue;
+        if (link && real !== root && !real.startsWith(root + sep)) {
+          skip(p, `a link out of the folder (to ${real})`);
+          continue;
         }
-        if (typeof summary?.experiment !== 'string') continue;
-        const envFile = join(d, 'environment.json'); // written next to summary.json before per-run summaries
-        const environment = (summary.environment as EnvironmentSnapshot | undefined) ?? (existsSync(envFile) ? (JSON.parse(readFileSync(envFile, 'utf8')) as EnvironmentSnapshot) : undefined);
-        const target = (typeof summary.target === 'string' && summary.target) || environment?.target || 'unknown target';
-        const collectedAt = (typeof summary.collected_at === 'string' && summary.collected_at) || environment?.collected_at || statSync(p).mtime.toISOString();
-        runs.push({ experiment: summary.experiment, file: p, dir: d, target, collectedAt, summary, ...(environment ? { environment } : {}) });
+      } catch (err) {
+        const code = errCode(err);
+        skip(p, code === 'ENOENT' ? 'a link to nothing (ENOENT)' : code === 'ELOOP' ? 'a link that loops (ELOOP)' : `unreadable (${code})`);
+        continue;
       }
+      if (seen.has(real)) {
+        skip(p, `a link to a ${isDir ? 'folder' : 'file'} already read (${relative(root, real) || '.'})`);
+        continue;
+      }
+      seen.add(real);
+      if (isDir) walk(p);
+      else if (SUMMARY_FILE.test(name)) readRun(d, p);
     }
   };
   walk(dir);
@@ -239,10 +307,10 @@ function environmentSectionMarkdown(view: EnvironmentView): string[] {
 
 function keyNumbers(inputs: ReportInputs): string[] {
   const lines: string[] = [];
-  if (inputs.coldWarm) lines.push(`cold TTFT ${fmt(inputs.coldWarm.ttft.cold)} vs warm median ${fmt(inputs.coldWarm.ttft.median)} (${inputs.coldWarm.ttft.coldWarmFactor.toFixed(1)}×), warm spread ${inputs.coldWarm.ttft.spreadPct.toFixed(1)} %`);
+  if (inputs.coldWarm) lines.push(`cold TTFT ${fmt(inputs.coldWarm.ttft.cold)} vs warm median ${fmt(inputs.coldWarm.ttft.median)} (${fixed(inputs.coldWarm.ttft.coldWarmFactor, 1)}×), warm spread ${fixed(inputs.coldWarm.ttft.spreadPct, 1)} %`);
   if (inputs.sweep) {
     const best = [...inputs.sweep.levels].sort((a, b) => b.outputTokPerS - a.outputTokPerS)[0];
-    if (best) lines.push(`peak throughput ${fmtNum(best.outputTokPerS)} output tok/s (${best.reqPerS.toFixed(2)} req/s) at concurrency ${best.concurrency}; knee ${inputs.sweep.conclusion_withheld?.length ? 'not concluded (requests failed)' : inputs.sweep.knee ? `at ${inputs.sweep.knee.concurrency} (segmented regression)` : 'not found'}`);
+    if (best) lines.push(`peak throughput ${fmtNum(best.outputTokPerS)} output tok/s (${fixed(best.reqPerS, 2)} req/s) at concurrency ${best.concurrency}; knee ${inputs.sweep.conclusion_withheld?.length ? 'not concluded (requests failed)' : inputs.sweep.knee ? `at ${inputs.sweep.knee.concurrency} (segmented regression)` : 'not found'}`);
     if (!inputs.sweep.conclusion_withheld?.length) {
       const slo = inputs.sweep.ttft_slo_s ?? DEFAULT_TTFT_SLO_S;
       lines.push(sloTargetText(sloTarget(inputs.sweep.levels, slo), slo));
@@ -303,8 +371,10 @@ export async function benchReport(values: Values, io: BenchIo): Promise<number> 
   const dir = values.in as string | undefined;
   if (!dir || !existsSync(dir)) throw new BenchUsageError(`--in DIR: expected a folder with bench outputs, got ${dir ?? 'nothing'}`);
   const want = { concurrency: intOpt('want-concurrency', values['want-concurrency'], 8), context: intOpt('context', values.context, 4096) };
-  const runs = findRuns(dir);
-  if (runs.length === 0) throw new BenchUsageError(`${dir}: no bench outputs (*.summary.json) found`);
+  const skipped: SkippedEntry[] = [];
+  const runs = findRuns(dir, skipped);
+  for (const e of skipped) io.stderr(`vllm-probe bench report: skipped ${e.path}: ${e.why}\n`);
+  if (runs.length === 0) throw new BenchUsageError(`${dir}: no bench outputs (*.summary.json) found${skipped.length ? ` (${skipped.length} entries skipped, named above)` : ''}`);
   const out = (values.out as string | undefined) ?? dir;
   const secs = sections(runs, want);
   const lines: string[] = ['# vLLM measurement report', '', `${runs.length} bench run${runs.length === 1 ? '' : 's'} under ${dir}, against ${secs.length === 1 ? `one target (${secs[0]!.target})` : `${secs.length} targets: ${secs.map((x) => x.target).join(', ')}`}.`, ''];
@@ -323,6 +393,7 @@ export async function benchReport(values: Values, io: BenchIo): Promise<number> 
     }
     lines.push('### First-cut configuration', '', markdownTable(['topic', 'recommendation', 'from'], sec.recommendations.map((x) => [x.topic, x.recommendation, x.from])));
   }
+  if (skipped.length) lines.push('', '## Skipped', '', 'Not in this report:', '', ...skipped.map((e) => `- \`${e.path}\`: ${e.why}`));
   mkdirSync(out, { recursive: true });
   // Runs recorded by older versions may hold a secret (a URL password in the target): clean them too.
   const redactor = new Redactor(io.env, (values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY');
