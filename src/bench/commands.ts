@@ -83,6 +83,7 @@ async function dispatch(values: Values, positionals: string[], io: BenchIo, reda
   const standalone: Record<string, (values: Values, io: BenchIo, positionals: string[]) => Promise<number>> = {
     'kv-scaling': (await import('./kv-scaling.js')).benchKvScaling,
     report: (await import('./report.js')).benchReport,
+    compare: (await import('./compare.js')).benchCompare,
   };
   const run = EXPERIMENTS[experiment];
   if (!run && !standalone[experiment]) throw new BenchUsageError(`unknown experiment "${experiment}" (known: ${[...Object.keys(EXPERIMENTS), ...Object.keys(standalone)].join(', ')})`);

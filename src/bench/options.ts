@@ -105,6 +105,21 @@ One report over every bench run found under DIR (any depth): report.md and a sel
 report.html with the charts, the tables, the environment of each target, and a first-cut vLLM
 configuration per target derived from the measurements.
 `,
+  compare: `Usage: vllm-probe bench compare A B [--out DIR] [--confidence 0.95] [--json]
+
+Is B better or worse than A, by how much, with what confidence? A and B are result folders
+(e.g. the same experiments against the old and the new vLLM, or with a flag off and on). The
+latest run of each experiment found in both is compared cell by cell: for each key figure
+(throughput, p50/p95 TTFT, mean E2E, prefix-cache TTFT, warm TTFT, KV capacity) B − A, its
+confidence interval by bootstrap over the recorded requests (2000 resamples, seeded: the same
+folders give the same report), and a verdict: B better, B worse, or no difference at the
+stated confidence. Also the environment of each side and the vllm:* /metrics families only one
+side exports (what dashboards and alerts would lose). Writes compare.md and compare.html.
+
+  --out DIR               where compare.md and compare.html go (default bench-out/compare-<time>)
+  --confidence LEVEL      confidence of the intervals and verdicts (default 0.95)
+  --json                  print the comparison as JSON on stdout
+`,
 };
 
 export const BENCH_HELP = `Usage: vllm-probe bench <experiment> [options]
@@ -116,6 +131,7 @@ Experiments:
   kv          how many sequences of a given length fit in the KV cache
   kv-scaling  KV capacity and the sequences that fit at several --max-model-len values
   report      one report (markdown and HTML, with charts) over a folder of bench outputs
+  compare     two result folders side by side: B − A per key figure, confidence interval, verdict
 
 "vllm-probe bench <experiment> --help" shows each experiment's options.
 
@@ -155,6 +171,7 @@ export const BENCH_OPTIONS = {
   'stop-cmd': { type: 'string' },
   values: { type: 'string' },
   in: { type: 'string' },
+  confidence: { type: 'string' },
   'gpu-cmd': { type: 'string' },
   'model-dir': { type: 'string' },
 } as const;

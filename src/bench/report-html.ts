@@ -21,22 +21,26 @@ export interface HtmlSection<R extends HtmlRun = HtmlRun> {
   recommendations: Array<{ topic: string; recommendation: string; from: string }>;
 }
 
-const esc = (s: unknown) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+/** HTML-escapes any value's text (shared with compare.html). */
+export const esc = (s: unknown) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-const CSS = `body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222}
+/** The report pages' style sheet (report.html and compare.html look alike). */
+export const CSS = `body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:2px solid #ddd;padding-bottom:.2em}h3{margin-top:1.5em}
-table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em;max-width:100%}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em;max-width:100%}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure.chart{margin:1em 0}figure.chart svg{max-width:100%;height:auto;border:1px solid #eee}
 .muted{color:#666}ul{padding-left:1.3em}`;
 
-function table(header: string[], rows: Array<Array<unknown>>): string {
+/** A table; numbers right-aligned with four decimals at most, empty cells as –. */
+export function table(header: string[], rows: Array<Array<unknown>>): string {
   const cell = (v: unknown) => {
     if (v === null || v === undefined || v === '') return '<td>–</td>';
     if (typeof v === 'number') return `<td class="num">${esc(Number.isInteger(v) ? v : v.toFixed(4))}</td>`;
     return `<td>${esc(v)}</td>`;
   };
-  return `<table><thead><tr>${header.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('')}</tbody></table>`;
+  // Long snake_case headers (gpu_mem_after_first_request_bytes) may break after an underscore.
+  return `<table><thead><tr>${header.map((h) => `<th>${esc(h).replace(/_/g, '_<wbr>')}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('')}</tbody></table>`;
 }
 
 /** Shared settings as a two-column table, then the settings that differ, one row per run. */
