@@ -97,7 +97,10 @@ export function niceTicks(max: number, count = 5): number[] {
   if (!(max > 0) || !Number.isFinite(max)) return [0, 1];
   const raw = max / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  // Near the ends of the double range (5e-324 / 5 is 0, MAX_VALUE steps overflow) there is no
+  // round step: one tick at the maximum. A step of 0 once looped until the heap ran out.
+  if (step === undefined || !(step > 0) || !Number.isFinite(max + step)) return [0, max];
   const ticks: number[] = [];
   for (let v = 0; v < max + step * 0.999; v += step) ticks.push(Number(v.toPrecision(12)));
   return ticks;

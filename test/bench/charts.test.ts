@@ -28,6 +28,14 @@ describe('ticks and units', () => {
     expect(niceTicks(0.93)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
     expect(niceTicks(740)).toEqual([0, 200, 400, 600, 800]);
   });
+  // 5e-324 / 5 underflows to 0: a step of 0 once looped until V8's heap ran out (issue 23).
+  test.each([5e-324, 1e-320, 2.2e-308, 1e-300, Number.MAX_VALUE])('any finite maximum (%d) gets a few ticks that cover it, at once', (max) => {
+    const ticks = niceTicks(max);
+    expect(ticks.length).toBeGreaterThanOrEqual(2);
+    expect(ticks.length).toBeLessThanOrEqual(12);
+    expect(ticks.at(-1)).toBeGreaterThanOrEqual(max);
+    expect(ticks.every(Number.isFinite)).toBe(true);
+  });
 });
 
 describe('charts', () => {
