@@ -177,6 +177,8 @@ export function lineChart(spec: LineChart): string | undefined {
     xMax += 1;
   }
   const X = (x: number) => M.l + ((xv(x) - xMin) / (xMax - xMin)) * (W - M.l - M.r);
+  // A log axis is ticked at the measured values (1024, 2048, 4096): print them exactly, not "1k, 2k, 4.1k".
+  const xLabel = (x: number) => (spec.x.log && Number.isInteger(x) && spec.x.unit !== 'bytes' && spec.x.unit !== 's' ? String(x) : formatValue(x, spec.x.unit));
   const axisMax = (axis: 'left' | 'right') => {
     const vals = series.filter((s) => (s.axis ?? 'left') === axis).flatMap((s) => s.pts.map((p) => p.y));
     for (const l of spec.lines ?? []) if (l.y !== undefined && (l.axis ?? 'left') === axis) vals.push(l.y);
@@ -198,7 +200,7 @@ export function lineChart(spec: LineChart): string | undefined {
   const xTicks = spec.x.log ? xs : niceTicks(xs[xs.length - 1]!, 6).filter((t) => xv(t) >= xMin);
   for (const t of xTicks) {
     out.push(`<line x1="${f(X(t))}" y1="${H - M.b}" x2="${f(X(t))}" y2="${H - M.b + 5}" stroke="#333"/>`);
-    out.push(`<text x="${f(X(t))}" y="${H - M.b + 18}" text-anchor="middle" font-size="10">${esc(formatValue(t, spec.x.unit))}</text>`);
+    out.push(`<text x="${f(X(t))}" y="${H - M.b + 18}" text-anchor="middle" font-size="10">${esc(xLabel(t))}</text>`);
   }
   out.push(`<text x="${(M.l + W - M.r) / 2}" y="${H - 14}" text-anchor="middle" font-size="12">${esc(spec.x.label)}${spec.x.log ? ' (log scale)' : ''}</text>`);
   for (const l of spec.lines ?? []) {
@@ -216,7 +218,7 @@ export function lineChart(spec: LineChart): string | undefined {
     const Y = (s.axis ?? 'left') === 'right' ? YR : YL;
     const d = s.pts.map((p, i) => `${i ? 'L' : 'M'}${f(X(p.x))},${f(Y(p.y))}`).join(' ');
     out.push(`<path class="series" d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 3"' : ''}/>`);
-    for (const p of s.pts) out.push(`<circle cx="${f(X(p.x))}" cy="${f(Y(p.y))}" r="3" fill="${s.color}"><title>${esc(`${s.name}: ${formatValue(p.y, (s.axis ?? 'left') === 'right' && spec.y2 ? spec.y2.unit : spec.y.unit)} at ${formatValue(p.x, spec.x.unit)}`)}</title></circle>`);
+    for (const p of s.pts) out.push(`<circle cx="${f(X(p.x))}" cy="${f(Y(p.y))}" r="3" fill="${s.color}"><title>${esc(`${s.name}: ${formatValue(p.y, (s.axis ?? 'left') === 'right' && spec.y2 ? spec.y2.unit : spec.y.unit)} at ${xLabel(p.x)}`)}</title></circle>`);
   }
   out.push('</svg>');
   return `${out.join('\n')}\n`;

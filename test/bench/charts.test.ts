@@ -2,7 +2,7 @@
 import { describe, expect, test } from 'vitest';
 import type { LevelResult } from '../../src/bench/analysis.js';
 import { barChart, formatValue, lineChart, niceTicks } from '../../src/bench/charts.js';
-import { chartForSummary, prefixChart, sweepChart } from '../../src/bench/experiment-charts.js';
+import { chartForSummary, coldWarmChart, kvChart, prefixChart, sweepChart } from '../../src/bench/experiment-charts.js';
 
 const level = (concurrency: number, tok: number, p95: number | undefined, requests = 10, errors = 0): LevelResult => ({
   concurrency,
@@ -70,5 +70,32 @@ describe('charts', () => {
     const svg = barChart({ title: 'a < b & "c"', y: { label: 'y', unit: 's' }, groups: [{ label: '<g>', bars: [{ series: 's', value: 1 }] }] })!;
     expect(svg).toContain('a &lt; b &amp; &quot;c&quot;');
     expect(svg).not.toContain('<g>');
+  });
+});
+
+describe('charts at the scale of their data (issue 24)', () => {
+  const runs = [
+    { run: 'cold_1', ttft_s: 0.028 },
+    { run: 'warm_1', ttft_s: 0.016 },
+    { run: 'warm_2', ttft_s: 0.014 },
+    { run: 'warm_3', ttft_s: 0.015 },
+  ];
+  const yTicks = (svg: string) => [...svg.matchAll(/text-anchor="end" font-size="10"[^>]*>([^<]+)</g)].map((m) => m[1]);
+  test('cold-warm: a 500 ms SLO over 14–28 ms bars is a note, not a line that squashes the bars', () => {
+    const svg = coldWarmChart({ runs, ttft: { median: 0.015 }, ttft_slo_s: 0.5 })!;
+    expect(yTicks(svg).at(-1)).toBe('30 ms');
+    expect(svg).toContain('TTFT SLO 500 ms is off the scale');
+    expect(svg).not.toMatch(/class="ref"[^>]*stroke="#9a6700"/);
+  });
+  test('cold-warm: an SLO near the bars is still drawn as a line', () => {
+    const svg = coldWarmChart({ runs, ttft: { median: 0.015 }, ttft_slo_s: 0.04 })!;
+    expect(svg).toMatch(/class="ref"[^>]*stroke="#9a6700"/);
+    expect(svg).not.toContain('off the scale');
+  });
+  test('powers of two on a log axis are printed exactly: 1024, 2048, 4096, not 1k, 2k, 4.1k', () => {
+    const svg = kvChart({ table: [1024, 2048, 4096, 16384].map((c) => ({ context_tokens: c, max_concurrent_sequences: 65536 / c })), capacity_tokens: 65536 })!;
+    const xTicks = [...svg.matchAll(/text-anchor="middle" font-size="10">([^<]+)</g)].map((m) => m[1]);
+    expect(xTicks).toEqual(['1024', '2048', '4096', '16384']);
+    expect(svg).toContain('sequences that fit: 16 at 4096');
   });
 });
