@@ -36,7 +36,13 @@ export interface ProbeEndpointDeps {
   config: Config;
   log: Logger;
   env: NodeJS.ProcessEnv;
-  /** Aborts when the runtime stops: in-flight probes end and answer 503. */
+  /**
+   * Aborts when the runtime stops, at a config reload as at shutdown: new requests are then
+   * answered 503. Probes already in flight are not cut by it: after a reload they finish under
+   * the config they started with (a reload once turned every one into 503 "vllm-probe is
+   * stopping", issue 23); at shutdown they end when the server drains and closes their
+   * connections (the caller going away aborts a probe).
+   */
   shutdown: AbortSignal;
 }
 
@@ -129,6 +135,7 @@ export class ProbeEndpoint {
 
   /** Answers one /probe request. Never throws for anything the target or the caller did. */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (this.deps.shutdown.aborted) return send(res, 503, 'vllm-probe is stopping\n');
     const refused = this.check(url);
     if ('code' in refused) return send(res, refused.code, `${refused.text}\n`);
     const { target, name, module } = refused;
@@ -150,7 +157,6 @@ export class ProbeEndpoint {
     this.inFlightByTarget.set(key, perTarget + 1);
     try {
       const answer = await this.probe(target, name, module, timeout, gone.signal);
-      if (this.deps.shutdown.aborted) return send(res, 503, 'vllm-probe is stopping\n');
       if (res.destroyed) return;
       if (url.searchParams.get('debug') === 'true') return send(res, 200, answer.debug);
       res.writeHead(200, { 'content-type': answer.contentType });
@@ -206,7 +212,8 @@ export class ProbeEndpoint {
     }
     const client = new VllmClient({ baseUrl, maxResponseBytes: config.target.max_response_bytes, connections: 2, ...(apiKey ? { apiKey } : {}) });
     const timeoutMs = Math.round(timeoutSeconds * 1000);
-    const shutdown = AbortSignal.any([this.deps.shutdown, gone]);
+    // Only the caller going away ends the probe early, not the runtime stopping (see shutdown).
+    const shutdown = gone;
     const signal = AbortSignal.any([shutdown, AbortSignal.timeout(timeoutMs)]);
     // The probe's own series (TTFT histograms…) land in a throwaway registry: the answer
     // carries gauges of this one probe only.

@@ -3,6 +3,10 @@
  * servers where a test needs to see what reached the target (headers, redirects).
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config.js';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
@@ -234,6 +238,38 @@ describe('refusals', () => {
     expect(key('http://Example.COM./v1/')).toBe('http://example.com:80/v1');
     expect(key('https://[::1]')).toBe('https://[::1]:443');
     expect(key('http://10.0.0.5:8000/gw//')).not.toBe(key('http://10.0.0.5:8000/'));
+  });
+
+  test('a config reload lets a /probe in flight finish under the old config (no 503 "stopping")', async () => {
+    // A target that holds the completion until released, then streams a real answer.
+    const release: Array<() => void> = [];
+    let open = false;
+    const target = await recorder((res) => {
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const chunk = (text: string) => `data: ${JSON.stringify({ id: 'c', choices: [{ index: 0, text }] })}\n\n`;
+        res.end(`${chunk('a')}${chunk('b')}data: ${JSON.stringify({ id: 'c', choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } })}\n\ndata: [DONE]\n\n`);
+      };
+      if (open) answer();
+      else release.push(answer);
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'probe-reload-'));
+    const file = join(dir, 'config.yaml');
+    const yaml = (model: string) =>
+      `listen: 127.0.0.1:0\nlog_level: silent\ntarget:\n  url: http://127.0.0.1:9\nprobes:\n  ttft: {enabled: false}\n  prefix: {enabled: false}\n  models: {enabled: false}\nscrape: {enabled: false}\ngpu: {enabled: false}\nprobe_endpoint:\n  allow: [127.0.0.1]\nmodules:\n  held: {kind: ttft, model: ${model}, timeout: 10s, max_tokens: 2}\n`;
+    writeFileSync(file, yaml('old-model'));
+    const d = await startDaemon(loadConfig(file), { configFile: file });
+    onTestFinished(() => d.stop());
+    const answer = fetch(`${d.url}/probe?${new URLSearchParams({ target: `http://127.0.0.1:${target.port}`, module: 'held' })}`);
+    await waitFor(() => release.length > 0, 10_000);
+    writeFileSync(file, yaml('new-model'));
+    expect((await fetch(`${d.url}/-/reload`, { method: 'POST' })).status).toBe(200);
+    open = true;
+    for (const go of release) go();
+    const res = await answer;
+    expect(res.status).toBe(200);
+    expect(sample(await res.text(), 'vllm_probe_success')).toBe(1);
+    expect(target.seen.some((r) => r.url.endsWith('/completions'))).toBe(true);
   });
 
   test('a malformed scrape-timeout header → 400', async () => {
