@@ -45,7 +45,7 @@ Usage:
                                      write the Grafana dashboards as JSON
   vllm-probe bench EXPERIMENT [options]
                                      one-off experiments: cold-warm, prefix, sweep, kv,
-                                     kv-scaling, report ("vllm-probe bench --help")
+                                     kv-scaling, report, compare ("vllm-probe bench --help")
   vllm-probe help [COMMAND]          this text, or one command's options
   vllm-probe --version               print the version and exit
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { coldWarmSummary, findKnee, markdownTable, MIN_SAMPLES_P95, predictedSavedFraction, sloTarget, sloTargetText, summariseLevel, toCsv, type LevelResult } from '../../src/bench/analysis.js';
 import { kvBytesPerToken, PREFIX_CSV_HEADER, sequencesThatFit, splitCommand, SWEEP_CSV_HEADER } from '../../src/bench/commands.js';
-import { analyseKvScaling, kvShapeFromConfig, modelDirFromLaunch, readModelDir, type KvScalingRow } from '../../src/bench/kv-scaling.js';
+import { analyseKvScaling, kvPoolKnob, kvShapeFromConfig, modelDirFromLaunch, readModelDir, type KvScalingRow } from '../../src/bench/kv-scaling.js';
 import { recommend, type ReportInputs } from '../../src/bench/report.js';
 import { flagsThatMatter } from '../../src/vllm/environment.js';
 import type { RequestRecord } from '../../src/bench/load.js';
@@ -281,6 +281,11 @@ describe('report recommendations (each rule on recorded inputs, each naming its 
     const r = recommend({ ...base, coldWarm: { ttft: { cold: 1.2, median: 0.05, coldWarmFactor: 24, spreadPct: 5 }, e2e: { median: 0.4 } }, sweep: issueSweep });
     expect(r.find((x) => x.topic === 'health check: cold start')!.recommendation).toContain('24.0× the warm TTFT');
     expect(r.filter((x) => x.topic.startsWith('health check')).length).toBeGreaterThanOrEqual(4);
+  });
+  test('the KV pool knob: GPU visible, vLLM on CPU (process visible, no GPU), or unknown', () => {
+    expect(kvPoolKnob({ gpus: [{ name: 'H100', memory_total_bytes: 1, driver_version: '1' }], launch_flags: null })).toBe('--gpu-memory-utilization');
+    expect(kvPoolKnob({ gpus: null, launch_flags: ['--max-model-len 4096'] })).toBe('VLLM_CPU_KVCACHE_SPACE (vLLM on CPU)');
+    expect(kvPoolKnob({ gpus: null, launch_flags: null })).toBe('--gpu-memory-utilization on a GPU (VLLM_CPU_KVCACHE_SPACE on CPU)');
   });
   test('max-model-len on CPU names VLLM_CPU_KVCACHE_SPACE, not --gpu-memory-utilization', () => {
     const environment = { gpus: null, launch_flags: ['--max-model-len 4096'] } as unknown as ReportInputs['environment'];
