@@ -61,7 +61,7 @@ export function recommend(inputs: ReportInputs): Recommendation[] {
         : ' No throughput knee in the measured range (segmented regression: throughput still gains at least a quarter as much per doubling as before).';
       const advice =
         target?.kind === 'target'
-          ? ` Run at up to ${target.level.concurrency} concurrent requests per replica (client concurrency, or --max-num-seqs ${target.level.concurrency}); past it, add replicas.`
+          ? ` Run at up to ${target.level.concurrency} concurrent requests per replica (client concurrency, or --max-num-seqs ${target.level.concurrency})${target.broken ? '; past it, add replicas' : ''}.`
           : '';
       out.push({
         topic: 'concurrency target',
