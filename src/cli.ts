@@ -181,7 +181,9 @@ function logLevelOverride(value: string | undefined): string | undefined {
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === 'help' || command === '--help' || command === '-h') {
+  // No command is a usage error: the usage goes to stderr, so a script that forgot one sees it fail.
+  if (!command) return io.stderr(USAGE), 2;
+  if (command === 'help' || command === '--help' || command === '-h') {
     const topic = rest[0];
     if (!topic || topic === 'help') return io.stdout(USAGE), 0;
     if (topic === 'bench') return COMMANDS.bench!(['--help'], io);

@@ -48,6 +48,12 @@ describe('help, version and usage errors', () => {
     expect(version.code).toBe(0);
     expect(version.out).toBe(`${(JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version}\n`);
   });
+  test('no command at all is a usage error: the usage on stderr, exit 2', async () => {
+    const r = await cli([]);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err).toMatch(/^vllm-probe \S+ — .*\n\nUsage:\n/);
+  });
   test('help for an unknown command exits 2 with one line on stderr naming the commands', async () => {
     const r = await cli(['help', 'nosuch']);
     expect(r.code).toBe(2);
