@@ -276,7 +276,7 @@ const FIGURE_HEADER = ['experiment', 'cell', 'figure', 'A', 'B', 'B − A', 'CI 
 
 /** The method, in the words both outputs use. */
 function methodText(c: Comparison): string {
-  return `Each figure's B − A comes with a ${c.confidence * 100} % percentile-bootstrap confidence interval over the recorded requests (${c.resamples} resamples of each side's requests with replacement, seed ${c.seed}: the same folders give the same numbers). B is better or worse when the interval excludes 0, else "no difference" at ${c.confidence * 100} % confidence. Throughput is closed-loop: concurrency × Σ output tokens / Σ E2E over the requests (Little's law). A p95 needs at least ${MIN_SAMPLES_P95} requests on each side. KV capacity is exact (from /metrics), and cold TTFT is one request per side: neither gets an interval.`;
+  return `Each figure's B − A comes with a ${c.confidence * 100} % percentile-bootstrap confidence interval over the recorded requests (${c.resamples} resamples of each side's requests with replacement, seed ${c.seed}: the same folders give the same numbers). B is better or worse when the interval excludes 0, else "no difference" at ${c.confidence * 100} % confidence. Throughput is closed-loop: concurrency × Σ output tokens / Σ E2E over the requests (Little's law). A p95 needs at least ${MIN_SAMPLES_P95} requests on each side. KV capacity is exact (from /metrics), and cold TTFT is one request per side: neither gets an interval. The interval covers the spread between requests within each run, not what changed between the runs (other load on the host, a warmer cache): run A and B back to back on a quiet machine, and repeat both before trusting a verdict the change cannot explain.`;
 }
 
 function headline(c: Comparison): string {
