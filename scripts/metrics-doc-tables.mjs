@@ -6,7 +6,7 @@ import { createMetrics } from '../dist/metrics.js';
 
 const r = new Registry();
 createMetrics(r, defaultConfig());
-const SELF = ['vllm_probe_build_info', 'vllm_probe_config_last_reload_successful', 'vllm_probe_config_last_reload_success_timestamp_seconds', 'vllm_probe_status', 'vllm_probe_target_restarts_total', 'vllm_probe_target_up', 'vllm_probe_environment_info'];
+const SELF = ['vllm_probe_build_info', 'vllm_probe_config_last_reload_successful', 'vllm_probe_config_last_reload_success_timestamp_seconds', 'vllm_probe_status', 'vllm_probe_state', 'vllm_probe_probes_skipped_total', 'vllm_probe_target_restarts_total', 'vllm_probe_target_up', 'vllm_probe_environment_info'];
 const group = (n) =>
   n.startsWith('vllm_probe_engine_') ? 'engine'
   : n.startsWith('vllm_probe_vllm_process') || n === 'vllm_probe_vllm_processes' ? 'process'

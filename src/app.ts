@@ -16,6 +16,7 @@ import { createGpuCollectors, type NvidiaSmiCollector } from './gpu/collector.js
 import { withoutLocalTarget } from './fleet/modules.js';
 import { ProbeEndpoint } from './fleet/probe.js';
 import { startTargets, type FleetTargets } from './fleet/targets.js';
+import { EngineWatch } from './host/engine-watch.js';
 import { serverPidFor } from './host/proc.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { StatusBoard } from './status.js';
@@ -87,10 +88,22 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   const client = new VllmClient({ baseUrl: config.target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
   const tracker = new TargetTracker(metrics, config.probes.ttft.cold_probes, log.child({ component: 'target' }), config.target.model);
   const status = new StatusBoard(config, metrics, () => ({ url: config.target.url, model: tracker.model }));
+  tracker.onRestart = (at, why) => status.evidence.restart(at.getTime(), why);
 
   const wedge = new WedgeDetector(config, metrics, status, () => tracker.model);
   const processes = new VllmProcessCollector(config, metrics, status, () => tracker.model, log.child({ component: 'vllm_process' }));
+  // The engine's exit while the API server still listens is the crash (src/host/engine-watch.ts).
+  const engineWatch = new EngineWatch({ targetUrl: config.target.url, onEngineExit: (words, at) => status.evidence.engineExited(at, words) });
+  let everSeen = false;
+  processes.onMatched = (matched) => {
+    everSeen ||= matched.length > 0;
+    // Never seen (no shared PID namespace, another host) says nothing about whether vLLM runs.
+    status.evidence.processes({ at: Date.now(), count: everSeen ? matched.length : null, pids: matched.map((p) => p.pid) });
+    engineWatch.follow(matched);
+  };
+  signal.addEventListener('abort', () => engineWatch.stop(), { once: true });
   let gpuCollector: NvidiaSmiCollector | undefined;
+  let gpuNamed = false;
   const refreshEnvironment = () =>
     void snapshotEnvironment(client, metrics, status, processes, () => gpuCollector, signal).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'environment snapshot failed'));
   const vllm = new VllmCollector(config, client, tracker, metrics, status, wedge, log.child({ component: 'vllm' }), refreshEnvironment);
@@ -109,7 +122,10 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     const gpu = createGpuCollectors(config, metrics, status, log);
     gpuCollector = gpu.gpu;
     for (const c of gpu.scheduled) {
-      collectors.push(startCollector(c.collector, c.schedule, metrics, log, signal, c.hooks));
+      // The environment line names the GPU: take it again once nvidia-smi first answers, so it
+      // never says "no GPU" beside GPU checks that read one (the snapshot may run first).
+      const hooks = c.collector === gpu.gpu ? { ...c.hooks, onSuccess: () => { c.hooks?.onSuccess?.(); if (!gpuNamed && gpu.gpu?.identity?.length) { gpuNamed = true; refreshEnvironment(); } } } : c.hooks;
+      collectors.push(startCollector(c.collector, c.schedule, metrics, log, signal, hooks));
     }
   }
   const scheduler: ProbeScheduler = startProbes({ config: local, client, tracker, metrics, status, log, watcher: wedge }, signal);
@@ -188,7 +204,7 @@ async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status:
   status.set(
     'environment',
     'healthy',
-    `vLLM ${env.vllm_version ?? '?'}, model ${env.model ?? '?'} (max_model_len ${env.max_model_len ?? '?'}), ${env.gpus?.length ? `${env.gpus.length} × ${gpu?.name} (driver ${gpu?.driver_version})` : 'no GPU visible'}, ${env.os}${env.launch_flags ? `, flags: ${env.launch_flags.join(' ') || '(defaults)'}` : ''}`,
+    `vLLM ${env.vllm_version ?? '?'}, model ${env.model ?? '?'} (max_model_len ${env.max_model_len ?? '?'}), ${env.gpus?.length ? `${env.gpus.length} × ${gpu?.name} (driver ${gpu?.driver_version})` : gpuReader() ? 'GPU not read yet (nvidia-smi has not answered)' : 'no GPU (gpu.enabled is false)'}, ${env.os}${env.launch_flags ? `, flags: ${env.launch_flags.join(' ') || '(defaults)'}` : ''}`,
   );
 }
 

@@ -152,6 +152,18 @@ export function createMetrics(registry: Registry, config: Config) {
       labelNames: ['status'] as const,
       registers,
     }),
+    probesSkipped: new Counter({
+      name: 'vllm_probe_probes_skipped_total',
+      help: 'Scheduled synthetic probes not sent, by reason (asleep: vLLM sleeps on purpose, inference would queue until it wakes).',
+      labelNames: ['probe', 'reason'] as const,
+      registers,
+    }),
+    diagnosisState: new Gauge({
+      name: 'vllm_probe_state',
+      help: "The replica's diagnosed state as a one-hot gauge (healthy, saturated, kv_pressure, crashed, asleep, misconfigured …; docs/runbook.md has one section each).",
+      labelNames: ['state'] as const,
+      registers,
+    }),
 
     // Prefix-cache probe.
     prefixTimeToFirstToken: new Histogram({

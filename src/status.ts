@@ -1,20 +1,25 @@
 /**
- * The on-call verdict behind /status: a set of named checks, each healthy, degraded,
- * unhealthy or unknown with a reason in plain words that names numbers (`skipped` when a check
- * cannot run here at all, e.g. no GPU: not a judgement). The overall status is the worst check.
- * Probe checks use hysteresis (K failures in a row to go unhealthy, M successes in a row to
- * recover) so one blip never flips the verdict.
+ * The on-call answer behind /status. Its headline is one diagnosis (src/diagnosis/): the state
+ * of the replica now, its lead cause in numbers and since when, judged from all the evidence
+ * collectors and probes report into `evidence`. Below it, named checks give the detail: each
+ * healthy, degraded, unhealthy or unknown with a reason in plain words (`skipped` when a check
+ * cannot run here at all, e.g. no GPU: not a judgement). What burned the SLO in the window
+ * stays visible as `recent`, not as the headline. Checks that the state explains (a prefix
+ * probe that could not run under saturation) say so instead of contradicting it.
  *
  * Freshness: every check remembers when it was last judged, and a check set with a staleness
  * bound turns `unknown` once its source stops reporting, so no check stays healthy on old data.
  * Reasons are made one line and capped: they may quote what the target said.
  */
 import type { Config } from './config.js';
+import { diagnose, type Diagnosis, type DiagnosisSettings } from './diagnosis/diagnose.js';
+import { connectFailure, Evidence } from './diagnosis/evidence.js';
+import { STATE_NAMES, STATES, type State, type Verdict } from './diagnosis/states.js';
 import type { Metrics } from './metrics.js';
 import { oneLine, redactUrl } from './reason.js';
 import { percentile } from './stats.js';
 
-export type Verdict = 'healthy' | 'degraded' | 'unhealthy' | 'unknown' | 'skipped';
+export type { State, Verdict };
 const SEVERITY: Record<Verdict, number> = { skipped: 0, healthy: 0, unknown: 1, degraded: 2, unhealthy: 3 };
 
 export interface Check {
@@ -31,14 +36,45 @@ interface StoredCheck extends Check {
   staleAfterMs?: number;
 }
 
+/** A check of a board that includes other boards (a central daemon's targets), with that target's state. */
+export interface TargetCheck extends Check {
+  state: State;
+  cause: string;
+}
+
 export interface StatusReport {
   status: Verdict;
+  /** The replica's state now (src/diagnosis/states.ts). */
+  state: State;
+  /** The lead cause in one line, with its numbers. */
+  cause: string;
+  /** Since when this state holds. */
+  since: string;
+  /** The numbers that decided the state. */
+  evidence: string[];
+  /** Non-healthy states and SLO burn of the last status window that are over now. */
+  recent: string[];
+  /** False when vLLM itself cannot serve: /status answers 503 only then. */
+  serving: boolean;
+  /** Every non-healthy check's reason, cause first (the detail below the headline). */
   reasons: string[];
   target: string;
   model: string;
   generated_at: string;
   checks: Check[];
 }
+
+/** The first line of /status?format=text is at most this long. */
+export const HEADLINE_MAX = 200;
+
+/**
+ * Checks the diagnosis judges itself (probe lines, engine progress, KV, overload) or that
+ * speak of a window (recent, not now): a non-healthy one never turns a healthy state degraded.
+ */
+const JUDGED_BY_DIAGNOSIS = new Set(['probe_ttft', 'probe_prefix', 'probe_models', 'engine_progress', 'vllm_health', 'kv_cache', 'overload', 'ttft_latency', 'server_slo', 'prefix_sources']);
+
+/** Checks whose verdict comes from a synthetic probe: not judged while the state says it could not run cleanly. */
+const PROBE_JUDGED = new Set(['prefix_cache', 'ttft_latency']);
 
 /**
  * Checks whose data comes from a working engine. A wedged EngineCore stops updating the series
@@ -61,6 +97,15 @@ const causeRank = (name: string) => {
 const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const clock = (d: Date) => isoSeconds(d).slice(11);
 
+/** What a probe result adds for the diagnosis. */
+export interface ProbeExtra {
+  /** HTTP status of the request, when it got one. */
+  status?: number;
+  /** When the probe was sent (ms since the epoch). */
+  startedAt?: number;
+  retryAfterSeconds?: number;
+}
+
 interface ProbeHysteresis {
   failuresInARow: number;
   successesInARow: number;
@@ -71,14 +116,26 @@ interface ProbeHysteresis {
   lastOutcome?: string;
 }
 
+interface Episode {
+  state: State;
+  cause: string;
+  from: number;
+  to?: number;
+}
+
 export class StatusBoard {
+  /** What collectors and probes saw of this target: the diagnosis's only input. */
+  readonly evidence: Evidence;
+  private readonly settings: DiagnosisSettings;
+  private current: Episode | undefined;
+  private readonly episodes: Episode[] = [];
   private readonly checks = new Map<string, StoredCheck>();
   private readonly probes = new Map<string, ProbeHysteresis>();
   private readonly ttftSamples: Array<{ at: number; seconds: number }> = [];
   private readonly ttftFailures: number[] = [];
   private ttftSeen = false;
   /** Checks judged elsewhere and shown here: a central daemon's targets. */
-  private readonly included: Array<() => Check[]> = [];
+  private readonly included: Array<() => TargetCheck[]> = [];
   private readonly listeners: Array<() => void> = [];
 
   constructor(
@@ -86,7 +143,25 @@ export class StatusBoard {
     private readonly metrics: Metrics,
     private readonly describeTarget: () => { url: string; model: string },
     private readonly now: () => Date = () => new Date(),
-  ) {}
+    /** Whether this board's target has its /metrics scraped (a central daemon's targets do not). */
+    scraping = config.scrape.enabled,
+  ) {
+    const probeMs = config.probes.ttft.interval * 1000;
+    const scrapeMs = config.scrape.interval * 1000;
+    this.settings = {
+      probeIntervalMs: probeMs,
+      scrapeIntervalMs: scrapeMs,
+      ttftThresholdSeconds: config.slo.ttft.threshold,
+      kvUsageHigh: config.status.kv_cache_usage_degraded,
+      restartShownMs: Math.max(120_000, 4 * probeMs),
+      failuresToUnhealthy: config.status.failures_to_unhealthy,
+    };
+    // Preemptions and rejections are counted over the last minute (or four scrapes, if longer).
+    this.evidence = new Evidence(Math.max(60_000, 4 * scrapeMs), scraping);
+    // Each observation re-judges: a state's start is when its evidence came, and the state
+    // gauge follows without a /status request.
+    this.evidence.onRecord = () => this.changed();
+  }
 
   /**
    * Sets one check. Keeps `since` while the status stays the same. With `staleAfterSeconds`,
@@ -118,7 +193,7 @@ export class StatusBoard {
   }
 
   /** Adds checks judged by other boards (one per static target) to every report and the verdict. */
-  include(source: () => Check[]): void {
+  include(source: () => TargetCheck[]): void {
     this.included.push(source);
   }
 
@@ -127,12 +202,29 @@ export class StatusBoard {
     this.changed();
   }
 
-  /** Feeds one probe result through the hysteresis; `detail` says what went wrong in words. */
-  recordProbe(probe: string, success: boolean, outcome: string, detail: string | undefined, ttftSeconds?: number): void {
+  /**
+   * Feeds one probe result to the evidence and through its line's hysteresis; `detail` says
+   * what went wrong in words. `extra` carries the HTTP status, when it was sent and Retry-After.
+   */
+  recordProbe(probe: string, success: boolean, outcome: string, detail: string | undefined, ttftSeconds?: number, extra: ProbeExtra = {}): void {
     const state = this.probes.get(probe) ?? { failuresInARow: 0, successesInARow: 0, failing: false, seen: false };
     this.probes.set(probe, state);
     const { failures_to_unhealthy: k, successes_to_recover: m } = this.config.status;
     const now = this.now();
+    const startedAt = extra.startedAt ?? now.getTime() - (ttftSeconds ?? 0) * 1000;
+    const failure = connectFailure(outcome, detail);
+    this.evidence.probe({
+      at: now.getTime(),
+      startedAt,
+      kind: probe,
+      success,
+      outcome: outcome as never,
+      ...(extra.status !== undefined ? { status: extra.status } : {}),
+      ...(detail !== undefined ? { detail } : {}),
+      ...(ttftSeconds !== undefined ? { ttftSeconds } : {}),
+      ...(extra.retryAfterSeconds !== undefined ? { retryAt: now.getTime() + extra.retryAfterSeconds * 1000 } : {}),
+      ...(failure ? { failure } : {}),
+    });
     if (success) {
       state.successesInARow++;
       state.failuresInARow = 0;
@@ -140,7 +232,9 @@ export class StatusBoard {
         state.failing = false;
         state.failingSince = undefined;
       }
-      if (ttftSeconds !== undefined && probe === 'ttft') this.ttftSamples.push({ at: now.getTime(), seconds: ttftSeconds });
+      // A probe sent before the engine woke up waited through the sleep: that is not latency.
+      const slept = this.evidence.lastWakeAt !== undefined && startedAt <= this.evidence.lastWakeAt;
+      if (ttftSeconds !== undefined && probe === 'ttft' && !slept) this.ttftSamples.push({ at: now.getTime(), seconds: ttftSeconds });
     } else {
       if (probe === 'ttft') this.ttftFailures.push(now.getTime());
       if (state.failuresInARow === 0) state.failingSince = now;
@@ -218,18 +312,27 @@ export class StatusBoard {
     return { ...check, status: 'unknown', reason: oneLine(`stale: not judged for ${age} s (its source stopped reporting); last said: ${c.reason}`) };
   }
 
-  /** The verdict now. `unknown` until the first TTFT probe has run. */
+  /** The diagnosis now, with the checks below it. `unknown` until something has been observed. */
   report(): StatusReport {
     this.latencyCheck();
     const nowMs = this.now().getTime();
-    let checks = [...this.checks.values()].map((c) => this.fresh(c, nowMs)).concat(this.included.flatMap((source) => source()));
-    // Checks that read the engine follow it: a wedged engine makes their last data meaningless.
-    const engine = checks.find((c) => c.name === 'engine_progress');
-    if (engine?.status === 'unhealthy') {
-      checks = checks.map((c) => (ENGINE_DEPENDENT.has(c.name) && (c.status === 'healthy' || c.status === 'degraded') ? { ...c, status: 'unknown', reason: oneLine(`cannot judge while the engine is wedged; last said: ${c.reason}`) } : c));
+    const view = this.evidence.view();
+    const targets = this.included.flatMap((source) => source());
+    let d = diagnose(view, this.settings, nowMs);
+    // A central daemon observes nothing itself: the sickest target leads, named by its URL.
+    if (targets.length && (d.state === 'unknown' || d.state === 'healthy')) d = worstTarget(targets) ?? allServe(targets) ?? d;
+    let checks: Check[] = [...this.checks.values()].map((c) => this.fresh(c, nowMs)).concat(targets.map(({ state: _s, cause: _c, ...c }) => c));
+    checks = reconcile(checks, d, view);
+    // A failing check the diagnosis does not judge (GPU, scrape errors, prefix cache) still counts.
+    if (d.state === 'healthy' || d.state === 'restarted' || d.state === 'unknown') {
+      const failing = checks
+        .filter((c) => !JUDGED_BY_DIAGNOSIS.has(c.name) && !c.name.startsWith('target:') && (c.status === 'degraded' || c.status === 'unhealthy'))
+        .sort((a, b) => SEVERITY[b.status] - SEVERITY[a.status] || causeRank(a.name) - causeRank(b.name))[0];
+      if (failing) d = { state: 'degraded', cause: `${failing.name}: ${failing.reason}`, evidence: [] };
     }
-    let status: Verdict = 'healthy';
-    for (const c of checks) if (SEVERITY[c.status] > SEVERITY[status]) status = c.status;
+    const episode = this.track(d, nowMs);
+    const spec = STATES[d.state];
+    const status = spec.verdict;
     const reasons = checks
       .filter((c) => c.status !== 'healthy' && c.status !== 'skipped')
       .sort((a, b) => SEVERITY[b.status] - SEVERITY[a.status] || causeRank(a.name) - causeRank(b.name))
@@ -238,20 +341,111 @@ export class StatusBoard {
       // 'skipped' never is the overall verdict (it ranks with healthy).
       this.metrics.statusVerdict.labels({ status: v }).set(v === status ? 1 : 0);
     }
+    for (const s of STATE_NAMES) this.metrics.diagnosisState.labels({ state: s }).set(s === d.state ? 1 : 0);
     const { url, model } = this.describeTarget();
-    return { status, reasons, target: url, model, generated_at: isoSeconds(this.now()), checks };
+    return {
+      status,
+      state: d.state,
+      cause: oneLine(redactUrl(d.cause), 1000),
+      since: isoSeconds(new Date(d.since ?? episode.from)),
+      evidence: d.evidence.map((e) => oneLine(redactUrl(e), 300)),
+      recent: this.recent(nowMs, checks),
+      serving: spec.serving,
+      reasons,
+      target: url,
+      model,
+      generated_at: isoSeconds(this.now()),
+      checks,
+    };
   }
+
+  /** The state now, without building a report (the scheduler asks it before every probe). */
+  currentState(): State {
+    return diagnose(this.evidence.view(), this.settings, this.now().getTime()).state;
+  }
+
+  /** Keeps the current episode (a state with its start) and the ended ones of the window. */
+  private track(d: Diagnosis, nowMs: number): Episode {
+    if (this.current?.state !== d.state) {
+      if (this.current) {
+        this.current.to = nowMs;
+        if (this.current.state !== 'healthy' && this.current.state !== 'unknown') this.episodes.push(this.current);
+      }
+      this.current = { state: d.state, cause: d.cause, from: d.since ?? nowMs };
+    } else {
+      this.current.cause = d.cause; // the numbers move; the episode and its start stay
+    }
+    const cutoff = nowMs - this.config.status.window * 1000;
+    while (this.episodes.length && (this.episodes[0]!.to ?? nowMs) < cutoff) this.episodes.shift();
+    if (this.episodes.length > 20) this.episodes.splice(0, this.episodes.length - 20);
+    return this.current;
+  }
+
+  /** What the window saw that is over now: ended episodes, and SLO burn from the window's checks. */
+  private recent(nowMs: number, checks: Check[]): string[] {
+    const out = this.episodes
+      .filter((e) => e.state !== 'restarted')
+      .map((e) => oneLine(`${e.state} ${clock(new Date(e.from))}–${clock(new Date(e.to ?? nowMs))}: ${e.cause}`, 200));
+    for (const c of checks) if ((c.name === 'ttft_latency' || c.name === 'server_slo') && (c.status === 'degraded' || c.status === 'unhealthy')) out.push(oneLine(c.reason, 200));
+    return out;
+  }
+}
+
+/** Among a central daemon's targets, the one to lead with: one that cannot serve, else the worst verdict. */
+function worstTarget(targets: TargetCheck[]): Diagnosis | undefined {
+  const sick = targets.filter((t) => t.state !== 'healthy' && t.state !== 'unknown' && t.state !== 'restarted');
+  const lead = sick.sort((a, b) => Number(STATES[a.state].serving) - Number(STATES[b.state].serving) || SEVERITY[b.status] - SEVERITY[a.status])[0];
+  if (!lead) return undefined;
+  const others = sick.length > 1 ? ` (and ${sick.length - 1} more target${sick.length === 2 ? '' : 's'} not healthy)` : '';
+  return { state: lead.state, cause: `${lead.name.replace(/^target:/, '')}: ${lead.cause}${others}`, evidence: [] };
+}
+
+/** Every target of a central daemon serves: healthy, once each has been judged. */
+function allServe(targets: TargetCheck[]): Diagnosis | undefined {
+  if (targets.some((t) => t.state === 'unknown')) return undefined;
+  return { state: 'healthy', cause: `all ${targets.length} target${targets.length === 1 ? '' : 's'} serve`, evidence: [] };
+}
+
+/** States in which a synthetic probe cannot run cleanly: what it measured says nothing about caching or latency. */
+const PROBES_DISTURBED = new Set<State>(['saturated', 'kv_pressure', 'shedding', 'asleep', 'wedged', 'crashed', 'down', 'starting', 'misconfigured']);
+
+/**
+ * Makes the checks agree with the diagnosis and with vLLM's own counters: a check that the
+ * state explains, or that the engine's counters contradict, says so instead of its verdict.
+ */
+function reconcile(checks: Check[], d: Diagnosis, view: ReturnType<Evidence['view']>): Check[] {
+  const first = view.scrapes[0]?.snapshot;
+  const last = view.scrapes.at(-1)?.snapshot;
+  const hits = first && last && first !== last && first.prefix_cache_hits !== null && last.prefix_cache_hits !== null ? last.prefix_cache_hits - first.prefix_cache_hits : 0;
+  return checks.map((c) => {
+    const judged = c.status === 'degraded' || c.status === 'unhealthy' || c.status === 'healthy';
+    if (d.state === 'wedged' && ENGINE_DEPENDENT.has(c.name) && (c.status === 'healthy' || c.status === 'degraded')) {
+      return { ...c, status: 'unknown', reason: oneLine(`cannot judge while the engine is wedged; last said: ${c.reason}`) };
+    }
+    if (PROBE_JUDGED.has(c.name) && PROBES_DISTURBED.has(d.state) && judged && c.status !== 'healthy') {
+      return { ...c, status: 'unknown', reason: oneLine(`not judged while ${d.state.replace('_', ' ')}: its probe could not run cleanly; last said: ${c.reason}`) };
+    }
+    if (c.name === 'prefix_cache' && (c.status === 'degraded' || c.status === 'unhealthy') && (hits > 0 || (last?.prefix_cache_enabled === true && /disabled/i.test(c.reason)))) {
+      const counters = hits > 0 ? `vLLM counted ${hits} prefix-cache hit${hits === 1 ? '' : 's'} meanwhile` : "vLLM's cache_config_info says enable_prefix_caching is on";
+      return { ...c, status: 'unknown', reason: oneLine(`contradicted by vLLM's own counters (${counters}); the probe's measurement was disturbed; last said: ${c.reason}`) };
+    }
+    return c;
+  });
 }
 
 function windowLabel(seconds: number): string {
   return seconds % 60 === 0 ? `${seconds / 60}m` : `${seconds}s`;
 }
 
-/** One line per check, for `curl …/status?format=text`. */
+/**
+ * For `curl …/status?format=text`: the state and its cause in one line of at most
+ * HEADLINE_MAX characters, then what happened recently, the evidence, and one line per check.
+ */
 export function formatStatusText(report: StatusReport): string {
-  const head = oneLine(`${report.status}: ${report.reasons.length ? report.reasons.join('; ') : 'all checks pass'}`, 2000);
-  const width = Math.max(...report.checks.map((c) => c.name.length), 5);
+  const head = oneLine(`${report.state}: ${report.cause} (since ${report.since.slice(11, 19)})`, HEADLINE_MAX);
+  const width = Math.max(...report.checks.map((c) => c.name.length), 8);
+  const extra = [...report.recent.map((r) => `recent:   ${oneLine(r, 300)}`), ...report.evidence.map((e) => `evidence: ${oneLine(e, 300)}`)];
   // Reasons are already one line; escaping again here keeps this true for any caller.
   const lines = report.checks.map((c) => `${c.name.padEnd(width)}  ${c.status.padEnd(9)}  ${oneLine(c.reason, 1000)}`);
-  return [head, ...lines, ''].join('\n');
+  return [head, ...extra, ...lines, ''].join('\n');
 }

@@ -26,6 +26,8 @@ export class TargetTracker {
   version: string | undefined;
   /** Restarts seen so far (probes re-prime caches when it changes). */
   restarts = 0;
+  /** Told of each restart (the diagnosis's evidence). */
+  onRestart: (at: Date, why: string) => void = () => undefined;
   private coldRemaining = 0;
 
   constructor(
@@ -78,6 +80,7 @@ export class TargetTracker {
     this.restarts++;
     this.metrics.targetRestarts.inc();
     this.log.info({ why }, 'vLLM restart detected');
+    this.onRestart(now, why);
   }
 
   /** Phase for the next TTFT probe; consumes one cold slot when a restart is pending. */

@@ -170,6 +170,7 @@ export class WedgeDetector implements RequestWatcher {
       this.labelledModel = model;
     }
     for (const sig of WEDGE_SIGNATURES) this.metrics.engineWedged.labels({ model, signature: sig }).set(found.some(([f]) => f === sig) ? 1 : 0);
+    this.status.evidence.wedge(found.map(([signature, words]) => ({ signature, words })));
     const staleAfter = this.config.scrape.interval * 3 + this.config.scrape.timeout;
     if (found.length) {
       // Without vLLM's counters (no scrapes: a central daemon's targets), probes queued behind a
@@ -196,9 +197,13 @@ export class WedgeDetector implements RequestWatcher {
     const inFlight = `${s.requests_running ?? 0} running, ${s.requests_waiting ?? 0} waiting`;
     let verdict: Verdict = 'healthy';
     let reason = `vLLM engine progressing (${inFlight})`;
-    if (this.frozenScrapes > 0 || this.stallsInARow > 0) {
+    // Probes that waited while the engine generated for others waited in a queue: not a stall.
+    const movedSinceStalls = this.lastMoveWindowStartMs !== undefined && this.stallRunStartedMs !== undefined && this.lastMoveWindowStartMs >= this.stallRunStartedMs;
+    if (this.frozenScrapes > 0 || (this.stallsInARow > 0 && !movedSinceStalls)) {
       verdict = 'degraded';
-      reason = `vLLM engine may be stalling: ${this.stallsInARow ? `${this.stallsInARow} probe request(s) got headers but no token` : `counters unchanged for ${this.frozenScrapes} scrape(s) with work pending`} (${inFlight})`;
+      reason = `no token counted yet: ${this.stallsInARow ? `${this.stallsInARow} probe request(s) got headers but no token` : `counters unchanged for ${this.frozenScrapes} scrape(s) with work pending`}, watching for a wedge (${inFlight})`;
+    } else if (this.stallsInARow > 0) {
+      reason = `vLLM engine progressing: generation counters move; ${this.stallsInARow} probe request(s) waited behind other work (${inFlight})`;
     }
     this.status.set('engine_progress', verdict, reason, staleAfter);
   }

@@ -49,7 +49,7 @@ describe('daemon against the emulator', () => {
     expect(status.code).toBe(200);
     expect(status.body.status).toBe('healthy');
     const txt = await (await fetch(`${d.url}/status?format=text`)).text();
-    expect(txt.split('\n')[0]).toBe('healthy: all checks pass');
+    expect(txt.split('\n')[0]).toMatch(/^healthy: serving: \d+ running, \d+ waiting, KV cache \d+ % full \(since \d\d:\d\d:\d\d\)$/);
   });
 
   test('the chat variant of the TTFT probe (probes.ttft.endpoint: chat) works end to end', async () => {
@@ -85,14 +85,23 @@ describe('daemon against the emulator', () => {
       return s.code === 503 ? s : undefined;
     }, 20_000);
     expect(down?.body.status).toBe('unhealthy');
+    expect(down?.body.state).toBe('down');
+    expect(down?.body.cause).toMatch(/^vLLM is down: nothing answers on vLLM's port for \d+ s \(.*connection refused/);
     expect(down?.body.reasons.join(' ')).toMatch(/vLLM unreachable since \d\d:\d\d:\d\dZ: connection refused/);
     const m = await d.metrics();
-    expect(sample(m, 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'connect_error' })).toBeGreaterThanOrEqual(2);
+    expect(sample(m, 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'connect_error' })).toBeGreaterThanOrEqual(1);
+    expect(sample(m, 'vllm_probe_state', { state: 'down' })).toBe(1);
 
     const emu = await startEmulator({ coldStartMs: 0 }, port);
     cleanups.push(emu.close);
     const up = await waitFor(async () => (await d.status()).code === 200, 8000);
     expect(up).toBe(true);
+    // Serving again is named as a restart, with the first (cold) TTFT once the probe has run.
+    const restarted = await waitFor(async () => {
+      const s = (await d.status()).body as unknown as { state: string; cause: string };
+      return s.state === 'restarted' && /cold/.test(s.cause) ? s : undefined;
+    }, 8000);
+    expect(restarted?.cause).toMatch(/^vLLM restarted at \d\d:\d\d:\d\d \(reachable again after being unreachable\) and serves again; first TTFT after it [\d.]+ s \(cold\)$/);
     const after = await d.metrics();
     expect(sample(after, 'vllm_probe_time_to_first_token_seconds_count', { probe: 'ttft', model: 'emulated-model', phase: 'cold' })).toBe(1);
     expect(sample(after, 'vllm_probe_target_restarts_total')).toBeGreaterThanOrEqual(1);

@@ -45,6 +45,8 @@ export class VllmProcessCollector implements Collector {
   private exportedModel: string | undefined;
   /** The matched processes of the last collection (the environment snapshot reads flags from it). */
   lastMatched: ProcSample[] = [];
+  /** Told the matched processes after every collection (none: an empty list), e.g. to watch the engine. */
+  onMatched: (matched: readonly ProcSample[]) => void = () => undefined;
   /** When the last full search for vLLM's processes ran. */
   private searchedAtMs = -Infinity;
 
@@ -86,6 +88,7 @@ export class VllmProcessCollector implements Collector {
     const matched = match.ok ? procs.filter((p) => p.pid !== process.pid && match.matcher.matches({ pid: p.pid, process_name: p.comm, gpu_uuid: '', used_memory_bytes: null })) : [];
     if (matched.length === 0) {
       this.lastMatched = [];
+      this.onMatched([]);
       const labels = this.labels();
       this.metrics.vllmProcessResidentMemory.remove(labels);
       this.metrics.vllmProcesses.labels(labels).set(0);
@@ -117,6 +120,7 @@ export class VllmProcessCollector implements Collector {
   private export(matched: ProcSample[]): void {
     const labels = this.labels();
     this.lastMatched = matched;
+    this.onMatched(matched);
     // Sum per pid so a process that exits (or a restart with new pids) never moves the counter back.
     let cpuIncrease = 0;
     for (const p of matched) cpuIncrease += this.deltas.delta(`cpu:${p.pid}`, p.cpuSeconds);

@@ -87,7 +87,9 @@ export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: Ht
           const urls = state.targetUrls?.() ?? [];
           return send(res, 404, `${oneLine(`no static target ${target ?? ''} in targets:`, 300)} ${urls.length ? `(the targets are ${oneLine(urls.join(', '), 1000)})` : '(this daemon has no targets: list)'}\n`);
         }
-        const code = report.status === 'unhealthy' ? 503 : 200;
+        // 503 only when vLLM itself cannot serve (down, crashed, wedged, starting): a load balancer
+        // must not drain a replica for the prober's own config, a planned sleep or a slow minute.
+        const code = report.serving ? 200 : 503;
         if (url.searchParams.get('format') === 'text') return send(res, code, formatStatusText(report));
         res.writeHead(code, { 'content-type': 'application/json' });
         res.end(`${JSON.stringify(report, null, 2)}\n`);

@@ -13,6 +13,7 @@ import type { StatusBoard, Verdict } from '../status.js';
 import type { TargetTracker } from '../target.js';
 import type { VllmClient } from '../vllm/client.js';
 import { type Collector } from './collector.js';
+import { connectFailure } from '../diagnosis/evidence.js';
 import { SourceError } from '../errors.js';
 import { ExpositionError, parseExpositionAsync } from '../vllm/exposition.js';
 import { ADMISSION_REASONS, CACHE_TIERS, describeCacheTiers, histogramDelta, labelDelta, normaliseVllmMetrics, OTHER, PROMPT_SOURCES, sloFromBuckets, sumByLabel, type ByLabel, type EngineSnapshot, type HistogramSnapshot } from '../vllm/schema.js';
@@ -135,12 +136,14 @@ export class VllmCollector implements Collector {
   private async checkHealth(signal: AbortSignal): Promise<void> {
     let ok = false;
     let detail: string | undefined;
+    let res: { status: number };
     try {
-      const res = await this.client.health(signal);
+      res = await this.client.health(signal);
       ok = res.status === 200;
       detail = ok ? undefined : `/health answered HTTP ${res.status}`;
     } catch (err) {
       const e = networkReason(err);
+      this.status.evidence.health({ at: Date.now(), failure: e.reason === 'timeout' ? 'timeout' : (connectFailure('connect_error', e.message) ?? 'other'), detail: e.message });
       if (e.reason === 'timeout') throw e;
       detail = e.message;
       this.metrics.targetUp.set(0);
@@ -148,6 +151,7 @@ export class VllmCollector implements Collector {
       this.wedge.observeHealth(false);
       throw e;
     }
+    this.status.evidence.health({ at: Date.now(), status: res.status });
     this.metrics.targetUp.set(ok ? 1 : 0);
     this.wedge.observeHealth(ok);
     // An answering server is reachable even when it says the engine is dead (503).
@@ -195,6 +199,7 @@ export class VllmCollector implements Collector {
     if (h.decode_time) m.engineDecodeTime.update(model, h.decode_time);
     this.applyAdmissionAndCacheFamilies(s);
     const baseline = this.window.push(s);
+    this.status.evidence.scrape(Date.now(), s);
     this.wedge.observeScrape(s);
     this.checkKvUsage(s);
     this.checkOverload(s, baseline);
@@ -339,6 +344,7 @@ export class VllmCollector implements Collector {
       if (this.judged.has(check)) this.mark(check, 'unknown', `cannot judge ${what}: ${why}`);
     }
     this.wedge.scrapeFailed();
+    this.status.evidence.scrapeFailed(Date.now(), why);
     // Not cleared: a check that disappears reads as "nothing wrong"; say it cannot be judged.
     this.mark('kv_cache', 'unknown', `cannot judge KV cache usage: ${error instanceof SourceError ? error.message : 'scrape failed'}`);
     const reason = error instanceof SourceError ? error.message : `internal error: ${error.message}`;

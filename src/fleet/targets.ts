@@ -10,9 +10,11 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { readApiKey, type Config } from '../config.js';
 import { createMetrics, type Metrics } from '../metrics.js';
+import { connectFailure } from '../diagnosis/evidence.js';
+import { SourceError } from '../errors.js';
 import { oneLine } from '../reason.js';
 import { every, type Schedule } from '../schedule.js';
-import { StatusBoard, type Check, type StatusReport } from '../status.js';
+import { StatusBoard, type StatusReport, type TargetCheck } from '../status.js';
 import { startProbes, type ProbeScheduler } from '../synthetic/scheduler.js';
 import { TargetTracker } from '../target.js';
 import { VllmClient } from '../vllm/client.js';
@@ -45,7 +47,7 @@ export interface FleetTargets {
   /** One registry per target, in config order. */
   readonly registries: readonly Registry[];
   /** One check per target for the daemon's /status: the target's verdict and its reasons. */
-  checks(): Check[];
+  checks(): TargetCheck[];
   /** A target's own /status report (every check of its board), by URL. */
   report(url: string): StatusReport | undefined;
   /** The targets' URLs, in config order. */
@@ -76,7 +78,8 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     const modules = target.modules.map((n) => config.modules[n]!);
     const ttftSettings = moduleConfig(config, modules.find((m) => m.kind === 'ttft') ?? modules[0]!, target.url, { sendKey: false }).probes.ttft;
     const tracker = new TargetTracker(metrics, ttftSettings.cold_probes, targetLog, modules.find((m) => m.model)?.model ?? '');
-    const status = new StatusBoard(config, metrics, () => ({ url: target.url, model: tracker.model }));
+    const status = new StatusBoard(config, metrics, () => ({ url: target.url, model: tracker.model }), undefined, false);
+    tracker.onRestart = (at, why) => status.evidence.restart(at.getTime(), why);
     boards.set(target.url, status);
     // The wedge from the probes' side only (no_token_after_headers while /health is 200): a
     // central daemon does not scrape a target's /metrics, so the counter signatures cannot fire.
@@ -87,8 +90,15 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     healthPolls.push(
       every(target.interval ?? ttftSettings.interval, () =>
         healthClient.health(AbortSignal.any([shutdown, AbortSignal.timeout(healthTimeoutMs)])).then(
-          (h) => wedge.observeHealth(h.status === 200),
-          () => wedge.observeHealth(false),
+          (h) => {
+            status.evidence.health({ at: Date.now(), status: h.status });
+            wedge.observeHealth(h.status === 200);
+          },
+          (err: Error) => {
+            const timeout = err instanceof SourceError && err.reason === 'timeout';
+            status.evidence.health({ at: Date.now(), failure: timeout ? 'timeout' : (connectFailure('connect_error', err.message) ?? 'other'), detail: err.message });
+            wedge.observeHealth(false);
+          },
         ),
       ),
     );
@@ -121,14 +131,15 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
   };
 }
 
-/** A target's board summed up as one check of the daemon's: named by URL, worst verdict, its reasons. */
-function targetCheck(url: string, report: StatusReport): Check {
-  const worst = report.checks.filter((c) => c.status === report.status);
+/** A target's board summed up as one check of the daemon's: named by URL, its state and cause. */
+function targetCheck(url: string, report: StatusReport): TargetCheck {
   return {
     name: `target:${url}`,
     status: report.status,
-    reason: oneLine(`${url}: ${report.reasons.length ? report.reasons.join('; ') : 'all checks pass'}`),
-    since: worst.map((c) => c.since).sort()[0] ?? report.generated_at,
+    state: report.state,
+    cause: report.cause,
+    reason: oneLine(`${url}: ${report.state}: ${report.cause}`),
+    since: report.since,
     updated_at: report.generated_at,
   };
 }

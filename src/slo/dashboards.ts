@@ -94,6 +94,14 @@ export function dashboardSpecs(config: Config): DashboardSpec[] {
             thresholds: [{ value: null, color: 'green' }, { value: 2, color: 'orange' }, { value: 3, color: 'red' }],
           },
           {
+            title: 'Diagnosed state',
+            description: 'The state /status names now (healthy, saturated, kv_pressure, crashed, asleep, misconfigured …), per instance; docs/runbook.md has a section for each. Synthetic probes skipped while vLLM sleeps are counted in vllm_probe_probes_skipped_total.',
+            type: 'table',
+            unit: 'none',
+            w: 6,
+            queries: [q(`max by (instance, state) (vllm_probe_state{${I}} == 1)`, '{{instance}} {{state}}'), q(`sum by (instance, probe, reason) (increase(vllm_probe_probes_skipped_total{${I}}[$__range]))`, '{{instance}} {{probe}} skipped: {{reason}}')],
+          },
+          {
             title: 'Probe success (last run)',
             description: 'Whether the last synthetic probe of each kind succeeded.',
             type: 'stat',

@@ -143,13 +143,25 @@ export function generateRules(config: Config): { groups: RuleGroup[] } {
     },
     {
       alert: 'VllmProbeFailing',
-      expr: `max_over_time(vllm_probe_probe_success${s('probe="ttft"')}[3m]) == 0`,
+      // The prober's own config or a planned sleep is not an outage: those have their own state.
+      expr: `max_over_time(vllm_probe_probe_success${s('probe="ttft"')}[3m]) == 0\nunless on (instance) max by (instance) (vllm_probe_state${s('state=~"misconfigured|asleep"')}) == 1`,
       for: '1m',
       labels: { severity: 'page' },
       annotations: {
         summary: 'Every vLLM TTFT probe has failed for 3 minutes',
         description: `${WHO} ({{ $labels.model }}): no TTFT probe succeeded in 3 minutes. /status says why in one line.`,
         runbook_url: runbook('vllmprobefailing'),
+      },
+    },
+    {
+      alert: 'VllmProbeMisconfigured',
+      expr: `max by (instance) (vllm_probe_state${s('state="misconfigured"')}) == 1`,
+      for: '5m',
+      labels: { severity: 'ticket' },
+      annotations: {
+        summary: "vllm-probe's own config is wrong: it cannot judge vLLM",
+        description: '{{ $labels.instance }}: vLLM answers the prober 401/403 or "no such model", or TLS to it fails. vLLM itself may be fine (/status stays 200, so load balancers keep the replica); fix target.api_key_env / api_key_file, target.model or target.url. /status says which.',
+        runbook_url: runbook('vllmprobemisconfigured'),
       },
     },
     {

@@ -56,7 +56,7 @@ async function runModels(ctx: ProbeContext): Promise<ProbeResult> {
   if (healthOutcome !== 'success') return { success: false, outcome: healthOutcome, status: health.value!.status, detail: `/health answered HTTP ${health.value!.status} (engine dead or starting)`, requests };
   if (!present) {
     const list = served.length ? served.slice(0, 5).map(displayModelId).join(', ') + (served.length > 5 ? ` and ${served.length - 5} more` : '') : 'nothing';
-    return { success: false, outcome: 'wrong_model', detail: want ? `the server serves ${list}, not ${displayModelId(want)} (target.model)` : '/v1/models lists no model', requests };
+    return { success: false, outcome: 'wrong_model', status: 200, detail: want ? `the server serves ${list}, not ${displayModelId(want)} (target.model)` : '/v1/models lists no model', requests };
   }
   return { success: true, outcome: 'success', requests };
 }

@@ -119,6 +119,7 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
   };
   const fail = (r: StreamResult): ProbeResult => {
     const out: ProbeResult = { success: false, outcome: r.outcome, detail: failureDetail(r, ctx.config), requests };
+    if (r.status !== undefined) out.status = r.status;
     const requestId = ids.get(r);
     if (requestId) out.requestId = requestId;
     if (r.aborted) out.aborted = true;
@@ -228,6 +229,7 @@ async function engineSnapshot(ctx: ProbeContext): Promise<EngineSnapshot | undef
 const prefixHitTokens = (s: EngineSnapshot | undefined) => (s?.prefix_cache_unit === 'tokens' ? (s.prefix_cache_hits ?? undefined) : undefined);
 
 export const prefixProbe: ProbeKindSpec<PrefixProbeConfig> = {
+  sendsInference: true,
   checks: ['prefix_cache'],
   describe: 'prefix caching',
   create(config) {

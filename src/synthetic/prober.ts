@@ -88,6 +88,8 @@ export interface ProbeResult {
   e2eSeconds?: number;
   /** Verdicts on the kind's own checks (see ProbeKindSpec.checks). */
   checks?: CheckVerdict[];
+  /** HTTP status of the failed request, when it got an answer (401, 404, 500 …). */
+  status?: number;
   /** The server asked us to come back later (Retry-After): skip runs until then. */
   retryAfterSeconds?: number;
   /** X-Request-Id of the failed request, logged with the failure so it can be found in vLLM's logs. */
@@ -99,6 +101,8 @@ export interface ProbeInstance {
 }
 
 export interface ProbeKindSpec<C> {
+  /** Whether it sends inference to the engine (not sent while vLLM sleeps on purpose). */
+  readonly sendsInference: boolean;
   /** /status checks this kind reports on, besides its own `probe_<kind>` line. */
   readonly checks: readonly string[];
   /** What a failed run leaves us unable to judge, in words for those checks. */

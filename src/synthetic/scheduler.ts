@@ -75,6 +75,8 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
   for (const kind of enabled) {
     instances.set(kind, (probers[kind].create as (c: unknown) => ProbeInstance)(config.probes[kind]));
     status.set(`probe_${kind}`, 'unknown', 'no probe has finished yet');
+    // At 0 from the start, so increase() sees the first skip.
+    if (probers[kind].sendsInference) metrics.probesSkipped.labels({ probe: kind, reason: 'asleep' }).inc(0);
     if (tracker.model !== 'unknown') preinitialise(metrics, kind, tracker.model);
   }
 
@@ -95,6 +97,11 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
     if (shutdown.aborted || running.has(kind)) return; // at most one in flight per probe
     const wait = notBefore.get(kind);
     if (wait !== undefined && Date.now() < wait) return; // the server asked us to come back later
+    // A sleeping engine queues inference until it wakes: the probe would measure the sleep.
+    if (probers[kind].sendsInference && status.currentState() === 'asleep') {
+      metrics.probesSkipped.labels({ probe: kind, reason: 'asleep' }).inc();
+      return;
+    }
     running.add(kind);
     const log = deps.log.child({ component: 'probe', probe: kind });
     const timeoutMs = Math.round(config.probes[kind].timeout * 1000);
@@ -111,7 +118,11 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
       else log.warn({ outcome: result.outcome, detail: result.detail, ...(result.requestId ? { requestId: result.requestId } : {}) }, 'probe failed');
       if (result.retryAfterSeconds !== undefined) notBefore.set(kind, Date.now() + Math.min(result.retryAfterSeconds, 300) * 1000);
       else notBefore.delete(kind);
-      status.recordProbe(kind, result.success, result.outcome, result.detail, result.ttftSeconds);
+      status.recordProbe(kind, result.success, result.outcome, result.detail, result.ttftSeconds, {
+        startedAt: Date.now() - seconds * 1000,
+        ...(result.status !== undefined ? { status: result.status } : {}),
+        ...(result.retryAfterSeconds !== undefined ? { retryAfterSeconds: result.retryAfterSeconds } : {}),
+      });
       judgeChecks(kind, result);
     } catch (err) {
       if (shutdown.aborted) return;

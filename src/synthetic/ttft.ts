@@ -41,6 +41,7 @@ async function runTtft(probe: TtftProbeConfig, state: TtftState, ctx: ProbeConte
     // A cold start is only measured by a probe that got a token; keep the slot for the next one.
     if (phase === 'cold') tracker.returnColdSlot();
     const out: ProbeResult = { success: false, outcome: result.outcome, detail: failureDetail(result, ctx.config), requests, requestId };
+    if (result.status !== undefined) out.status = result.status;
     if (result.retryAfterSeconds !== undefined) out.retryAfterSeconds = result.retryAfterSeconds;
     return out;
   }
@@ -67,6 +68,7 @@ async function runTtft(probe: TtftProbeConfig, state: TtftState, ctx: ProbeConte
 }
 
 export const ttftProbe: ProbeKindSpec<TtftProbeConfig> = {
+  sendsInference: true,
   // ttft_latency is the status board's own check (a window over many runs).
   checks: [],
   describe: 'TTFT',

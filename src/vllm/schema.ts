@@ -76,6 +76,13 @@ export interface EngineSnapshot {
   process_start_time_seconds: number | null;
   /** Sum of vllm:iteration_tokens_total_count: advances on every engine step. */
   engine_steps: number | null;
+  /** Requests vLLM finished successfully (vllm:request_success_total, every finished_reason). */
+  requests_succeeded: number | null;
+  /**
+   * vllm:engine_sleep_state (0.26+, sleep mode): 'awake', or the sleep level when the
+   * engine sleeps on purpose (`POST /sleep?level=1|2`); null when vLLM does not export it.
+   */
+  sleep_state: 'awake' | 'weights_offloaded' | 'discard_all' | null;
   histograms: {
     time_to_first_token: HistogramSnapshot | null;
     e2e_latency: HistogramSnapshot | null;
@@ -217,6 +224,19 @@ function numericLabel(v: string | undefined): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
+/**
+ * The engine's sleep state: asleep when any engine says awake = 0 (every engine of a server
+ * sleeps and wakes together); the level from the state that reads 1.
+ */
+function sleepState(family: Family | undefined): EngineSnapshot['sleep_state'] {
+  if (!family) return null;
+  const value = (state: string) => family.samples.filter((x) => x.labels.sleep_state === state && finite(x));
+  const awake = value('awake');
+  if (awake.length === 0) return null;
+  if (awake.every((x) => x.value >= 1)) return 'awake';
+  return value('discard_all').some((x) => x.value >= 1) ? 'discard_all' : 'weights_offloaded';
+}
+
 export function normaliseVllmMetrics(input: Exposition): EngineSnapshot {
   const { expo, naming } = canonicaliseNames(input);
   const schema = detectSchema(expo);
@@ -323,6 +343,8 @@ export function normaliseVllmMetrics(input: Exposition): EngineSnapshot {
     model_names: [...models].sort(),
     process_start_time_seconds: sum(first(expo, 'process_start_time_seconds')),
     engine_steps: sum(first(expo, 'vllm:iteration_tokens_total'), 'vllm:iteration_tokens_total_count'),
+    requests_succeeded: sum(first(expo, 'vllm:request_success_total')),
+    sleep_state: sleepState(first(expo, 'vllm:engine_sleep_state')),
     histograms: {
       time_to_first_token: histogramSnapshot(first(expo, 'vllm:time_to_first_token_seconds')),
       e2e_latency: histogramSnapshot(first(expo, 'vllm:e2e_request_latency_seconds')),
@@ -493,6 +515,8 @@ export function explainSnapshot(s: EngineSnapshot, slo?: { ttft?: number; e2e?: 
     block_size: s.block_size,
     model_names: s.model_names,
     process_start_time_seconds: s.process_start_time_seconds,
+    requests_succeeded: s.requests_succeeded,
+    sleep_state: s.sleep_state,
     server_buckets: {
       time_to_first_token: describeBounds(h.time_to_first_token, VLLM_DEFAULT_BOUNDS.time_to_first_token),
       e2e_latency: describeBounds(h.e2e_latency, VLLM_DEFAULT_BOUNDS.request_latency),

@@ -102,7 +102,9 @@ describe('VllmProcessCollector', () => {
     expect(sample(await registry.metrics(), 'vllm_probe_vllm_process_resident_memory_bytes', { model: 'm' })).toBeUndefined();
     const check = status.report().checks.find((x) => x.name === 'vllm_process')!;
     expect(check.status).toBe('skipped');
-    expect(status.report().status).not.toBe('unknown'); // not seeing vLLM is not a verdict on it
+    // Not seeing vLLM is not a verdict on it: the skipped check neither leads nor is listed as a problem.
+    expect(status.report().state).not.toBe('degraded');
+    expect(status.report().reasons).toEqual([]);
     expect(check.reason).toContain('shareProcessNamespace: true');
   });
 
@@ -152,6 +154,6 @@ test('the demo: a target served by this very process (the built-in emulator) is 
     const check = status.report().checks.find((c) => c.name === 'vllm_process')!;
     expect(check.status).toBe('skipped');
     expect(check.reason).toMatch(/^not applicable: port \d+ is served by this vllm-probe process \(the built-in emulator\)/);
-    expect(status.report().status).toBe('healthy');
+    expect(status.report().reasons).toEqual([]);
   });
 });

@@ -87,9 +87,10 @@ test('a wedged target (/health 200, headers but no token) is named as wedged or 
   const re = (t: string) => t.replace(/[.]/g, '\\.');
   const wedged = await waitFor(async () => {
     const s = await daemon.status();
-    return s.body.reasons[0]?.startsWith(`${a.url}: engine wedged or saturated`) ? s : undefined;
+    return s.body.reasons[0]?.startsWith(`${a.url}: wedged: engine wedged or saturated`) ? s : undefined;
   }, 15_000);
-  expect(wedged!.body.reasons[0]).toMatch(new RegExp(`^${re(a.url)}: engine wedged or saturated: /health 200 but the last \\d+ probe requests got response headers and no token within 0\\.9 s \\(without vLLM's /metrics a stopped engine and a full one look the same\\)`));
+  expect((wedged!.body as unknown as { state: string }).state).toBe('wedged');
+  expect(wedged!.body.reasons[0]).toMatch(new RegExp(`^${re(a.url)}: wedged: engine wedged or saturated: /health 200 but the last \\d+ probe requests got response headers and no token within 0\\.9 s \\(without vLLM's /metrics a stopped engine and a full one look the same\\)`));
   expect(wedged!.body.checks.find((c) => c.name === `target:${b.url}`)?.status).toBe('healthy');
   expect(sample(await daemon.metrics(), 'vllm_probe_engine_wedged', { target: a.url, signature: 'no_token_after_headers' })).toBe(1);
   a.emulator.fault = { mode: 'none' };
@@ -116,8 +117,8 @@ test('a stopped target turns its probe_success to 0 while the others stay 1, and
     const s = await daemon.status();
     return s.code === 503 ? s : undefined;
   }, 15_000);
-  expect(down?.body.reasons[0]).toMatch(new RegExp(`^${b.url.replace(/[.]/g, '\\.')}: vLLM unreachable since .*connection refused`));
+  expect(down?.body.reasons[0]).toMatch(new RegExp(`^${b.url.replace(/[.]/g, '\\.')}: down: vLLM is down: nothing answers on vLLM's port .*connection refused`));
   expect(down!.body.checks.find((c) => c.name === `target:${a.url}`)?.status).toBe('healthy');
   const text2 = await (await fetch(`${daemon.url}/status?format=text&target=${encodeURIComponent(b.url)}`)).text();
-  expect(text2.split('\n')[0]).toMatch(/^unhealthy: vLLM unreachable since/);
+  expect(text2.split('\n')[0]).toMatch(/^down: vLLM is down: nothing answers on vLLM's port for \d+ s/);
 });

@@ -209,8 +209,9 @@ describe('text that reaches /status and logs', () => {
   });
 
   test('formatStatusText keeps one line per check whatever a reason holds', () => {
-    const text = formatStatusText({ status: 'degraded', reasons: ['a\nb'], target: 't', model: 'm', generated_at: 'now', checks: [{ name: 'x', status: 'degraded', reason: 'one\ntwo\rthree', since: 'now', updated_at: 'now' }] });
-    expect(text.trimEnd().split('\n')).toHaveLength(2);
+    const text = formatStatusText({ status: 'degraded', state: 'degraded', cause: 'c\nd', since: '2026-01-01T00:00:00Z', evidence: ['e\nf'], recent: ['g\rh'], serving: true, reasons: ['a\nb'], target: 't', model: 'm', generated_at: 'now', checks: [{ name: 'x', status: 'degraded', reason: 'one\ntwo\rthree', since: 'now', updated_at: 'now' }] });
+    // headline, one recent line, one evidence line, one check line
+    expect(text.trimEnd().split('\n')).toHaveLength(4);
   });
 });
 

@@ -1,0 +1,216 @@
+/**
+ * What collectors and probes saw of one target, with the time they saw it: facts only, no
+ * verdicts. The diagnosis (./diagnose.ts) reads a frozen view of it. Every list is bounded: a
+ * few recent observations per source, scrapes within a short horizon.
+ */
+import type { Outcome } from '../vllm/stream.js';
+import type { EngineSnapshot } from '../vllm/schema.js';
+
+/** How a request to the target failed before any HTTP answer. */
+export type ConnectFailure = 'refused' | 'timeout' | 'tls' | 'other';
+
+export interface HealthObservation {
+  at: number;
+  /** The HTTP status /health answered; absent when it did not answer. */
+  status?: number;
+  failure?: ConnectFailure;
+  detail?: string;
+}
+
+export interface ProbeObservation {
+  at: number;
+  /** When the probe's request was sent (a probe queued through a sleep started before it). */
+  startedAt: number;
+  kind: string;
+  success: boolean;
+  outcome: Outcome | 'internal';
+  /** HTTP status of the failed request, when it got one. */
+  status?: number;
+  detail?: string;
+  ttftSeconds?: number;
+  /** The server asked to come back at this time (Retry-After). */
+  retryAt?: number;
+  failure?: ConnectFailure;
+}
+
+export interface ScrapeObservation {
+  at: number;
+  snapshot: EngineSnapshot;
+}
+
+export interface ProcessObservation {
+  at: number;
+  /** vLLM processes found; null when they cannot be seen from here (no /proc, no shared PID namespace). */
+  count: number | null;
+  pids: number[];
+}
+
+export interface WedgeSignatureSeen {
+  signature: string;
+  words: string;
+}
+
+/** A frozen copy of everything known about a target, the diagnosis's only input. */
+export interface EvidenceView {
+  health: readonly HealthObservation[];
+  probes: Readonly<Record<string, readonly ProbeObservation[]>>;
+  scrapes: readonly ScrapeObservation[];
+  scrapeError?: { at: number; detail: string };
+  /** Whether this daemon scrapes the target's /metrics at all (a central daemon does not). */
+  scraping: boolean;
+  processes: readonly ProcessObservation[];
+  wedge: readonly WedgeSignatureSeen[];
+  restart?: { at: number; why: string };
+  /** The last time vLLM said it serves: /health 200 or a successful inference probe. */
+  lastServingAt?: number;
+  /** The last answer that says the engine died (HTTP 500 EngineDeadError, /health 503 after 200). */
+  engineDeath?: { at: number; words: string };
+  /** Since when no request to the target got an answer (connection refused, TLS, timeout). */
+  unansweredSince?: number;
+  /** The last time the engine was seen asleep and when it was seen awake after that. */
+  asleepAt?: number;
+  wokeAt?: number;
+}
+
+const HEALTH_KEPT = 8;
+const PROBES_KEPT = 6;
+const PROCESSES_KEPT = 4;
+const SCRAPES_MAX = 64;
+
+/** vLLM's words when its engine process is gone (HTTP 500 to requests in flight and after). */
+const ENGINE_DEAD = /EngineDeadError|EngineCore encountered an issue|engine core exited|engine is dead/i;
+
+/** A failed request's text, sorted into the failure that matters for the diagnosis. */
+export function connectFailure(outcome: string, detail: string | undefined): ConnectFailure | undefined {
+  if (outcome !== 'connect_error') return undefined;
+  if (/ECONNREFUSED|refused/i.test(detail ?? '')) return 'refused';
+  if (/certificate|CERT_|TLS|SSL|self[- ]signed|EPROTO/i.test(detail ?? '')) return 'tls';
+  if (/timed? ?out|ETIMEDOUT/i.test(detail ?? '')) return 'timeout';
+  return 'other';
+}
+
+export class Evidence {
+  private readonly healthLog: HealthObservation[] = [];
+  private readonly probeLog = new Map<string, ProbeObservation[]>();
+  private readonly scrapeLog: ScrapeObservation[] = [];
+  private readonly processLog: ProcessObservation[] = [];
+  private scrapeError: { at: number; detail: string } | undefined;
+  private wedgeSeen: WedgeSignatureSeen[] = [];
+  private restartSeen: { at: number; why: string } | undefined;
+  private lastServingAt: number | undefined;
+  private engineDeath: { at: number; words: string } | undefined;
+  private asleepAt: number | undefined;
+  private wokeAt: number | undefined;
+  private unansweredSince: number | undefined;
+
+  /** Keeps the start of the current run of unanswered requests (the logs are bounded; this is not). */
+  private answered(at: number, yes: boolean): void {
+    if (yes) this.unansweredSince = undefined;
+    else this.unansweredSince ??= at;
+  }
+
+  /**
+   * @param horizonMs how far back scrapes are kept (rates and "still waiting" need a few)
+   * @param scraping whether /metrics is scraped for this target at all
+   */
+  /** Called after every observation (the board re-diagnoses, so each state's start is exact). */
+  onRecord: () => void = () => undefined;
+
+  constructor(
+    private readonly horizonMs: number,
+    private readonly scraping: boolean,
+  ) {}
+
+  health(o: HealthObservation): void {
+    const previous = this.healthLog.at(-1);
+    push(this.healthLog, o, HEALTH_KEPT);
+    this.answered(o.at, o.status !== undefined);
+    if (o.status === 200) this.lastServingAt = o.at;
+    // vLLM answers /health 503 only once its engine is dead (it is not listening while it loads).
+    else if (o.status !== undefined && o.status >= 500 && previous?.status === 200) this.engineDeath = { at: o.at, words: `/health answered HTTP ${o.status} after 200` };
+    this.onRecord();
+  }
+
+  probe(o: ProbeObservation): void {
+    const list = this.probeLog.get(o.kind) ?? [];
+    this.probeLog.set(o.kind, list);
+    push(list, o, PROBES_KEPT);
+    if (o.failure) this.answered(o.at, false);
+    else if (o.success || o.status !== undefined) this.answered(o.at, true);
+    if (o.success && o.kind !== 'models') this.lastServingAt = Math.max(this.lastServingAt ?? 0, o.at);
+    if (!o.success && o.status !== undefined && o.status >= 500 && ENGINE_DEAD.test(o.detail ?? '')) {
+      this.engineDeath = { at: o.at, words: `a ${o.kind} request got HTTP ${o.status}: ${o.detail ?? ''}` };
+    }
+    this.onRecord();
+  }
+
+  scrape(at: number, snapshot: EngineSnapshot): void {
+    this.scrapeError = undefined;
+    push(this.scrapeLog, { at, snapshot }, SCRAPES_MAX);
+    // Keep one scrape at or before the horizon so rates cover all of it.
+    while (this.scrapeLog.length > 2 && this.scrapeLog[1]!.at <= at - this.horizonMs) this.scrapeLog.shift();
+    const asleep = snapshot.sleep_state !== null && snapshot.sleep_state !== 'awake';
+    if (asleep) this.asleepAt = at;
+    else if (snapshot.sleep_state === 'awake' && this.asleepAt !== undefined && (this.wokeAt ?? 0) < this.asleepAt) this.wokeAt = at;
+    this.onRecord();
+  }
+
+  scrapeFailed(at: number, detail: string): void {
+    this.scrapeError = { at, detail };
+    // Counters cannot be compared across the gap (and a restart resets them).
+    this.scrapeLog.length = 0;
+    this.onRecord();
+  }
+
+  processes(o: ProcessObservation): void {
+    push(this.processLog, o, PROCESSES_KEPT);
+    this.onRecord();
+  }
+
+  /** An engine process exited while the API server still listened (src/host/engine-watch.ts). */
+  engineExited(at: number, words: string): void {
+    this.engineDeath = { at, words };
+    this.onRecord();
+  }
+
+  wedge(signatures: WedgeSignatureSeen[]): void {
+    this.wedgeSeen = signatures;
+    this.onRecord();
+  }
+
+  restart(at: number, why: string): void {
+    this.restartSeen = { at, why };
+    this.onRecord();
+  }
+
+  /** When the engine was last seen awake after sleeping (a probe sent before it measured the sleep). */
+  get lastWakeAt(): number | undefined {
+    return this.wokeAt;
+  }
+
+  view(): EvidenceView {
+    const probes: Record<string, ProbeObservation[]> = {};
+    for (const [k, v] of this.probeLog) probes[k] = [...v];
+    const view: EvidenceView = {
+      health: [...this.healthLog],
+      probes,
+      scrapes: [...this.scrapeLog],
+      scraping: this.scraping,
+      processes: [...this.processLog],
+      wedge: [...this.wedgeSeen],
+    };
+    if (this.scrapeError) view.scrapeError = this.scrapeError;
+    if (this.restartSeen) view.restart = this.restartSeen;
+    if (this.lastServingAt !== undefined) view.lastServingAt = this.lastServingAt;
+    if (this.engineDeath) view.engineDeath = this.engineDeath;
+    if (this.asleepAt !== undefined) view.asleepAt = this.asleepAt;
+    if (this.wokeAt !== undefined) view.wokeAt = this.wokeAt;
+    if (this.unansweredSince !== undefined) view.unansweredSince = this.unansweredSince;
+    return view;
+  }
+}
+
+function push<T>(list: T[], item: T, max: number): void {
+  list.push(item);
+  if (list.length > max) list.splice(0, list.length - max);
+}

@@ -1,0 +1,75 @@
+/**
+ * Tells a crashed engine from a stopped server. When vLLM's EngineCore dies (OOM kill, a CUDA
+ * fault, SIGKILL), the API server answers HTTP 500 EngineDeadError for a moment and exits:
+ * 0.3 s later on the CPU build, 1.4 s on an H100 (docs/runbook.md). A scrape every 15 s almost
+ * never sees that moment, and afterwards a crash looks like any stop: nothing listens. So the
+ * processes the collector found are followed with a cheap liveness check (one stat per pid)
+ * several times a second; an engine process that exits while the API server still listens on
+ * vLLM's port is the crash. A graceful stop closes the listening socket first, so it is not.
+ */
+import { readFileSync } from 'node:fs';
+import { serverPidFor } from './proc.js';
+
+export interface WatchedProcess {
+  pid: number;
+  comm: string;
+}
+
+/** Alive and not a zombie (a killed child its parent has not reaped yet is already dead). */
+export function processAlive(pid: number, procRoot = '/proc'): boolean {
+  try {
+    const stat = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+export interface EngineWatchOptions {
+  targetUrl: string;
+  /** Called once per engine process that exits while the API server still listens. */
+  onEngineExit: (words: string, at: number) => void;
+  intervalMs?: number;
+  /** Tests give their own views of the host. */
+  alive?: (pid: number) => boolean;
+  listener?: (targetUrl: string) => number | undefined;
+}
+
+export class EngineWatch {
+  private known: WatchedProcess[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly alive: (pid: number) => boolean;
+  private readonly listener: (targetUrl: string) => number | undefined;
+
+  constructor(private readonly options: EngineWatchOptions) {
+    this.alive = options.alive ?? ((pid) => processAlive(pid));
+    this.listener = options.listener ?? serverPidFor;
+  }
+
+  /** The processes the collector matched last: followed until they exit or the next call. */
+  follow(processes: readonly WatchedProcess[]): void {
+    this.known = processes.map((p) => ({ pid: p.pid, comm: p.comm }));
+    if (this.known.length === 0) return this.stop();
+    this.timer ??= setInterval(() => this.tick(), this.options.intervalMs ?? 200).unref();
+  }
+
+  /** One liveness pass (the timer's; tests call it directly). */
+  tick(): void {
+    const gone = this.known.filter((p) => !this.alive(p.pid));
+    if (gone.length === 0) return;
+    this.known = this.known.filter((p) => !gone.includes(p));
+    // Only now, on an exit, is the socket table read: is the API server still listening?
+    const server = this.listener(this.options.targetUrl);
+    const serverLives = server !== undefined && !gone.some((p) => p.pid === server);
+    if (serverLives) {
+      for (const p of gone) this.options.onEngineExit(`vLLM process ${p.pid} (${p.comm}) exited while the API server (pid ${server}) still listened`, Date.now());
+    }
+    if (this.known.length === 0) this.stop();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
