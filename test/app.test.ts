@@ -98,7 +98,7 @@ describe('daemon against the emulator', () => {
     expect(up).toBe(true);
     // Serving again is named as a restart, with the first (cold) TTFT once the probe has run.
     const restarted = await waitFor(async () => {
-      const s = (await d.status()).body as unknown as { state: string; cause: string };
+      const s = (await d.status()).body;
       return s.state === 'restarted' && /cold/.test(s.cause) ? s : undefined;
     }, 8000);
     expect(restarted?.cause).toMatch(/^vLLM restarted at \d\d:\d\d:\d\d \(reachable again after being unreachable\) and serves again; first TTFT after it [\d.]+ s \(cold\)$/);

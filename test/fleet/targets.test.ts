@@ -89,7 +89,7 @@ test('a wedged target (/health 200, headers but no token) is named as wedged or 
     const s = await daemon.status();
     return s.body.reasons[0]?.startsWith(`${a.url}: wedged: engine wedged or saturated`) ? s : undefined;
   }, 15_000);
-  expect((wedged!.body as unknown as { state: string }).state).toBe('wedged');
+  expect(wedged!.body.state).toBe('wedged');
   expect(wedged!.body.reasons[0]).toMatch(new RegExp(`^${re(a.url)}: wedged: engine wedged or saturated: /health 200 but the last \\d+ probe requests got response headers and no token within 0\\.9 s \\(without vLLM's /metrics a stopped engine and a full one look the same\\)`));
   expect(wedged!.body.checks.find((c) => c.name === `target:${b.url}`)?.status).toBe('healthy');
   expect(sample(await daemon.metrics(), 'vllm_probe_engine_wedged', { target: a.url, signature: 'no_token_after_headers' })).toBe(1);

@@ -10,7 +10,7 @@ export interface RunningDaemon {
   done: Promise<void>;
   stop(): Promise<void>;
   metrics(): Promise<string>;
-  status(): Promise<{ code: number; body: { status: string; reasons: string[]; checks: Array<{ name: string; status: string; reason: string }> } }>;
+  status(): Promise<{ code: number; body: { status: string; state: string; cause: string; since: string; evidence: string[]; recent: string[]; reasons: string[]; checks: Array<{ name: string; status: string; reason: string }> } }>;
 }
 
 /** Fast intervals for tests; every key can be overridden. */
