@@ -191,7 +191,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   const answeredNow = last?.answered === true;
   const health = ev.health.at(-1);
   const healthBad = health !== undefined && health.status !== undefined && health.status !== 200 && now - health.at <= freshMs;
-  const deathSinceServing = ev.engineDeath && ev.engineDeath.at >= (ev.lastServingAt ?? 0) - 1000 ? ev.engineDeath : undefined;
+  const deathSinceServing = ev.engineDeath && ev.engineDeath.at >= (ev.lastServingAt ?? 0) - 2000 ? ev.engineDeath : undefined;
 
   // 3–5. Nothing serves.
   if ((!answeredNow && failing.n >= 2) || (!answeredNow && processes?.count === 0) || healthBad) {

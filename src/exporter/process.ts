@@ -87,6 +87,7 @@ export class VllmProcessCollector implements Collector {
     // The GPU matcher takes nvidia-smi rows; a /proc entry is described by its name, as nvidia-smi does.
     const matched = match.ok ? procs.filter((p) => p.pid !== process.pid && match.matcher.matches({ pid: p.pid, process_name: p.comm, gpu_uuid: '', used_memory_bytes: null })) : [];
     if (matched.length === 0) {
+      const seen = this.lastMatched;
       this.lastMatched = [];
       this.onMatched([]);
       const labels = this.labels();
@@ -95,6 +96,11 @@ export class VllmProcessCollector implements Collector {
       const why = !match.ok
         ? match.error
         : `no process matches ${match.matcher.description} among the ${procs.length} visible from here; in a Kubernetes sidecar set shareProcessNamespace: true on the pod (docs/deploy.md)`;
+      if (seen.length && (match.ok || !match.self)) {
+        // It was seen a scrape ago: gone is a fact about vLLM, not a blind spot of this sidecar.
+        this.mark('vllm_process', 'unhealthy', `vLLM's processes are gone (last seen: pids ${seen.map((p) => p.pid).join(', ')}): ${match.ok ? `${match.matcher.description} matches none now` : match.error}`);
+        throw new NoDataError(`vLLM's processes are gone`, { reason: 'not_visible' });
+      }
       // Not a judgement of vLLM: the check cannot run here, and says so.
       this.mark('vllm_process', 'skipped', !match.ok && match.self ? `not applicable: ${why}` : `vLLM process not visible: ${why}`);
       // Nothing was read, so the source is not up (the runner sets source_up 0 and logs this once).

@@ -3,8 +3,9 @@
  * project's own scripts. The venv must exist (scripts/real-vllm/setup, run by .ci/run).
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { parseProcStat } from '../../src/host/proc.js';
 import { freePort } from '../helpers/prometheus.js';
 
 const run = promisify(execFile);
@@ -39,4 +40,37 @@ export async function realVllm(port?: number): Promise<RealVllm> {
     restartCommand: () => `scripts/real-vllm/restart ${args.join(' ')}`,
   };
   return self;
+}
+
+/** pid → [ppid, comm] for every visible process. */
+export function processTable(): Map<number, [number, string]> {
+  const out = new Map<number, [number, string]>();
+  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const s = parseProcStat(readFileSync(`/proc/${name}/stat`, 'utf8'));
+      if (s) out.set(Number(name), [s.ppid, s.comm]);
+    } catch {
+      /* exited */
+    }
+  }
+  return out;
+}
+
+/** `root` and every process below it, sorted. */
+export function treeOf(root: number): number[] {
+  const table = processTable();
+  const out = [root];
+  for (let i = 0; i < out.length; i++) for (const [pid, [ppid]] of table) if (ppid === out[i]) out.push(pid);
+  return out.sort((a, b) => a - b);
+}
+
+/** The API server's pid (scripts/real-vllm/start writes it). */
+export function serverPid(vllm: RealVllm): number {
+  return Number(readFileSync(`.cache/vllm-${vllm.port}.pid`, 'utf8').trim());
+}
+
+/** vLLM's engine process (`VLLM::EngineCore`, comm cut to 15 characters) under the API server. */
+export function engineCorePid(vllm: RealVllm): number | undefined {
+  const table = processTable();
+  return treeOf(serverPid(vllm)).find((pid) => table.get(pid)?.[1].startsWith('VLLM::EngineCor'));
 }

@@ -93,6 +93,13 @@ describe('vLLM found by fact and a stopped engine named', () => {
       expect(tookS).toBeLessThanOrEqual(3 * PROBE_INTERVAL_S + 2 * 1.9 + 2); // 3 intervals, the probe timeouts, one scrape
       expect(named!.code).toBe(503);
       expect(named!.body.reasons[0]).toMatch(/^engine wedged: \/health 200 but/);
+      // The one diagnosis says the same, in the first line an on-call engineer reads.
+      const wedged = await waitFor(async () => {
+        const s = await daemon.status();
+        return s.body.state === 'wedged' ? s : undefined;
+      }, 10_000, 200);
+      expect(wedged?.code).toBe(503);
+      expect(wedged?.body.cause).toMatch(/^engine wedged: \/health 200 but /);
       // No check is healthy about what it could not get: latency and prefix caching need
       // successful probes, and there were none since the stop.
       const byName = Object.fromEntries(named!.body.checks.map((c) => [c.name, c]));

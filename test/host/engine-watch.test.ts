@@ -1,0 +1,61 @@
+/**
+ * The engine watch tells a crash (the engine exits while the API server still listens) from a
+ * stop (the listening socket closes first), on real processes for liveness.
+ */
+import { spawn } from 'node:child_process';
+import { describe, expect, test } from 'vitest';
+import { EngineWatch, processAlive } from '../../src/host/engine-watch.js';
+import { waitFor } from '../helpers/daemon.js';
+
+describe('engine watch', () => {
+  test('an engine process that exits while the API server listens is reported once, with both pids', async () => {
+    const engine = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const exits: string[] = [];
+    const watch = new EngineWatch({ targetUrl: 'http://127.0.0.1:8000', onEngineExit: (w) => exits.push(w), intervalMs: 20, listener: () => process.pid });
+    watch.follow([
+      { pid: process.pid, comm: 'node' },
+      { pid: engine.pid!, comm: 'VLLM::EngineCor' },
+    ]);
+    await waitFor(async () => processAlive(engine.pid!), 5000);
+    engine.kill('SIGKILL');
+    expect(await waitFor(async () => exits.length > 0, 5000)).toBe(true);
+    watch.tick();
+    watch.stop();
+    expect(exits).toEqual([`vLLM process ${engine.pid} (VLLM::EngineCor) exited while the API server (pid ${process.pid}) still listened`]);
+  });
+
+  test('a stop (nothing listens any more when the engine goes) is not a crash', () => {
+    const alive = new Set([100, 101]);
+    const exits: string[] = [];
+    const watch = new EngineWatch({ targetUrl: 'http://127.0.0.1:8000', onEngineExit: (w) => exits.push(w), alive: (pid) => alive.has(pid), listener: () => undefined });
+    watch.follow([
+      { pid: 100, comm: 'python3' },
+      { pid: 101, comm: 'VLLM::EngineCor' },
+    ]);
+    alive.delete(101);
+    watch.tick();
+    alive.delete(100);
+    watch.tick();
+    watch.stop();
+    expect(exits).toEqual([]);
+  });
+
+  test('the API server exiting with its engine in one pass is not a crash either', () => {
+    const exits: string[] = [];
+    const watch = new EngineWatch({ targetUrl: 'http://127.0.0.1:8000', onEngineExit: (w) => exits.push(w), alive: () => false, listener: () => 100 });
+    watch.follow([
+      { pid: 100, comm: 'python3' },
+      { pid: 101, comm: 'VLLM::EngineCor' },
+    ]);
+    watch.tick();
+    watch.stop();
+    expect(exits).toEqual([]);
+  });
+
+  test('processAlive: this process yes, a reaped child no', async () => {
+    expect(processAlive(process.pid)).toBe(true);
+    const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+    await new Promise((r) => child.once('exit', r));
+    expect(processAlive(child.pid!)).toBe(false);
+  });
+});
