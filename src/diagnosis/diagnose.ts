@@ -201,19 +201,19 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
     if (deathSinceServing) {
       return {
         state: 'crashed',
-        cause: `vLLM's engine died at ${clock(deathSinceServing.at)}: ${short(deathSinceServing.words)}; now ${what}; restart vLLM (its log has the stack trace)`,
+        cause: `vLLM's engine died at ${clock(deathSinceServing.at)}: ${short(deathSinceServing.words, 100)}; now ${what}`,
         evidence: [deathSinceServing.words, what, ...(processWords ? [processWords] : ['no vLLM process left'])],
         since: deathSinceServing.at,
       };
     }
     if (processWords && !healthBad) {
-      return { state: 'starting', cause: `vLLM is starting: ${processWords} but ${what}`, evidence: [what, processWords], ...(since !== undefined ? { since } : {}) };
+      return { state: 'starting', cause: `${processWords} but ${what}`, evidence: [what, processWords], ...(since !== undefined ? { since } : {}) };
     }
     if (healthBad) {
-      return { state: 'starting', cause: `vLLM is not ready: ${what} (loading the model, or the engine is gone)`, evidence: [what], ...(since !== undefined ? { since } : {}) };
+      return { state: 'starting', cause: `${what} (loading the model, or the engine is gone)`, evidence: [what], ...(since !== undefined ? { since } : {}) };
     }
     const gone = processes?.count === 0 ? '; no vLLM process runs' : '';
-    return { state: 'down', cause: `vLLM is down: ${what}${gone}`, evidence: [what, ...(failing.n ? [`${failing.n} tries in a row failed`] : [])], ...(since !== undefined ? { since } : {}) };
+    return { state: 'down', cause: `${what}${gone}`, evidence: [what, ...(failing.n ? [`${failing.n} tries in a row failed`] : [])], ...(since !== undefined ? { since } : {}) };
   }
 
   // 2b. The prober's own key or model: vLLM answers, just not to our config.
@@ -240,7 +240,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
     const refused = engine && engine.rejected > 0 ? `${plural(engine.rejected, 'request')} refused at admission in the last ${seconds(engine.preemptionSpanS * 1000)}` : `the probe was refused: ${retry?.detail ?? 'HTTP 429/503'}`;
     return {
       state: 'shedding',
-      cause: `vLLM is shedding load: ${refused}${next}; add replicas or raise --max-num-queued-reqs / --max-num-queued-tokens`,
+      cause: `${refused}${next}; add replicas or raise --max-num-queued-reqs / --max-num-queued-tokens`,
       evidence: [refused, ...(engine ? [queueWords(engine)] : [])],
     };
   }
@@ -255,7 +255,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
       const rate = engine.preemptions > 0 ? `${plural(engine.preemptions, 'preemption')} in the last ${seconds(span * 1000)} (${round((engine.preemptions / span) * 60, 1)}/min)` : 'no preemption yet';
       return {
         state: 'kv_pressure',
-        cause: `KV-cache pressure: ${rate}; ${kvWords(engine)}, ${queueWords(engine)}, ${flowWords(engine)}`,
+        cause: `${rate}; ${kvWords(engine)}, ${queueWords(engine)}, ${flowWords(engine)}`,
         evidence: [rate, kvWords(engine), queueWords(engine), flowWords(engine)],
       };
     }
@@ -263,7 +263,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
     if (engine.waitingOnLastTwo && (s.requests_running ?? 0) > 0) {
       return {
         state: 'saturated',
-        cause: `saturated: ${queueWords(engine)}, ${flowWords(engine)}; new requests queue (${kvWords(engine)})`,
+        cause: `${queueWords(engine)}, ${flowWords(engine)}; new requests queue (${kvWords(engine)})`,
         evidence: [queueWords(engine), flowWords(engine), kvWords(engine)],
       };
     }

@@ -139,7 +139,8 @@ export class Evidence {
     else if (o.success || o.status !== undefined) this.answered(o.at, true);
     if (o.success && o.kind !== 'models') this.lastServingAt = Math.max(this.lastServingAt ?? 0, o.at);
     if (!o.success && o.status !== undefined && o.status >= 500 && ENGINE_DEAD.test(o.detail ?? '')) {
-      this.engineDeath = { at: o.at, words: `a ${o.kind} request got HTTP ${o.status}: ${o.detail ?? ''}` };
+      const detail = (o.detail ?? '').replace(new RegExp(`^HTTP ${o.status}:\\s*`), '');
+      this.engineDeath = { at: o.at, words: `a ${o.kind} request got HTTP ${o.status}: ${detail}` };
     }
     this.onRecord();
   }
