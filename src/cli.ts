@@ -11,7 +11,7 @@ import { runDaemon } from './app.js';
 import { ConfigError, defaultConfig, formatDuration, loadConfig, parseConfig, parseDuration, parseListen, RUNBOOK_PLACEHOLDER } from './config.js';
 import { SourceError } from './errors.js';
 import { redactUrl } from './reason.js';
-import { FAULT_MODES, type FaultMode } from './emulator/faults.js';
+import { FAULT_MODES, FAULTS, type FaultMode } from './emulator/faults.js';
 import { parseExposition } from './vllm/exposition.js';
 import { runGpuCommand } from './gpu/command.js';
 import { loadWebConfig } from './exporter/web-config.js';
@@ -91,8 +91,14 @@ Runs the vLLM emulator alone: /v1/completions, /v1/chat/completions, /v1/models,
   --enable-scale-out      serve /v1/completions/render and /v1/chat/completions/render
   --max-num-queued-reqs N answer 503 when N requests are already running or waiting
   --custom-histogram-buckets JSON  e.g. '{"time_to_first_token":[0.1,0.3,1,3]}'
-  --fault MODE            start in a fault mode: ${FAULT_MODES.join(', ')}
-  --fault-delay-ms N      delay for slow_first_token / metrics_slow
+  --enable-sleep-mode     vLLM's --enable-sleep-mode with VLLM_SERVER_DEV_MODE=1: POST /sleep?level=1|2,
+                          POST /wake_up[?tags=weights|kv_cache], GET /is_sleeping, POST /collective_rpc
+  --fault MODE            start in a fault mode (below)
+  --fault-delay-ms N      the mode's delay, where it has one (below)
+  --fault-after-ms N      serve normally for N ms first, then the fault (a crash seen coming)
+
+Fault modes:
+${FAULT_MODES.map((m) => `  ${m.padEnd(20)}  ${FAULTS[m]}`).join('\n')}
 
 Faults can be changed at run time: curl -XPOST URL/_emulator/fault -d '{"mode":"http_500"}';
 POST /_emulator/restart simulates a vLLM restart.
@@ -264,7 +270,7 @@ const COMMANDS: Record<string, Command> = {
     const { values } = parse(args, { listen: { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP.demo!), 0;
     const { Emulator } = await import('./emulator/server.js');
-    const emulator = new Emulator({ model: 'demo-model' });
+    const emulator = new Emulator({ model: 'demo-model', enableSleepMode: true });
     const emulatorUrl = await emulator.listen(0, '127.0.0.1');
     const config = parseConfig(
       {
@@ -300,6 +306,8 @@ const COMMANDS: Record<string, Command> = {
               '',
               `Try a fault: curl -XPOST ${emulatorUrl.origin}/_emulator/fault -d '{"mode":"http_500"}'`,
               `and back:    curl -XPOST ${emulatorUrl.origin}/_emulator/fault -d '{"mode":"none"}'`,
+              `  (each state has one: kv_pressure, saturated, shedding, engine_dead, wedge …; vllm-probe emulate --help)`,
+              `Sleep mode:  curl -XPOST '${emulatorUrl.origin}/sleep?level=1'   and   curl -XPOST ${emulatorUrl.origin}/wake_up`,
               'Ctrl-C to stop.',
               '',
             ].join('\n'),
@@ -328,6 +336,8 @@ const COMMANDS: Record<string, Command> = {
       'enable-scale-out': { type: 'boolean' },
       'max-num-queued-reqs': { type: 'string' },
       'custom-histogram-buckets': { type: 'string' },
+      'enable-sleep-mode': { type: 'boolean' },
+      'fault-after-ms': { type: 'string' },
     });
     if (values.help) return io.stdout(COMMAND_HELP.emulate!), 0;
     const listen = parseConfig({ listen: values.listen ?? '127.0.0.1:8000' }, '--listen').listen;
@@ -364,6 +374,8 @@ const COMMANDS: Record<string, Command> = {
       perRequestMetrics: values['enable-per-request-metrics'] === true,
       requestIdHeaders: values['enable-request-id-headers'] === true,
       enableScaleOut: values['enable-scale-out'] === true,
+      enableSleepMode: values['enable-sleep-mode'] === true,
+      ...(values['fault-after-ms'] ? { faultAfterMs: int('fault-after-ms', values['fault-after-ms'])! } : {}),
       ...(values['max-num-queued-reqs'] ? { maxNumQueuedReqs: int('max-num-queued-reqs', values['max-num-queued-reqs'])! } : {}),
       ...(customHistogramBuckets ? { customHistogramBuckets } : {}),
       ...(values.fault ? { fault: { mode: values.fault as FaultMode, ...(values['fault-delay-ms'] ? { delayMs: int('fault-delay-ms', values['fault-delay-ms'])! } : {}) } } : {}),

@@ -83,6 +83,8 @@ export class EngineMetrics {
   running = 0;
   waiting = 0;
   kvUsage = 0;
+  /** vllm:engine_sleep_state, one value per sleep_state label, as AsyncLLM's record_sleep_state sets them. */
+  sleepState = { awake: 1, weights_offloaded: 0, discard_all: 0 };
   readonly counters = {
     prompt_tokens: 0,
     generation_tokens: 0,
@@ -181,9 +183,9 @@ export class EngineMetrics {
       [{ ...base, reason: 'deferred' }, 0],
     ]);
     gauge('vllm:engine_sleep_state', 'Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is awake; weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.', [
-      [{ ...base, sleep_state: 'awake' }, 1],
-      [{ ...base, sleep_state: 'weights_offloaded' }, 0],
-      [{ ...base, sleep_state: 'discard_all' }, 0],
+      [{ ...base, sleep_state: 'awake' }, this.sleepState.awake],
+      [{ ...base, sleep_state: 'weights_offloaded' }, this.sleepState.weights_offloaded],
+      [{ ...base, sleep_state: 'discard_all' }, this.sleepState.discard_all],
     ]);
     gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', [[base, this.kvUsage]]);
     counter('vllm:prefix_cache_queries', 'Prefix cache queries, in terms of number of queried tokens.', [[base, c.prefix_cache_queries]]);

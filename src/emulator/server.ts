@@ -46,11 +46,44 @@ export interface EmulatorOptions {
   customHistogramBuckets?: CustomBuckets;
   /** vLLM --enable-scale-out: serves /v1/completions/render and /v1/chat/completions/render (403 otherwise). */
   enableScaleOut?: boolean;
+  /**
+   * vLLM --enable-sleep-mode with VLLM_SERVER_DEV_MODE=1: serves POST /sleep, POST /wake_up,
+   * GET /is_sleeping and POST /collective_rpc (404 otherwise, as vLLM without them).
+   */
+  enableSleepMode?: boolean;
   fault?: Fault;
+  /** Serve normally for this long after listen(), then switch to `fault` (a crash the daemon saw coming). */
+  faultAfterMs?: number;
 }
 
 /** vLLM's QueueOverflowError text (vllm/exceptions.py), sent with HTTP 503. */
 export const QUEUE_FULL_MESSAGE = 'The engine is currently busy and cannot accept new requests. Please try again later or on a different instance.';
+
+/** What vLLM answers (HTTP 500) once its EngineCore process died (EngineDeadError, measured on 0.26 CUDA). */
+export const ENGINE_DEAD_MESSAGE = 'EngineCore encountered an issue. See stack trace (above) for the root cause.';
+
+/** How long /sleep and /wake_up take (measured 0.02–0.12 s and 0.03 s on vLLM 0.26 with a small model). */
+const SLEEP_CALL_MS = 30;
+
+/**
+ * Other clients' load in the modes that reproduce a busy vLLM: what its gauges read and how
+ * fast its counters grow, after `t` seconds in the mode. The numbers follow the measured runs
+ * (vllm-states.md): KV pressure 3–4 running, ~60 waiting for capacity, KV 0.95–0.998, ~260
+ * tok/s, a preemption every ~5 s; saturation at --max-num-seqs with a growing queue and KV ≤ 0.8.
+ */
+function backgroundLoad(mode: FaultMode, t: number, o: { maxNumSeqs: number; itlMs: number; batchSlowdown: number }) {
+  const full = { running: o.maxNumSeqs, kv: 0.78, tokensPerSecond: (o.maxNumSeqs * 1000) / (o.itlMs * (1 + o.batchSlowdown * (o.maxNumSeqs - 1))), preemptionsPerSecond: 0 };
+  switch (mode) {
+    case 'kv_pressure':
+      return { running: Math.min(4, o.maxNumSeqs), waiting: 60, kv: 0.974 + 0.024 * Math.sin(t), tokensPerSecond: 260, preemptionsPerSecond: 0.2, rejectionsPerSecond: 0 };
+    case 'saturated':
+      return { ...full, waiting: Math.min(4 * o.maxNumSeqs, 16 + Math.floor(2 * t)), rejectionsPerSecond: 0 };
+    case 'shedding':
+      return { ...full, waiting: o.maxNumSeqs, rejectionsPerSecond: 2 };
+    default:
+      return undefined;
+  }
+}
 
 const WORDS = ['the', 'sea', 'is', 'calm', 'and', 'blue', 'under', 'a', 'wide', 'sky', 'waves', 'roll', 'softly', 'onto', 'warm', 'sand'];
 /** Resolves after `ms` or on abort; removes its listener so long streams do not pile them up. */
@@ -74,9 +107,26 @@ function errorBody(status: number, type: string, message: string, param: string 
 
 export class Emulator {
   readonly options: Required<Omit<EmulatorOptions, 'apiKey' | 'fault' | 'maxNumQueuedReqs'>> & { apiKey?: string; maxNumQueuedReqs?: number };
-  fault: Fault;
   metrics!: EngineMetrics;
   cache!: PrefixCache;
+  /** Called for every request received, before it is answered (tests count what reaches vLLM). */
+  onRequest: (method: string, path: string) => void = () => undefined;
+  private currentFault: Fault = { mode: 'none' };
+  private readonly pendingFault: Fault | undefined;
+  private faultTimer: NodeJS.Timeout | undefined;
+  private deathTimer: NodeJS.Timeout | undefined;
+  /** When the current fault began, and when the background load's counters were last advanced (ms). */
+  private faultSince = Date.now();
+  private loadAdvancedAt = Date.now();
+  /** Fractions of counter increments not yet whole. Preemptions start half-way: the first comes sooner. */
+  private readonly carry = { tokens: 0, preemptions: 0.5, rejections: 0 };
+  /** Requests made to wait behind the background load of kv_pressure / saturated (they count as waiting). */
+  private behindLoad = 0;
+  /** Sleep mode: the level and the tags still asleep (vLLM's executor sleeping_tags); undefined while awake. */
+  private sleeping: { level: number; tags: Set<string> } | undefined;
+  /** Requests that arrived while asleep: not in any engine gauge (vLLM 0.26 shows 0 waiting). */
+  private heldAsleep = 0;
+  private wakeWaiters: Array<() => void> = [];
   private cold = true;
   private running = 0;
   /** Requests a wedged engine holds: they stay "running" after the client gives up. */
@@ -105,11 +155,42 @@ export class Emulator {
       requestIdHeaders: options.requestIdHeaders ?? false,
       customHistogramBuckets: options.customHistogramBuckets ?? {},
       enableScaleOut: options.enableScaleOut ?? false,
+      enableSleepMode: options.enableSleepMode ?? false,
+      faultAfterMs: options.faultAfterMs ?? 0,
       ...(options.maxNumQueuedReqs !== undefined ? { maxNumQueuedReqs: options.maxNumQueuedReqs } : {}),
       ...(options.apiKey ? { apiKey: options.apiKey } : {}),
     };
-    this.fault = options.fault ?? { mode: 'none' };
     this.restart();
+    if (options.faultAfterMs) this.pendingFault = options.fault;
+    else if (options.fault) this.fault = options.fault;
+  }
+
+  get fault(): Fault {
+    return this.currentFault;
+  }
+
+  /** Switches the fault mode; engine_dead closes the listener `delayMs` (default 1400) later. */
+  set fault(f: Fault) {
+    this.advanceLoad();
+    if (f.mode !== this.currentFault.mode) {
+      this.faultSince = Date.now();
+      this.carry.preemptions = 0.5;
+    }
+    this.currentFault = f;
+    this.scheduleDeath();
+  }
+
+  /** vLLM's API server shuts itself down after its engine died: 1.4 s on an H100 (vllm-states.md). */
+  private scheduleDeath(): void {
+    clearTimeout(this.deathTimer);
+    this.deathTimer = undefined;
+    if (this.currentFault.mode !== 'engine_dead' || !this.server) return;
+    this.deathTimer = setTimeout(() => void this.close(), this.currentFault.delayMs ?? 1400);
+  }
+
+  /** Whether sleep mode has the engine asleep now (what GET /is_sleeping says). */
+  get isSleeping(): boolean {
+    return this.sleeping !== undefined;
   }
 
   /** Simulates a process restart: counters, cache and start time reset; next request is cold. */
@@ -118,6 +199,9 @@ export class Emulator {
     this.metrics = new EngineMetrics(o.model, o.maxModelLen, { blockSize: o.blockSize, numGpuBlocks: o.numGpuBlocks, prefixCaching: o.prefixCaching }, Date.now() / 1000, o.customHistogramBuckets, metricSetOf(o.version));
     this.cache = new PrefixCache(o.blockSize, o.numGpuBlocks, o.prefixCaching);
     this.cold = true;
+    // A new process starts awake.
+    this.sleeping = undefined;
+    for (const wake of this.wakeWaiters.splice(0)) wake();
   }
 
   async listen(port = 0, host = '127.0.0.1'): Promise<URL> {
@@ -131,23 +215,60 @@ export class Emulator {
       this.server!.listen(port, host, () => resolve());
     });
     const addr = this.server.address() as AddressInfo;
+    if (this.pendingFault) {
+      const pending = this.pendingFault;
+      this.faultTimer = setTimeout(() => (this.fault = pending), this.options.faultAfterMs);
+    }
+    this.scheduleDeath();
     return new URL(`http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`);
   }
 
   async close(): Promise<void> {
-    if (!this.server) return;
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    clearTimeout(this.faultTimer);
+    clearTimeout(this.deathTimer);
+    const server = this.server;
+    if (!server) return;
     this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
   private updateKvUsage(): void {
+    // A sleeping engine takes no step, so vLLM's gauges keep what its last step said.
+    if (this.sleeping) return;
     // Usage is dominated by running sequences; cached free blocks do not count as used.
     const inFlightBlocks = this.running * Math.ceil(256 / this.options.blockSize);
-    this.metrics.kvUsage = Math.min(1, inFlightBlocks / this.options.numGpuBlocks);
+    const bg = backgroundLoad(this.fault.mode, (Date.now() - this.faultSince) / 1000, this.options);
+    this.metrics.kvUsage = Math.min(1, Math.max(bg?.kv ?? 0, inFlightBlocks / this.options.numGpuBlocks));
     if (this.fault.mode !== 'wedge') this.stuck = 0;
-    this.metrics.running = this.running + this.stuck;
-    this.metrics.waiting = this.queue.length;
+    this.metrics.running = this.running + this.stuck + (bg?.running ?? 0);
+    this.metrics.waiting = this.queue.length + this.behindLoad + (bg?.waiting ?? 0);
+  }
+
+  /** Adds what the background load generated, preempted and had refused since the last call. */
+  private advanceLoad(now = Date.now()): void {
+    const dt = Math.max(0, (now - this.loadAdvancedAt) / 1000);
+    this.loadAdvancedAt = now;
+    const bg = this.sleeping ? undefined : backgroundLoad(this.fault.mode, (now - this.faultSince) / 1000, this.options);
+    if (!bg) return;
+    const whole = (key: keyof typeof this.carry, rate: number) => {
+      this.carry[key] += rate * dt;
+      const n = Math.floor(this.carry[key]);
+      this.carry[key] -= n;
+      return n;
+    };
+    this.metrics.counters.generation_tokens += whole('tokens', bg.tokensPerSecond);
+    this.metrics.counters.num_preemptions += whole('preemptions', bg.preemptionsPerSecond);
+    this.metrics.admissionRejections.max_num_queued_reqs += whole('rejections', bg.rejectionsPerSecond);
+  }
+
+  /** Resolves once sleep mode has the engine awake again (at once when it is), or on abort. */
+  private async untilAwake(signal: AbortSignal): Promise<void> {
+    if (!this.sleeping || signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      this.wakeWaiters.push(resolve);
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
   }
 
   private async acquireSlot(signal: AbortSignal): Promise<boolean> {
@@ -183,6 +304,7 @@ export class Emulator {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname.replace(/\/$/, '') || '/';
+    this.onRequest(req.method ?? 'GET', path);
     // vLLM's XRequestIdMiddleware: on every response, the request's own id or a fresh uuid4 hex.
     if (this.options.requestIdHeaders) res.setHeader('x-request-id', headerValue(req, 'x-request-id') ?? randomUUID().replace(/-/g, ''));
     if (path.startsWith('/v1') && this.options.apiKey) {
@@ -195,7 +317,7 @@ export class Emulator {
       case 'GET /health':
       case 'GET /ping':
       case 'POST /ping':
-        res.writeHead(this.fault.mode === 'health_503' ? 503 : 200).end();
+        res.writeHead(this.fault.mode === 'health_503' || this.fault.mode === 'engine_dead' ? 503 : 200).end();
         return;
       case 'GET /version':
         return this.json(res, 200, JSON.stringify({ version: this.options.version }));
@@ -223,12 +345,65 @@ export class Emulator {
         this.fault = { mode: mode as FaultMode, ...(typeof delay === 'number' ? { delayMs: delay } : {}) };
         return this.json(res, 200, JSON.stringify(this.fault));
       }
+      case 'POST /sleep':
+      case 'POST /wake_up':
+      case 'GET /is_sleeping':
+      case 'POST /collective_rpc':
+        if (!this.options.enableSleepMode) return this.json(res, 404, JSON.stringify({ detail: 'Not Found' }));
+        return this.sleepModeRoute(path, url, req, res);
       case 'POST /_emulator/restart':
         this.restart();
         return this.json(res, 200, '{"restarted":true}');
       default:
         return this.json(res, 404, JSON.stringify({ detail: 'Not Found' }));
     }
+  }
+
+  /**
+   * vLLM's sleep-mode dev endpoints as measured on 0.26 (vllm-states.md "Sleep mode") and as
+   * AsyncLLM.sleep / wake_up do them: the sleep state gauge follows each call (any wake_up call
+   * sets it awake, even one that wakes only some tags), while /is_sleeping stays true until every
+   * tag is awake, and requests wait until then.
+   */
+  private async sleepModeRoute(path: string, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (path === '/is_sleeping') return this.json(res, 200, JSON.stringify({ is_sleeping: this.isSleeping }));
+    if (path === '/collective_rpc') {
+      const body = (await readJson(req)) as { method?: unknown } | undefined;
+      // Only the step of a level-2 wake-up is emulated; vLLM fails other worker methods with 500 too when they do not exist.
+      if (body?.method !== 'reload_weights') return void res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('Internal Server Error');
+      await sleep(SLEEP_CALL_MS);
+      return this.json(res, 200, JSON.stringify({ results: [null] }));
+    }
+    if (path === '/sleep') {
+      const level = Number(url.searchParams.get('level') ?? '1');
+      // vLLM does int(level): anything else is an unhandled ValueError.
+      if (!Number.isInteger(level)) return void res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('Internal Server Error');
+      if (!this.sleeping) {
+        this.updateKvUsage();
+        this.advanceLoad();
+        this.sleeping = { level, tags: new Set(['weights', 'kv_cache']) };
+        // Both levels discard the KV cache (level 1 offloads the weights, level 2 drops them too).
+        this.cache.clear();
+      }
+      await sleep(SLEEP_CALL_MS);
+      this.metrics.sleepState = { awake: 0, weights_offloaded: level === 1 ? 1 : 0, discard_all: level === 2 ? 1 : 0 };
+      return void res.writeHead(200, { 'content-length': '0' }).end();
+    }
+    const tags = url.searchParams.getAll('tags');
+    if (this.sleeping && tags.every((t) => this.sleeping!.tags.has(t))) {
+      await sleep(SLEEP_CALL_MS);
+      if (tags.length) for (const t of tags) this.sleeping.tags.delete(t);
+      else this.sleeping.tags.clear();
+      if (this.sleeping.tags.size === 0) {
+        this.sleeping = undefined;
+        this.loadAdvancedAt = Date.now();
+        const waiters = this.wakeWaiters;
+        this.wakeWaiters = [];
+        for (const w of waiters) w();
+      }
+    }
+    this.metrics.sleepState = { awake: 1, weights_offloaded: 0, discard_all: 0 };
+    return void res.writeHead(200, { 'content-length': '0' }).end();
   }
 
   private json(res: ServerResponse, status: number, body: string): void {
@@ -285,6 +460,7 @@ export class Emulator {
       return void res.end();
     }
     this.updateKvUsage();
+    this.advanceLoad();
     res.writeHead(200, headers).end(this.metrics.render());
   }
 
@@ -357,7 +533,7 @@ export class Emulator {
 
   /** Unfinished requests as vLLM's admission check counts them: running plus waiting. */
   private get unfinished(): number {
-    return this.running + this.queue.length;
+    return this.running + this.queue.length + this.behindLoad + this.heldAsleep;
   }
 
   /**
@@ -416,10 +592,38 @@ export class Emulator {
     if (mode === 'never_headers') return; // hold the socket; the client's timeout must fire
     if (mode === 'http_500') return this.json(res, 500, errorBody(500, 'InternalServerError', 'emulated internal error'));
     if (mode === 'http_503') return this.json(res, 503, errorBody(503, 'ServiceUnavailableError', 'emulated: service unavailable'));
+    if (mode === 'engine_dead') return this.json(res, 500, errorBody(500, 'InternalServerError', ENGINE_DEAD_MESSAGE));
+    if (mode === 'shedding') {
+      this.metrics.admissionRejections.max_num_queued_reqs++;
+      if (this.fault.delayMs !== undefined) res.setHeader('retry-after', String(Math.ceil(this.fault.delayMs / 1000)));
+      return this.json(res, 503, errorBody(503, 'Service Unavailable', QUEUE_FULL_MESSAGE));
+    }
 
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     const arrival = performance.now();
+    const sse = () => {
+      if (res.headersSent) return;
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+      res.flushHeaders();
+    };
+    if (this.sleeping) {
+      // vLLM 0.26 asleep: a stream gets its headers at once, and every request waits, unanswered
+      // and in no gauge, until the engine is awake again.
+      if (stream) sse();
+      this.heldAsleep++;
+      await this.untilAwake(abort.signal);
+      this.heldAsleep--;
+      if (abort.signal.aborted) return;
+    }
+    if (mode === 'kv_pressure' || mode === 'saturated') {
+      // A new request queues behind the others' load (measured TTFT: 54 s p50 under KV pressure, 0.8–4 s saturated).
+      if (stream) sse();
+      this.behindLoad++;
+      await sleep(this.fault.delayMs ?? (mode === 'kv_pressure' ? 30_000 : 1000), abort.signal);
+      this.behindLoad--;
+      if (abort.signal.aborted) return;
+    }
     if (!(await this.acquireSlot(abort.signal))) return;
     try {
       const scheduled = performance.now();
@@ -444,6 +648,7 @@ export class Emulator {
       if (!stream) {
         // Non-streaming: one JSON body after the whole generation.
         await sleep(ttftMs + maxTokens * this.options.itlMs * load, abort.signal);
+        await this.untilAwake(abort.signal);
         if (abort.signal.aborted) return;
         const out = Array.from({ length: maxTokens }, (_, i) => ` ${WORDS[(tokens.length + i) % WORDS.length]}`).join('');
         const end = performance.now();
@@ -457,14 +662,14 @@ export class Emulator {
         return this.json(res, 200, JSON.stringify({ id, object: chat ? 'chat.completion' : 'text_completion', created, model: this.options.model, choices: [choice], usage, ...metrics }));
       }
 
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
-      res.flushHeaders();
+      sse();
       if (mode === 'wedge') this.stuck++;
       if (mode === 'stall_after_headers' || mode === 'wedge') {
         await new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
         return;
       }
       await sleep(ttftMs, abort.signal);
+      await this.untilAwake(abort.signal);
       if (abort.signal.aborted) return;
       const firstToken = performance.now();
       if (mode === 'garbled_sse') {
@@ -478,6 +683,7 @@ export class Emulator {
       if (mode !== 'empty_completion') {
         for (let i = 0; i < maxTokens; i++) {
           if (i > 0) await sleep(this.options.itlMs * (1 + this.options.batchSlowdown * (this.running - 1)), abort.signal);
+          await this.untilAwake(abort.signal);
           if (abort.signal.aborted) return;
           const word = ` ${WORDS[(tokens.length + i) % WORDS.length]}`;
           const last = i === maxTokens - 1;
