@@ -233,7 +233,8 @@ export class StatusBoard {
         state.failingSince = undefined;
       }
       // A probe sent before the engine woke up waited through the sleep: that is not latency.
-      const slept = this.evidence.lastWakeAt !== undefined && startedAt <= this.evidence.lastWakeAt;
+      // vLLM answers it ~10 ms after /wake_up, before any scrape sees the engine awake.
+      const slept = this.evidence.seenAsleep || (this.evidence.lastWakeAt !== undefined && startedAt <= this.evidence.lastWakeAt);
       if (ttftSeconds !== undefined && probe === 'ttft' && !slept) this.ttftSamples.push({ at: now.getTime(), seconds: ttftSeconds });
     } else {
       if (probe === 'ttft') this.ttftFailures.push(now.getTime());

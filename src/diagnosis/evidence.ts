@@ -189,6 +189,11 @@ export class Evidence {
     return this.wokeAt;
   }
 
+  /** Whether the last scrape that said anything of sleep said the engine sleeps. */
+  get seenAsleep(): boolean {
+    return this.asleepAt !== undefined && (this.wokeAt ?? -Infinity) < this.asleepAt;
+  }
+
   view(): EvidenceView {
     const probes: Record<string, ProbeObservation[]> = {};
     for (const [k, v] of this.probeLog) probes[k] = [...v];
