@@ -10,7 +10,7 @@ import { FileReadError } from './errors.js';
 import { readSmallFile } from './files.js';
 import { redactUrl } from './reason.js';
 import { z } from 'zod';
-import { HostMatcher, parseHostRule } from './fleet/allow.js';
+import { HostMatcher, parseHostRule } from './host-rules.js';
 
 export class ConfigError extends Error {
   constructor(

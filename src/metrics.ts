@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from './config.js';
-import { ReexportedHistogram } from './exporter/reexported-histogram.js';
+import { ReexportedHistogram } from './reexported-histogram.js';
 
 import { OUTCOMES } from './vllm/stream.js';
 export { OUTCOMES, type Outcome } from './vllm/stream.js';

@@ -1,7 +1,8 @@
 /**
  * The layout the style guide promises, checked on the source: one home for HTTP to vLLM, the
- * daemon free of bench code, and an import graph without cycles (type imports included: a
- * cycle of types is still two modules that cannot be understood apart).
+ * daemon free of bench code, an import graph without cycles (type imports included: a cycle of
+ * types is still two modules that cannot be understood apart), and folders that import one way
+ * only, down the LAYERS below (issue 26: three upward imports had tied 9 folders into one loop).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -57,6 +58,65 @@ function findCycle(g: Map<string, string[]>): string[] | undefined {
   return undefined;
 }
 
+/** A module's place at folder level: its folder under src/ (`fleet/`), or the file itself at the top. */
+const unit = (module: string) => (module.includes('/') ? `${module.split('/')[0]}/` : module);
+
+/** The folder-level graph: unit → the units it imports (itself left out), each with one example edge. */
+function folderGraph(g: Map<string, string[]>): Map<string, Map<string, string>> {
+  const out = new Map<string, Map<string, string>>();
+  for (const [from, deps] of g) {
+    const edges = out.get(unit(from)) ?? new Map<string, string>();
+    out.set(unit(from), edges);
+    for (const to of deps) if (unit(to) !== unit(from) && !edges.has(unit(to))) edges.set(unit(to), `${from} → ${to}`);
+  }
+  return out;
+}
+
+/**
+ * The allowed direction, lowest first: a unit imports only units of lower layers. A new folder or
+ * top-level file goes into the lowest layer above everything it imports; an import that would go
+ * up or sideways means the shared piece belongs lower down (as host-rules.ts, target-url.ts and
+ * reexported-histogram.ts were moved down out of fleet/ and exporter/).
+ */
+const LAYERS: string[][] = [
+  // Pure helpers: no imports from src/ but each other.
+  ['errors.ts', 'reason.ts', 'version.ts', 'stats.ts', 'schedule.ts', 'host-rules.ts', 'target-url.ts'],
+  // The only code that speaks to vLLM; file reading.
+  ['vllm/', 'files.ts'],
+  // The config schema; what vLLM's series mean to a diagnosis; a metric type.
+  ['config.ts', 'diagnosis/', 'reexported-histogram.ts'],
+  // Every metric definition; /proc and vLLM's processes.
+  ['metrics.ts', 'host/'],
+  ['target.ts', 'status.ts'],
+  ['synthetic/'],
+  ['wedge.ts'],
+  ['fleet/'],
+  ['exporter/'],
+  ['gpu/'],
+  // Composition root of the daemon, and the commands beside it.
+  ['app.ts', 'bench/', 'slo/', 'emulator/'],
+  ['cli.ts'],
+  ['main.ts'],
+];
+
+/** Every folder-level import that does not go down the layers, in words; units missing from LAYERS too. */
+function upwardImports(g: Map<string, string[]>, layers: string[][]): string[] {
+  const layer = new Map(layers.flatMap((units, i) => units.map((u) => [u, i] as const)));
+  const bad: string[] = [];
+  for (const [from, edges] of folderGraph(g)) {
+    const mine = layer.get(from);
+    if (mine === undefined) {
+      bad.push(`${from} is in no layer: add it to LAYERS above everything it imports`);
+      continue;
+    }
+    for (const [to, example] of edges) {
+      const theirs = layer.get(to);
+      if (theirs !== undefined && theirs >= mine) bad.push(`${from} (layer ${mine}) imports ${to} (layer ${theirs}): ${example}`);
+    }
+  }
+  return bad;
+}
+
 describe('source layout', () => {
   test('only src/vllm/ imports undici or calls fetch', () => {
     const offenders = files(SRC)
@@ -91,6 +151,30 @@ describe('source layout', () => {
 
   test('the graph checker finds a cycle when there is one', () => {
     expect(findCycle(new Map([['a.ts', ['b.ts']], ['b.ts', ['a.ts']]]))).toEqual(['a.ts', 'b.ts', 'a.ts']);
+  });
+
+  test('folders of src/ import each other without a cycle (lazy imports included)', () => {
+    const folders = new Map([...folderGraph(graph({ dynamic: true }))].map(([u, edges]) => [u, [...edges.keys()]]));
+    expect(findCycle(folders)).toBeUndefined();
+  });
+
+  test('every folder-level import goes down the layers', () => {
+    expect(upwardImports(graph({ dynamic: true }), LAYERS)).toEqual([]);
+  });
+
+  test('a folder cycle without a file cycle is found, and an upward import is named with its file', () => {
+    // config.ts → fleet/allow.ts → (nothing) and fleet/probe.ts → config.ts: no file-level cycle,
+    // one folder-level loop. This is the shape issue 26 found three times.
+    const g = new Map([
+      ['config.ts', ['fleet/allow.ts']],
+      ['fleet/allow.ts', []],
+      ['fleet/probe.ts', ['config.ts']],
+    ]);
+    expect(findCycle(g)).toBeUndefined();
+    const folders = new Map([...folderGraph(g)].map(([u, edges]) => [u, [...edges.keys()]]));
+    expect(findCycle(folders)).toEqual(['config.ts', 'fleet/', 'config.ts']);
+    expect(upwardImports(g, [['config.ts'], ['fleet/']])).toEqual(['config.ts (layer 0) imports fleet/ (layer 1): config.ts → fleet/allow.ts']);
+    expect(upwardImports(g, [['config.ts']])).toEqual(['fleet/ is in no layer: add it to LAYERS above everything it imports']);
   });
 });
 

@@ -16,7 +16,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { NoDataError } from '../errors.js';
-import { buildProcessMatcher, type MatcherOptions } from '../gpu/processes.js';
+import { buildProcessMatcher, type MatcherOptions } from '../host/processes.js';
 import { listProcesses, readProc, type ProcSample } from '../host/proc.js';
 import type { Metrics } from '../metrics.js';
 import type { StatusBoard, Verdict } from '../status.js';
@@ -85,7 +85,7 @@ export class VllmProcessCollector implements Collector {
     const match = await buildProcessMatcher(this.config.gpu.process_match, { targetUrl: this.config.target.url, ...this.matcherOptions });
     const procs = match.ok ? this.source.list() : [];
     // The GPU matcher takes nvidia-smi rows; a /proc entry is described by its name, as nvidia-smi does.
-    const matched = match.ok ? procs.filter((p) => p.pid !== process.pid && match.matcher.matches({ pid: p.pid, process_name: p.comm, gpu_uuid: '', used_memory_bytes: null })) : [];
+    const matched = match.ok ? procs.filter((p) => p.pid !== process.pid && match.matcher.matches({ pid: p.pid, process_name: p.comm })) : [];
     if (matched.length === 0) {
       const seen = this.lastMatched;
       this.lastMatched = [];

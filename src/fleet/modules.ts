@@ -6,7 +6,7 @@
  */
 import type { Config, ModuleConfig } from '../config.js';
 import type { ProbeKind } from '../synthetic/index.js';
-import { HostMatcher } from './allow.js';
+import { HostMatcher } from '../host-rules.js';
 
 /** The kind's settings with the module's overrides on top. */
 export function moduleSettings(config: Config, module: ModuleConfig): Config['probes'][ProbeKind] {

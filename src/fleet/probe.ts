@@ -26,7 +26,7 @@ import { probers } from '../synthetic/index.js';
 import { UNWATCHED, type ProbeInstance, type ProbeResult } from '../synthetic/prober.js';
 import { TargetTracker } from '../target.js';
 import { VllmClient } from '../vllm/client.js';
-import { HostMatcher, ruleHost } from './allow.js';
+import { HostMatcher, ruleHost } from '../host-rules.js';
 import { keyAllowed, moduleConfig, moduleSettings } from './modules.js';
 
 /** Used when Prometheus sends no scrape-timeout header (blackbox's default). */

@@ -29,7 +29,7 @@ import type { StatusBoard, Verdict } from '../status.js';
 import { HostCollector } from './host.js';
 import { NvidiaSmi, type GpuQuery } from './nvidia-smi/run.js';
 import type { ComputeApp, GpuReading } from './nvidia-smi/parse.js';
-import { buildProcessMatcher, procParentOf, type ParentOf } from './processes.js';
+import { buildProcessMatcher, procParentOf, type ParentOf } from '../host/processes.js';
 import type { GpuIdentity } from '../vllm/environment.js';
 
 export interface ScheduledCollector {

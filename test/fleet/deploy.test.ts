@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { HostMatcher } from '../../src/fleet/allow.js';
+import { HostMatcher } from '../../src/host-rules.js';
 import { parseYamlFile, repoPath } from '../deploy/files.js';
 import { manifestErrors } from '../deploy/k8s-models.js';
 import { PROMTOOL, skipWithoutPrometheus } from '../helpers/tools.js';

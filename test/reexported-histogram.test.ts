@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
-import { ReexportedHistogram, thinBounds } from '../../src/exporter/reexported-histogram.js';
-import { sample } from '../helpers/daemon.js';
+import { ReexportedHistogram, thinBounds } from '../src/reexported-histogram.js';
+import { sample } from './helpers/daemon.js';
 
 function histogram() {
   const registry = new Registry();

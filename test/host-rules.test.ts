@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { HostMatcher, parseHostRule } from '../../src/fleet/allow.js';
+import { HostMatcher, parseHostRule } from '../src/host-rules.js';
 
 const m = HostMatcher.of(['127.0.0.1', '10.0.0.0/8', '*.vllm.svc.cluster.local', 'gateway.internal', 'fd00::/8', '::1']);
 const allows = (url: string) => m.allows(new URL(url));

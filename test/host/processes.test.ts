@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { buildProcessMatcher, procParentOf } from '../../src/gpu/processes.js';
+import { buildProcessMatcher, procParentOf } from '../../src/host/processes.js';
 import type { ComputeApp } from '../../src/gpu/nvidia-smi/parse.js';
 
 const app = (pid: number, process_name = 'python3'): ComputeApp => ({ gpu_uuid: 'GPU-a', pid, process_name, used_memory_bytes: 1 });

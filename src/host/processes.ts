@@ -13,18 +13,23 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
-import { isSelfOrDescendant, isThisHost, procParentOf, processListeningOn, type ListenerLookup, type ParentOf } from '../host/proc.js';
-import type { ComputeApp } from './nvidia-smi/parse.js';
+import { isSelfOrDescendant, isThisHost, procParentOf, processListeningOn, type ListenerLookup, type ParentOf } from './proc.js';
 
 export type ProcessMatchConfig = Config['gpu']['process_match'];
 export type { ParentOf };
 export { procParentOf };
 
-/** Decides for one collection which compute apps belong to vLLM. */
+/** What a matcher looks at: nvidia-smi's compute app, or a /proc process with its comm as name. */
+export interface NamedProcess {
+  pid: number;
+  process_name: string;
+}
+
+/** Decides for one collection which processes belong to vLLM. */
 export interface ProcessMatcher {
   /** In words, for the JSON output and logs: "pid 1234 (from /run/vllm.pid) and its descendants". */
   readonly description: string;
-  matches(app: ComputeApp): boolean;
+  matches(process: NamedProcess): boolean;
 }
 
 export interface MatcherOptions {

@@ -11,7 +11,9 @@
  * Names never match CIDRs: resolving a name to check it would race the connection's own DNS
  * lookup (DNS rebinding), so a name must be allowed by name. Matching is on the URL's host as
  * the WHATWG parser normalises it (lower case, `0x7f.1` → `127.0.0.1`), port ignored.
- * Pure: no I/O, no config import (config.ts validates rules with `parseHostRule`).
+ * Pure: no I/O, no config import. It sits at the top of src/, below config.ts, because config
+ * validation uses `parseHostRule` and fleet/ matches with `HostMatcher` (folder direction:
+ * test/architecture.test.ts).
  */
 import { BlockList, isIP } from 'node:net';
 

@@ -13,7 +13,7 @@
  * infinite value from the server is skipped instead of poisoning our sum forever.
  */
 import type { MetricValueWithName, Registry } from 'prom-client';
-import type { HistogramSnapshot } from '../vllm/schema.js';
+import type { HistogramSnapshot } from './vllm/schema.js';
 
 
 /** More bounds than this (custom buckets, a hostile server) are thinned to this many. */
