@@ -20,6 +20,7 @@ import { EngineWatch } from './host/engine-watch.js';
 import { serverPidFor } from './host/proc.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { StatusBoard } from './status.js';
+import { withoutTrailingSlashes } from './target-url.js';
 import type { ProbeKind } from './synthetic/index.js';
 import { startProbes, type ProbeScheduler } from './synthetic/scheduler.js';
 import { TargetTracker } from './target.js';
@@ -67,7 +68,7 @@ export function applyOverrides(config: Config, overrides: DaemonOptions['overrid
   return {
     ...config,
     listen: overrides.listen ?? config.listen,
-    target: { ...config.target, url: overrides.target?.replace(/\/$/, '') ?? config.target.url },
+    target: { ...config.target, url: overrides.target === undefined ? config.target.url : withoutTrailingSlashes(overrides.target) },
   };
 }
 

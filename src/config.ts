@@ -11,6 +11,7 @@ import { readSmallFile } from './files.js';
 import { redactUrl } from './reason.js';
 import { z } from 'zod';
 import { HostMatcher, parseHostRule } from './host-rules.js';
+import { parseTargetUrl } from './target-url.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -88,32 +89,16 @@ const duration = (min = 0.001) =>
     return seconds;
   });
 
-const httpUrl = z.unknown().transform((value, ctx) => {
-  let url: URL | undefined;
-  try {
-    url = typeof value === 'string' ? new URL(value) : undefined;
-  } catch {
-    url = undefined;
-  }
-  // Credentials in a URL end up in logs and /status; a fragment or query means a pasted link.
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.username || url.password || url.hash || (typeof value === 'string' && /[?#]/.test(value))) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected an http(s) URL without credentials, query or fragment like "http://127.0.0.1:8000" (the API key goes in target.api_key_env or api_key_file), got ${describe(value)}`,
-    });
-    return z.NEVER;
-  }
-  // The OpenAI-client habit: vLLM's /health, /metrics and /tokenize live at the root, so a
-  // base URL ending in /v1 would pass here and then 404 on everything (issue 18).
-  if (/\/v1\/?$/.test(url.pathname)) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected vLLM's base URL without /v1 (its /health, /metrics and /tokenize are at the root), got ${describe(value)}: use "${url.toString().replace(/\/v1\/?$/, '')}"`,
-    });
-    return z.NEVER;
-  }
-  return url.toString().replace(/\/$/, '');
-});
+/** A vLLM base URL, checked by the one parser every entry point uses (src/target-url.ts). */
+const baseUrl = (keyHint: string) =>
+  z.unknown().transform((value, ctx) => {
+    const parsed = typeof value === 'string' ? parseTargetUrl(value, keyHint) : undefined;
+    if (!parsed?.ok) {
+      ctx.addIssue({ code: 'custom', message: parsed?.error ?? `expected an http(s) URL like "http://127.0.0.1:8000", got ${describe(value)}` });
+      return z.NEVER;
+    }
+    return parsed.base;
+  });
 
 const listenAddress = z.unknown().transform((value, ctx) => {
   const ok = typeof value === 'string' && /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):\d{1,5}$/.test(value) && Number(value.split(':').pop()) <= 65535;
@@ -168,7 +153,7 @@ const overrideSchemas: Record<keyof typeof probeKindSchemas, z.ZodType> = {
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/);
 
-/** One host rule of probe_endpoint.allow or api_key_hosts (see src/fleet/allow.ts). */
+/** One host rule of probe_endpoint.allow or api_key_hosts (see src/host-rules.ts). */
 const hostRule = z.unknown().transform((value, ctx) => {
   const rule = typeof value === 'string' ? parseHostRule(value) : `expected a host name, an IP address, a CIDR or a "*.domain" pattern, got ${describe(value)}`;
   if (typeof rule === 'string') {
@@ -221,7 +206,7 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const RESERVED_LABELS = new Set(['target', 'probe', 'model', 'outcome', 'phase', 'cache', 'prefix_tokens', 'token_type', 'le', 'quantile', 'instance', 'job', 'source', 'reason', 'status', 'gpu', 'uuid', 'unit']);
 
 const targetSchema = z.strictObject({
-  url: httpUrl,
+  url: baseUrl("the API key goes in the module's api_key_env or api_key_file"),
   /** Modules (of distinct kinds) probed against this target. */
   modules: z.array(z.string().min(1)).min(1),
   /** How often each module runs; default: its kind's probes.<kind>.interval. */
@@ -259,7 +244,7 @@ const configSchema = z.strictObject({
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   target: z
     .strictObject({
-      url: httpUrl.default('http://127.0.0.1:8000'),
+      url: baseUrl('the API key goes in target.api_key_env or api_key_file').default('http://127.0.0.1:8000'),
       /** Served model name; empty means "ask /v1/models and take the first". */
       model: z.string().default(''),
       api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),

@@ -80,9 +80,9 @@ function folderGraph(g: Map<string, string[]>): Map<string, Map<string, string>>
  */
 const LAYERS: string[][] = [
   // Pure helpers: no imports from src/ but each other.
-  ['errors.ts', 'reason.ts', 'version.ts', 'stats.ts', 'schedule.ts', 'host-rules.ts', 'target-url.ts'],
-  // The only code that speaks to vLLM; file reading.
-  ['vllm/', 'files.ts'],
+  ['errors.ts', 'reason.ts', 'version.ts', 'stats.ts', 'schedule.ts', 'host-rules.ts'],
+  // The only code that speaks to vLLM; file reading; the one target URL parser.
+  ['vllm/', 'files.ts', 'target-url.ts'],
   // The config schema; what vLLM's series mean to a diagnosis; a metric type.
   ['config.ts', 'diagnosis/', 'reexported-histogram.ts'],
   // Every metric definition; /proc and vLLM's processes.

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseTargetUrl, Progress, RunFiles, runCommand, sequencesThatFit, waitForRestart, type BenchIo } from './common.js';
+import { benchTarget, Progress, RunFiles, runCommand, sequencesThatFit, waitForRestart, type BenchIo } from './common.js';
 import { BENCH_HELP, BENCH_OPTIONS, BenchRunError, BenchUsageError, EXPERIMENT_HELP, intList, intOpt, secondsOpt, type Values } from './options.js';
 import { readBenchGpus } from '../gpu/command.js';
 import { serverPidFor } from '../host/proc.js';
@@ -45,7 +45,7 @@ async function resolveTarget(values: Values, io: BenchIo): Promise<LoadTarget> {
   const keyEnv = values['api-key-env'] ?? 'VLLM_API_KEY';
   // --concurrency sizes the connection pool (the experiments read it with the same intList).
   const highest = Math.max(...intList('concurrency', values.concurrency, [1]));
-  const client = benchClient(parseTargetUrl(values.target), io.env[keyEnv] || undefined, highest);
+  const client = benchClient(benchTarget(values.target), io.env[keyEnv] || undefined, highest);
   const found = await checkModel(client, values.model, keyEnv, AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]));
   if ('reason' in found) {
     await client.close();
@@ -228,7 +228,7 @@ async function calibratedPrefix(ctx: Ctx, target: number): Promise<{ text: strin
 }
 
 async function benchPrefix(ctx: Ctx) {
-  const baseline = ctx.values.baseline === undefined ? undefined : parseTargetUrl(ctx.values.baseline, '--baseline');
+  const baseline = ctx.values.baseline === undefined ? undefined : benchTarget(ctx.values.baseline, '--baseline');
   const keyEnv = ctx.values['api-key-env'] ?? 'VLLM_API_KEY';
   const baselineTarget = baseline ? { client: benchClient(baseline, ctx.io.env[keyEnv] || undefined), model: ctx.target.model } : undefined;
   try {

@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { parseTargetUrl } from '../target-url.js';
 import type { VllmClient } from '../vllm/client.js';
 import { healthy, processStart } from './http.js';
 import { BenchRunError, BenchUsageError } from './options.js';
@@ -142,19 +143,14 @@ export class RunFiles {
 }
 
 /**
- * The target from --target: a base URL without /v1 (vLLM serves /metrics, /health and
- * /tokenize at the root, so an OpenAI-style ".../v1" would make them 404).
+ * The base URL from --target (or --baseline), without trailing slashes; a usage error in the
+ * words config and /probe use for the same spelling (src/target-url.ts): http(s) only, no
+ * credentials, no /v1.
  */
-export function parseTargetUrl(text: string | undefined, flag = '--target'): string {
-  const raw = (text ?? 'http://127.0.0.1:8000').replace(/\/+$/, '');
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new BenchUsageError(`${flag}: expected a URL like http://127.0.0.1:8000, got "${raw}"`);
-  }
-  if (/\/v1$/.test(url.pathname)) throw new BenchUsageError(`${flag}: drop the /v1 (vLLM's /health, /metrics and /tokenize are at the root): use ${raw.replace(/\/v1$/, '')}`);
-  return raw;
+export function benchTarget(text: string | undefined, flag = '--target'): string {
+  const parsed = parseTargetUrl(text ?? 'http://127.0.0.1:8000', 'bench reads the API key from the variable named by --api-key-env');
+  if (!parsed.ok) throw new BenchUsageError(`${flag}: ${parsed.error}`);
+  return parsed.base;
 }
 
 /** The client for --target (closed by the caller) and the model: --model, else the first served. */

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { linearFit } from '../stats.js';
 import { markdownTable, toCsv } from './analysis.js';
-import { KV_SCALING_HEADER, parseTargetUrl, Progress, RunFiles, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo, type KvScalingRow } from './common.js';
+import { KV_SCALING_HEADER, benchTarget, Progress, RunFiles, sequencesThatFit, splitCommand, runCommand, waitForRestart, type BenchIo, type KvScalingRow } from './common.js';
 import { kvScalingChart } from './experiment-charts.js';
 import { benchClient, metricFamilies } from './http.js';
 import { Redactor } from './redact.js';
@@ -222,7 +222,7 @@ export async function benchKvScaling(values: Values, io: BenchIo): Promise<numbe
   const stopCmd = values['stop-cmd'] as string | undefined;
   const valuesList = intList('values', values.values as string | undefined, [1024, 2048, 4096, 8192]);
   if (launch && !launch.includes('{max_model_len}')) throw new BenchUsageError('--launch: the template must contain {max_model_len}');
-  const baseUrl = parseTargetUrl(values.target);
+  const baseUrl = benchTarget(values.target);
   const out = (values.out as string | undefined) ?? join('bench-out', `kv-scaling-${Date.now()}`);
   const smi = values['gpu-cmd'] as string | undefined;
   const keyEnv = (values['api-key-env'] as string | undefined) ?? 'VLLM_API_KEY';

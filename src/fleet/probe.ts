@@ -27,6 +27,7 @@ import { UNWATCHED, type ProbeInstance, type ProbeResult } from '../synthetic/pr
 import { TargetTracker } from '../target.js';
 import { VllmClient } from '../vllm/client.js';
 import { HostMatcher, ruleHost } from '../host-rules.js';
+import { parseTargetUrl, withoutTrailingSlashes } from '../target-url.js';
 import { keyAllowed, moduleConfig, moduleSettings } from './modules.js';
 
 /** Used when Prometheus sends no scrape-timeout header (blackbox's default). */
@@ -67,19 +68,13 @@ export function probeTimeout(header: string | undefined, moduleTimeout: number, 
   return cap > 0 ? Math.min(moduleTimeout, cap) : moduleTimeout;
 }
 
-/** The base URL a `target` parameter names; a bare `host:port` means http. A string is why not. */
+/**
+ * The base URL a `target` parameter names (src/target-url.ts: the parser config and bench use;
+ * a bare `host:port` means http). A string is why not, said as the 400 answer.
+ */
 export function parseTarget(raw: string): URL | string {
-  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return `target: expected a URL like "http://10.0.0.5:8000" or HOST:PORT, got ${JSON.stringify(oneLine(raw, 200))}`;
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `target: expected an http or https URL, got ${JSON.stringify(url.protocol)}`;
-  if (url.username || url.password) return 'target: credentials in the URL are not accepted; use a module with api_key_env or api_key_file';
-  if (url.search || url.hash) return 'target: expected a base URL without query or fragment';
-  return url;
+  const parsed = parseTargetUrl(raw, 'use a module with api_key_env or api_key_file');
+  return parsed.ok ? parsed.url : `target: ${parsed.error}`;
 }
 
 /**
@@ -92,7 +87,7 @@ export function targetKey(url: URL): { key: string; hostPort: string } {
   const host = ruleHost(url);
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
   const hostPort = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
-  return { key: `${url.protocol}//${hostPort}${url.pathname.replace(/\/+$/, '')}`, hostPort };
+  return { key: `${url.protocol}//${hostPort}${withoutTrailingSlashes(url.pathname)}`, hostPort };
 }
 
 /** One line per log record of a probe, as blackbox's debug output prints its scrape log. */
@@ -191,7 +186,7 @@ export class ProbeEndpoint {
   private async probe(target: URL, name: string, module: ModuleConfig, timeoutSeconds: number, gone: AbortSignal) {
     const { config } = this.deps;
     const trace = new TraceLog();
-    const baseUrl = target.toString().replace(/\/+$/, '');
+    const baseUrl = withoutTrailingSlashes(target.href);
     const sendKey = (module.api_key_env !== undefined || module.api_key_file !== undefined) && keyAllowed(module, target);
     const probeConfig = moduleConfig(config, module, baseUrl, { sendKey });
     const settings = probeConfig.probes[module.kind];

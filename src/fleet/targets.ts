@@ -15,6 +15,7 @@ import { SourceError } from '../errors.js';
 import { oneLine } from '../reason.js';
 import { every, type Schedule } from '../schedule.js';
 import { StatusBoard, type StatusReport, type TargetCheck } from '../status.js';
+import { parseTargetUrl } from '../target-url.js';
 import { startProbes, type ProbeScheduler } from '../synthetic/scheduler.js';
 import { TargetTracker } from '../target.js';
 import { VllmClient } from '../vllm/client.js';
@@ -118,7 +119,11 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     registries,
     urls: [...boards.keys()],
     checks: () => [...boards].map(([url, board]) => targetCheck(url, board.report())),
-    report: (url) => boards.get(url.replace(/\/$/, ''))?.report(),
+    report: (url) => {
+      // However /status?target= spells it, as config spelt the key (src/target-url.ts).
+      const parsed = parseTargetUrl(url);
+      return parsed.ok ? boards.get(parsed.base)?.report() : undefined;
+    },
     onChange: (listener) => {
       for (const board of boards.values()) board.onChange(listener);
     },

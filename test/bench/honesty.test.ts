@@ -129,7 +129,7 @@ describe('a failing run says why in one line, exits non-zero and writes no concl
   test('a target ending in /v1 is refused with the fix', async () => {
     const r = await cli(['bench', 'sweep', '--target', `${emu.url}/v1`]);
     expect(r.code).toBe(2);
-    expect(r.err).toBe(`vllm-probe bench: --target: drop the /v1 (vLLM's /health, /metrics and /tokenize are at the root): use ${emu.url}\n`);
+    expect(r.err).toBe(`vllm-probe bench: --target: expected vLLM's base URL without /v1 (its /health, /metrics and /tokenize are at the root), got "${emu.url}/v1": use "${emu.url}"\n`);
   });
 
   test('intermittent failures: the sweep runs, but draws no knee and says why', async () => {

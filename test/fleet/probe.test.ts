@@ -180,6 +180,12 @@ describe('refusals', () => {
     expect(await res.text()).toMatch(/credentials/);
   });
 
+  test('a target ending in /v1 → 400 naming the URL to use, instead of a probe failing on /v1/v1/… (issue 26)', async () => {
+    const res = await probe({ module: 'ttft', target: `${emu.url}/v1` });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toBe(`target: expected vLLM's base URL without /v1 (its /health, /metrics and /tokenize are at the root), got "${emu.url}/v1": use "${emu.url}"\n`);
+  });
+
   test('a target outside probe_endpoint.allow → 403 with the reason, and nothing is sent', async () => {
     const res = await probe({ target: 'http://10.1.2.3:8000', module: 'ttft' });
     expect(res.status).toBe(403);
@@ -235,7 +241,7 @@ describe('refusals', () => {
     const key = (t: string) => targetKey(parseTarget(t) as URL).key;
     expect(key('http://127.0.0.1:8000//')).toBe('http://127.0.0.1:8000');
     expect(key('[::ffff:127.0.0.1]:8000')).toBe('http://127.0.0.1:8000');
-    expect(key('http://Example.COM./v1/')).toBe('http://example.com:80/v1');
+    expect(key('http://Example.COM./llama/')).toBe('http://example.com:80/llama');
     expect(key('https://[::1]')).toBe('https://[::1]:443');
     expect(key('http://10.0.0.5:8000/gw//')).not.toBe(key('http://10.0.0.5:8000/'));
   });
@@ -299,8 +305,8 @@ describe('timeout and target rules (blackbox_exporter getTimeout)', () => {
 
   test('malformed headers and targets are reasons, not throws', () => {
     expect(probeTimeout('-1', 10, 0.5)).toMatch(/^X-Prometheus-Scrape-Timeout-Seconds: expected a number/);
-    expect(parseTarget('ftp://x')).toBe('target: expected an http or https URL, got "ftp:"');
-    expect(parseTarget('http://x/?a=1')).toBe('target: expected a base URL without query or fragment');
+    expect(parseTarget('ftp://x')).toBe('target: expected an http(s) URL like "http://127.0.0.1:8000", got "ftp://x"');
+    expect(parseTarget('http://x/?a=1')).toBe('target: expected a base URL without query or fragment, got "http://x/?a=1"');
     expect((parseTarget('10.0.0.5:8000') as URL).href).toBe('http://10.0.0.5:8000/');
     expect((parseTarget('https://gw.internal/llama') as URL).pathname).toBe('/llama');
   });
