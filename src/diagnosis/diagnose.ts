@@ -196,7 +196,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   // 3–5. Nothing serves.
   if ((!answeredNow && failing.n >= 2) || (!answeredNow && processes?.count === 0) || healthBad) {
     const since = ev.unansweredSince ?? failing.since ?? health?.at;
-    const refusedFor = since !== undefined ? ` for ${seconds(now - since)}` : '';
+    const refusedFor = since !== undefined && now - since >= 1000 ? ` for ${seconds(now - since)}` : '';
     const what = healthBad ? `/health answers HTTP ${health!.status}` : last?.failure === 'timeout' ? `vLLM does not answer within its timeout${refusedFor}` : `nothing answers on vLLM's port${refusedFor} (${last?.failure === 'refused' ? 'connection refused' : short(last?.detail ?? 'connection failed')})`;
     if (deathSinceServing) {
       return {

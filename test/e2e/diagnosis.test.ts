@@ -206,10 +206,17 @@ describe('one vLLM (max-num-seqs 4): at rest, the prober\'s own mistakes, satura
     expect(cold).toMatch(/^restarted: vLLM restarted at \d\d:\d\d:\d\d \(.*\) and serves again; first TTFT after it [\d.]+ s \(cold\)/);
   });
 
-  test('engine crash (SIGKILL of EngineCore): "crashed", 503, not just unreachable', async () => {
+  test('engine crash (SIGKILL of EngineCore): "crashed", 503, not just unreachable, also with no request in flight', async () => {
     await waitFor(async () => (await daemon.status()).code === 200, 60_000);
-    // Let the process collector follow the new processes (it rescans on its 2 s scrape).
-    await waitFor(async () => (await daemon.status()).body.checks.some((c) => c.name === 'vllm_process' && c.status === 'healthy'), 30_000);
+    // A daemon at default-like intervals: no probe in flight and no /health poll in the 0.3 s
+    // the API server outlives its engine, so only the engine watch can tell it was a crash.
+    const quiet = await startDaemon(
+      testConfig(vllm.url, { target: { api_key_env: 'VLLM_API_KEY' }, probes: { ttft: { interval: '1m', timeout: '10s' }, models: { interval: '1m', timeout: '10s' } }, scrape: { interval: '15s', timeout: '5s' }, gpu: { enabled: false } }),
+      { env: { VLLM_API_KEY: vllm.apiKey } },
+    );
+    others.push(quiet);
+    // Let the process collectors follow the new processes.
+    for (const d of [daemon, quiet]) await waitFor(async () => (await d.status()).body.checks.some((c) => c.name === 'vllm_process' && c.status === 'healthy'), 30_000);
     const engine = engineCorePid(vllm);
     expect(engine).toBeDefined();
     process.kill(engine!, 'SIGKILL');
@@ -221,6 +228,9 @@ describe('one vLLM (max-num-seqs 4): at rest, the prober\'s own mistakes, satura
     // Whichever came first: the engine watch, a probe's HTTP 500, or /health 503.
     expect(named!.head).toMatch(/^crashed: vLLM's engine died at \d\d:\d\d:\d\d: (vLLM process \d+ \(VLLM::EngineCor\) exited while the API server \(pid \d+\) still listened|a \w+ request got HTTP 500: EngineCore encountered an issue|\/health answered HTTP 503 after 200)/);
     expect(named!.head.length).toBeLessThanOrEqual(200);
+    const seenByWatch = await waitForState(quiet, 'crashed', 10_000);
+    expect(seenByWatch?.code).toBe(503);
+    expect(seenByWatch?.head).toMatch(/^crashed: vLLM's engine died at \d\d:\d\d:\d\d: vLLM process \d+ \(VLLM::EngineCor\) exited while the API server \(pid \d+\) still listened/);
   });
 });
 
