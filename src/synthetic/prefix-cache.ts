@@ -203,20 +203,41 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
   const numbers = `hit TTFT ${ms(meanHit)} vs miss ${ms(missTtft)} at P=${regime.prefixTokens} tokens (by ${regime.via}${aligned})`;
   // Only whole blocks can hit: expecting the partial last one would report a false drop.
   const expectedCached = cacheableTokens(regime.prefixTokens, regime.alignment) * hitTtfts.length;
-  const hitRatio = cachedReported ? hitCached / Math.max(1, expectedCached) : undefined;
   const engineWords = `${engineDelta === undefined ? '' : `; engine counted ${engineDelta} hit tokens meanwhile`}${tiers ? ` (by tier: ${tiers})` : ''}`;
-  let verdict: [Verdict, string];
-  // The server's own cached_tokens decide when it reports them; timing only when it does not
-  // (a busy host can make a miss look slower than a hit by chance).
-  if ((cachedReported ? hitCached === 0 : speedup < 1.1) && !engineDelta) {
-    verdict = ['degraded', `prefix caching appears disabled: ${numbers} (speedup ${speedup.toFixed(2)}x), ${cachedReported ? '0 cached tokens reported' : 'server reports no cached_tokens'}${engineWords}`];
-  } else if (hitRatio !== undefined && hitRatio < ctx.config.status.prefix_hit_ratio_degraded) {
-    verdict = ['degraded', `prefix cache hit rate dropped: hits found ${hitCached} of ${expectedCached} prefix tokens cached (${(hitRatio * 100).toFixed(0)} %, threshold ${(ctx.config.status.prefix_hit_ratio_degraded * 100).toFixed(0)} %); ${numbers}`];
-  } else {
-    verdict = ['healthy', `prefix cache working: ${numbers}, speedup ${speedup.toFixed(1)}x, saved ${(saved * 100).toFixed(0)} % (predicted ${(predicted * 100).toFixed(0)} %)${cachedReported ? `, ${hitCached} cached tokens reported` : ''}${engineWords}`];
-  }
+  const verdict = prefixVerdict({ cachedReported, hitCached, expectedCached, speedup, saved, predicted, engineDelta, numbers, engineWords, degradedBelow: ctx.config.status.prefix_hit_ratio_degraded });
   ctx.log.debug({ regime: target, missTtft, meanHit, hitCached, hitPrompt }, 'prefix probe ok');
   return { success: true, outcome: 'success', requests, checks: [{ name: 'prefix_cache', status: verdict[0], reason: verdict[1] }] };
+}
+
+/** What one prefix-probe cycle's numbers say about the cache (pure: tested on its own). */
+export function prefixVerdict(m: {
+  cachedReported: boolean;
+  hitCached: number;
+  expectedCached: number;
+  speedup: number;
+  saved: number;
+  predicted: number;
+  engineDelta: number | undefined;
+  numbers: string;
+  engineWords: string;
+  degradedBelow: number;
+}): [Verdict, string] {
+  const { cachedReported, hitCached, expectedCached, speedup, saved, predicted, engineDelta, numbers, engineWords } = m;
+  const hitRatio = cachedReported ? hitCached / Math.max(1, expectedCached) : undefined;
+  // The server's own cached_tokens decide when it reports them; timing only when it does not
+  // (a busy host can make a miss look slower than a hit by chance).
+  if (cachedReported && hitCached === 0 && speedup >= 2 && !engineDelta) {
+    // 0 cached tokens yet the hits ran far faster: the miss waited (a queue, preemptions), so
+    // neither number measures the cache. Seen after a KV-pressure run: "disabled (speedup 31.90x)".
+    return ['unknown', `cannot judge prefix caching: the server reports 0 cached tokens but the hits were ${speedup.toFixed(1)}x faster than the miss (the miss waited behind other work); ${numbers}${engineWords}`];
+  }
+  if ((cachedReported ? hitCached === 0 : speedup < 1.1) && !engineDelta) {
+    return ['degraded', `prefix caching appears disabled: ${numbers} (speedup ${speedup.toFixed(2)}x), ${cachedReported ? '0 cached tokens reported' : 'server reports no cached_tokens'}${engineWords}`];
+  }
+  if (hitRatio !== undefined && hitRatio < m.degradedBelow) {
+    return ['degraded', `prefix cache hit rate dropped: hits found ${hitCached} of ${expectedCached} prefix tokens cached (${(hitRatio * 100).toFixed(0)} %, threshold ${(m.degradedBelow * 100).toFixed(0)} %); ${numbers}`];
+  }
+  return ['healthy', `prefix cache working: ${numbers}, speedup ${speedup.toFixed(1)}x, saved ${(saved * 100).toFixed(0)} % (predicted ${(predicted * 100).toFixed(0)} %)${cachedReported ? `, ${hitCached} cached tokens reported` : ''}${engineWords}`];
 }
 
 /** vLLM's normalised /metrics right now; undefined if unreadable. */

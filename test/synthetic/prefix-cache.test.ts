@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from 'vitest';
+import { prefixVerdict } from '../../src/synthetic/prefix-cache.js';
 import { sample, startDaemon, startEmulator, testConfig, waitFor } from '../helpers/daemon.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -60,5 +61,21 @@ describe('prefix-cache probe against the emulator', () => {
     expect(Math.floor(p / 128) * 128).toBe(512); // 512 = four whole blocks, nothing lost to a partial one
     const hits = sample(text, 'vllm_probe_prefix_time_to_first_token_seconds_count', { cache: 'hit', prefix_tokens: '512' })!;
     expect(sample(text, 'vllm_probe_prefix_cached_tokens_total', { cache: 'hit' })).toBe(512 * hits);
+  });
+});
+
+describe('prefixVerdict: what one cycle\'s numbers say', () => {
+  const base = { expectedCached: 1024, saved: 0.9, predicted: 0.95, engineDelta: 0, numbers: 'hit TTFT 20 ms vs miss 640 ms at P=512 tokens', engineWords: '', degradedBelow: 0.5 };
+  test('0 cached tokens but hits 31.9x faster (a miss that waited behind preemptions): cannot judge, not "disabled"', () => {
+    const [status, reason] = prefixVerdict({ ...base, cachedReported: true, hitCached: 0, speedup: 31.9 });
+    expect(status).toBe('unknown');
+    expect(reason).toMatch(/^cannot judge prefix caching: the server reports 0 cached tokens but the hits were 31\.9x faster than the miss/);
+    expect(reason).not.toMatch(/disabled/);
+  });
+  test('0 cached tokens and no speedup: disabled', () => {
+    expect(prefixVerdict({ ...base, cachedReported: true, hitCached: 0, speedup: 1.02 })[1]).toMatch(/^prefix caching appears disabled: .*\(speedup 1\.02x\), 0 cached tokens reported$/);
+  });
+  test('cached tokens reported: working, whatever the timing', () => {
+    expect(prefixVerdict({ ...base, cachedReported: true, hitCached: 1024, speedup: 1.05 })[0]).toBe('healthy');
   });
 });
