@@ -173,11 +173,11 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   // 1. Asleep on purpose: vLLM says so every scrape; not a fault, and no inference goes to it.
   const sleep = engine?.latest.snapshot.sleep_state;
   if (sleep && sleep !== 'awake') {
-    const level = sleep === 'weights_offloaded' ? 'level 1, weights offloaded' : 'level 2, weights discarded';
+    const level = sleep === 'weights_offloaded' ? 'level 1, weights offloaded' : sleep === 'discard_all' ? 'level 2, weights discarded' : 'waking up in steps: /is_sleeping still true';
     return {
       state: 'asleep',
       cause: `vLLM sleeps on purpose (sleep mode ${level}): synthetic inference paused until POST /wake_up`,
-      evidence: [`vllm:engine_sleep_state{sleep_state="awake"} 0, ${sleep} 1`],
+      evidence: [sleep === 'waking' ? 'vllm:engine_sleep_state says awake, GET /is_sleeping says true' : `vllm:engine_sleep_state{sleep_state="awake"} 0, ${sleep} 1`],
       ...(ev.asleepAt !== undefined ? {} : {}),
     };
   }

@@ -74,6 +74,8 @@ export class VllmCollector implements Collector {
   private readonly window: SnapshotWindow;
   /** The overload, prefix_sources and server_slo checks this vLLM has data for (cleared when a family disappears). */
   private readonly judged = new Set<string>();
+  /** The engine slept since /is_sleeping last said false. */
+  private sleptLately = false;
 
   constructor(
     private readonly config: Config,
@@ -120,6 +122,14 @@ export class VllmCollector implements Collector {
     }
     if (snapshot.schema === null) {
       throw new SourceError('parse_error', res.body.trim() === '' ? '/metrics is empty' : '/metrics has no vllm:* families (is --disable-log-stats set, or is this not vLLM?)');
+    }
+    // Between the steps of a level-2 wake-up the gauge already says awake while requests still
+    // queue: ask /is_sleeping after any sleep, until it says false.
+    if (snapshot.sleep_state !== null && snapshot.sleep_state !== 'awake') this.sleptLately = true;
+    else if (this.sleptLately && snapshot.sleep_state === 'awake') {
+      const sleeping = await this.client.isSleeping(signal).catch(() => undefined);
+      if (sleeping === true) snapshot.sleep_state = 'waking';
+      else this.sleptLately = false;
     }
     if (!this.tracker.configuredModel && !this.tracker.discoveredModel && snapshot.model_names.length === 1) {
       this.tracker.discoveredModel = snapshot.model_names[0];

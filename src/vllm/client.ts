@@ -104,6 +104,18 @@ export class VllmClient {
     return { status: res.status };
   }
 
+  /**
+   * vLLM's /is_sleeping (sleep mode's dev endpoint, VLLM_SERVER_DEV_MODE=1): true or false, or
+   * undefined when it is not served. It stays true between the steps of a level-2 wake-up, while
+   * vllm:engine_sleep_state already says awake.
+   */
+  async isSleeping(signal: AbortSignal): Promise<boolean | undefined> {
+    const res = await this.get('/is_sleeping', signal, 4 * 1024);
+    if (res.status !== 200 || res.truncated) return undefined;
+    const v = jsonField(res.body, 'is_sleeping');
+    return typeof v === 'boolean' ? v : undefined;
+  }
+
   /** vLLM's version from /version, or undefined when it does not say. */
   async version(signal: AbortSignal): Promise<string | undefined> {
     const res = await this.get('/version', signal, 64 * 1024);

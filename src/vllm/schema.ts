@@ -80,9 +80,11 @@ export interface EngineSnapshot {
   requests_succeeded: number | null;
   /**
    * vllm:engine_sleep_state (0.26+, sleep mode): 'awake', or the sleep level when the
-   * engine sleeps on purpose (`POST /sleep?level=1|2`); null when vLLM does not export it.
+   * engine sleeps on purpose (`POST /sleep?level=1|2`); 'waking' when the gauge says awake but
+   * /is_sleeping still says true (between a level-2 wake-up's steps: set by the collector);
+   * null when vLLM does not export it.
    */
-  sleep_state: 'awake' | 'weights_offloaded' | 'discard_all' | null;
+  sleep_state: 'awake' | 'weights_offloaded' | 'discard_all' | 'waking' | null;
   histograms: {
     time_to_first_token: HistogramSnapshot | null;
     e2e_latency: HistogramSnapshot | null;

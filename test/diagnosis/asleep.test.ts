@@ -99,6 +99,32 @@ describe('vLLM sleep mode through the daemon', () => {
     40_000,
   );
 
+  test('level 2 woken in steps with pauses between them: still asleep (waking) until the last step, never wedged', async () => {
+    const { daemon, seen, post } = await rig();
+    expect(await waitFor(stateIs(daemon, 'healthy'), 10_000)).toBeDefined();
+    const watch = watchStates(daemon);
+    expect((await post('/sleep?level=2')).status).toBe(200);
+    expect(await waitFor(stateIs(daemon, 'asleep'), 10_000)).toBeDefined();
+    // The gauge says awake after the first step, but requests still queue until the KV cache is back.
+    expect((await post('/wake_up?tags=weights')).status).toBe(200);
+    const waking = await waitFor(async () => {
+      const s = await daemon.status();
+      return s.body.cause.includes('waking up in steps') ? s : undefined;
+    }, 10_000);
+    expect(waking?.body.state).toBe('asleep');
+    expect(waking?.code).toBe(200);
+    const sent = seen.inference;
+    const skipped = await skippedAsleep(daemon);
+    // Several probe intervals between the steps: no probe is sent into the queue, none stalls.
+    expect(await waitFor(async () => (await skippedAsleep(daemon)) >= skipped + 4, 15_000)).toBe(true);
+    expect(seen.inference).toBe(sent);
+    expect((await post('/collective_rpc', { method: 'reload_weights' })).status).toBe(200);
+    expect((await post('/wake_up?tags=kv_cache')).status).toBe(200);
+    expect(await waitFor(stateIs(daemon, 'healthy'), 10_000, 50)).toBeDefined();
+    const states = await watch.stop();
+    expect(states.filter((s) => s.state === 'wedged' || s.code === 503)).toEqual([]);
+  }, 40_000);
+
   test('a TTFT probe sent just before the sleep waits through it; its TTFT does not degrade the ttft_latency check', async () => {
     // A probe interval long enough for the held probe to be answered within its timeout.
     const { daemon, emu, seen, post } = await rig({ baseTtftMs: 300 }, { probes: { ttft: { interval: '3s', timeout: '2900ms' }, prefix: { enabled: false } } });
