@@ -112,6 +112,17 @@ const listenAddress = z.unknown().transform((value, ctx) => {
 const ratio = z.number().min(0).max(1);
 const objective = z.number().gt(0).lt(1);
 
+/**
+ * When an inference probe runs (issue 25). `always`: every interval. `when_idle`: a scheduled
+ * run is skipped while vLLM's own counters show real requests finishing and the diagnosis says
+ * healthy, and runs at least every `max_interval` (docs/architecture.md, "Traffic-aware probing").
+ */
+const PROBE_MODES = ['always', 'when_idle'] as const;
+const trafficAware = {
+  mode: z.enum(PROBE_MODES).default('always'),
+  max_interval: duration(1).default(300),
+};
+
 const ttftProbeSchema = z.strictObject({
   enabled: z.boolean().default(true),
   interval: interval().default(15),
@@ -121,6 +132,7 @@ const ttftProbeSchema = z.strictObject({
   max_tokens: z.number().int().min(1).max(4096).default(16),
   /** Probes after a detected restart that are labelled phase="cold". */
   cold_probes: z.number().int().min(1).default(1),
+  ...trafficAware,
 });
 
 const prefixProbeSchema = z.strictObject({
@@ -132,6 +144,7 @@ const prefixProbeSchema = z.strictObject({
   suffix_tokens: z.number().int().min(1).max(1024).default(16),
   hits_per_cycle: z.number().int().min(1).max(16).default(1),
   max_tokens: z.number().int().min(1).max(64).default(4),
+  ...trafficAware,
 });
 
 /** GET /v1/models and /health: latency, model served, wrong-model detection. */
@@ -144,10 +157,14 @@ const modelsProbeSchema = z.strictObject({
 /** Each probe kind's settings block; the keys of this map are the probe kinds. */
 const probeKindSchemas = { ttft: ttftProbeSchema, prefix: prefixProbeSchema, models: modelsProbeSchema };
 const PROBE_KIND_NAMES = Object.keys(probeKindSchemas) as Array<keyof typeof probeKindSchemas>;
-/** What a module may override: a kind's settings but `enabled` and `interval`. */
+/**
+ * What a module may override: a kind's settings but `enabled` and `interval`, and `mode` and
+ * `max_interval`: /probe always runs, and a static target's /metrics is not scraped, so there
+ * are no counters to skip on (docs/fleet.md).
+ */
 const overrideSchemas: Record<keyof typeof probeKindSchemas, z.ZodType> = {
-  ttft: ttftProbeSchema.omit({ enabled: true, interval: true }),
-  prefix: prefixProbeSchema.omit({ enabled: true, interval: true }),
+  ttft: ttftProbeSchema.omit({ enabled: true, interval: true, mode: true, max_interval: true }),
+  prefix: prefixProbeSchema.omit({ enabled: true, interval: true, mode: true, max_interval: true }),
   models: modelsProbeSchema.omit({ enabled: true, interval: true }),
 };
 
@@ -408,6 +425,11 @@ function checkCrossFieldRules(config: Config, file: string): void {
     if (timeout >= interval) problems.push(`${path}.timeout: expected a duration below ${path}.interval (${formatDuration(interval)}), got ${formatDuration(timeout)}`);
   };
   for (const [kind, probe] of Object.entries(config.probes)) timedOut(`probes.${kind}`, probe.timeout, probe.interval);
+  for (const [kind, probe] of Object.entries(config.probes)) {
+    if ('mode' in probe && probe.mode === 'when_idle' && probe.max_interval < probe.interval) {
+      problems.push(`probes.${kind}.max_interval: expected a duration of at least probes.${kind}.interval (${formatDuration(probe.interval)}) with mode when_idle, got ${formatDuration(probe.max_interval)}`);
+    }
+  }
   timedOut('scrape', config.scrape.timeout, config.scrape.interval);
   timedOut('gpu', config.gpu.timeout, config.gpu.interval);
   if (config.target.api_key_env && config.target.api_key_file) {

@@ -134,6 +134,8 @@ export class StatusBoard {
   private readonly ttftSamples: Array<{ at: number; seconds: number }> = [];
   private readonly ttftFailures: number[] = [];
   private ttftSeen = false;
+  /** The last run of each probe skipped on purpose because real traffic was served (issue 25). */
+  private readonly skipped = new Map<string, { at: number; words: string }>();
   /** Checks judged elsewhere and shown here: a central daemon's targets. */
   private readonly included: Array<() => TargetCheck[]> = [];
   private readonly listeners: Array<() => void> = [];
@@ -195,6 +197,21 @@ export class StatusBoard {
   /** Adds checks judged by other boards (one per static target) to every report and the verdict. */
   include(source: () => TargetCheck[]): void {
     this.included.push(source);
+  }
+
+  /** A check's verdict now, freshness applied (the scheduler asks before skipping a probe). */
+  verdictOf(name: string): Verdict | undefined {
+    const c = this.checks.get(name);
+    return c ? this.fresh(c, this.now().getTime()).status : undefined;
+  }
+
+  /**
+   * A scheduled run of `probe` was skipped because real traffic was served (`words` says so):
+   * its line stays judged, saying which evidence stands in for it, and is not left to go stale.
+   */
+  probeSkipped(probe: string, words: string): void {
+    this.skipped.set(probe, { at: this.now().getTime(), words });
+    this.set(`probe_${probe}`, 'healthy', `skipped: ${words}`, this.probeStaleAfter(probe));
   }
 
   clear(name: string): void {
@@ -289,7 +306,11 @@ export class StatusBoard {
     let status: Verdict;
     let reason: string;
     const failingNow = this.probes.get('ttft')?.failuresInARow ?? 0;
-    if (p95 === undefined) {
+    const skip = this.skipped.get('ttft');
+    if (p95 === undefined && skip && now.getTime() - skip.at <= (this.probeStaleAfter('ttft') ?? 0) * 1000) {
+      status = 'skipped';
+      reason = `no TTFT probe in the last ${window}: ${skip.words}`;
+    } else if (p95 === undefined) {
       status = 'unknown';
       reason = `no successful TTFT probe in the last ${window}${failed ? ` (${failed} failed)` : ''}: latency cannot be judged`;
     } else if (failingNow > 0) {
