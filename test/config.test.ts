@@ -163,3 +163,26 @@ describe('hostile config files', () => {
     expect(ratio).toBeLessThan(24); // 8× the keys: linear ~8; the old quadratic check ~64
   });
 });
+
+describe('probes.<kind>.mode and max_interval (issue 25)', () => {
+  test('inference probes default to always with max_interval 5m; the models probe has neither', () => {
+    const c = parseConfig({});
+    expect([c.probes.ttft.mode, c.probes.ttft.max_interval, c.probes.prefix.mode, c.probes.prefix.max_interval]).toEqual(['always', 300, 'always', 300]);
+    expect(c.probes.models).not.toHaveProperty('mode');
+    expect(parseConfig({ probes: { ttft: { mode: 'when_idle', max_interval: '10m' } } }).probes.ttft).toMatchObject({ mode: 'when_idle', max_interval: 600 });
+  });
+
+  test('when_idle with max_interval below interval, an unknown mode, a mode in a fleet module: each named', () => {
+    const problems = (raw: unknown) => {
+      try {
+        parseConfig(raw, 'c.yaml');
+      } catch (err) {
+        return (err as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ probes: { prefix: { mode: 'when_idle', max_interval: '30s' } } })).toEqual(['probes.prefix.max_interval: expected a duration of at least probes.prefix.interval (1m) with mode when_idle, got 30s']);
+    expect(problems({ probes: { ttft: { mode: 'sometimes' } } })).toEqual(['probes.ttft.mode: expected one of "always", "when_idle", got "sometimes"']);
+    expect(problems({ modules: { t: { kind: 'ttft', mode: 'when_idle' } } })).toEqual(['modules.t.mode: unknown key (check the spelling; see config/vllm-probe.example.yaml)']);
+  });
+});
