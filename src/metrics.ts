@@ -41,6 +41,26 @@ export const GPU_GAUGES = {
 } as const;
 export type GpuGaugeName = keyof typeof GPU_GAUGES;
 
+const PER_TARGET = Symbol('perTarget');
+
+/**
+ * Marks a family that describes one target as probes see it. A central daemon keeps exactly
+ * these in each static target's registry (src/fleet/targets.ts), so a probe family cannot be
+ * dropped from central mode by forgetting a list; test/fleet/per-target-families.test.ts checks
+ * that every family a probe run writes is marked.
+ */
+function perTarget<M extends object>(metric: M): M {
+  return Object.assign(metric, { [PER_TARGET]: true });
+}
+
+/** The names of the families marked per target, in definition order. */
+export function perTargetFamilies(metrics: Metrics): string[] {
+  // prom-client's metric classes have `name` at run time but not in their types.
+  return (Object.values(metrics) as unknown[])
+    .filter((m): m is { name: string } => typeof m === 'object' && m !== null && PER_TARGET in m)
+    .map((m) => m.name);
+}
+
 export function createMetrics(registry: Registry, config: Config) {
   const registers = [registry];
   const probeLabels = ['probe', 'model'] as const;
@@ -72,75 +92,75 @@ export function createMetrics(registry: Registry, config: Config) {
     }),
 
     // Synthetic probes (client-side view of the target).
-    requests: new Counter({
+    requests: perTarget(new Counter({
       name: 'vllm_probe_requests_total',
       help: 'Synthetic probe requests sent to vLLM, by outcome (closed set; every outcome starts at 0). Denominator of the availability and latency SLIs.',
       labelNames: [...probeLabels, 'outcome'] as const,
       registers,
-    }),
-    timeToFirstToken: new Histogram({
+    })),
+    timeToFirstToken: perTarget(new Histogram({
       name: 'vllm_probe_time_to_first_token_seconds',
       help: 'Client-side time from sending a probe request to the first streamed chunk carrying content (successful probes only). phase="cold" marks the first probes after a vLLM restart.',
       labelNames: [...probeLabels, 'phase'] as const,
       buckets: ttftBuckets,
       registers,
-    }),
-    interTokenLatency: new Histogram({
+    })),
+    interTokenLatency: perTarget(new Histogram({
       name: 'vllm_probe_inter_token_latency_seconds',
       help: 'Client-side gap between consecutive streamed content chunks of a probe (one observation per gap).',
       labelNames: probeLabels,
       buckets: TOKEN_LATENCY_BUCKETS,
       registers,
-    }),
-    timePerOutputToken: new Histogram({
+    })),
+    timePerOutputToken: perTarget(new Histogram({
       name: 'vllm_probe_time_per_output_token_seconds',
       help: 'Client-side (end-to-end minus TTFT) / (completion_tokens - 1) per successful probe, completion_tokens from the usage chunk.',
       labelNames: probeLabels,
       buckets: TOKEN_LATENCY_BUCKETS,
       registers,
-    }),
-    requestDuration: new Histogram({
+    })),
+    requestDuration: perTarget(new Histogram({
       name: 'vllm_probe_request_duration_seconds',
       help: 'Client-side time from sending a probe request to the end of its response, for every outcome.',
       labelNames: [...probeLabels, 'outcome'] as const,
       buckets: e2eBuckets,
       registers,
-    }),
-    probeTokens: new Counter({
+    })),
+    probeTokens: perTarget(new Counter({
       name: 'vllm_probe_probe_tokens_total',
       help: 'Tokens the synthetic probes cost the target, from the usage chunk (token_type is "input" or "output").',
       labelNames: [...probeLabels, 'token_type'] as const,
       registers,
-    }),
-    modelPresent: new Gauge({
+    })),
+    modelPresent: perTarget(new Gauge({
       name: 'vllm_probe_model_served',
       help: 'Models probe: whether /v1/models lists the model we probe (target.model, else the first served model): 1 yes, 0 no.',
       labelNames: ['model'] as const,
       registers,
-    }),
-    probeSuccess: new Gauge({
+    })),
+    probeSuccess: perTarget(new Gauge({
       name: 'vllm_probe_probe_success',
       help: 'Whether the last run of the probe succeeded (1) or not (0).',
       labelNames: probeLabels,
       registers,
-    }),
-    probeDuration: new Gauge({
+    })),
+    probeDuration: perTarget(new Gauge({
       name: 'vllm_probe_probe_duration_seconds',
       help: 'How long the last run of the probe took, in seconds.',
       labelNames: probeLabels,
       registers,
-    }),
-    lastSuccess: new Gauge({
+    })),
+    lastSuccess: perTarget(new Gauge({
       name: 'vllm_probe_last_success_timestamp_seconds',
       help: 'Unix time of the last successful run of the probe.',
       labelNames: probeLabels,
       registers,
-    }),
-    targetRestarts: new Counter({
+    })),
+    targetRestarts: perTarget(new Counter({
       name: 'vllm_probe_target_restarts_total',
       help: 'vLLM restarts seen: process_start_time_seconds on its /metrics changed, or it became reachable after being unreachable.',
       registers,
-    }),
+    })),
     targetUp: new Gauge({
       name: 'vllm_probe_target_up',
       help: 'Whether vLLM answered GET /health with 200 at the last check (1) or not (0).',
@@ -152,12 +172,12 @@ export function createMetrics(registry: Registry, config: Config) {
       labelNames: ['status'] as const,
       registers,
     }),
-    probesSkipped: new Counter({
+    probesSkipped: perTarget(new Counter({
       name: 'vllm_probe_probes_skipped_total',
       help: 'Scheduled synthetic probes not sent, by reason (asleep: vLLM sleeps on purpose, inference would queue until it wakes; traffic: mode when_idle and vLLM\'s own counters show real requests being served).',
       labelNames: ['probe', 'reason'] as const,
       registers,
-    }),
+    })),
     diagnosisState: new Gauge({
       name: 'vllm_probe_state',
       help: "The replica's diagnosed state as a one-hot gauge (healthy, saturated, kv_pressure, crashed, asleep, misconfigured …; docs/runbook.md has one section each).",
@@ -166,49 +186,49 @@ export function createMetrics(registry: Registry, config: Config) {
     }),
 
     // Prefix-cache probe.
-    prefixTimeToFirstToken: new Histogram({
+    prefixTimeToFirstToken: perTarget(new Histogram({
       name: 'vllm_probe_prefix_time_to_first_token_seconds',
       help: 'Client-side TTFT of the prefix probe; cache="hit" repeats a shared prefix, cache="miss" forces a miss (cache_salt or a leading nonce).',
       labelNames: ['model', 'cache', 'prefix_tokens'] as const,
       buckets: ttftBuckets,
       registers,
-    }),
-    prefixSpeedup: new Gauge({
+    })),
+    prefixSpeedup: perTarget(new Gauge({
       name: 'vllm_probe_prefix_speedup_ratio',
       help: 'Last prefix-probe cycle: miss TTFT divided by mean hit TTFT (above 1 means the cache helps).',
       labelNames: ['model', 'prefix_tokens'] as const,
       registers,
-    }),
-    prefixSavedFraction: new Gauge({
+    })),
+    prefixSavedFraction: perTarget(new Gauge({
       name: 'vllm_probe_prefix_saved_fraction_ratio',
       help: 'Last prefix-probe cycle: measured TTFT saved by the cache, 1 - hit/miss.',
       labelNames: ['model', 'prefix_tokens'] as const,
       registers,
-    }),
-    prefixPredictedSavedFraction: new Gauge({
+    })),
+    prefixPredictedSavedFraction: perTarget(new Gauge({
       name: 'vllm_probe_prefix_predicted_saved_fraction_ratio',
       help: 'Saved fraction predicted by the prefill model P/(P+S) for the measured prefix P and suffix S token counts.',
       labelNames: ['model', 'prefix_tokens'] as const,
       registers,
-    }),
-    prefixCachedTokens: new Counter({
+    })),
+    prefixCachedTokens: perTarget(new Counter({
       name: 'vllm_probe_prefix_cached_tokens_total',
       help: 'Prompt tokens the server reported as cached (usage.prompt_tokens_details.cached_tokens) on prefix-probe requests.',
       labelNames: ['model', 'cache'] as const,
       registers,
-    }),
-    prefixPromptTokens: new Counter({
+    })),
+    prefixPromptTokens: perTarget(new Counter({
       name: 'vllm_probe_prefix_prompt_tokens_total',
       help: 'Prompt tokens sent by prefix-probe requests (usage.prompt_tokens).',
       labelNames: ['model', 'cache'] as const,
       registers,
-    }),
-    prefixUncachedHits: new Counter({
+    })),
+    prefixUncachedHits: perTarget(new Counter({
       name: 'vllm_probe_prefix_uncached_hits_total',
       help: 'Prefix-probe hit requests that the server said had no cached tokens although their prefix was just sent.',
       labelNames: ['model'] as const,
       registers,
-    }),
+    })),
 
     // Health of each data source this daemon reads (vLLM /metrics, nvidia-smi, host).
     sourceUp: new Gauge({
@@ -309,12 +329,12 @@ export function createMetrics(registry: Registry, config: Config) {
       labelNames: ['model'] as const,
       registers,
     }),
-    engineWedged: new Gauge({
+    engineWedged: perTarget(new Gauge({
       name: 'vllm_probe_engine_wedged',
       help: 'Whether vLLM looks wedged (1) by one signature while /health is 200: no_token_after_headers (probe requests accepted, no token before their timeout, 2 in a row), frozen_counters (token and step counters still while requests wait), queue_stuck (requests wait, none runs, nothing generated).',
       labelNames: ['model', 'signature'] as const,
       registers,
-    }),
+    })),
     engineTimeToFirstToken: new ReexportedHistogram({
       name: 'vllm_probe_engine_time_to_first_token_seconds',
       help: 'Server-side TTFT from vllm:time_to_first_token_seconds, re-exported with vLLM\'s own bounds from scrape deltas (reset-safe).',
@@ -398,34 +418,34 @@ export function createMetrics(registry: Registry, config: Config) {
     }),
 
     // TTFT decomposition (vLLM --enable-per-request-metrics): client TTFT against vLLM's own.
-    probeServerTimeToFirstToken: new Histogram({
+    probeServerTimeToFirstToken: perTarget(new Histogram({
       name: 'vllm_probe_server_time_to_first_token_seconds',
       help: 'vLLM\'s own view of a probe\'s time to first token, queue_time_ms + time_to_first_token_ms from the response\'s metrics object (needs --enable-per-request-metrics; vLLM counts from when the engine queued the request).',
       labelNames: probeLabels,
       buckets: ttftBuckets,
       registers,
-    }),
-    probeServerQueueTime: new Histogram({
+    })),
+    probeServerQueueTime: perTarget(new Histogram({
       name: 'vllm_probe_server_queue_time_seconds',
       help: 'Time a probe request waited in vLLM\'s scheduler queue, queue_time_ms from the response\'s metrics object (needs --enable-per-request-metrics).',
       labelNames: probeLabels,
       buckets: ttftBuckets,
       registers,
-    }),
-    probeTtftGap: new Histogram({
+    })),
+    probeTtftGap: perTarget(new Histogram({
       name: 'vllm_probe_ttft_gap_seconds',
       help: 'Client TTFT minus vLLM\'s own TTFT for the same probe: network, HTTP server, tokenisation and client time outside the engine (needs --enable-per-request-metrics).',
       labelNames: probeLabels,
       buckets: ttftBuckets,
       registers,
-    }),
-    probeTtftQueueShare: new Histogram({
+    })),
+    probeTtftQueueShare: perTarget(new Histogram({
       name: 'vllm_probe_ttft_queue_share_ratio',
       help: 'Share of a probe\'s client TTFT spent waiting in vLLM\'s scheduler queue, 0-1 (queue_time_ms / client TTFT; needs --enable-per-request-metrics).',
       labelNames: probeLabels,
       buckets: [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1],
       registers,
-    }),
+    })),
 
     // GPUs, from nvidia-smi.
     gpu: gpuGauges,

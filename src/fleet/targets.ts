@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { readApiKey, type Config } from '../config.js';
-import { createMetrics, type Metrics } from '../metrics.js';
+import { createMetrics, perTargetFamilies } from '../metrics.js';
 import { connectFailure } from '../diagnosis/evidence.js';
 import { SourceError } from '../errors.js';
 import { oneLine } from '../reason.js';
@@ -21,28 +21,6 @@ import { TargetTracker } from '../target.js';
 import { VllmClient } from '../vllm/client.js';
 import { WedgeDetector } from '../wedge.js';
 import { keyAllowed, moduleConfig } from './modules.js';
-
-/** The families a target's registry keeps: what probes record, nothing about the daemon itself. */
-const PROBE_FAMILIES = [
-  'requests',
-  'timeToFirstToken',
-  'interTokenLatency',
-  'timePerOutputToken',
-  'requestDuration',
-  'probeTokens',
-  'modelPresent',
-  'probeSuccess',
-  'probeDuration',
-  'lastSuccess',
-  'prefixTimeToFirstToken',
-  'prefixSpeedup',
-  'prefixSavedFraction',
-  'prefixPredictedSavedFraction',
-  'prefixCachedTokens',
-  'prefixPromptTokens',
-  'prefixUncachedHits',
-  'engineWedged',
-] as const satisfies ReadonlyArray<keyof Metrics>;
 
 export interface FleetTargets {
   /** One registry per target, in config order. */
@@ -70,7 +48,9 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     const registry = new Registry();
     registry.setDefaultLabels({ ...target.labels, target: target.url });
     const metrics = createMetrics(registry, config);
-    const kept = new Set(PROBE_FAMILIES.map((k) => (metrics[k] as unknown as { name: string }).name));
+    // What probes record about a target, marked at each definition (src/metrics.ts): nothing
+    // about the daemon itself.
+    const kept = new Set(perTargetFamilies(metrics));
     for (const m of registry.getMetricsAsArray() as unknown as Array<{ name: string }>) if (!kept.has(m.name)) registry.removeSingleMetric(m.name);
     registries.push(registry);
     const targetLog = log.child({ component: 'fleet', target: target.url });
