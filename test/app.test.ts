@@ -7,6 +7,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { OUTCOMES } from '../src/metrics.js';
 import { sample, startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from './helpers/daemon.js';
+import { createFakeNvidiaSmi, h100Scenario } from './helpers/fake-nvidia-smi.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -105,6 +106,26 @@ describe('daemon against the emulator', () => {
     const after = await d.metrics();
     expect(sample(after, 'vllm_probe_time_to_first_token_seconds_count', { probe: 'ttft', model: 'emulated-model', phase: 'cold' })).toBe(1);
     expect(sample(after, 'vllm_probe_target_restarts_total')).toBeGreaterThanOrEqual(1);
+  });
+
+  test('the environment line names the GPU its GPU checks read (never "no GPU visible" beside them)', async () => {
+    const smi = createFakeNvidiaSmi(h100Scenario('load'));
+    cleanups.push(async () => smi.cleanup());
+    // nvidia-smi answers only after the first environment snapshot has been taken.
+    smi.update({ commands: { 'query-gpu': { delayMs: 1500 } } } as never);
+    const emu = await startEmulator({ coldStartMs: 0 });
+    cleanups.push(emu.close);
+    const d = await startDaemon(testConfig(emu.url, { gpu: { enabled: true, nvidia_smi_path: smi.path, interval: '2s', timeout: '1900ms' } }));
+    cleanups.push(() => d.stop());
+    const env = await waitFor(async () => {
+      const s = await d.status();
+      const gpuRead = s.body.checks.some((c) => c.name === 'gpu_memory' && c.status !== 'unknown');
+      const e = s.body.checks.find((c) => c.name === 'environment');
+      return gpuRead && e && /H100/.test(e.reason) ? e : undefined;
+    }, 20_000);
+    expect(env?.reason).toMatch(/1 × NVIDIA H100[^,]* \(driver [\d.]+\)/);
+    const all = (await d.status()).body.checks.find((c) => c.name === 'environment')!.reason;
+    expect(all).not.toMatch(/no GPU visible/);
   });
 
   test('a vLLM restart (process_start_time changes) labels the next probe cold', async () => {
