@@ -6,38 +6,16 @@
  * data it could not get, and recover after SIGCONT.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { parseProcStat } from '../../src/host/proc.js';
 import { sample, startDaemon, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
-import { realVllm, realVllmAvailable, type RealVllm } from './real-vllm.js';
+import { processTable, realVllm, realVllmAvailable, treeOf, type RealVllm } from './real-vllm.js';
 
 let vllm: RealVllm;
 let daemon: RunningDaemon;
 let decoy: ChildProcess;
 const PROBE_INTERVAL_S = 2;
 const SIGNATURES = ['no_token_after_headers', 'frozen_counters', 'queue_stuck'];
-
-/** pid → [ppid, comm] for every visible process. */
-function processTable(): Map<number, [number, string]> {
-  const out = new Map<number, [number, string]>();
-  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const s = parseProcStat(readFileSync(`/proc/${name}/stat`, 'utf8'));
-      if (s) out.set(Number(name), [s.ppid, s.comm]);
-    } catch {
-      /* exited */
-    }
-  }
-  return out;
-}
-
-function treeOf(root: number): number[] {
-  const table = processTable();
-  const out = [root];
-  for (let i = 0; i < out.length; i++) for (const [pid, [ppid]] of table) if (ppid === out[i]) out.push(pid);
-  return out.sort((a, b) => a - b);
-}
 
 beforeAll(async () => {
   if (!realVllmAvailable()) throw new Error('real vLLM venv missing: run scripts/real-vllm/setup (npm run test:e2e does)');
