@@ -71,7 +71,9 @@ export const HEADLINE_MAX = 200;
  * Checks the diagnosis judges itself (probe lines, engine progress, KV, overload) or that
  * speak of a window (recent, not now): a non-healthy one never turns a healthy state degraded.
  */
-const JUDGED_BY_DIAGNOSIS = new Set(['probe_ttft', 'probe_prefix', 'probe_models', 'engine_progress', 'vllm_health', 'kv_cache', 'overload', 'ttft_latency', 'server_slo', 'prefix_sources']);
+const JUDGED_BY_DIAGNOSIS = new Set(['engine_progress', 'vllm_health', 'kv_cache', 'overload', 'ttft_latency', 'server_slo', 'prefix_sources']);
+/** Every probe kind's own line (`probe_<kind>`) is judged by the diagnosis from its results. */
+const judgedByDiagnosis = (check: string) => JUDGED_BY_DIAGNOSIS.has(check) || check.startsWith('probe_');
 
 /** Checks whose verdict comes from a synthetic probe: not judged while the state says it could not run cleanly. */
 const PROBE_JUDGED = new Set(['prefix_cache', 'ttft_latency']);
@@ -348,7 +350,7 @@ export class StatusBoard {
     // A failing check the diagnosis does not judge (GPU, scrape errors, prefix cache) still counts.
     if (d.state === 'healthy' || d.state === 'restarted' || d.state === 'unknown') {
       const failing = checks
-        .filter((c) => !JUDGED_BY_DIAGNOSIS.has(c.name) && !c.name.startsWith('target:') && (c.status === 'degraded' || c.status === 'unhealthy'))
+        .filter((c) => !judgedByDiagnosis(c.name) && !c.name.startsWith('target:') && (c.status === 'degraded' || c.status === 'unhealthy'))
         .sort((a, b) => SEVERITY[b.status] - SEVERITY[a.status] || causeRank(a.name) - causeRank(b.name))[0];
       if (failing) d = { state: 'degraded', cause: `${failing.name}: ${failing.reason}`, evidence: [] };
     }
