@@ -1,22 +1,24 @@
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { expect, test } from 'vitest';
 import { runLoad } from '../../src/bench/load.js';
 import { VllmClient } from '../../src/vllm/client.js';
 import { waitFor } from '../helpers/daemon.js';
+import { startFakeVllm } from '../helpers/fake-vllm.js';
 
 test('stopping a load of 50 open streams ends every one, without piling listeners on the caller\'s signal', async () => {
   // Streams that start and never finish, like a server mid-generation.
   const open = new Set<ServerResponse>();
-  const server = createServer((req, res) => {
-    req.resume();
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
-    res.write('data: {"choices":[{"index":0,"text":"a"}]}\n\n');
-    open.add(res);
-    res.on('close', () => open.delete(res));
+  const vllm = await startFakeVllm({
+    routes: {
+      '/v1/completions': (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('data: {"choices":[{"index":0,"text":"a"}]}\n\n');
+        open.add(res);
+        res.on('close', () => open.delete(res));
+      },
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const client = new VllmClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, maxResponseBytes: 1 << 20, connections: 64 });
+  const client = new VllmClient({ baseUrl: vllm.url, maxResponseBytes: 1 << 20, connections: 64 });
   const warnings: string[] = [];
   const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
   process.on('warning', onWarning);
@@ -33,6 +35,6 @@ test('stopping a load of 50 open streams ends every one, without piling listener
   } finally {
     process.off('warning', onWarning);
     await client.close();
-    server.close();
+    await vllm.close();
   }
 });

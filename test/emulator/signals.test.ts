@@ -10,7 +10,6 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { onTestFinished, describe, expect, test } from 'vitest';
 import { VllmClient } from '../../src/vllm/client.js';
-import { QUEUE_FULL_MESSAGE } from '../../src/emulator/server.js';
 import { parseCustomBuckets } from '../../src/emulator/engine-metrics.js';
 import { parseExposition } from '../../src/vllm/exposition.js';
 import { explainSnapshot, normaliseVllmMetrics } from '../../src/vllm/schema.js';
@@ -87,7 +86,6 @@ describe('--max-num-queued-reqs', () => {
     expect(rejected.status).toBe(503);
     const body = await rejected.json();
     expect(body).toEqual(JSON.parse(fixture('error-503-queue-full-v0.32.0.json')));
-    expect((body as { error: { message: string } }).error.message).toBe(QUEUE_FULL_MESSAGE);
     const expo = await (await fetch(`${emu.url}/metrics`)).text();
     expect(explainSnapshot(normaliseVllmMetrics(parseExposition(expo))).admission_rejections).toEqual({ max_num_queued_reqs: 1, max_num_queued_tokens: 0 });
 
@@ -95,6 +93,10 @@ describe('--max-num-queued-reqs', () => {
     expect(overload?.reason).toMatch(/^vLLM is shedding load: 1 request refused with HTTP 503 in the last \d+s \(1 by --max-num-queued-reqs\); 2 running, 0 waiting \(0 capacity, 0 deferred\)$/);
     expect((await daemon.status()).body.status).toBe('degraded');
     expect(sample(await daemon.metrics(), 'vllm_probe_engine_admission_rejections_total', { model: MODEL, reason: 'max_num_queued_reqs' })).toBe(1);
+    // What a probe makes of that answer: refused for overload, vLLM's own words (as captured) in the detail.
+    const probed = await client(emu.url).stream({ path: '/v1/completions', body: streamBody(), timeoutMs: 2000 });
+    expect(probed.outcome).toBe('rejected_overload');
+    expect(probed.detail).toBe(`HTTP 503: ${(JSON.parse(fixture('error-503-queue-full-v0.32.0.json')) as { error: { message: string } }).error.message}`);
     hold.abort();
     await Promise.all(held.map((r) => r.text().catch(() => '')));
   });

@@ -1,8 +1,7 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { parseExposition } from '../../src/vllm/exposition.js';
 import { sample, startDaemon, startEmulator, testConfig, waitFor } from '../helpers/daemon.js';
+import { startFakeVllm, vllmError } from '../helpers/fake-vllm.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -60,13 +59,9 @@ describe('models probe', () => {
     [401, 'http_4xx'],
   ])('/v1/models answering HTTP %i is counted as %s, by its status code', async (code, outcome) => {
     // /health says 200 and /v1/models fails: a router in front of vLLM does this.
-    const server = createServer((req, res) => {
-      if (req.url === '/health') return res.end();
-      res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'no models for you' } }));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
-    const d = await startDaemon(modelsOnly(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { model: 'm' }));
+    const vllm = await startFakeVllm({ routes: { '/v1/models': (_req, res) => vllmError(res, code, 'no models for you') } });
+    cleanups.push(vllm.close);
+    const d = await startDaemon(modelsOnly(vllm.url, { model: 'm' }));
     cleanups.push(() => d.stop());
     const m = await waitFor(async () => {
       const t = await d.metrics();
@@ -84,35 +79,16 @@ describe('model ids from /v1/models', () => {
   // with "…" was sent in every request, and every probe got 404 from a healthy vLLM.
   test('a 300-character id (with a newline) is sent verbatim: probes succeed, the label round-trips exactly', async () => {
     const id = `/mnt/models/${'org-'.repeat(60)}/Qwen2.5-0.5B-Instruct\nrev`;
-    const sentModels: string[] = [];
-    const server = createServer((req, res) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (path === '/health') return void res.writeHead(200).end();
-      if (path === '/v1/models') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: [{ id, object: 'model', max_model_len: 4096 }] }));
-      if (path === '/v1/completions' || path === '/v1/chat/completions') {
-        let body = '';
-        req.on('data', (c: Buffer) => (body += c.toString()));
-        req.on('end', () => {
-          const model = (JSON.parse(body) as { model?: string }).model ?? '';
-          sentModels.push(model);
-          if (model !== id) return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: `The model \`${model}\` does not exist.`, code: 404 } }));
-          res.writeHead(200, { 'content-type': 'text/event-stream' });
-          const chunk = (text: string) => `data: ${JSON.stringify({ id: 'c', choices: [{ index: 0, text, delta: { content: text } }] })}\n\n`;
-          res.end(`${chunk('a')}${chunk('b')}data: ${JSON.stringify({ id: 'c', choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } })}\n\ndata: [DONE]\n\n`);
-        });
-        return;
-      }
-      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"no such route"}}');
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise((r) => { server.closeAllConnections(); server.close(r); }));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const vllm = await startFakeVllm({ model: id });
+    cleanups.push(vllm.close);
+    const url = vllm.url;
     const d = await startDaemon(testConfig(url, { probes: { ttft: { interval: '1s', timeout: '900ms' }, prefix: { enabled: false }, models: { interval: '1s', timeout: '900ms' } }, scrape: { enabled: false } }));
     cleanups.push(() => d.stop());
     const text = await waitFor(async () => {
       const t = await d.metrics();
       return (sample(t, 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'success' }) ?? 0) >= 1 || (sample(t, 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'http_4xx' }) ?? 0) >= 1 ? t : '';
     }, 15_000);
+    const sentModels = vllm.requests.filter((r) => r.path === '/v1/completions').map((r) => (JSON.parse(r.body) as { model: string }).model);
     expect(sentModels.length).toBeGreaterThan(0);
     expect(new Set(sentModels)).toEqual(new Set([id]));
     expect(sample(text, 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'success' })).toBeGreaterThanOrEqual(1);

@@ -3,13 +3,11 @@
  * /v1/models, /tokenize, /metrics) with an endless body; the daemon reads only its cap, stays
  * small, keeps answering /healthz, and says what it saw.
  */
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { afterEach, expect, test } from 'vitest';
 import { sample, startDaemon, testConfig, waitFor } from '../helpers/daemon.js';
+import { REAL_METRICS, startFakeVllm } from '../helpers/fake-vllm.js';
 
-const REAL_METRICS = readFileSync(new URL('../fixtures/vllm/metrics-v0.32.0.txt', import.meta.url), 'utf8');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   while (cleanups.length) await Promise.resolve(cleanups.pop()!()).catch(() => undefined);
@@ -30,23 +28,18 @@ async function endless(res: ServerResponse, contentType: string, line: string, s
 
 test('oversized /version, /v1/models, /tokenize and /metrics: capped reads, small daemon, /healthz answers', async () => {
   const sent = new Map<string, number>();
-  const seen = new Set<string>();
-  let metricsServed = 0;
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '').split('?')[0]!;
-    seen.add(path);
-    if (path === '/health') return void res.writeHead(200).end();
-    if (path === '/version') return void endless(res, 'application/json', '{"version":"0.32.0"', sent, path);
-    if (path === '/v1/models') return void endless(res, 'application/json', '{"object":"list","data":[{"id":"m"},', sent, path);
-    if (path === '/tokenize') return void req.resume().on('end', () => void endless(res, 'application/json', '{"count":1,"tokens":[1,2,3', sent, path));
-    // The first scrapes are a real capture, so the daemon sees a new vLLM process and asks /version.
-    if (path === '/metrics' && (metricsServed++ < 2)) return void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(REAL_METRICS);
-    if (path === '/metrics') return void endless(res, 'text/plain; version=0.0.4', '# HELP vllm:x padding\n', sent, path);
-    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"no such route"}}');
+  const vllm = await startFakeVllm({
+    routes: {
+      '/version': (req, res) => endless(res, 'application/json', '{"version":"0.32.0"', sent, req.path),
+      '/v1/models': (req, res) => endless(res, 'application/json', '{"object":"list","data":[{"id":"m"},', sent, req.path),
+      '/tokenize': (req, res) => endless(res, 'application/json', '{"count":1,"tokens":[1,2,3', sent, req.path),
+      // The first scrapes are a real capture, so the daemon sees a new vLLM process and asks /version.
+      '/metrics': (req, res) =>
+        vllm.count('/metrics') <= 2 ? void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(REAL_METRICS) : endless(res, 'text/plain; version=0.0.4', '# HELP vllm:x padding\n', sent, req.path),
+    },
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise((r) => { server.closeAllConnections(); server.close(r); }));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  cleanups.push(vllm.close);
+  const url = vllm.url;
 
   const rssBefore = process.memoryUsage().rss;
   let rssMax = rssBefore;
@@ -67,7 +60,7 @@ test('oversized /version, /v1/models, /tokenize and /metrics: capped reads, smal
     const hz = await fetch(`${daemon.url}/healthz`);
     slowest.ms = Math.max(slowest.ms, Date.now() - t0);
     expect(hz.status).toBe(200);
-    return ['/version', '/v1/models', '/tokenize', '/metrics'].every((p) => seen.has(p)) && (sample(await daemon.metrics(), 'vllm_probe_source_errors_total', { source: 'vllm_metrics', reason: 'too_large' }) ?? 0) > 0;
+    return ['/version', '/v1/models', '/tokenize', '/metrics'].every((p) => vllm.count(p) > 0) && (sample(await daemon.metrics(), 'vllm_probe_source_errors_total', { source: 'vllm_metrics', reason: 'too_large' }) ?? 0) > 0;
   }, 15_000, 200);
   expect(allSeen).toBe(true);
   // What the daemon took from each endless answer stayed near its cap (socket buffers aside),
