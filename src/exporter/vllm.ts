@@ -23,13 +23,26 @@ import type { WedgeDetector } from '../wedge.js';
 export class CounterDeltas {
   private readonly last = new Map<string, number>();
 
-  /** Increment since the previous reading; 0 for the first; the whole value after a reset. */
+  /**
+   * Increment since the previous reading; 0 for the first; the whole value after a reset (a
+   * reading below the previous one, or any reading after `restarted()`). A missing or
+   * non-finite reading adds 0 and keeps the previous one.
+   */
   delta(key: string, value: number | null): number {
     if (value === null || !Number.isFinite(value)) return 0;
     const previous = this.last.get(key);
     this.last.set(key, value);
     if (previous === undefined) return 0;
     return value >= previous ? value - previous : value;
+  }
+
+  /**
+   * vLLM restarted (its process start time changed): every counter counts from 0 again, so
+   * the next reading of each is all new, also one that is already above the old value (the
+   * new process served more between two scrapes than the old one had counted).
+   */
+  restarted(): void {
+    for (const key of this.last.keys()) this.last.set(key, 0);
   }
 }
 
@@ -134,7 +147,10 @@ export class VllmCollector implements Collector {
     if (!this.tracker.configuredModel && !this.tracker.discoveredModel && snapshot.model_names.length === 1) {
       this.tracker.discoveredModel = snapshot.model_names[0];
     }
+    const startedBefore = this.tracker.processStartTime;
     this.tracker.observeProcessStart(snapshot.process_start_time_seconds ?? undefined);
+    // The tracker's rule for a new process (a start time moved by more than 0.5 s).
+    if (startedBefore !== undefined && Math.abs((this.tracker.processStartTime ?? startedBefore) - startedBefore) > 0.5) this.deltas.restarted();
     if (this.versionFor !== this.tracker.processStartTime) {
       await this.readVersion(signal, snapshot);
       this.onNewProcess();
