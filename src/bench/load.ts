@@ -9,10 +9,21 @@
  * worker starts another request, and the result says why (`stopped`). Between a failure and
  * the worker's next request there is a growing pause (100 ms doubling up to 2 s), so a dead or
  * misconfigured server is not hammered with thousands of requests a second.
+ *
+ * At most STARTS_PER_TURN requests begin in one turn of the event loop; the rest wait for the
+ * next turn. With fixed-length streams every worker ends and restarts in the same instant
+ * (issue 28: 2,000 streams of 150 tokens at 10 tokens/s ended together every 15 s, and
+ * building and writing 2,000 requests in one turn stalled the loop for 160–194 ms, moving the
+ * TTFT of every request whose first token arrived meanwhile). Spread over turns, the restarts
+ * fall out of step and stay out of step. A request's clock starts when it is handed to undici,
+ * so the wait for a turn is not in its TTFT.
+ *
+ * The load measures its own event-loop delay (`clientDelay`): a stalled loop time-stamps
+ * tokens late, so a report can say when the client, not the server, could have moved a figure.
  */
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { VllmClient } from '../vllm/client.js';
-import { deriveTimings, streamingBody, type Outcome } from '../vllm/stream.js';
+import { streamingBody, type Outcome } from '../vllm/stream.js';
 
 export interface RequestRecord {
   /** ms since the load started */
@@ -44,6 +55,8 @@ export interface LoadOptions {
   timeoutMs: number;
   signal: AbortSignal;
   onProgress?: (done: number) => void;
+  /** The client's event-loop delay is recorded from this many ms after the start (default 0). */
+  warmupMs?: number;
   /** Stop the whole load after this many failed requests in a row (default 5). */
   maxConsecutiveFailures?: number;
   /** First pause after a failure in ms, doubled per further failure up to 2 s (default 100). */
@@ -54,18 +67,41 @@ export interface LoadResult {
   records: RequestRecord[];
   /** Set when the load stopped early because requests kept failing. */
   stopped?: { failures: number; reason: string };
+  /** This process's event-loop delay while the load ran (after `warmupMs`). */
+  clientDelay: ClientDelay;
+}
+
+/**
+ * The load client's own event-loop delay (perf_hooks monitorEventLoopDelay, 1 ms resolution;
+ * delay = recorded interval − 1 ms), in ms. A token that arrives during a delay of D ms is
+ * time-stamped up to D ms late.
+ */
+export interface ClientDelay {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Intervals recorded; 0 when the load was shorter than the resolution. */
+  samples: number;
 }
 
 const MAX_BACKOFF_MS = 2000;
+/** Most requests begun in one event-loop turn: ~3 ms of request building and writing at ~0.1 ms each. */
+export const STARTS_PER_TURN = 32;
+const ELD_RESOLUTION_MS = 1;
 
 /**
- * Runs the load and returns one record per finished request, in completion order, and
- * `stopped` when it ended early on `maxConsecutiveFailures` failures in a row (default 5).
+ * Runs the load and returns one record per finished request, in completion order, the
+ * client's own event-loop delay, and `stopped` when it ended early on `maxConsecutiveFailures`
+ * failures in a row (default 5).
  */
 export async function runLoadChecked(target: LoadTarget, opts: LoadOptions): Promise<LoadResult> {
   const limit = opts.maxConsecutiveFailures ?? 5;
   const backoff = opts.backoffMs ?? 100;
   const records: RequestRecord[] = [];
+  const gate = new StartGate(STARTS_PER_TURN);
+  const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
+  const warm = opts.warmupMs ?? 0;
+  const eldStart = warm > 0 ? setTimeout(() => eld.enable(), warm) : (eld.enable(), undefined);
   const t0 = performance.now();
   let issued = 0;
   let failuresInARow = 0;
@@ -91,12 +127,15 @@ export async function runLoadChecked(target: LoadTarget, opts: LoadOptions): Pro
   const work = async (signal: AbortSignal) => {
     let myFailures = 0;
     while (more()) {
+      await gate.turn();
+      if (!more()) return;
       const i = issued++;
       const r = await target.client.stream({ path: '/v1/completions', body: streamingBody(target.model, opts.body(i)), signal, timeoutMs: opts.timeoutMs, countOnly: true });
       if (r.aborted) return;
-      const t = deriveTimings(r);
-      const rec: RequestRecord = { start: r.startedAt - t0, end: r.endedAt - t0, outcome: r.outcome, e2e: t.e2e };
-      if (t.ttft !== undefined) rec.ttft = t.ttft;
+      // TTFT and E2E only (deriveTimings would also build the inter-token gaps, unused here).
+      const rec: RequestRecord = { start: r.startedAt - t0, end: r.endedAt - t0, outcome: r.outcome, e2e: (r.endedAt - r.startedAt) / 1000 };
+      const first = r.tokenAt[0];
+      if (first !== undefined) rec.ttft = (first - r.startedAt) / 1000;
       if (r.usage?.prompt_tokens !== undefined) rec.promptTokens = r.usage.prompt_tokens;
       if (r.usage?.completion_tokens !== undefined) rec.outputTokens = r.usage.completion_tokens;
       const cached = r.usage?.cached_tokens;
@@ -124,8 +163,54 @@ export async function runLoadChecked(target: LoadTarget, opts: LoadOptions): Pro
     await Promise.all(Array.from({ length: opts.concurrency }, worker));
   } finally {
     opts.signal.removeEventListener('abort', abortAll);
+    clearTimeout(eldStart);
+    eld.disable();
   }
-  return stopped ? { records, stopped } : { records };
+  const clientDelay = delayOf(eld);
+  return stopped ? { records, stopped, clientDelay } : { records, clientDelay };
+}
+
+function delayOf(eld: ReturnType<typeof monitorEventLoopDelay>): ClientDelay {
+  if (eld.count === 0) return { p50Ms: 0, p99Ms: 0, maxMs: 0, samples: 0 };
+  const ms = (ns: number) => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);
+  return { p50Ms: ms(eld.percentile(50)), p99Ms: ms(eld.percentile(99)), maxMs: ms(eld.max), samples: eld.count };
+}
+
+/**
+ * Lets at most `perTurn` callers through per event-loop turn; the others are let through, in
+ * arrival order, `perTurn` at a time on the following turns (setImmediate: after the I/O of
+ * each turn, so token arrivals are handled in between).
+ */
+class StartGate {
+  private used = 0;
+  private readonly waiting: Array<() => void> = [];
+  private armed = false;
+
+  constructor(private readonly perTurn: number) {}
+
+  turn(): Promise<void> | void {
+    if (this.used < this.perTurn && this.waiting.length === 0) {
+      this.used++;
+      this.arm();
+      return;
+    }
+    this.arm();
+    return new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  private arm(): void {
+    if (this.armed) return;
+    this.armed = true;
+    setImmediate(this.next);
+  }
+
+  private readonly next = (): void => {
+    this.armed = false;
+    const batch = this.waiting.splice(0, this.perTurn);
+    this.used = batch.length;
+    for (const release of batch) release();
+    if (this.used > 0) this.arm();
+  };
 }
 
 /**
