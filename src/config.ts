@@ -118,10 +118,10 @@ const objective = z.number().gt(0).lt(1);
  * healthy, and runs at least every `max_interval` (docs/architecture.md, "Traffic-aware probing").
  */
 const PROBE_MODES = ['always', 'when_idle'] as const;
-const trafficAware = {
+const trafficAware = (maxInterval: number) => ({
   mode: z.enum(PROBE_MODES).default('always'),
-  max_interval: duration(1).default(300),
-};
+  max_interval: duration(1).default(maxInterval),
+});
 
 const ttftProbeSchema = z.strictObject({
   enabled: z.boolean().default(true),
@@ -132,7 +132,7 @@ const ttftProbeSchema = z.strictObject({
   max_tokens: z.number().int().min(1).max(4096).default(16),
   /** Probes after a detected restart that are labelled phase="cold". */
   cold_probes: z.number().int().min(1).default(1),
-  ...trafficAware,
+  ...trafficAware(300),
 });
 
 const prefixProbeSchema = z.strictObject({
@@ -144,7 +144,9 @@ const prefixProbeSchema = z.strictObject({
   suffix_tokens: z.number().int().min(1).max(1024).default(16),
   hits_per_cycle: z.number().int().min(1).max(16).default(1),
   max_tokens: z.number().int().min(1).max(64).default(4),
-  ...trafficAware,
+  // Longer than the TTFT probe's: under real traffic vLLM's own prefix-cache counters show
+  // caching at work, and a cycle costs 2 × (prefix + suffix) prompt tokens.
+  ...trafficAware(900),
 });
 
 /** GET /v1/models and /health: latency, model served, wrong-model detection. */

@@ -165,9 +165,9 @@ describe('hostile config files', () => {
 });
 
 describe('probes.<kind>.mode and max_interval (issue 25)', () => {
-  test('inference probes default to always with max_interval 5m; the models probe has neither', () => {
+  test('inference probes default to always with max_interval 5m (prefix 15m); the models probe has neither', () => {
     const c = parseConfig({});
-    expect([c.probes.ttft.mode, c.probes.ttft.max_interval, c.probes.prefix.mode, c.probes.prefix.max_interval]).toEqual(['always', 300, 'always', 300]);
+    expect([c.probes.ttft.mode, c.probes.ttft.max_interval, c.probes.prefix.mode, c.probes.prefix.max_interval]).toEqual(['always', 300, 'always', 900]);
     expect(c.probes.models).not.toHaveProperty('mode');
     expect(parseConfig({ probes: { ttft: { mode: 'when_idle', max_interval: '10m' } } }).probes.ttft).toMatchObject({ mode: 'when_idle', max_interval: 600 });
   });

@@ -114,6 +114,9 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
     const state = status.currentState();
     if (state !== 'healthy') return { why: state };
     if (status.verdictOf('server_slo') === 'degraded') return { why: 'server_slo' };
+    // A kind whose own last verdict is bad measures again rather than repeat it.
+    const bad = lastChecks.get(kind)?.checks.find((c) => c.status === 'degraded' || c.status === 'unhealthy');
+    if (bad) return { why: bad.name };
     const scrape = config.scrape;
     const traffic = realTraffic(status.evidence.view().scrapes, own, Math.max(interval, scrape.interval) * 1000, (2 * scrape.interval + scrape.timeout) * 1000, now);
     if (!traffic.flowing) return { why: traffic.why };

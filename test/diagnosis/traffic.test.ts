@@ -1,9 +1,10 @@
 /**
  * The when_idle decision (issue 25): is real traffic served now, from vLLM's counters with this
  * daemon's own requests subtracted? Cases are scrapes as the real CPU vLLM 0.32 reported them
- * (test/fixtures/vllm/traffic-cpu-v0.32.0.json, recorded by benchmarks/traffic-aware.mjs), and
+ * (test/fixtures/vllm/traffic-cpu-v0.32.0.json, recorded by test/e2e/traffic-aware.test.ts), and
  * the edge cases around them.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import type { ScrapeObservation } from '../../src/diagnosis/evidence.js';
 import { realTraffic, trafficWords, type OwnRun } from '../../src/diagnosis/traffic.js';
@@ -90,5 +91,50 @@ describe('realTraffic on hand-made scrapes', () => {
     const scrapes = [0, 5, 10, 15, 20].map((s) => at(T0 - 20_000 + s * 1000, same(100 + s, 5000 + 100 * s)));
     const t = realTraffic(scrapes, [], 10_000, FRESH, T0);
     expect(t).toMatchObject({ flowing: true, requests: 10, windowMs: 10_000 });
+  });
+});
+
+/** A recorded sample: vLLM's counters and what the daemon had sent so far (see the fixture's _about). */
+interface Recorded {
+  at: number;
+  success: number | null;
+  ttft: number | null;
+  e2e: number | null;
+  gen: number | null;
+  own_requests: number;
+  own_tokens: number;
+  engine_stopped?: boolean;
+}
+
+const RECORDED = JSON.parse(readFileSync('test/fixtures/vllm/traffic-cpu-v0.32.0.json', 'utf8')) as Record<string, Recorded[]>;
+
+/** The decision at every recorded scrape, as the daemon would take it right after that scrape. */
+function replay(samples: Recorded[]): Array<{ flowing: boolean; stopped: boolean }> {
+  const scrapes = samples.map((s) => at(s.at, s));
+  // What the daemon sent between two readings is one run over that span: subtracted whole.
+  const own: OwnRun[] = samples.slice(1).map((s, i) => ({ startedAt: samples[i]!.at, endedAt: s.at, requests: s.own_requests - samples[i]!.own_requests, outputTokens: s.own_tokens - samples[i]!.own_tokens }));
+  return samples.slice(1).map((s, i) => ({ flowing: realTraffic(scrapes.slice(0, i + 2), own.slice(0, i + 1), 2000, 5500, s.at + 50).flowing, stopped: s.engine_stopped === true }));
+}
+
+describe('realTraffic replayed on counters recorded from the real CPU vLLM', () => {
+  test("idle, in either mode: the daemon's own probes are never taken for traffic", () => {
+    for (const phase of ['idle always', 'idle when_idle']) {
+      expect(RECORDED[phase]!.length).toBeGreaterThan(10);
+      expect(replay(RECORDED[phase]!).filter((d) => d.flowing), phase).toEqual([]);
+    }
+  });
+
+  test('busy: traffic is seen at nearly every scrape, with or without the probes running beside it', () => {
+    for (const phase of ['busy always', 'busy when_idle']) {
+      const running = replay(RECORDED[phase]!).filter((d) => !d.stopped);
+      expect(running.filter((d) => d.flowing).length, phase).toBeGreaterThanOrEqual(0.9 * running.length);
+    }
+  });
+
+  test('EngineCore stopped under load: no traffic from the first scrape that saw the counters frozen', () => {
+    const stopped = replay(RECORDED['busy when_idle']!).filter((d) => d.stopped);
+    expect(stopped.length).toBeGreaterThanOrEqual(3);
+    // The first reading after SIGSTOP may still span the last tokens; none after it may say flowing.
+    expect(stopped.slice(1).map((d) => d.flowing)).toEqual(stopped.slice(1).map(() => false));
   });
 });
