@@ -3,7 +3,7 @@
  * the prefix-caching model (saved fraction ≈ P/(P+S)). Tested on recorded inputs.
  */
 import { mean, percentile } from '../stats.js';
-import type { RequestRecord } from './load.js';
+import type { ClientDelay, RequestRecord } from './load.js';
 
 export interface LevelResult {
   concurrency: number;
@@ -14,6 +14,61 @@ export interface LevelResult {
   outputTokPerS: number;
   ttft: { mean?: number; p50?: number; p95?: number; p99?: number };
   e2e: { mean?: number; p50?: number; p95?: number; p99?: number };
+  /** The load client's own event-loop delay during the level (runs recorded since issue 28). */
+  clientDelay?: ClientDelayRecord;
+}
+
+/** A share of a figure that the client's own delay may not reach before the figure is marked. */
+export const CLIENT_DELAY_SHARE = 0.05;
+
+/**
+ * The client's event-loop delay during a level (ms) and which of the level's TTFT figures it
+ * could have moved: a token that arrives while the loop is stalled D ms is time-stamped up to
+ * D ms late.
+ */
+export interface ClientDelayRecord {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  samples: number;
+  /** TTFT figures the delay could have moved (names as in `ttft`); empty when none. */
+  moved: Array<'mean' | 'p50' | 'p95' | 'p99'>;
+}
+
+/**
+ * Which TTFT figures the client's own delay could have moved by at least CLIENT_DELAY_SHARE of
+ * their value (and at least 1 ms). The mean and median are compared with the delay most
+ * intervals stayed under (ELD p99), the tail figures with the longest stall (ELD max): one
+ * stall moves only the requests whose first token fell inside it, and those are in the tail.
+ */
+export function clientDelayRecord(delay: ClientDelay, ttftS: { mean?: number; p50?: number; p95?: number; p99?: number }): ClientDelayRecord {
+  const moved: ClientDelayRecord['moved'] = [];
+  const check = (name: 'mean' | 'p50' | 'p95' | 'p99', delayMs: number) => {
+    const v = ttftS[name];
+    if (v !== undefined && delayMs >= 1 && delayMs >= CLIENT_DELAY_SHARE * v * 1000) moved.push(name);
+  };
+  check('mean', delay.p99Ms);
+  check('p50', delay.p99Ms);
+  check('p95', delay.maxMs);
+  check('p99', delay.maxMs);
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
+  return { p50Ms: r3(delay.p50Ms), p99Ms: r3(delay.p99Ms), maxMs: r3(delay.maxMs), samples: delay.samples, moved };
+}
+
+/** The mark put on a TTFT figure the client's own delay could have moved. */
+export const CLIENT_DELAY_MARK = '†';
+
+/**
+ * One warning per level whose client delay could have moved a TTFT figure, in words, naming
+ * the marked figures; empty when none could (or the run predates the record).
+ */
+export function clientDelayWarnings(levels: Array<{ concurrency: number; clientDelay?: ClientDelayRecord }>): string[] {
+  return levels
+    .filter((l) => l.clientDelay?.moved.length)
+    .map((l) => {
+      const d = l.clientDelay!;
+      return `${CLIENT_DELAY_MARK} concurrency ${l.concurrency}: the load client's own event loop was late by up to ${d.maxMs.toFixed(1)} ms (p99 ${d.p99Ms.toFixed(1)} ms), so TTFT ${d.moved.join(', ')} may be too high by up to that much: the client, not the server, could have moved ${d.moved.length === 1 ? 'it' : 'them'}. Run the bench on a machine or core with nothing else busy, or at lower concurrency.`;
+    });
 }
 
 /**

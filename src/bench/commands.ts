@@ -13,13 +13,13 @@ import { readBenchGpus } from '../gpu/command.js';
 import { serverPidFor } from '../host/proc.js';
 import { calibratePrefix } from '../vllm/calibration.js';
 import { mean } from '../stats.js';
-import { coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, requestSamples, sloTarget, sloTargetText, summariseLevel, toCsv, type LevelResult } from './analysis.js';
+import { clientDelayRecord, clientDelayWarnings, coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, requestSamples, sloTarget, sloTargetText, summariseLevel, toCsv, type LevelResult } from './analysis.js';
 import { coldWarmChart, kvChart, prefixChart, sweepChart } from './experiment-charts.js';
 import { benchClient, checkModel, metricFamilies, processStart } from './http.js';
 import { Redactor } from './redact.js';
 import { collectEnvironment, type EnvironmentSnapshot } from '../vllm/environment.js';
 import { environmentMarkdown } from './environments.js';
-import { describeFailure, fillerPrompt, runLoadChecked, type LoadOptions, type LoadTarget, type RequestRecord } from './load.js';
+import { describeFailure, fillerPrompt, runLoadChecked, type LoadOptions, type LoadResult, type LoadTarget, type RequestRecord } from './load.js';
 
 // The helpers the tests and the other experiments use, from where they live.
 export { sequencesThatFit, splitCommand, waitForRestart, type BenchIo } from './common.js';
@@ -133,17 +133,17 @@ async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Reco
  * Runs one cell of an experiment. Throws BenchRunError (no result is written) when the load
  * stopped on consecutive failures or when not one request succeeded; `where` names the cell.
  */
-async function cell(ctx: Ctx, target: LoadTarget, opts: Omit<LoadOptions, 'timeoutMs' | 'signal' | 'maxConsecutiveFailures'>, where: string): Promise<RequestRecord[]> {
-  const { records, stopped } = await runLoadChecked(target, { ...opts, timeoutMs: ctx.timeoutMs, signal: ctx.io.signal, maxConsecutiveFailures: ctx.maxFailures });
+async function cell(ctx: Ctx, target: LoadTarget, opts: Omit<LoadOptions, 'timeoutMs' | 'signal' | 'maxConsecutiveFailures'>, where: string): Promise<Omit<LoadResult, 'stopped'>> {
+  const { records, stopped, clientDelay } = await runLoadChecked(target, { ...opts, timeoutMs: ctx.timeoutMs, signal: ctx.io.signal, maxConsecutiveFailures: ctx.maxFailures });
   if (ctx.io.signal.aborted) throw new BenchRunError('interrupted');
   if (stopped) throw new BenchRunError(`${where}: stopped after ${stopped.failures} failed requests in a row: ${stopped.reason}`);
   const failed = records.filter((r) => r.outcome !== 'success');
   if (records.length > 0 && failed.length === records.length) throw new BenchRunError(`${where}: all ${records.length} requests failed: ${describeFailure(failed[failed.length - 1]!)}`);
-  return records;
+  return { records, clientDelay };
 }
 
 async function one(ctx: Ctx, body: Record<string, unknown>, where: string, target = ctx.target): Promise<RequestRecord> {
-  const [r] = await cell(ctx, target, { concurrency: 1, requests: 1, body: () => body }, where);
+  const [r] = (await cell(ctx, target, { concurrency: 1, requests: 1, body: () => body }, where)).records;
   if (!r) throw new BenchRunError('interrupted');
   return r;
 }
@@ -285,7 +285,7 @@ async function prefixCells(ctx: Ctx, baselineTarget: LoadTarget | undefined) {
           return saltOk ? { ...base, prompt: prefix.text + suffix(), cache_salt: randomUUID() } : { ...base, prompt: `[${randomUUID()}] ${prefix.text}${suffix()}` };
         };
         if (mode === 'cache') await one(ctx, { prompt: prefix.text + suffix(), max_tokens: 1 }, `${where}: warming the shared prefix`, target);
-        const records = await cell(ctx, target, { concurrency, requests, body, onProgress: (n) => ctx.progress.update(`${where}: ${n}/${requests}`) }, where);
+        const { records } = await cell(ctx, target, { concurrency, requests, body, onProgress: (n) => ctx.progress.update(`${where}: ${n}/${requests}`) }, where);
         const level = summariseLevel(concurrency, records);
         const ok = records.filter((r) => r.outcome === 'success');
         const cached = ok.reduce((a, r) => a + (r.cachedTokens ?? 0), 0) / Math.max(1, ok.length);
@@ -372,19 +372,20 @@ async function benchSweep(ctx: Ctx) {
   ctx.progress.begin();
   for (const [i, concurrency] of levels.entries()) {
     const where = `sweep concurrency ${concurrency}`;
-    const records = await cell(
+    const { records, clientDelay } = await cell(
       ctx,
       ctx.target,
       {
         concurrency,
-        ...(perLevelRequests === undefined ? { durationMs: (durationS + warmupS) * 1000 } : { requests: perLevelRequests }),
+        ...(perLevelRequests === undefined ? { durationMs: (durationS + warmupS) * 1000, warmupMs: warmupS * 1000 } : { requests: perLevelRequests }),
         // Unique per request across the whole run: no prompt shares an opening with another.
         body: () => ({ prompt: fillerPrompt(words, serial++, ctx.runId), max_tokens: maxTokens, ignore_eos: true }),
         onProgress: (n) => ctx.progress.update(`${where}: ${n} requests`),
       },
       where,
     );
-    const level = summariseLevel(concurrency, records, warmupS * 1000);
+    const measured = summariseLevel(concurrency, records, warmupS * 1000);
+    const level: LevelResult = { ...measured, clientDelay: clientDelayRecord(clientDelay, measured.ttft) };
     results.push(level);
     recordsByLevel.set(concurrency, records);
     ctx.progress.cell(i + 1, levels.length, `concurrency ${concurrency}: ${level.reqPerS.toFixed(2)} req/s, ${level.outputTokPerS.toFixed(1)} tok/s, p95 TTFT ${fmtS(level.ttft.p95)}, ${level.errors} errors`);
@@ -411,6 +412,9 @@ async function benchSweep(ctx: Ctx) {
     `Each level: ${perLevelRequests === undefined ? `${durationS} s measured after ${warmupS} s warm-up (excluded)` : `${perLevelRequests} requests`}; prompt ${measured === undefined ? `≈ ${inputTokens} tokens (estimated: no /tokenize)` : `${measured} tokens (measured with /tokenize)`}, each starting differently so none is served from another's prefix cache; max_tokens ${maxTokens} with ignore_eos.`,
     '',
     markdownTable(SWEEP_CSV_HEADER, rows),
+    `Client event-loop delay p99 / max (ms): ${results.map((l) => `c=${l.concurrency} ${l.clientDelay!.p99Ms.toFixed(1)} / ${l.clientDelay!.maxMs.toFixed(1)}`).join(', ')}.`,
+    '',
+    ...clientDelayWarnings(results).flatMap((w) => [w, '']),
     conclusion,
     '',
     ...(erroring.length ? [] : [`**Concurrency target**: ${sloTargetText(sloTarget(results, ctx.ttftSloS), ctx.ttftSloS)}`, '']),

@@ -6,7 +6,7 @@
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { EnvironmentSnapshot } from '../vllm/environment.js';
-import { fmtNum, fmtS, markdownTable, MIN_SAMPLES_P95, sloTarget, sloTargetText, type SweepLevel } from './analysis.js';
+import { CLIENT_DELAY_MARK, clientDelayWarnings, fmtNum, fmtS, markdownTable, MIN_SAMPLES_P95, sloTarget, sloTargetText, type ClientDelayRecord, type SweepLevel } from './analysis.js';
 import { chartForSummary } from './experiment-charts.js';
 import { BenchUsageError, intOpt, type Values } from './options.js';
 import { KV_SCALING_HEADER, type BenchIo, type KvScalingRow } from './common.js';
@@ -19,7 +19,7 @@ export interface ReportInputs {
   /** The environment of the run the KV figures come from (kv, else kv-scaling). */
   environment?: EnvironmentSnapshot;
   coldWarm?: { ttft: { cold: number; median: number; max?: number; coldWarmFactor: number; spreadPct: number }; e2e: { median: number }; runs?: Array<{ run: string }> };
-  sweep?: { levels: Array<SweepLevel & { reqPerS: number; e2e: { p95?: number } }>; knee: { concurrency: number; reason: string } | null; conclusion_withheld?: string[]; ttft_slo_s?: number };
+  sweep?: { levels: Array<SweepLevel & { reqPerS: number; e2e: { p95?: number }; clientDelay?: ClientDelayRecord }>; knee: { concurrency: number; reason: string } | null; conclusion_withheld?: string[]; ttft_slo_s?: number };
   prefix?: { rows: Array<Record<string, string | number | null>> };
   kv?: { capacity_tokens: number; block_size: number; max_model_len: number | null; bytes_per_token: number | null };
   kvScaling?: { rows: KvScalingRow[]; bytes_per_token: number | null };
@@ -337,18 +337,24 @@ function observations(inputs: ReportInputs): string[] {
     else if (inputs.coldWarm.ttft.spreadPct > 25) lines.push(`Warm TTFT is unstable (spread ${inputs.coldWarm.ttft.spreadPct.toFixed(0)} % over ${steady ?? 'the'} steady-state requests): look for other load on the node before trusting a baseline.`);
   }
   if (inputs.sweep?.levels.some((l) => l.errors > 0)) lines.push(`Requests failed during the sweep at concurrency ${inputs.sweep.levels.filter((l) => l.errors > 0).map((l) => l.concurrency).join(', ')}.`);
+  if (inputs.sweep) lines.push(...clientDelayWarnings(inputs.sweep.levels));
   if (inputs.prefix?.rows.some((r) => Number(r.errors ?? 0) > 0)) lines.push('Requests failed in some prefix cells; those cells draw no conclusion.');
   return lines.length ? lines : ['Nothing unusual in the recorded numbers.'];
 }
 
 type RunTable = { header: string[]; rows: Array<Array<string | number | null | undefined>> };
-type Levels = Array<{ concurrency: number; requests: number; errors: number; reqPerS: number; outputTokPerS: number; ttft: { p50?: number; p95?: number }; e2e: { p95?: number } }>;
+type Levels = Array<{ concurrency: number; requests: number; errors: number; reqPerS: number; outputTokPerS: number; ttft: { p50?: number; p95?: number }; e2e: { p95?: number }; clientDelay?: ClientDelayRecord }>;
+
+/** A TTFT figure, marked when the load client's own delay could have moved it (see the observations). */
+function ttftCell(value: number | undefined, which: 'p50' | 'p95', delay: ClientDelayRecord | undefined): number | string | undefined {
+  return value !== undefined && delay?.moved.includes(which) ? `${value.toFixed(4)} ${CLIENT_DELAY_MARK}` : value;
+}
 
 /** Per experiment: its numbers as a table, from its summary. */
 const TABLES: Record<string, (s: Record<string, unknown>) => RunTable> = {
   sweep: (s) => ({
-    header: ['concurrency', 'requests', 'errors', 'req/s', 'output tok/s', 'p50 TTFT s', 'p95 TTFT s', 'p95 E2E s'],
-    rows: (s.levels as Levels).map((l) => [l.concurrency, l.requests, l.errors, l.reqPerS, l.outputTokPerS, l.ttft.p50, l.ttft.p95, l.e2e.p95]),
+    header: ['concurrency', 'requests', 'errors', 'req/s', 'output tok/s', 'p50 TTFT s', 'p95 TTFT s', 'p95 E2E s', 'client delay p99 / max ms'],
+    rows: (s.levels as Levels).map((l) => [l.concurrency, l.requests, l.errors, l.reqPerS, l.outputTokPerS, ttftCell(l.ttft.p50, 'p50', l.clientDelay), ttftCell(l.ttft.p95, 'p95', l.clientDelay), l.e2e.p95, l.clientDelay ? `${l.clientDelay.p99Ms.toFixed(1)} / ${l.clientDelay.maxMs.toFixed(1)}` : 'not recorded']),
   }),
   prefix: (s) => ({
     header: ['mode', 'prefix tokens', 'concurrency', 'mean TTFT s', 'p95 TTFT s', 'tok/s', 'errors', 'notes'],
