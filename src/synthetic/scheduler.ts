@@ -114,6 +114,9 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
     const state = status.currentState();
     if (state !== 'healthy') return { why: state };
     if (status.verdictOf('server_slo') === 'degraded') return { why: 'server_slo' };
+    // A probe line still recovering from failures needs its successes, not a skip.
+    const line = status.verdictOf(`probe_${kind}`);
+    if (line === 'degraded' || line === 'unhealthy') return { why: `probe_${kind} ${line}` };
     // A kind whose own last verdict is bad measures again rather than repeat it.
     const bad = lastChecks.get(kind)?.checks.find((c) => c.status === 'degraded' || c.status === 'unhealthy');
     if (bad) return { why: bad.name };

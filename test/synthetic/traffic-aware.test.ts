@@ -2,6 +2,7 @@
  * probes.<kind>.mode: when_idle on loopback against the emulator (issue 25): under a background
  * load the TTFT probe is skipped (counted, and /status says which evidence stands in), it runs
  * again as soon as the load stops, and a wedge or failing engine under load is still named.
+ * Static targets of a central daemon have no counters read, so they always probe.
  */
 import { afterEach, describe, expect, test } from 'vitest';
 import { startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
@@ -128,6 +129,25 @@ describe('when_idle against the emulator', () => {
     // 3 probe intervals, two probe timeouts, two scrapes (the counters must be seen frozen).
     expect(took[1]).toBeLessThanOrEqual(3 * 1 + 2 * 0.9 + 2 * 1);
     expect((await idle.d.status()).body.cause).toMatch(/^engine wedged: \/health 200 but/);
+  });
+
+  test('static targets of a central daemon always probe, whatever mode says: their counters are not read', async () => {
+    const emu = await startEmulator();
+    cleanups.push(() => emu.close());
+    const load = backgroundLoad(emu.url, 2);
+    cleanups.push(() => load.stop());
+    const d = await startDaemon(
+      testConfig('http://127.0.0.1:9', {
+        probes: { ttft: { interval: '1s', timeout: '900ms', mode: 'when_idle', max_interval: '1m' }, prefix: { enabled: false } },
+        modules: { ttft: { kind: 'ttft', timeout: '900ms' } },
+        targets: [{ url: emu.url, modules: ['ttft'], interval: '1s' }],
+      }),
+    );
+    cleanups.push(() => d.stop());
+    const sent = async () => total(await d.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', target: emu.url });
+    expect(await waitFor(async () => (await sent()) >= 6, 30_000)).toBe(true);
+    expect(load.finished).toBeGreaterThan(20);
+    expect(total(await d.metrics(), 'vllm_probe_probes_skipped_total', { reason: 'traffic' })).toBe(0);
   });
 
   test('real requests that fail stop the skipping: the probe runs and names the failure', async () => {
