@@ -121,7 +121,10 @@ interface ProbeHysteresis {
 interface Episode {
   state: State;
   cause: string;
+  /** Since when its cause holds (the evidence's time: a refusal may predate the state's name). */
   from: number;
+  /** When /status first said it: `recent` lines show what was said, from then to its end. */
+  shownFrom: number;
   to?: number;
 }
 
@@ -395,7 +398,7 @@ export class StatusBoard {
         this.current.to = nowMs;
         if (this.current.state !== 'healthy' && this.current.state !== 'unknown') this.episodes.push(this.current);
       }
-      this.current = { state: d.state, cause: d.cause, from: d.since ?? nowMs };
+      this.current = { state: d.state, cause: d.cause, from: d.since ?? nowMs, shownFrom: nowMs };
     } else {
       this.current.cause = d.cause; // the numbers move; the episode and its start stay
     }
@@ -409,7 +412,7 @@ export class StatusBoard {
   private recent(nowMs: number, checks: Check[]): string[] {
     const out = this.episodes
       .filter((e) => e.state !== 'restarted')
-      .map((e) => oneLine(`${e.state} ${clock(new Date(e.from))}–${clock(new Date(e.to ?? nowMs))}: ${e.cause}`, 200));
+      .map((e) => oneLine(`${e.state} ${clock(new Date(e.shownFrom))}–${clock(new Date(e.to ?? nowMs))}: ${e.cause}`, 200));
     for (const c of checks) if ((c.name === 'ttft_latency' || c.name === 'server_slo') && (c.status === 'degraded' || c.status === 'unhealthy')) out.push(oneLine(c.reason, 200));
     return out;
   }

@@ -73,6 +73,11 @@ export class WedgeDetector implements RequestWatcher {
       this.waiting.delete(id);
       if (gotToken) {
         this.stallsInARow = 0;
+        // A token is progress, whatever the last scrape said: the counters catch up one scrape later.
+        this.frozenScrapes = 0;
+        this.frozenSinceMs = undefined;
+        this.stuckScrapes = 0;
+        this.stuckSinceMs = undefined;
       } else if (headers && timedOut) {
         if (this.stallsInARow === 0) this.stallRunStartedMs = startedMs;
         this.stallsInARow++;

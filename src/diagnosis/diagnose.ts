@@ -65,6 +65,9 @@ interface EngineNow {
   preemptionSpanS: number;
   rejected: number;
   waitingOnLastTwo: boolean;
+  /** The first scrape after the last one that saw a queue or a new preemption (or the latest, while
+   *  busy): a probe sent before it may have waited in that queue. */
+  lastBusyAt?: number;
 }
 
 function engineNow(ev: EvidenceView, now: number, freshMs: number): EngineNow | undefined {
@@ -85,7 +88,14 @@ function engineNow(ev: EvidenceView, now: number, freshMs: number): EngineNow | 
   };
   const rejectedOf = (o: ScrapeObservation) => (o.snapshot.admission_rejections ? Object.values(o.snapshot.admission_rejections).reduce<number>((x, v) => x + (v ?? 0), 0) : null);
   const waiting = (o: ScrapeObservation | undefined) => (o?.snapshot.requests_waiting ?? 0) > 0;
+  let lastBusyAt: number | undefined;
+  for (let i = 0; i < ev.scrapes.length; i++) {
+    const o = ev.scrapes[i]!;
+    const before = ev.scrapes[i - 1]?.snapshot.preemptions;
+    if ((o.snapshot.requests_waiting ?? 0) > 0 || (before != null && o.snapshot.preemptions !== null && o.snapshot.preemptions > before)) lastBusyAt = (ev.scrapes[i + 1] ?? o).at;
+  }
   return {
+    ...(lastBusyAt !== undefined ? { lastBusyAt } : {}),
     latest,
     tokensPerSecond,
     tokensFlowing,
@@ -198,10 +208,15 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
     const since = ev.unansweredSince ?? failing.since ?? health?.at;
     const refusedFor = since !== undefined && now - since >= 1000 ? ` for ${seconds(now - since)}` : '';
     const what = healthBad ? `/health answers HTTP ${health!.status}` : last?.failure === 'timeout' ? `vLLM does not answer within its timeout${refusedFor}` : `nothing answers on vLLM's port${refusedFor} (${last?.failure === 'refused' ? 'connection refused' : short(last?.detail ?? 'connection failed')})`;
+    // Processes seen well after the engine died are a new start (a supervisor restarted it).
+    const restarting = deathSinceServing && processes?.count && processes.at - deathSinceServing.at > 5000;
+    if (restarting && !healthBad) {
+      return { state: 'starting', cause: `${processWords} but ${what}; the engine died at ${clock(deathSinceServing.at)}`, evidence: [what, processWords!, deathSinceServing.words] };
+    }
     if (deathSinceServing) {
       return {
         state: 'crashed',
-        cause: `vLLM's engine died at ${clock(deathSinceServing.at)}: ${short(deathSinceServing.words, 100)}; now ${what}`,
+        cause: `vLLM's engine died at ${clock(deathSinceServing.at)}: ${short(deathSinceServing.words, 70)}; now ${what}`,
         evidence: [deathSinceServing.words, what, ...(processWords ? [processWords] : ['no vLLM process left'])],
         since: deathSinceServing.at,
       };
@@ -270,8 +285,9 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   }
 
   // 10. Latency alone: the last (up to) three TTFT probes, all within a few intervals.
-  // A probe sent before the engine woke up waited through the sleep: not latency.
-  const recentOk = ttft.filter((p) => p.success && p.ttftSeconds !== undefined && now - p.at <= 3 * settings.probeIntervalMs + 1000 && p.startedAt > (ev.wokeAt ?? -Infinity)).slice(-3);
+  // A probe sent before the engine woke up waited through the sleep, one sent before the last
+  // queue waited in it: neither is latency of the replica now.
+  const recentOk = ttft.filter((p) => p.success && p.ttftSeconds !== undefined && now - p.at <= 3 * settings.probeIntervalMs + 1000 && p.startedAt > (ev.wokeAt ?? -Infinity) && p.startedAt > (engine?.lastBusyAt ?? -Infinity)).slice(-3);
   if (recentOk.length && lastTtft?.success) {
     const sorted = recentOk.map((p) => p.ttftSeconds!).sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
@@ -285,8 +301,12 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   }
 
   // 11. A probe fails for a reason none of the above explains: K in a row and vLLM cannot serve.
+  // Failures a state above explained (a queue, an outage) do not count once it has ended: only
+  // those vLLM answered, sent after the last unanswered try and the last busy scrape.
+  const explainedUntil = Math.max(all.filter((p) => !p.answered).at(-1)?.at ?? -Infinity, engine?.lastBusyAt ?? -Infinity);
   const failingProbe = Object.values(ev.probes)
-    .map((l) => ({ latest: l.at(-1), inARow: failuresAtEnd(l) }))
+    .map((l) => ({ latest: l.at(-1), inARow: failuresAtEnd(l.filter((p) => !p.failure && p.startedAt > explainedUntil)) }))
+    .filter((f) => f.inARow > 0)
     .filter((f): f is { latest: ProbeObservation; inARow: number } => f.latest !== undefined && !f.latest.success && now - f.latest.at <= freshMs)
     .sort((a, b) => b.inARow - a.inARow || b.latest.at - a.latest.at)[0];
   if (failingProbe) {
@@ -299,8 +319,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
 
   // 12. Serving again after a restart.
   if (ev.restart && now - ev.restart.at <= settings.restartShownMs) {
-    const cold = ttft.find((p) => p.success && p.at >= ev.restart!.at);
-    const coldWords = cold?.ttftSeconds !== undefined ? `; first TTFT after it ${round(cold.ttftSeconds)} s (cold)` : '; no TTFT probe since';
+    const coldWords = ev.coldTtftSeconds !== undefined ? `; first TTFT after it ${round(ev.coldTtftSeconds)} s (cold)` : '; no TTFT probe since';
     return { state: 'restarted', cause: `vLLM restarted at ${clock(ev.restart.at)} (${ev.restart.why}) and serves again${coldWords}`, evidence: [], since: ev.restart.at };
   }
 

@@ -65,6 +65,8 @@ export interface EvidenceView {
   lastServingAt?: number;
   /** The last answer that says the engine died (HTTP 500 EngineDeadError, /health 503 after 200). */
   engineDeath?: { at: number; words: string };
+  /** The first TTFT probe's TTFT after the last restart (cold), as it was measured. */
+  coldTtftSeconds?: number;
   /** Since when no request to the target got an answer (connection refused, TLS, timeout). */
   unansweredSince?: number;
   /** The last time the engine was seen asleep and when it was seen awake after that. */
@@ -102,6 +104,7 @@ export class Evidence {
   private asleepAt: number | undefined;
   private wokeAt: number | undefined;
   private unansweredSince: number | undefined;
+  private coldTtftSeconds: number | undefined;
 
   /** Keeps the start of the current run of unanswered requests (the logs are bounded; this is not). */
   private answered(at: number, yes: boolean): void {
@@ -138,6 +141,8 @@ export class Evidence {
     if (o.failure) this.answered(o.at, false);
     else if (o.success || o.status !== undefined) this.answered(o.at, true);
     if (o.success && o.kind !== 'models') this.lastServingAt = Math.max(this.lastServingAt ?? 0, o.at);
+    // The cold TTFT is the first one after the restart, kept: later probes are warm.
+    if (o.kind === 'ttft' && o.success && o.ttftSeconds !== undefined && this.restartSeen && o.startedAt >= this.restartSeen.at - 1000 && this.coldTtftSeconds === undefined) this.coldTtftSeconds = o.ttftSeconds;
     if (!o.success && o.status !== undefined && o.status >= 500 && ENGINE_DEAD.test(o.detail ?? '')) {
       const detail = (o.detail ?? '').replace(new RegExp(`^HTTP ${o.status}:\\s*`), '');
       this.engineDeath = { at: o.at, words: `a ${o.kind} request got HTTP ${o.status}: ${detail}` };
@@ -181,6 +186,7 @@ export class Evidence {
 
   restart(at: number, why: string): void {
     this.restartSeen = { at, why };
+    this.coldTtftSeconds = undefined;
     this.onRecord();
   }
 
@@ -212,6 +218,7 @@ export class Evidence {
     if (this.asleepAt !== undefined) view.asleepAt = this.asleepAt;
     if (this.wokeAt !== undefined) view.wokeAt = this.wokeAt;
     if (this.unansweredSince !== undefined) view.unansweredSince = this.unansweredSince;
+    if (this.coldTtftSeconds !== undefined) view.coldTtftSeconds = this.coldTtftSeconds;
     return view;
   }
 }

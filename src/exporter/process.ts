@@ -16,8 +16,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { NoDataError } from '../errors.js';
-import { buildProcessMatcher, type MatcherOptions } from '../host/processes.js';
-import { listProcesses, readProc, type ProcSample } from '../host/proc.js';
+import { buildProcessMatcher, startingVllm, type MatcherOptions } from '../host/processes.js';
+import { isThisHost, listProcesses, readProc, type ProcSample } from '../host/proc.js';
 import type { Metrics } from '../metrics.js';
 import type { StatusBoard, Verdict } from '../status.js';
 import { type Collector } from './collector.js';
@@ -87,6 +87,8 @@ export class VllmProcessCollector implements Collector {
     // The GPU matcher takes nvidia-smi rows; a /proc entry is described by its name, as nvidia-smi does.
     const matched = match.ok ? procs.filter((p) => p.pid !== process.pid && match.matcher.matches({ pid: p.pid, process_name: p.comm })) : [];
     if (matched.length === 0) {
+      const starting = match.ok || match.self ? [] : this.starting();
+      if (starting.length) return this.export(starting, 'starting: not listening on vLLM\'s port yet');
       const seen = this.lastMatched;
       this.lastMatched = [];
       this.onMatched([]);
@@ -123,7 +125,18 @@ export class VllmProcessCollector implements Collector {
     return { model };
   }
 
-  private export(matched: ProcSample[]): void {
+  /** With the default matching (by port): vLLM's processes started for the port that do not listen yet. */
+  private starting(): ProcSample[] {
+    const m = this.config.gpu.process_match;
+    if (m.pid !== undefined || m.pid_file !== undefined || m.name_pattern !== undefined) return [];
+    const url = new URL(this.config.target.url);
+    if (!isThisHost(url.hostname)) return [];
+    const procs = this.source.list();
+    const pids = new Set(startingVllm(procs, Number(url.port || (url.protocol === 'https:' ? 443 : 80))));
+    return procs.filter((p) => pids.has(p.pid));
+  }
+
+  private export(matched: ProcSample[], note = ''): void {
     const labels = this.labels();
     this.lastMatched = matched;
     this.onMatched(matched);
@@ -134,6 +147,6 @@ export class VllmProcessCollector implements Collector {
     const rss = matched.reduce((a, p) => a + p.rssBytes, 0);
     this.metrics.vllmProcessResidentMemory.labels(labels).set(rss);
     this.metrics.vllmProcesses.labels(labels).set(matched.length);
-    this.mark('vllm_process', 'healthy', `${matched.length} vLLM process${matched.length === 1 ? '' : 'es'} (pids ${matched.map((p) => p.pid).join(', ')}), resident ${(rss / 2 ** 30).toFixed(2)} GiB`);
+    this.mark('vllm_process', 'healthy', `${matched.length} vLLM process${matched.length === 1 ? '' : 'es'} (pids ${matched.map((p) => p.pid).join(', ')}), resident ${(rss / 2 ** 30).toFixed(2)} GiB${note ? `; ${note}` : ''}`);
   }
 }

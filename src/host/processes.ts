@@ -115,3 +115,19 @@ function matchByListener(options: MatcherOptions, parentOf: ParentOf): MatcherRe
     matcher: { description: `pid ${found.pid} (listening on port ${port}) and descendants`, matches: (app) => isSelfOrDescendant(app.pid, root, parentOf) },
   };
 }
+
+/**
+ * vLLM processes started for `port` that do not listen yet (loading weights, profiling memory):
+ * a command line that runs vLLM and names the port (vLLM's default, 8000, needs no flag), and
+ * their descendants. vLLM opens its port only when ready, so the listener cannot find them.
+ */
+export function startingVllm(procs: ReadonlyArray<{ pid: number; ppid: number; cmdline: string }>, port: number): number[] {
+  const portFlag = new RegExp(`--port(=|\\s+)${port}(\\s|$)`);
+  const roots = new Set(
+    procs
+      .filter((p) => p.pid !== process.pid && /\bvllm\b/.test(p.cmdline) && /\b(serve|api_server)\b/.test(p.cmdline) && (portFlag.test(p.cmdline) || (port === 8000 && !/--port\b/.test(p.cmdline))))
+      .map((p) => p.pid),
+  );
+  const parent = new Map(procs.map((p) => [p.pid, p.ppid]));
+  return procs.filter((p) => isSelfOrDescendant(p.pid, roots, (pid) => parent.get(pid))).map((p) => p.pid);
+}

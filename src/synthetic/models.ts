@@ -34,7 +34,8 @@ async function runModels(ctx: ProbeContext): Promise<ProbeResult> {
     const outcome = outcomeOf(health.error);
     requests.push({ outcome, seconds: health.seconds });
     ctx.tracker.observeReachable(outcome !== 'connect_error', (health.error as Error).message);
-    return { success: false, outcome, detail: `/health: ${(health.error as Error).message}`, requests };
+    const message = (health.error as Error).message;
+    return { success: false, outcome, detail: message.startsWith('/health') ? message : `/health: ${message}`, requests };
   }
   const healthOutcome: Outcome = health.value!.status === 200 ? 'success' : health.value!.status >= 500 ? 'http_5xx' : 'http_4xx';
   requests.push({ outcome: healthOutcome, seconds: health.seconds });

@@ -148,6 +148,8 @@ const CASES: Case[] = [
       ok(e, T0 - 19_000);
       ttftOk(e, T0 - 18_000, 0.41);
       ttftOk(e, T0 - 3000, 0.05);
+      // More probes than the log keeps: the cold one is remembered, not the oldest kept.
+      for (let i = 0; i < 8; i++) ttftOk(e, T0 - 2000 + i * 100, 0.06);
     },
     state: 'restarted',
     line: /^vLLM restarted at 11:59:40 \(process_start_time_seconds changed\) and serves again; first TTFT after it 0\.41 s \(cold\)$/,
@@ -241,6 +243,62 @@ const CASES: Case[] = [
     },
     state: 'misconfigured',
     line: /^the prober asks for a model vLLM does not serve: fix target\.model/,
+  },
+  {
+    // H100 run: after saturation ended, 6 probes that had timed out in its queue read "failing" (503).
+    name: 'probe failures a queue explained do not make "failing" once the queue is gone',
+    record: (e) => {
+      ok(e, T0 - 200);
+      for (let i = 6; i >= 1; i--) e.probe({ at: T0 - 20_000 - i * 3000, startedAt: T0 - 23_000 - i * 3000, kind: 'ttft', success: false, outcome: 'timeout_mid_stream', status: 200, detail: 'no end of stream within the timeout after 12 token chunks' });
+      e.scrape(T0 - 30_000, snap({ requests_running: 128, requests_waiting: 128, generation_tokens: 1000 }));
+      e.scrape(T0 - 16_000, snap({ requests_running: 128, requests_waiting: 40, generation_tokens: 90_000 }));
+      e.scrape(T0 - 100, snap({ requests_running: 0, requests_waiting: 0, generation_tokens: 95_000 }));
+    },
+    state: 'healthy',
+    line: /^serving: 0 running, 0 waiting/,
+  },
+  {
+    name: 'refused connections of an outage that ended do not make "failing" either',
+    record: (e) => {
+      for (let i = 6; i >= 1; i--) e.probe({ at: T0 - 10_000 - i * 3000, startedAt: T0 - 10_000 - i * 3000, kind: 'prefix', success: false, outcome: 'connect_error', detail: 'connection failed: connection refused', failure: 'refused' });
+      ok(e, T0 - 5000);
+      ok(e, T0 - 100);
+    },
+    state: 'healthy',
+    line: /^serving$/,
+  },
+  {
+    name: 'HTTP 500 three times in a row while /health says 200: failing (vLLM cannot serve)',
+    record: (e) => {
+      ok(e, T0 - 200);
+      for (let i = 3; i >= 1; i--) e.probe({ at: T0 - i * 3000, startedAt: T0 - i * 3000 - 20, kind: 'ttft', success: false, outcome: 'http_5xx', status: 500, detail: 'HTTP 500: Internal Server Error' });
+    },
+    state: 'failing',
+    line: /^ttft probe failing, 3 in a row: HTTP 500: Internal Server Error$/,
+  },
+  {
+    name: 'a new start after a crash is "starting", with the crash named',
+    record: (e) => {
+      ok(e, T0 - 60_000);
+      e.engineExited(T0 - 50_000, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+      e.health({ at: T0 - 14_000, failure: 'refused', detail: 'connection refused' });
+      e.processes({ at: T0 - 2000, count: 2, pids: [5000, 5001] });
+      e.health({ at: T0 - 100, failure: 'refused', detail: 'connection refused' });
+    },
+    state: 'starting',
+    line: /^2 vLLM processes run \(pids 5000, 5001\) but nothing answers on vLLM's port for 14 s \(connection refused\); the engine died at 11:59:10$/,
+  },
+  {
+    name: 'TTFT probes that waited in a queue that is gone are not an SLO breach',
+    record: (e) => {
+      ok(e, T0 - 200);
+      ttftOk(e, T0 - 9000, 1.4);
+      e.probe({ at: T0 - 4000, startedAt: T0 - 16_000, kind: 'ttft', success: true, outcome: 'success', ttftSeconds: 11.8 });
+      e.scrape(T0 - 15_000, snap({ requests_running: 4, requests_waiting: 30, preemptions: 12, generation_tokens: 1000 }));
+      e.scrape(T0 - 100, snap({ requests_running: 0, requests_waiting: 0, preemptions: 12, generation_tokens: 5000 }));
+    },
+    state: 'healthy',
+    line: /^serving/,
   },
   {
     name: 'misconfigured: TLS to the target',

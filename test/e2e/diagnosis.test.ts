@@ -193,8 +193,12 @@ describe('one vLLM (max-num-seqs 4): at rest, the prober\'s own mistakes, satura
     const down = await waitForState(daemon, 'down', NAMED_WITHIN_MS);
     expect(down?.code).toBe(503);
     expect(down?.head).toMatch(/^down: nothing answers on vLLM's port (for \d+ s )?\(connection refused\)/);
+    const watch = trace(daemon, vllm);
     await vllm.start(args); // returns once /health answers 200
     const healthAt = Date.now();
+    const during = await watch.stop();
+    // While it loads, its new processes run and do not listen yet: "starting", not "down".
+    expect(during.map((l) => l.head).find((h) => h.startsWith('starting: ')), during.map((l) => l.head).join(' | ')).toMatch(/^starting: \d+ vLLM process(es)? run \(pids [\d, ]+\) but nothing answers on vLLM's port/);
     const back = await waitForState(daemon, 'restarted', 60_000);
     expect(back).toBeDefined();
     expect(back!.at - healthAt).toBeLessThanOrEqual(2 * PROBE_S * 1000 + 2000);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { buildProcessMatcher, procParentOf } from '../../src/host/processes.js';
+import { buildProcessMatcher, procParentOf, startingVllm } from '../../src/host/processes.js';
 import type { ComputeApp } from '../../src/gpu/nvidia-smi/parse.js';
 
 const app = (pid: number, process_name = 'python3'): ComputeApp => ({ gpu_uuid: 'GPU-a', pid, process_name, used_memory_bytes: 1 });
@@ -73,5 +73,25 @@ describe('buildProcessMatcher', () => {
     if (process.platform !== 'linux') return;
     expect(procParentOf(process.pid)).toBe(process.ppid);
     expect(procParentOf(2 ** 30)).toBeUndefined();
+  });
+});
+
+describe('startingVllm: vLLM started for the port, not listening yet', () => {
+  const procs = [
+    { pid: 10, ppid: 1, cmdline: '/venv/bin/python -m vllm.entrypoints.openai.api_server --model m --port 18000' },
+    { pid: 11, ppid: 10, cmdline: 'VLLM::EngineCore' },
+    { pid: 12, ppid: 11, cmdline: '' },
+    { pid: 20, ppid: 1, cmdline: 'vllm serve other --port 18001' },
+    { pid: 30, ppid: 1, cmdline: 'python3 train.py --port 18000' },
+    { pid: 40, ppid: 1, cmdline: 'vllm serve m' },
+  ];
+  test('the API server named with --port N and its descendants, not another port or another program', () => {
+    expect(startingVllm(procs, 18000)).toEqual([10, 11, 12]);
+  });
+  test('port 8000 is vLLM\'s default: a vllm serve without --port counts', () => {
+    expect(startingVllm(procs, 8000)).toEqual([40]);
+  });
+  test('--port=N is the same as --port N', () => {
+    expect(startingVllm([{ pid: 5, ppid: 1, cmdline: 'vllm serve m --port=9000 --max-num-seqs 4' }], 9000)).toEqual([5]);
   });
 });
