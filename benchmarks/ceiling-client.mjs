@@ -8,17 +8,22 @@
  *
  *   node benchmarks/ceiling-client.mjs '{"baseUrl":…,"model":…,"concurrency":64,"durationMs":10000,
  *                                        "warmupMs":2000,"maxTokens":128,"prompt":"…"}'
- *   ("maxTokensRange":[50,150] instead of maxTokens: a deterministic spread of lengths)
+ *   ("maxTokensRange":[50,150] instead of maxTokens: a deterministic spread of lengths;
+ *    "abortAtEnd":true ends the streams still open when the window ends instead of draining them;
+ *    "dist":"/abs/path/dist" runs another build of the project)
  *
  * The parent pins it to one core with taskset. The first warmupMs of the load are excluded
  * from every figure (connections opening, JIT).
  */
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { runLoad } from '../dist/bench/load.js';
-import { VllmClient } from '../dist/vllm/client.js';
 
 const o = JSON.parse(process.argv[2]);
+// "dist": another build of the project (an absolute path), e.g. the code before a change, so a
+// benchmark can interleave the two (held.mjs with BENCH_BASELINE_DIST).
+const dist = o.dist ?? new URL('../dist', import.meta.url).pathname;
+const { runLoadChecked } = await import(`${dist}/bench/load.js`);
+const { VllmClient } = await import(`${dist}/vllm/client.js`);
 const RES_MS = 1;
 const eld = monitorEventLoopDelay({ resolution: RES_MS });
 // The client `vllm-probe bench` builds (bench/commands.ts): one Pool for the origin, a connection per worker.
@@ -60,9 +65,27 @@ const warmTimer = setTimeout(() => {
 }, o.warmupMs);
 const start = performance.now();
 const startedAt = start;
-const records = await runLoad(
+// RSS sampled every 500 ms over the measured window: the most it reached, not the end value.
+let rssMaxMB = 0;
+const rssTimer = setInterval(() => {
+  if (t0 !== undefined && t1 === undefined) rssMaxMB = Math.max(rssMaxMB, process.memoryUsage.rss() / 2 ** 20);
+}, 500);
+let inFlight = 0;
+const openSamples = [];
+const stream = client.stream.bind(client);
+client.stream = (req) => {
+  inFlight++;
+  return stream(req).finally(() => inFlight--);
+};
+for (const f of [0.25, 0.5, 0.75]) setTimeout(() => openSamples.push(inFlight), o.warmupMs + f * o.durationMs).unref();
+const stop = new AbortController();
+if (o.abortAtEnd) setTimeout(() => stop.abort(), o.warmupMs + o.durationMs + 50).unref();
+const result = await runLoadChecked(
   { client, model: o.model },
   {
+    maxConsecutiveFailures: Infinity,
+    backoffMs: 0,
+    warmupMs: o.warmupMs,
     concurrency: o.concurrency,
     durationMs: o.warmupMs + o.durationMs,
     // maxTokensRange: varied lengths (deterministic), so closed-loop streams do not all end and
@@ -71,10 +94,12 @@ const records = await runLoad(
       ? (i) => ({ prompt: o.prompt, max_tokens: o.maxTokensRange[0] + ((i * 7919) % (o.maxTokensRange[1] - o.maxTokensRange[0] + 1)), ignore_eos: true })
       : () => ({ prompt: o.prompt, max_tokens: o.maxTokens, ignore_eos: true }),
     timeoutMs: o.timeoutMs ?? 120_000,
-    signal: new AbortController().signal, // runLoad puts one listener on it, whatever the concurrency
+    signal: stop.signal, // runLoad puts one listener on it, whatever the concurrency
   },
 );
+const records = result.records;
 const end = performance.now();
+clearInterval(rssTimer);
 clearTimeout(warmTimer);
 clearTimeout(endTimer);
 eld.disable();
@@ -114,9 +139,9 @@ for (const [, d] of edges) {
   open += d;
   maxOpen = Math.max(maxOpen, open);
 }
-// Streams open during the whole measured window (a held stream is open at every instant of it)
-const midOpen = (at) => records.filter((r) => r.start <= at && r.end >= at).length;
-const openAt = [0.25, 0.5, 0.75].map((f) => midOpen(warm + f * o.durationMs));
+// Streams open at 25/50/75 % of the measured window (a held stream is open at every instant of
+// it), counted as they are handed to the client and settle (records miss aborted streams).
+const openAt = openSamples;
 
 const q = (p) => Math.max(0, eld.percentile(p) / 1e6 - RES_MS);
 const wallS = (t1 - (t0 ?? start)) / 1000;
@@ -146,6 +171,10 @@ process.stdout.write(
     ttftP50Ms: pctOf(ok.map((r) => r.ttft * 1000), 50),
     ttftP99Ms: pctOf(ok.map((r) => r.ttft * 1000), 99),
     rssMB: process.memoryUsage().rss / 2 ** 20,
+    rssMaxMB: Math.max(rssMaxMB, process.memoryUsage().rss / 2 ** 20),
+    // runLoad's own record of its event-loop delay (whole load after the warm-up, drain
+    // included); absent in builds before issue 28.
+    clientDelay: result.clientDelay ?? null,
   })}\n`,
 );
 
