@@ -122,7 +122,7 @@ describe('daemon against the emulator', () => {
       const gpuRead = s.body.checks.some((c) => c.name === 'gpu_memory' && c.status !== 'unknown');
       const e = s.body.checks.find((c) => c.name === 'environment');
       return gpuRead && e && /H100/.test(e.reason) ? e : undefined;
-    }, 20_000);
+    }, 45_000);
     expect(env?.reason).toMatch(/1 × NVIDIA H100[^,]* \(driver [\d.]+\)/);
     const all = (await d.status()).body.checks.find((c) => c.name === 'environment')!.reason;
     expect(all).not.toMatch(/no GPU visible/);

@@ -203,11 +203,14 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   const healthBad = health !== undefined && health.status !== undefined && health.status !== 200 && now - health.at <= freshMs;
   const deathSinceServing = ev.engineDeath && ev.engineDeath.at >= (ev.lastServingAt ?? 0) - 2000 ? ev.engineDeath : undefined;
 
+  // The engine watch saw the engine exit after the last answer: nothing serves, whatever was
+  // asked before (the API server answers HTTP 500 to everything until it exits).
+  const diedSinceLastAnswer = ev.engineDeath !== undefined && ev.engineDeath.at > (all.filter((p) => p.answered).at(-1)?.at ?? 0);
   // 3–5. Nothing serves.
-  if ((!answeredNow && failing.n >= 2) || (!answeredNow && processes?.count === 0) || healthBad) {
+  if ((!answeredNow && failing.n >= 2) || (!answeredNow && processes?.count === 0) || healthBad || diedSinceLastAnswer) {
     const since = ev.unansweredSince ?? failing.since ?? health?.at;
     const refusedFor = since !== undefined && now - since >= 1000 ? ` for ${seconds(now - since)}` : '';
-    const what = healthBad ? `/health answers HTTP ${health!.status}` : last?.failure === 'timeout' ? `vLLM does not answer within its timeout${refusedFor}` : `nothing answers on vLLM's port${refusedFor} (${last?.failure === 'refused' ? 'connection refused' : short(last?.detail ?? 'connection failed')})`;
+    const what = healthBad ? `/health answers HTTP ${health!.status}` : answeredNow ? 'not asked since' : last?.failure === 'timeout' ? `vLLM does not answer within its timeout${refusedFor}` : `nothing answers on vLLM's port${refusedFor} (${last?.failure === 'refused' ? 'connection refused' : short(last?.detail ?? 'connection failed')})`;
     // Processes seen well after the engine died are a new start (a supervisor restarted it).
     const restarting = deathSinceServing && processes?.count && processes.at - deathSinceServing.at > 5000;
     if (restarting && !healthBad) {
@@ -216,7 +219,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
     if (deathSinceServing) {
       return {
         state: 'crashed',
-        cause: `vLLM's engine died at ${clock(deathSinceServing.at)}: ${short(deathSinceServing.words, 70)}; now ${what}`,
+        cause: `vLLM's engine died at ${clock(deathSinceServing.at)}: ${short(deathSinceServing.words, 70)}${answeredNow ? '' : `; now ${what}`}`,
         evidence: [deathSinceServing.words, what, ...(processWords ? [processWords] : ['no vLLM process left'])],
         since: deathSinceServing.at,
       };

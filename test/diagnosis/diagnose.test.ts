@@ -112,6 +112,16 @@ const CASES: Case[] = [
     line: /^vLLM's engine died at 11:59:50: vLLM process 4242 \(VLLM::EngineCor\) exited while the API server/,
   },
   {
+    name: 'engine crash seen by the process watch before anything was asked again',
+    record: (e) => {
+      ok(e, T0 - 10_000);
+      ttftOk(e, T0 - 9000);
+      e.engineExited(T0 - 1000, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+    },
+    state: 'crashed',
+    line: /^vLLM's engine died at 11:59:59: vLLM process 4242 \(VLLM::EngineCor\) exited while the API server \(pid 4200\) still listened$/,
+  },
+  {
     name: 'down: refused twice in a row, no crash seen (a stop)',
     record: (e) => {
       ok(e, T0 - 30_000);
