@@ -156,19 +156,45 @@ const modelsProbeSchema = z.strictObject({
   timeout: duration().default(5),
 });
 
-/** Each probe kind's settings block; the keys of this map are the probe kinds. */
-const probeKindSchemas = { ttft: ttftProbeSchema, prefix: prefixProbeSchema, models: modelsProbeSchema };
-const PROBE_KIND_NAMES = Object.keys(probeKindSchemas) as Array<keyof typeof probeKindSchemas>;
 /**
- * What a module may override: a kind's settings but `enabled` and `interval`, and `mode` and
- * `max_interval`: /probe always runs, and a static target's /metrics is not scraped, so there
- * are no counters to skip on (docs/fleet.md).
+ * POST /tokenize: the API server's own latency, without the engine (it separates "API server
+ * slow" from "engine slow"). Off by default: it adds a verdict (`probe_tokenize`) to every
+ * target, and a gateway that routes only /v1/* would answer it 404.
  */
-const overrideSchemas: Record<keyof typeof probeKindSchemas, z.ZodType> = {
-  ttft: ttftProbeSchema.omit({ enabled: true, interval: true, mode: true, max_interval: true }),
-  prefix: prefixProbeSchema.omit({ enabled: true, interval: true, mode: true, max_interval: true }),
-  models: modelsProbeSchema.omit({ enabled: true, interval: true }),
-};
+const tokenizeProbeSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  interval: interval().default(30),
+  timeout: duration().default(5),
+  prompt: z.string().min(1).max(4096).default('Write one sentence about the ocean.'),
+});
+
+/**
+ * Each probe kind's settings block: the one list of kinds in the config. The `probes:` block,
+ * the kinds a module may name, what a module may override and the timeout rules are derived
+ * from it; `probers` (src/synthetic/index.ts) must have an entry for each (the compiler says so).
+ */
+const probeKindSchemas = { ttft: ttftProbeSchema, prefix: prefixProbeSchema, models: modelsProbeSchema, tokenize: tokenizeProbeSchema };
+type ProbeKindName = keyof typeof probeKindSchemas;
+const PROBE_KIND_NAMES = Object.keys(probeKindSchemas) as ProbeKindName[];
+
+/** Each kind's block defaulted as a whole, so `probes: {}` gives every kind its defaults. */
+function defaulted<T extends Record<string, z.ZodObject>>(schemas: T): { [K in keyof T]: z.ZodPrefault<T[K]> } {
+  return Object.fromEntries(Object.entries(schemas).map(([k, s]) => [k, s.prefault({})])) as { [K in keyof T]: z.ZodPrefault<T[K]> };
+}
+
+/**
+ * Settings a module may not override: `enabled` and `interval`, and `mode` and `max_interval`:
+ * /probe always runs, and a static target's /metrics is not scraped, so there are no counters to
+ * skip on (docs/fleet.md).
+ */
+const SCHEDULE_KEYS = ['enabled', 'interval', 'mode', 'max_interval'];
+const overrideSchemas = Object.fromEntries(
+  PROBE_KIND_NAMES.map((kind): [ProbeKindName, z.ZodType] => {
+    const schema: z.ZodObject = probeKindSchemas[kind];
+    const fixed = Object.fromEntries(SCHEDULE_KEYS.filter((k) => k in schema.shape).map((k) => [k, true]));
+    return [kind, schema.omit(fixed as never)];
+  }),
+) as Record<ProbeKindName, z.ZodType>;
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/);
 
@@ -273,11 +299,7 @@ const configSchema = z.strictObject({
     })
     .prefault({}),
   probes: z
-    .strictObject({
-      ttft: ttftProbeSchema.prefault({}),
-      prefix: prefixProbeSchema.prefault({}),
-      models: modelsProbeSchema.prefault({}),
-    })
+    .strictObject(defaulted(probeKindSchemas))
     .prefault({}),
   /** GET /probe?target=&module= (fleet mode); off while `allow` is empty. */
   probe_endpoint: z

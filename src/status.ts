@@ -106,6 +106,8 @@ export interface ProbeExtra {
   /** When the probe was sent (ms since the epoch). */
   startedAt?: number;
   retryAfterSeconds?: number;
+  /** Whether the kind sends inference to the engine (ProbeKindSpec.sendsInference). */
+  inference?: boolean;
 }
 
 interface ProbeHysteresis {
@@ -239,6 +241,7 @@ export class StatusBoard {
       at: now.getTime(),
       startedAt,
       kind: probe,
+      ...(extra.inference !== undefined ? { inference: extra.inference } : {}),
       success,
       outcome: outcome as never,
       ...(extra.status !== undefined ? { status: extra.status } : {}),

@@ -185,4 +185,20 @@ describe('probes.<kind>.mode and max_interval (issue 25)', () => {
     expect(problems({ probes: { ttft: { mode: 'sometimes' } } })).toEqual(['probes.ttft.mode: expected one of "always", "when_idle", got "sometimes"']);
     expect(problems({ modules: { t: { kind: 'ttft', mode: 'when_idle' } } })).toEqual(['modules.t.mode: unknown key (check the spelling; see config/vllm-probe.example.yaml)']);
   });
+
+  test('a kind gets its config block, module kind and module overrides from the one table: tokenize', () => {
+    const problems = (raw: unknown) => {
+      try {
+        parseConfig(raw, 'c.yaml');
+      } catch (err) {
+        return (err as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(parseConfig({}).probes.tokenize).toEqual({ enabled: false, interval: 30, timeout: 5, prompt: 'Write one sentence about the ocean.' });
+    expect(problems({ probes: { tokenize: { enabled: true, timeout: '30s' } } })).toEqual(['probes.tokenize.timeout: expected a duration below probes.tokenize.interval (30s), got 30s']);
+    expect(parseConfig({ modules: { t: { kind: 'tokenize', prompt: 'hi', timeout: '2s' } } }).modules.t!.overrides).toEqual({ prompt: 'hi', timeout: 2 });
+    expect(problems({ modules: { t: { kind: 'tokenize', interval: '5s' } } })).toEqual(['modules.t.interval: unknown key (check the spelling; see config/vllm-probe.example.yaml)']);
+    expect(problems({ modules: { t: { kind: 'tokenize', mode: 'when_idle' } } })).toEqual(['modules.t.mode: unknown key (check the spelling; see config/vllm-probe.example.yaml)']);
+  });
 });

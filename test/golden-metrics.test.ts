@@ -13,8 +13,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { sample, startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from './helpers/daemon.js';
+import { PROBE_KINDS } from '../src/synthetic/index.js';
 import { createFakeNvidiaSmi, h100Scenario, type FakeNvidiaSmi } from './helpers/fake-nvidia-smi.js';
 
+/** A kind's own settings where the defaults would be slow (the rest run with their defaults). */
+const OWN_SETTINGS: Record<string, Record<string, unknown>> = { ttft: { max_tokens: 2 }, prefix: { prefix_tokens: [256] } };
 const GOLDEN = new URL('./fixtures/golden/daemon-metrics.txt', import.meta.url);
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
@@ -59,18 +62,15 @@ beforeAll(async () => {
   smi = createFakeNvidiaSmi(h100Scenario('load'));
   daemon = await startDaemon(
     testConfig(emu.url, {
-      probes: {
-        ttft: { interval: '1s', timeout: '900ms', max_tokens: 2 },
-        prefix: { enabled: true, interval: '1s', timeout: '900ms', prefix_tokens: [256] },
-        models: { interval: '1s', timeout: '900ms' },
-      },
+      // Every kind of the `probers` table, so a new kind's series are in the file too.
+      probes: Object.fromEntries(PROBE_KINDS.map((kind) => [kind, { enabled: true, interval: '1s', timeout: '900ms', ...OWN_SETTINGS[kind] }])),
       gpu: { enabled: true, nvidia_smi_path: smi.path, interval: '1s', timeout: '900ms' },
     }),
   );
   // Every source has reported: each probe kind twice, the scrape and nvidia-smi once.
   text = await waitFor(async () => {
     const t = await daemon.metrics();
-    const probed = ['ttft', 'prefix', 'models'].every((probe) => (sample(t, 'vllm_probe_requests_total', { probe, outcome: 'success' }) ?? 0) >= 2);
+    const probed = PROBE_KINDS.every((probe) => (sample(t, 'vllm_probe_requests_total', { probe, outcome: 'success' }) ?? 0) >= 2);
     const sourced = ['vllm_metrics', 'nvidia_smi'].every((source) => sample(t, 'vllm_probe_source_up', { source }) === 1);
     return probed && sourced && sample(t, 'vllm_probe_gpu_memory_used_bytes', { gpu: '0' }) !== undefined ? t : '';
   }, 30_000);

@@ -22,6 +22,8 @@ export interface ProbeObservation {
   /** When the probe's request was sent (a probe queued through a sleep started before it). */
   startedAt: number;
   kind: string;
+  /** Whether the kind sends inference (its success shows the engine serving); by default every kind but models. */
+  inference?: boolean;
   success: boolean;
   outcome: Outcome | 'internal';
   /** HTTP status of the failed request, when it got one. */
@@ -140,7 +142,7 @@ export class Evidence {
     push(list, o, PROBES_KEPT);
     if (o.failure) this.answered(o.at, false);
     else if (o.success || o.status !== undefined) this.answered(o.at, true);
-    if (o.success && o.kind !== 'models') this.lastServingAt = Math.max(this.lastServingAt ?? 0, o.at);
+    if (o.success && (o.inference ?? o.kind !== 'models')) this.lastServingAt = Math.max(this.lastServingAt ?? 0, o.at);
     // The cold TTFT is the first one after the restart, kept: later probes are warm.
     if (o.kind === 'ttft' && o.success && o.ttftSeconds !== undefined && this.restartSeen && o.startedAt >= this.restartSeen.at - 1000 && this.coldTtftSeconds === undefined) this.coldTtftSeconds = o.ttftSeconds;
     if (!o.success && o.status !== undefined && o.status >= 500 && ENGINE_DEAD.test(o.detail ?? '')) {

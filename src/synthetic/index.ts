@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import { modelsProbe } from './models.js';
 import { prefixProbe } from './prefix-cache.js';
 import type { ProbeKindSpec } from './prober.js';
+import { tokenizeProbe } from './tokenize.js';
 import { ttftProbe } from './ttft.js';
 
 export type ProbeKind = keyof Config['probes'];
@@ -14,6 +15,7 @@ export const probers: { readonly [K in ProbeKind]: ProbeKindSpec<Config['probes'
   ttft: ttftProbe,
   prefix: prefixProbe,
   models: modelsProbe,
+  tokenize: tokenizeProbe,
 };
 
 export const PROBE_KINDS = Object.keys(probers) as ProbeKind[];

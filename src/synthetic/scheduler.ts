@@ -224,6 +224,7 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
       else notBefore.delete(kind);
       status.recordProbe(kind, result.success, result.outcome, result.detail, result.ttftSeconds, {
         startedAt: Date.now() - seconds * 1000,
+        inference: probers[kind].sendsInference,
         ...(result.status !== undefined ? { status: result.status } : {}),
         ...(result.retryAfterSeconds !== undefined ? { retryAfterSeconds: result.retryAfterSeconds } : {}),
       });

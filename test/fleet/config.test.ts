@@ -16,7 +16,7 @@ const file = (name: string, text: string) => {
 };
 
 const INVALID: Array<[string, string, string]> = [
-  ['unknown kind', 'modules:\n  m: {kind: tft}\n', 'modules.m.kind: expected one of "ttft", "prefix", "models", got "tft"'],
+  ['unknown kind', 'modules:\n  m: {kind: tft}\n', 'modules.m.kind: expected one of "ttft", "prefix", "models", "tokenize", got "tft"'],
   ['a setting the kind lacks', 'modules:\n  m: {kind: models, max_tokens: 4}\n', 'modules.m.max_tokens: unknown key (check the spelling; see config/vllm-probe.example.yaml)'],
   ['a bad override', 'modules:\n  m: {kind: ttft, timeout: soon}\n', 'modules.m.timeout: expected a duration like "15s" of at least 1ms, got "soon"'],
   ['interval is not a module setting', 'modules:\n  m: {kind: ttft, interval: 15s}\n', 'modules.m.interval: unknown key (check the spelling; see config/vllm-probe.example.yaml)'],

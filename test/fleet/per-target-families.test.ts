@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { Registry } from 'prom-client';
 import { createMetrics, perTargetFamilies } from '../../src/metrics.js';
+import { PROBE_KINDS } from '../../src/synthetic/index.js';
 import { sample, startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 
 /**
@@ -29,25 +30,19 @@ let emu: Awaited<ReturnType<typeof startEmulator>>;
 let sidecar: RunningDaemon;
 let central: RunningDaemon;
 
-const probes = {
-  ttft: { interval: '1s', timeout: '900ms', max_tokens: 2 },
-  prefix: { enabled: true, interval: '1s', timeout: '900ms', prefix_tokens: [256], hits_per_cycle: 1 },
-  models: { interval: '1s', timeout: '900ms' },
-};
+/** Every kind of the `probers` table, fast; a kind's own settings where it needs them. */
+const OWN_SETTINGS: Record<string, Record<string, unknown>> = { ttft: { max_tokens: 2 }, prefix: { prefix_tokens: [256], hits_per_cycle: 1 } };
+const probes = Object.fromEntries(PROBE_KINDS.map((kind) => [kind, { enabled: true, interval: '1s', timeout: '900ms', ...OWN_SETTINGS[kind] }]));
 
 beforeAll(async () => {
   emu = await startEmulator({ model: 'm', coldStartMs: 0, baseTtftMs: 5, itlMs: 1, perRequestMetrics: true });
   sidecar = await startDaemon(testConfig(emu.url, { probes, scrape: { enabled: false } }));
   central = await startDaemon(
     testConfig('http://127.0.0.1:9', {
-      probes: { ttft: { enabled: false }, prefix: { enabled: false }, models: { enabled: false } },
+      probes: Object.fromEntries(PROBE_KINDS.map((kind) => [kind, { enabled: false }])),
       scrape: { enabled: false },
-      modules: {
-        ttft: { kind: 'ttft', max_tokens: 2, timeout: '900ms' },
-        prefix: { kind: 'prefix', timeout: '900ms', prefix_tokens: [256], hits_per_cycle: 1 },
-        models: { kind: 'models', timeout: '900ms' },
-      },
-      targets: [{ url: emu.url, modules: ['ttft', 'prefix', 'models'], interval: '1s' }],
+      modules: Object.fromEntries(PROBE_KINDS.map((kind) => [kind, { kind, timeout: '900ms', ...OWN_SETTINGS[kind] }])),
+      targets: [{ url: emu.url, modules: PROBE_KINDS, interval: '1s' }],
     }),
   );
 });
@@ -75,7 +70,7 @@ function familiesWithSamples(text: string, line: (l: string) => boolean = () => 
 async function settled(daemon: RunningDaemon, labels: Record<string, string>): Promise<string> {
   return waitFor(async () => {
     const t = await daemon.metrics();
-    const ok = ['ttft', 'prefix', 'models'].every((probe) => (sample(t, 'vllm_probe_requests_total', { ...labels, probe, outcome: 'success' }) ?? 0) >= 2);
+    const ok = PROBE_KINDS.every((probe) => (sample(t, 'vllm_probe_requests_total', { ...labels, probe, outcome: 'success' }) ?? 0) >= 2);
     return ok && sample(t, 'vllm_probe_server_time_to_first_token_seconds_count', { ...labels, probe: 'ttft' }) ? t : '';
   }, 20_000);
 }
