@@ -177,7 +177,14 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
   const runOnce = async (kind: ProbeKind, why: 'schedule' | 'now' | 'resume'): Promise<void> => {
     if (shutdown.aborted || running.has(kind)) return; // at most one in flight per probe
     const wait = notBefore.get(kind);
-    if (wait !== undefined && Date.now() < wait) return; // the server asked us to come back later
+    if (wait !== undefined && Date.now() < wait) {
+      // The server asked us to come back later: honour it, and say so (a check that just stops
+      // being set would read "stale: its source stopped reporting").
+      metrics.probesSkipped.labels({ probe: kind, reason: 'retry_after' }).inc();
+      const cfg = config.probes[kind];
+      status.set(`probe_${kind}`, 'degraded', `shedding: vLLM asked to come back later (Retry-After); next ${kind} probe at ${clock(wait)}Z`, cfg.interval * 3 + cfg.timeout);
+      return;
+    }
     // A sleeping engine queues inference until it wakes: the probe would measure the sleep.
     if (probers[kind].sendsInference && status.currentState() === 'asleep') {
       metrics.probesSkipped.labels({ probe: kind, reason: 'asleep' }).inc();
