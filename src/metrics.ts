@@ -174,7 +174,7 @@ export function createMetrics(registry: Registry, config: Config) {
     }),
     probesSkipped: perTarget(new Counter({
       name: 'vllm_probe_probes_skipped_total',
-      help: 'Scheduled synthetic probes not sent, by reason (asleep: vLLM sleeps on purpose, inference would queue until it wakes; traffic: mode when_idle and vLLM\'s own counters show real requests being served).',
+      help: 'Scheduled synthetic probes not sent, by reason (asleep: vLLM sleeps on purpose, inference would queue until it wakes; traffic: mode when_idle and vLLM\'s own counters show real requests being served; retry_after: vLLM asked to come back later).',
       labelNames: ['probe', 'reason'] as const,
       registers,
     })),
