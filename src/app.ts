@@ -10,14 +10,13 @@ import { loadConfig, parseListen, readApiKey, type Config } from './config.js';
 import { startCollector, type CollectorRun } from './exporter/collector.js';
 import { createHttpServer } from './exporter/server.js';
 import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
-import { VllmCollector } from './exporter/vllm.js';
-import { VllmProcessCollector } from './exporter/process.js';
-import { createGpuCollectors, type NvidiaSmiCollector } from './gpu/collector.js';
+import type { NvidiaSmiCollector } from './gpu/collector.js';
+import { COLLECTORS, type CollectorContext } from './collectors.js';
 import { withoutLocalTarget } from './fleet/modules.js';
 import { ProbeEndpoint } from './fleet/probe.js';
 import { startTargets, type FleetTargets } from './fleet/targets.js';
 import { EngineWatch } from './host/engine-watch.js';
-import { serverPidFor } from './host/proc.js';
+import { serverPidFor, type ProcSample } from './host/proc.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { StatusBoard } from './status.js';
 import { withoutTrailingSlashes } from './target-url.js';
@@ -51,7 +50,6 @@ export interface Runtime {
   tracker: TargetTracker;
   client: VllmClient;
   status: StatusBoard;
-  vllm: VllmCollector;
   /** Central mode: the static `targets:` and their registries (none in a sidecar). */
   fleet: FleetTargets;
   /** GET /probe (fleet mode). */
@@ -92,42 +90,43 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   tracker.onRestart = (at, why) => status.evidence.restart(at.getTime(), why);
 
   const wedge = new WedgeDetector(config, metrics, status, () => tracker.model);
-  const processes = new VllmProcessCollector(config, metrics, status, () => tracker.model, log.child({ component: 'vllm_process' }));
   // The engine's exit while the API server still listens is the crash (src/host/engine-watch.ts).
   const engineWatch = new EngineWatch({ targetUrl: config.target.url, onEngineExit: (words, at) => status.evidence.engineExited(at, words) });
-  let everSeen = false;
-  processes.onMatched = (matched) => {
-    everSeen ||= matched.length > 0;
-    // Never seen (no shared PID namespace, another host) says nothing about whether vLLM runs.
-    status.evidence.processes({ at: Date.now(), count: everSeen ? matched.length : null, pids: matched.map((p) => p.pid) });
-    engineWatch.follow(matched);
-  };
   signal.addEventListener('abort', () => engineWatch.stop(), { once: true });
+  let everSeen = false;
+  let lastMatched: readonly ProcSample[] = [];
   let gpuCollector: NvidiaSmiCollector | undefined;
-  let gpuNamed = false;
   const refreshEnvironment = () =>
-    void snapshotEnvironment(client, metrics, status, processes, () => gpuCollector, signal).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'environment snapshot failed'));
-  const vllm = new VllmCollector(config, client, tracker, metrics, status, wedge, log.child({ component: 'vllm' }), refreshEnvironment);
-  const collectors: CollectorRun[] = [];
+    void snapshotEnvironment(client, metrics, status, () => lastMatched, () => gpuCollector, signal).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'environment snapshot failed'));
   // Central mode (a `targets:` list): target.url is neither probed nor scraped.
   const local = withoutLocalTarget(config);
-  if (local.scrape.enabled) {
-    collectors.push(startCollector(processes, config.scrape, metrics, log, signal));
-    collectors.push(startCollector(vllm, config.scrape, metrics, log, signal));
-  }
-  if (!config.gpu.enabled) {
-    // prom-client starts unlabelled gauges at 0; without the host collector that 0 would be a lie.
-    metrics.hostCpuUtilization.remove({});
-    metrics.hostMemoryAvailable.remove({});
-  } else {
-    const gpu = createGpuCollectors(config, metrics, status, log);
-    gpuCollector = gpu.gpu;
-    for (const c of gpu.scheduled) {
-      // The environment line names the GPU: take it again once nvidia-smi first answers, so it
-      // never says "no GPU" beside GPU checks that read one (the snapshot may run first).
-      const hooks = c.collector === gpu.gpu ? { ...c.hooks, onSuccess: () => { c.hooks?.onSuccess?.(); if (!gpuNamed && gpu.gpu?.identity?.length) { gpuNamed = true; refreshEnvironment(); } } } : c.hooks;
-      collectors.push(startCollector(c.collector, c.schedule, metrics, log, signal, hooks));
+  const context: CollectorContext = {
+    config: local,
+    metrics,
+    status,
+    log,
+    client,
+    tracker,
+    wedge,
+    onProcesses: (matched) => {
+      lastMatched = matched;
+      everSeen ||= matched.length > 0;
+      // Never seen (no shared PID namespace, another host) says nothing about whether vLLM runs.
+      status.evidence.processes({ at: Date.now(), count: everSeen ? matched.length : null, pids: matched.map((p) => p.pid) });
+      engineWatch.follow(matched);
+    },
+    refreshEnvironment,
+    onGpu: (gpu) => (gpuCollector = gpu),
+  };
+  const collectors: CollectorRun[] = [];
+  for (const entry of COLLECTORS) {
+    const settings = entry.settings(local);
+    if (!settings.enabled) {
+      entry.off?.(metrics);
+      continue;
     }
+    const { collector, hooks } = entry.create(context);
+    collectors.push(startCollector(collector, settings, metrics, log, signal, hooks));
   }
   const scheduler: ProbeScheduler = startProbes({ config: local, client, tracker, metrics, status, log, watcher: wedge }, signal);
   const fleet = startTargets(config, log, signal, env);
@@ -153,7 +152,6 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
     tracker,
     client,
     status,
-    vllm,
     fleet,
     probeEndpoint,
     ready: false,
@@ -178,11 +176,11 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
  * The seeds' environment table (vLLM version, model, GPU, driver, kernel, launch flags), taken
  * when a new vLLM process appears: exported as vllm_probe_environment_info and shown in /status.
  */
-async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status: StatusBoard, processes: VllmProcessCollector, gpuReader: () => NvidiaSmiCollector | undefined, signal: AbortSignal): Promise<void> {
+async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status: StatusBoard, matched: () => readonly ProcSample[], gpuReader: () => NvidiaSmiCollector | undefined, signal: AbortSignal): Promise<void> {
   // The API server: the process listening on the target's port (as the process collector finds
   // vLLM), else the oldest matched process (a pid file or name pattern in another namespace).
   const listener = serverPidFor(client.baseUrl);
-  const server = listener !== undefined ? { pid: listener } : [...processes.lastMatched].sort((a, b) => a.pid - b.pid)[0];
+  const server = listener !== undefined ? { pid: listener } : [...matched()].sort((a, b) => a.pid - b.pid)[0];
   // GPU identity from the daemon's own nvidia-smi collector: one runner per process.
   const env = await collectEnvironment(client, {
     ...(server ? { pid: server.pid } : {}),

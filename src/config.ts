@@ -356,6 +356,14 @@ const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** Host CPU busy fraction and available memory from /proc (src/gpu/host.ts), GPU or not. */
+  host: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      interval: interval().default(15),
+      timeout: duration().default(5),
+    })
+    .prefault({}),
   slo: z
     .strictObject({
       period: duration(3600).default(30 * 86400),
@@ -456,6 +464,7 @@ function checkCrossFieldRules(config: Config, file: string): void {
   }
   timedOut('scrape', config.scrape.timeout, config.scrape.interval);
   timedOut('gpu', config.gpu.timeout, config.gpu.interval);
+  timedOut('host', config.host.timeout, config.host.interval);
   if (config.target.api_key_env && config.target.api_key_file) {
     problems.push('target.api_key_file: expected only one of api_key_env and api_key_file, got both');
   }

@@ -93,6 +93,8 @@ const LAYERS: string[][] = [
   ['fleet/'],
   ['exporter/'],
   ['gpu/'],
+  // The daemon's collectors in one list.
+  ['collectors.ts'],
   // Composition root of the daemon, and the commands beside it.
   ['app.ts', 'bench/', 'slo/', 'emulator/'],
   ['cli.ts'],

@@ -1,7 +1,6 @@
 /**
- * GPU collectors: "nvidia_smi" (per-GPU gauges, vLLM's per-process memory, two /status checks)
- * and "host" (host.ts). app.ts runs each returned collector with startCollector on its
- * schedule when config.gpu.enabled.
+ * The GPU collector "nvidia_smi": per-GPU gauges, vLLM's per-process memory, two /status checks.
+ * Its entry in src/collectors.ts runs it on gpu.interval when gpu.enabled.
  *
  * Series contract (conventions §2, §5, §6):
  * - labels are `gpu` (nvidia-smi index) and `uuid` (as nvidia-smi prints it, `GPU-` prefix kept,
@@ -22,21 +21,14 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { type Collector, type CollectorHooks } from '../exporter/collector.js';
+import { type Collector } from '../exporter/collector.js';
 import { NoDataError, SourceError } from '../errors.js';
 import { GPU_GAUGES, type GpuGaugeName, type Metrics } from '../metrics.js';
 import type { StatusBoard, Verdict } from '../status.js';
-import { HostCollector } from './host.js';
 import { NvidiaSmi, type GpuQuery } from './nvidia-smi/run.js';
 import type { ComputeApp, GpuReading } from './nvidia-smi/parse.js';
 import { buildProcessMatcher, procParentOf, type ParentOf } from '../host/processes.js';
 import type { GpuIdentity } from '../vllm/environment.js';
-
-export interface ScheduledCollector {
-  collector: Collector;
-  schedule: { interval: number; timeout: number };
-  hooks?: CollectorHooks;
-}
 
 /** A compute process on a GPU, and whether it is one of vLLM's. */
 export interface GpuProcess extends ComputeApp {
@@ -257,20 +249,4 @@ export class NvidiaSmiCollector implements Collector {
       );
     }
   }
-}
-
-/**
- * The collectors app.ts runs when config.gpu.enabled: nvidia_smi and host, both on the gpu
- * interval and timeout. The host one is two cheap reads (host.ts), so it needs no switch.
- */
-export function createGpuCollectors(config: Config, metrics: Metrics, status: StatusBoard, log: Logger): { gpu: NvidiaSmiCollector; scheduled: ScheduledCollector[] } {
-  const schedule = { interval: config.gpu.interval, timeout: config.gpu.timeout };
-  const gpu = new NvidiaSmiCollector(config, metrics, status, log);
-  return {
-    gpu,
-    scheduled: [
-      { collector: gpu, schedule, hooks: { onFailure: (err) => gpu.reportFailure(err) } },
-      { collector: new HostCollector(metrics), schedule },
-    ],
-  };
 }

@@ -12,8 +12,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { startCollector } from '../../src/exporter/collector.js';
-import { createGpuCollectors, gpuMemoryCheck, NvidiaSmiCollector, type NvidiaSmiCollectorOptions } from '../../src/gpu/collector.js';
-import { HostCollector } from '../../src/gpu/host.js';
+import { gpuMemoryCheck, NvidiaSmiCollector, type NvidiaSmiCollectorOptions } from '../../src/gpu/collector.js';
 import { createMetrics } from '../../src/metrics.js';
 import { StatusBoard } from '../../src/status.js';
 import { createFakeNvidiaSmi, h100Scenario, helpWithout, type FakeGpu, type FakeScenario } from '../helpers/fake-nvidia-smi.js';
@@ -347,19 +346,5 @@ describe('gpuMemoryCheck', () => {
       reason: 'GPU 0 memory headroom 6.3 % (5.0 GiB free of 80.0 GiB), threshold 7.5 %; GPU 1 memory headroom 1.3 % (1.0 GiB free of 80.0 GiB), threshold 7.5 %',
     });
     expect(gpuMemoryCheck([reading(0, null, 1)], 0.05)).toBeUndefined();
-  });
-});
-
-describe('createGpuCollectors', () => {
-  test('nvidia_smi and host, on the gpu interval and timeout', () => {
-    const s = setup('nvidia-smi', { gpu: { interval: '30s', timeout: '4s' } });
-    const made = createGpuCollectors(s.config, s.metrics, s.board, s.log).scheduled;
-    expect(made.map((c) => [c.collector.name, c.schedule])).toEqual([
-      ['nvidia_smi', { interval: 30, timeout: 4 }],
-      ['host', { interval: 30, timeout: 4 }],
-    ]);
-    expect(made[0]!.collector).toBeInstanceOf(NvidiaSmiCollector);
-    expect(made[1]!.collector).toBeInstanceOf(HostCollector);
-    expect(made[0]!.hooks?.onFailure).toBeTypeOf('function');
   });
 });
