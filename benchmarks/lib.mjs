@@ -552,43 +552,70 @@ export function buildSseServer() {
 }
 
 let sseBinary;
+
 /**
- * Starts the Go SSE server (own process, optionally pinned). Resolves { url, pid, stop, stats() }:
- * stats() is its latest STATS line { ms, events, finished, open }; onStats(fn) is called on each
- * (every 200 ms).
+ * The cores a benchmark server gets when its client is pinned to CPU 0: every other core
+ * ("1" on a 2-core machine, "1-15" on 16). `count` is how many, the number of server processes.
  */
-export async function startSseServer({ ttftMs = 0, itlMs = 0, precise = false, idleMs = 5000, model = 'bench-model' } = {}, { cpu } = {}) {
+export function serverCpus() {
+  const n = os.cpus().length;
+  if (n < 2) return { list: undefined, count: 1 };
+  return { list: n === 2 ? '1' : `1-${n - 1}`, count: n - 1 };
+}
+
+/**
+ * Starts the Go SSE server: `procs` processes on one port (SO_REUSEPORT: the kernel spreads
+ * connections over them), all pinned to `cpu` (a taskset list such as "1" or "1-3").
+ * Resolves { url, pid, pids, procs, cpuS(), stats(), onStats(fn), stop() }: stats() sums the
+ * processes' latest STATS lines { ms, events, finished, open }; onStats(fn) is called with
+ * that sum on each of the first process's STATS lines (every 200 ms); cpuS() is the CPU
+ * seconds all of them used so far.
+ */
+export async function startSseServer({ ttftMs = 0, itlMs = 0, precise = false, idleMs = 5000, model = 'bench-model' } = {}, { cpu, procs = 1 } = {}) {
   sseBinary ??= buildSseServer();
-  const args = ['-model', model, '-ttft-ms', String(ttftMs), '-itl-ms', String(itlMs), '-idle-ms', String(idleMs), ...(precise ? ['-precise'] : [])];
-  const child = spawnTracked(sseBinary, args, { cpu, readyRe: /LISTENING (\S+)/ });
-  const m = await child.ready;
-  let last = { ms: 0, events: 0, finished: 0, open: 0 };
+  const args = ['-model', model, '-ttft-ms', String(ttftMs), '-itl-ms', String(itlMs), '-idle-ms', String(idleMs), ...(precise ? ['-precise'] : []), ...(procs > 1 ? ['-reuseport'] : [])];
+  const children = [];
+  const lasts = [];
   const listeners = new Set();
-  let buf = '';
-  child.stdout.on('data', (d) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      const f = line.split(' ');
-      if (f[0] !== 'STATS') continue;
-      last = { ms: Number(f[1]), events: Number(f[2]), finished: Number(f[3]), open: Number(f[4]) };
-      for (const fn of listeners) fn(last);
-    }
-  });
+  const sum = () => lasts.reduce((a, l) => ({ ms: Math.max(a.ms, l.ms), events: a.events + l.events, finished: a.finished + l.finished, open: a.open + l.open }), { ms: 0, events: 0, finished: 0, open: 0 });
+  const start = async (listen) => {
+    const i = children.length;
+    const child = spawnTracked(sseBinary, [...args, '-listen', listen], { cpu, readyRe: /LISTENING (\S+)/ });
+    children.push(child);
+    lasts.push({ ms: 0, events: 0, finished: 0, open: 0 });
+    const m = await child.ready;
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d.toString();
+      let j;
+      while ((j = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, j);
+        buf = buf.slice(j + 1);
+        const f = line.split(' ');
+        if (f[0] !== 'STATS') continue;
+        lasts[i] = { ms: Number(f[1]), events: Number(f[2]), finished: Number(f[3]), open: Number(f[4]) };
+        if (i === 0) for (const fn of listeners) fn(sum());
+      }
+    });
+    return m[1];
+  };
+  const url = await start('127.0.0.1:0');
+  for (let k = 1; k < procs; k++) await start(url.replace(/^http:\/\//, ''));
   return {
-    url: m[1],
-    pid: child.pid,
-    child,
+    url,
+    pid: children[0].pid,
+    pids: children.map((c) => c.pid),
+    procs,
+    child: children[0],
     options: { ttftMs, itlMs, precise },
-    command: `.cache/bench-bin/sse-server ${args.join(' ')}`,
-    stats: () => last,
+    command: `.cache/bench-bin/sse-server ${args.join(' ')}${procs > 1 ? ` (${procs} processes on one port${cpu !== undefined ? `, CPUs ${cpu}` : ''})` : ''}`,
+    stats: sum,
+    cpuS: () => children.reduce((a, c) => a + procSample(c.pid).cpuS, 0),
     onStats(fn) {
       listeners.add(fn);
       return () => listeners.delete(fn);
     },
-    stop: () => child.stop(),
+    stop: () => Promise.all(children.map((c) => c.stop())),
   };
 }
 

@@ -4,7 +4,11 @@
 // client reads (-itl-ms 0) or one token every -itl-ms. It does no inference and no tokenising,
 // so it is not the bottleneck for a client on another core: the load generator is.
 //
-//	sse-server -listen 127.0.0.1:0 [-ttft-ms 50] [-itl-ms 0] [-precise] [-idle-ms 5000] [-model bench-model]
+//	sse-server -listen 127.0.0.1:0 [-ttft-ms 50] [-itl-ms 0] [-precise] [-idle-ms 5000] [-model bench-model] [-reuseport]
+//
+// -reuseport: listen with SO_REUSEPORT, so several processes can serve one port (the kernel
+// spreads connections over them): benchmarks/lib.mjs starts one per core it gives the server,
+// so the server is never the bottleneck of a client measurement (issue 28).
 //
 // Prints "LISTENING http://HOST:PORT", then every 200 ms "STATS <ms since start> <token events
 // sent> <requests finished> <streams open>" so the benchmark can count what every client got
@@ -15,6 +19,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -24,6 +29,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -34,6 +40,7 @@ var (
 	precise  = flag.Bool("precise", false, "hit every deadline exactly (sleep, then spin)")
 	listen   = flag.String("listen", "127.0.0.1:0", "address")
 	idleMs   = flag.Int("idle-ms", 5000, "close a keep-alive connection idle this long (uvicorn: 5000)")
+	reuse    = flag.Bool("reuseport", false, "listen with SO_REUSEPORT (several processes on one port)")
 	events   atomic.Int64
 	finished atomic.Int64
 	open     atomic.Int64
@@ -180,7 +187,17 @@ func main() {
 		w.Header().Set("content-type", "application/json")
 		w.Write([]byte(`{"version":"0.32.0"}`))
 	})
-	ln, err := net.Listen("tcp", *listen)
+	lc := net.ListenConfig{}
+	if *reuse {
+		lc.Control = func(network, address string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1) }); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", *listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -197,3 +214,7 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// SO_REUSEPORT on Linux (the syscall package does not name it; golang.org/x/sys/unix does, and
+// this server uses the standard library only).
+const soReusePort = 0xf
