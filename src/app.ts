@@ -11,6 +11,7 @@ import { startCollector, type CollectorRun } from './exporter/collector.js';
 import { createHttpServer } from './exporter/server.js';
 import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
 import type { NvidiaSmiCollector } from './gpu/collector.js';
+import { buildJudgedTarget } from './build-target.js';
 import { COLLECTORS, type CollectorContext } from './collectors.js';
 import { withoutLocalTarget } from './fleet/modules.js';
 import { ProbeEndpoint } from './fleet/probe.js';
@@ -18,15 +19,14 @@ import { startTargets, type FleetTargets } from './fleet/targets.js';
 import { EngineWatch } from './host/engine-watch.js';
 import { serverPidFor, type ProcSample } from './host/proc.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { StatusBoard } from './status.js';
+import type { StatusBoard } from './status.js';
 import { withoutTrailingSlashes } from './target-url.js';
 import type { ProbeKind } from './synthetic/index.js';
 import { startProbes, type ProbeScheduler } from './synthetic/scheduler.js';
-import { TargetTracker } from './target.js';
-import { VllmClient } from './vllm/client.js';
+import type { TargetTracker } from './target.js';
+import type { VllmClient } from './vllm/client.js';
 import { collectEnvironment } from './vllm/environment.js';
 import { VERSION } from './version.js';
-import { WedgeDetector } from './wedge.js';
 
 export interface DaemonOptions {
   /** The file to (re)load; omit for an in-memory config (demo, tests). */
@@ -84,12 +84,15 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   metrics.configReloadTimestamp.set(Date.now() / 1000);
   const apiKey = readApiKey(config, env);
   if (config.target.api_key_env && !apiKey) log.warn({ variable: config.target.api_key_env }, `target.api_key_env names ${config.target.api_key_env}, which is not set: requests go without an API key and vLLM started with --api-key will answer 401`);
-  const client = new VllmClient({ baseUrl: config.target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
-  const tracker = new TargetTracker(metrics, config.probes.ttft.cold_probes, log.child({ component: 'target' }), config.target.model);
-  const status = new StatusBoard(config, metrics, () => ({ url: config.target.url, model: tracker.model }));
-  tracker.onRestart = (at, why) => status.evidence.restart(at.getTime(), why);
-
-  const wedge = new WedgeDetector(config, metrics, status, () => tracker.model);
+  const target = buildJudgedTarget(
+    { url: config.target.url, model: config.target.model, coldProbes: config.probes.ttft.cold_probes, maxResponseBytes: config.target.max_response_bytes },
+    config,
+    metrics,
+    log.child({ component: 'target' }),
+    { scraping: config.scrape.enabled },
+  );
+  const { tracker, status, wedge } = target;
+  const client = target.client(apiKey ? { apiKey } : {});
   // The engine's exit while the API server still listens is the crash (src/host/engine-watch.ts).
   const engineWatch = new EngineWatch({ targetUrl: config.target.url, onEngineExit: (words, at) => status.evidence.engineExited(at, words) });
   signal.addEventListener('abort', () => engineWatch.stop(), { once: true });
@@ -163,7 +166,7 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
       controller.abort(new Error('runtime stopping'));
       parentSignal.removeEventListener('abort', onParentAbort);
       await Promise.allSettled([scheduler.stop(), fleet.stop(), ...collectors.map((c) => c.stop())]);
-      await client.close();
+      await target.close();
     },
   };
   void Promise.all([scheduler.firstCycle, fleet.firstCycle]).then(() => {

@@ -90,6 +90,8 @@ const LAYERS: string[][] = [
   ['target.ts', 'status.ts'],
   ['synthetic/'],
   ['wedge.ts'],
+  // One target (tracker, clients, board, wedge detector), built the same way everywhere.
+  ['build-target.ts'],
   ['fleet/'],
   ['exporter/'],
   ['gpu/'],

@@ -24,8 +24,7 @@ import { createMetrics, createProbeEndpointMetrics, OUTCOMES } from '../metrics.
 import { oneLine } from '../reason.js';
 import { probers } from '../synthetic/index.js';
 import { UNWATCHED, type ProbeInstance, type ProbeResult } from '../synthetic/prober.js';
-import { TargetTracker } from '../target.js';
-import { VllmClient } from '../vllm/client.js';
+import { buildTarget } from '../build-target.js';
 import { HostMatcher, ruleHost } from '../host-rules.js';
 import { parseTargetUrl, withoutTrailingSlashes } from '../target-url.js';
 import { keyAllowed, moduleConfig, moduleSettings } from './modules.js';
@@ -205,16 +204,17 @@ export class ProbeEndpoint {
       log.error({ err: (err as Error).message }, 'cannot read the module API key');
       apiKey = undefined;
     }
-    const client = new VllmClient({ baseUrl, maxResponseBytes: config.target.max_response_bytes, connections: 2, ...(apiKey ? { apiKey } : {}) });
-    const timeoutMs = Math.round(timeoutSeconds * 1000);
-    // Only the caller going away ends the probe early, not the runtime stopping (see shutdown).
-    const shutdown = gone;
-    const signal = AbortSignal.any([shutdown, AbortSignal.timeout(timeoutMs)]);
     // The probe's own series (TTFT histograms…) land in a throwaway registry: the answer
     // carries gauges of this one probe only.
     const scratch = createMetrics(new Registry(), probeConfig);
     const coldProbes = 'cold_probes' in settings ? settings.cold_probes : 1;
-    const tracker = new TargetTracker(scratch, coldProbes, log, module.model);
+    const built = buildTarget({ url: baseUrl, model: module.model, coldProbes, maxResponseBytes: config.target.max_response_bytes }, scratch, log);
+    const { tracker } = built;
+    const client = built.client({ connections: 2, ...(apiKey ? { apiKey } : {}) });
+    const timeoutMs = Math.round(timeoutSeconds * 1000);
+    // Only the caller going away ends the probe early, not the runtime stopping (see shutdown).
+    const shutdown = gone;
+    const signal = AbortSignal.any([shutdown, AbortSignal.timeout(timeoutMs)]);
     try {
       const instance = (probers[module.kind].create as (c: unknown) => ProbeInstance)(settings);
       result = await instance.run({ config: probeConfig, client, tracker, metrics: scratch, log, signal, shutdown, timeoutMs, watcher: UNWATCHED });
@@ -222,7 +222,7 @@ export class ProbeEndpoint {
       log.error({ err: (err as Error).message }, 'probe threw: this is a bug in vllm-probe');
       result = { success: false, outcome: 'bad_response', detail: `internal error: ${oneLine((err as Error).message)}`, requests: [] };
     } finally {
-      await client.close();
+      await built.close();
     }
     const seconds = (performance.now() - started) / 1000;
 

@@ -14,12 +14,10 @@ import { connectFailure } from '../diagnosis/evidence.js';
 import { SourceError } from '../errors.js';
 import { oneLine } from '../reason.js';
 import { every, type Schedule } from '../schedule.js';
-import { StatusBoard, type StatusReport, type TargetCheck } from '../status.js';
+import type { StatusBoard, StatusReport, TargetCheck } from '../status.js';
 import { parseTargetUrl } from '../target-url.js';
 import { startProbes, type ProbeScheduler } from '../synthetic/scheduler.js';
-import { TargetTracker } from '../target.js';
-import { VllmClient } from '../vllm/client.js';
-import { WedgeDetector } from '../wedge.js';
+import { buildJudgedTarget, type JudgedTarget } from '../build-target.js';
 import { keyAllowed, moduleConfig } from './modules.js';
 
 export interface FleetTargets {
@@ -41,7 +39,7 @@ export interface FleetTargets {
 export function startTargets(config: Config, log: Logger, shutdown: AbortSignal, env: NodeJS.ProcessEnv): FleetTargets {
   const registries: Registry[] = [];
   const schedulers: ProbeScheduler[] = [];
-  const clients: VllmClient[] = [];
+  const judged: JudgedTarget[] = [];
   const healthPolls: Schedule[] = [];
   const boards = new Map<string, StatusBoard>();
   for (const target of config.targets) {
@@ -58,15 +56,19 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     // is what the other modules of that target label their series with.
     const modules = target.modules.map((n) => config.modules[n]!);
     const ttftSettings = moduleConfig(config, modules.find((m) => m.kind === 'ttft') ?? modules[0]!, target.url, { sendKey: false }).probes.ttft;
-    const tracker = new TargetTracker(metrics, ttftSettings.cold_probes, targetLog, modules.find((m) => m.model)?.model ?? '');
-    const status = new StatusBoard(config, metrics, () => ({ url: target.url, model: tracker.model }), undefined, false);
-    tracker.onRestart = (at, why) => status.evidence.restart(at.getTime(), why);
-    boards.set(target.url, status);
     // The wedge from the probes' side only (no_token_after_headers while /health is 200): a
     // central daemon does not scrape a target's /metrics, so the counter signatures cannot fire.
-    const wedge = new WedgeDetector({ ...config, scrape: { ...config.scrape, enabled: false } }, metrics, status, () => tracker.model);
-    const healthClient = new VllmClient({ baseUrl: target.url, maxResponseBytes: config.target.max_response_bytes });
-    clients.push(healthClient);
+    const built = buildJudgedTarget(
+      { url: target.url, model: modules.find((m) => m.model)?.model ?? '', coldProbes: ttftSettings.cold_probes, maxResponseBytes: config.target.max_response_bytes },
+      config,
+      metrics,
+      targetLog,
+      { scraping: false },
+    );
+    const { tracker, status, wedge } = built;
+    judged.push(built);
+    boards.set(target.url, status);
+    const healthClient = built.client();
     const healthTimeoutMs = Math.min(5, ttftSettings.timeout) * 1000;
     healthPolls.push(
       every(target.interval ?? ttftSettings.interval, () =>
@@ -89,8 +91,7 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
       const sendKey = keyAllowed(module, new URL(target.url));
       const probeConfig = moduleConfig(config, module, target.url, { sendKey, ...(target.interval !== undefined ? { interval: target.interval } : {}) });
       const apiKey = sendKey ? readApiKey(probeConfig, env) : undefined;
-      const client = new VllmClient({ baseUrl: target.url, maxResponseBytes: config.target.max_response_bytes, ...(apiKey ? { apiKey } : {}) });
-      clients.push(client);
+      const client = built.client(apiKey ? { apiKey } : {});
       const moduleLog = targetLog.child({ module: name });
       schedulers.push(startProbes({ config: probeConfig, client, tracker, metrics, status, log: moduleLog, watcher: wedge }, shutdown));
     }
@@ -111,7 +112,7 @@ export function startTargets(config: Config, log: Logger, shutdown: AbortSignal,
     async stop() {
       for (const poll of healthPolls) poll.stop();
       await Promise.allSettled(schedulers.map((s) => s.stop()));
-      await Promise.allSettled(clients.map((c) => c.close()));
+      await Promise.allSettled(judged.map((t) => t.close()));
     },
   };
 }

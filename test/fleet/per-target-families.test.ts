@@ -36,11 +36,13 @@ const probes = Object.fromEntries(PROBE_KINDS.map((kind) => [kind, { enabled: tr
 
 beforeAll(async () => {
   emu = await startEmulator({ model: 'm', coldStartMs: 0, baseTtftMs: 5, itlMs: 1, perRequestMetrics: true });
-  sidecar = await startDaemon(testConfig(emu.url, { probes, scrape: { enabled: false } }));
+  // Probes only: no scrape and no host collector (neither is a probe's family).
+  sidecar = await startDaemon(testConfig(emu.url, { probes, scrape: { enabled: false }, host: { enabled: false } }));
   central = await startDaemon(
     testConfig('http://127.0.0.1:9', {
       probes: Object.fromEntries(PROBE_KINDS.map((kind) => [kind, { enabled: false }])),
       scrape: { enabled: false },
+      host: { enabled: false },
       modules: Object.fromEntries(PROBE_KINDS.map((kind) => [kind, { kind, timeout: '900ms', ...OWN_SETTINGS[kind] }])),
       targets: [{ url: emu.url, modules: PROBE_KINDS, interval: '1s' }],
     }),
