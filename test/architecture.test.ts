@@ -99,6 +99,8 @@ const LAYERS: string[][] = [
   ['collectors.ts'],
   // Composition root of the daemon, and the commands beside it.
   ['app.ts', 'bench/', 'slo/', 'emulator/'],
+  // The commands' bodies and their help text.
+  ['cli/'],
   ['cli.ts'],
   ['main.ts'],
 ];
