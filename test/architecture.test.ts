@@ -84,7 +84,9 @@ const LAYERS: string[][] = [
   // The only code that speaks to vLLM; file reading; the one target URL parser.
   ['vllm/', 'files.ts', 'target-url.ts'],
   // The config schema; what vLLM's series mean to a diagnosis; a metric type.
-  ['config.ts', 'diagnosis/', 'reexported-histogram.ts'],
+  ['config-schema.ts', 'diagnosis/', 'reexported-histogram.ts'],
+  // Reading the config file (YAML, key files); re-exports the schema.
+  ['config.ts'],
   // Every metric definition; /proc and vLLM's processes.
   ['metrics.ts', 'host/'],
   ['target.ts', 'status.ts'],
