@@ -217,7 +217,7 @@ export class ProbeEndpoint {
     const signal = AbortSignal.any([shutdown, AbortSignal.timeout(timeoutMs)]);
     try {
       const instance = (probers[module.kind].create as (c: unknown) => ProbeInstance)(settings);
-      result = await instance.run({ config: probeConfig, client, tracker, metrics: scratch, log, signal, shutdown, timeoutMs, watcher: UNWATCHED });
+      result = await instance.run({ keySource: probeConfig.target, thresholds: config.status, client, tracker, metrics: scratch, log, signal, shutdown, timeoutMs, watcher: UNWATCHED });
     } catch (err) {
       log.error({ err: (err as Error).message }, 'probe threw: this is a bug in vllm-probe');
       result = { success: false, outcome: 'bad_response', detail: `internal error: ${oneLine((err as Error).message)}`, requests: [] };

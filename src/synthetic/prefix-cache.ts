@@ -118,7 +118,7 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
     return result;
   };
   const fail = (r: StreamResult): ProbeResult => {
-    const out: ProbeResult = { success: false, outcome: r.outcome, detail: failureDetail(r, ctx.config), requests };
+    const out: ProbeResult = { success: false, outcome: r.outcome, detail: failureDetail(r, ctx.keySource), requests };
     if (r.status !== undefined) out.status = r.status;
     const requestId = ids.get(r);
     if (requestId) out.requestId = requestId;
@@ -204,7 +204,7 @@ async function runPrefix(cfg: PrefixProbeConfig, state: PrefixState, ctx: ProbeC
   // Only whole blocks can hit: expecting the partial last one would report a false drop.
   const expectedCached = cacheableTokens(regime.prefixTokens, regime.alignment) * hitTtfts.length;
   const engineWords = `${engineDelta === undefined ? '' : `; engine counted ${engineDelta} hit tokens meanwhile`}${tiers ? ` (by tier: ${tiers})` : ''}`;
-  const verdict = prefixVerdict({ cachedReported, hitCached, expectedCached, speedup, saved, predicted, engineDelta, numbers, engineWords, degradedBelow: ctx.config.status.prefix_hit_ratio_degraded });
+  const verdict = prefixVerdict({ cachedReported, hitCached, expectedCached, speedup, saved, predicted, engineDelta, numbers, engineWords, degradedBelow: ctx.thresholds.prefix_hit_ratio_degraded });
   ctx.log.debug({ regime: target, missTtft, meanHit, hitCached, hitPrompt }, 'prefix probe ok');
   return { success: true, outcome: 'success', requests, checks: [{ name: 'prefix_cache', status: verdict[0], reason: verdict[1] }] };
 }

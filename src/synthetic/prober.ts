@@ -12,6 +12,7 @@ import type { Verdict } from '../status.js';
 import type { TargetTracker } from '../target.js';
 import type { VllmClient } from '../vllm/client.js';
 import type { Outcome, StreamResult, Usage } from '../vllm/stream.js';
+import type { KeySource } from './request.js';
 
 /** How a probe request ended, for the wedge detector. */
 export interface RequestEnd {
@@ -47,7 +48,10 @@ export interface ProbeContext {
   /** Milliseconds left for this run; pass to every request the probe makes. */
   timeoutMs: number;
   log: Logger;
-  config: Config;
+  /** Where the API key comes from, named when vLLM refuses it. */
+  keySource: KeySource;
+  /** The thresholds a kind's own checks are judged against (status.*). */
+  thresholds: Config['status'];
   client: VllmClient;
   tracker: TargetTracker;
   /** For the probe's own observations (TTFT histograms…); the generic series are the scheduler's. */

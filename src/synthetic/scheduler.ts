@@ -217,7 +217,7 @@ export function startProbes(deps: ProbeDeps, shutdown: AbortSignal): ProbeSchedu
     const signal = AbortSignal.any([shutdown, AbortSignal.timeout(timeoutMs)]);
     const started = performance.now();
     try {
-      const result = await instances.get(kind)!.run({ config, client: deps.client, tracker, metrics, log, signal, shutdown, timeoutMs, watcher: deps.watcher });
+      const result = await instances.get(kind)!.run({ keySource: config.target, thresholds: config.status, client: deps.client, tracker, metrics, log, signal, shutdown, timeoutMs, watcher: deps.watcher });
       mine.requests = result.requests.length;
       mine.outputTokens = result.requests.reduce((n, r) => n + (r.usage?.completion_tokens ?? trafficSettings(config, kind).maxTokens), 0);
       if (result.aborted || shutdown.aborted) return;

@@ -51,7 +51,7 @@ async function runTokenize(settings: TokenizeSettings, ctx: ProbeContext): Promi
   ctx.tracker.observeReachable(true, undefined);
   if (answer.status !== 200) {
     const outcome: Outcome = answer.status >= 500 ? 'http_5xx' : 'http_4xx';
-    const detail = failureDetail({ status: answer.status, outcome, detail: `/tokenize answered HTTP ${answer.status}: ${describeErrorBody(answer.body, answer.contentType)}` }, ctx.config);
+    const detail = failureDetail({ status: answer.status, outcome, detail: `/tokenize answered HTTP ${answer.status}: ${describeErrorBody(answer.body, answer.contentType)}` }, ctx.keySource);
     return { success: false, outcome, status: answer.status, detail, requests: [{ outcome, seconds }] };
   }
   const count = answer.truncated ? undefined : tokenCount(answer.body);

@@ -40,7 +40,7 @@ async function runTtft(probe: TtftProbeConfig, state: TtftState, ctx: ProbeConte
   if (result.outcome !== 'success') {
     // A cold start is only measured by a probe that got a token; keep the slot for the next one.
     if (phase === 'cold') tracker.returnColdSlot();
-    const out: ProbeResult = { success: false, outcome: result.outcome, detail: failureDetail(result, ctx.config), requests, requestId };
+    const out: ProbeResult = { success: false, outcome: result.outcome, detail: failureDetail(result, ctx.keySource), requests, requestId };
     if (result.status !== undefined) out.status = result.status;
     if (result.retryAfterSeconds !== undefined) out.retryAfterSeconds = result.retryAfterSeconds;
     return out;

@@ -79,6 +79,20 @@ describe('tokenize probe', () => {
     expect(vllm.count('/v1/completions') + vllm.count('/v1/chat/completions')).toBe(0);
   });
 
+  test('a refused API key is said with where the key comes from (the probe sees that, not the whole config)', async () => {
+    const vllm = await startFakeVllm({ routes: { '/tokenize': (req, res) => vllmError(res, req.headers.authorization === 'Bearer right' ? 200 : 401, 'Unauthorized') } });
+    cleanups.push(vllm.close);
+    const config = tokenizeOnly(vllm.url);
+    const d = await startDaemon({ ...config, target: { ...config.target, api_key_env: 'VLLM_KEY' } }, { env: { VLLM_KEY: 'wrong' } });
+    cleanups.push(() => d.stop());
+    const s = await waitFor(async () => {
+      const r = await d.status();
+      return r.body.checks.find((c: { name: string }) => c.name === 'probe_tokenize')?.reason.includes('401') ? r : undefined;
+    });
+    expect(s!.body.checks.find((c: { name: string }) => c.name === 'probe_tokenize')?.reason).toContain('vLLM refused the API key (HTTP 401): it is missing or wrong; it comes from the variable VLLM_KEY (target.api_key_env)');
+    expect(vllm.requests.find((r) => r.path === '/tokenize')?.headers.authorization).toBe('Bearer wrong');
+  });
+
   test.each([
     ['HTTP 500', (_req: unknown, res: import('node:http').ServerResponse) => vllmError(res, 500, 'tokenizer crashed'), 'http_5xx', '/tokenize answered HTTP 500'],
     ['HTTP 404 (a gateway that routes only /v1/*)', (_req: unknown, res: import('node:http').ServerResponse) => void res.writeHead(404).end('Not Found'), 'http_4xx', '/tokenize answered HTTP 404'],
