@@ -219,7 +219,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
     if (deathSinceServing) {
       return {
         state: 'crashed',
-        cause: `vLLM's engine died at ${clock(deathSinceServing.at)}: ${short(deathSinceServing.words, answeredNow ? 120 : 70)}${answeredNow ? '' : `; now ${what}`}`,
+        cause: `vLLM's engine died at ${clock(deathSinceServing.at)}: ${short(deathSinceServing.words, answeredNow && !healthBad ? 120 : 70)}${answeredNow && !healthBad ? '' : `; now ${what}`}`,
         evidence: [deathSinceServing.words, what, ...(processWords ? [processWords] : ['no vLLM process left'])],
         since: deathSinceServing.at,
       };
