@@ -105,7 +105,7 @@ describe.concurrent('vLLM sheds load', () => {
 describe('vLLM sheds load with Retry-After', () => {
   test('the probe waits as asked and its line says when it probes next; it never reads stale meanwhile', async ({ onTestFinished }) => {
     const { emu, daemon } = await setup(onTestFinished, { probes: { ttft: { interval: '1s', timeout: '900ms' }, prefix: { enabled: false } } });
-    emu.emulator.fault = { mode: 'shedding', delayMs: 8000 };
+    emu.emulator.fault = { mode: 'shedding', delayMs: 60_000 }; // Retry-After: 60, longer than this test
     const shedding = await waitFor(async () => {
       const r = await daemon.status();
       return r.body.state === 'shedding' ? r : undefined;
@@ -114,7 +114,7 @@ describe('vLLM sheds load with Retry-After', () => {
     expect(shedding?.body.cause).toMatch(/next probe at \d\d:\d\d:\d\d \(Retry-After\)/);
     const sent = sample(await daemon.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'rejected_overload' });
     // More than three probe intervals (the staleness bound) of waiting.
-    const waited = await waitFor(async () => ((sample(await daemon.metrics(), 'vllm_probe_probes_skipped_total', { probe: 'ttft', reason: 'retry_after' }) ?? 0) >= 5 ? true : undefined), 15_000);
+    const waited = await waitFor(async () => ((sample(await daemon.metrics(), 'vllm_probe_probes_skipped_total', { probe: 'ttft', reason: 'retry_after' }) ?? 0) >= 5 ? true : undefined), 30_000);
     expect(waited).toBe(true);
     const line = (await daemon.status()).body.checks.find((c) => c.name === 'probe_ttft')!;
     expect(line.reason).toMatch(/^shedding: vLLM asked to come back later \(Retry-After\); next ttft probe at \d\d:\d\d:\d\dZ$/);
