@@ -175,7 +175,7 @@ export class WedgeDetector implements RequestWatcher {
       this.labelledModel = model;
     }
     for (const sig of WEDGE_SIGNATURES) this.metrics.engineWedged.labels({ model, signature: sig }).set(found.some(([f]) => f === sig) ? 1 : 0);
-    this.status.evidence.wedge(found.map(([signature, words]) => ({ signature, words })));
+    this.status.evidence.wedge(found.map(([signature, words]) => ({ signature, words })), this.now());
     const staleAfter = this.config.scrape.interval * 3 + this.config.scrape.timeout;
     if (found.length) {
       // Without vLLM's counters (no scrapes: a central daemon's targets), probes queued behind a

@@ -176,7 +176,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   const points = all.filter((p) => now - p.at <= freshMs * 2);
   const last = points.at(-1);
   const processes = ev.processes.at(-1);
-  const processWords = processes?.count ? `${plural(processes.count, 'vLLM process')} run (pids ${processes.pids.join(', ')})` : undefined;
+  const processWords = processes?.count ? `${plural(processes.count, 'vLLM process')} ${processes.count === 1 ? 'runs' : 'run'} (pids ${processes.pids.join(', ')})` : undefined;
 
   if (points.length === 0 && !engine && ev.wedge.length === 0) return { state: 'unknown', cause: 'nothing observed of vLLM yet: no /health answer, probe or scrape so far', evidence: [] };
 
@@ -201,11 +201,15 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   const answeredNow = last?.answered === true;
   const health = ev.health.at(-1);
   const healthBad = health !== undefined && health.status !== undefined && health.status !== 200 && now - health.at <= freshMs;
-  const deathSinceServing = ev.engineDeath && ev.engineDeath.at >= (ev.lastServingAt ?? 0) - 2000 ? ev.engineDeath : undefined;
+  // A death holds until the engine answers inference again, vLLM restarts, or /health says 200
+  // well after it (the dying API server may still answer /health 200 for a second or so).
+  const death = ev.engineDeath;
+  const deathSinceServing =
+    death && death.at >= (ev.lastInferenceAt ?? 0) && !(ev.restart && ev.restart.at > death.at) && !ev.health.some((h) => h.status === 200 && h.at > death.at + 5000) ? death : undefined;
 
   // The engine watch saw the engine exit after the last answer: nothing serves, whatever was
   // asked before (the API server answers HTTP 500 to everything until it exits).
-  const diedSinceLastAnswer = ev.engineDeath !== undefined && ev.engineDeath.at > (all.filter((p) => p.answered).at(-1)?.at ?? 0);
+  const diedSinceLastAnswer = deathSinceServing !== undefined;
   // 3–5. Nothing serves.
   if ((!answeredNow && failing.n >= 2) || (!answeredNow && processes?.count === 0) || healthBad || diedSinceLastAnswer) {
     const since = ev.unansweredSince ?? failing.since ?? health?.at;
@@ -290,7 +294,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   // 10. Latency alone: the last (up to) three TTFT probes, all within a few intervals.
   // A probe sent before the engine woke up waited through the sleep, one sent before the last
   // queue waited in it: neither is latency of the replica now.
-  const recentOk = ttft.filter((p) => p.success && p.ttftSeconds !== undefined && now - p.at <= 3 * settings.probeIntervalMs + 1000 && p.startedAt > (ev.wokeAt ?? -Infinity) && p.startedAt > (engine?.lastBusyAt ?? -Infinity)).slice(-3);
+  const recentOk = ttft.filter((p) => p.success && p.ttftSeconds !== undefined && now - p.at <= 3 * settings.probeIntervalMs + 1000 && p.startedAt > (ev.wokeAt ?? -Infinity) && p.startedAt > (engine?.lastBusyAt ?? -Infinity) && p.startedAt > (ev.wedgeEndedAt ?? -Infinity)).slice(-3);
   if (recentOk.length && lastTtft?.success) {
     const sorted = recentOk.map((p) => p.ttftSeconds!).sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
@@ -306,7 +310,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   // 11. A probe fails for a reason none of the above explains: K in a row and vLLM cannot serve.
   // Failures a state above explained (a queue, an outage) do not count once it has ended: only
   // those vLLM answered, sent after the last unanswered try and the last busy scrape.
-  const explainedUntil = Math.max(all.filter((p) => !p.answered).at(-1)?.at ?? -Infinity, engine?.lastBusyAt ?? -Infinity);
+  const explainedUntil = Math.max(all.filter((p) => !p.answered).at(-1)?.at ?? -Infinity, engine?.lastBusyAt ?? -Infinity, ev.wedgeEndedAt ?? -Infinity);
   const failingProbe = Object.values(ev.probes)
     .map((l) => ({ latest: l.at(-1), inARow: failuresAtEnd(l.filter((p) => !p.failure && p.startedAt > explainedUntil)) }))
     .filter((f) => f.inARow > 0)

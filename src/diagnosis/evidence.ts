@@ -65,6 +65,10 @@ export interface EvidenceView {
   restart?: { at: number; why: string };
   /** The last time vLLM said it serves: /health 200 or a successful inference probe. */
   lastServingAt?: number;
+  /** The last successful inference probe: the engine itself answered (a /health 200 may not). */
+  lastInferenceAt?: number;
+  /** When the last wedge signature cleared: probes sent before it waited on the stopped engine. */
+  wedgeEndedAt?: number;
   /** The last answer that says the engine died (HTTP 500 EngineDeadError, /health 503 after 200). */
   engineDeath?: { at: number; words: string };
   /** The first TTFT probe's TTFT after the last restart (cold), as it was measured. */
@@ -102,6 +106,8 @@ export class Evidence {
   private wedgeSeen: WedgeSignatureSeen[] = [];
   private restartSeen: { at: number; why: string } | undefined;
   private lastServingAt: number | undefined;
+  private lastInferenceAt: number | undefined;
+  private wedgeEndedAt: number | undefined;
   private engineDeath: { at: number; words: string } | undefined;
   private asleepAt: number | undefined;
   private wokeAt: number | undefined;
@@ -142,7 +148,10 @@ export class Evidence {
     push(list, o, PROBES_KEPT);
     if (o.failure) this.answered(o.at, false);
     else if (o.success || o.status !== undefined) this.answered(o.at, true);
-    if (o.success && (o.inference ?? o.kind !== 'models')) this.lastServingAt = Math.max(this.lastServingAt ?? 0, o.at);
+    if (o.success && (o.inference ?? o.kind !== 'models')) {
+      this.lastServingAt = Math.max(this.lastServingAt ?? 0, o.at);
+      this.lastInferenceAt = Math.max(this.lastInferenceAt ?? 0, o.at);
+    }
     // The cold TTFT is the first one after the restart, kept: later probes are warm.
     if (o.kind === 'ttft' && o.success && o.ttftSeconds !== undefined && this.restartSeen && o.startedAt >= this.restartSeen.at - 1000 && this.coldTtftSeconds === undefined) this.coldTtftSeconds = o.ttftSeconds;
     if (!o.success && o.status !== undefined && o.status >= 500 && ENGINE_DEAD.test(o.detail ?? '')) {
@@ -181,7 +190,8 @@ export class Evidence {
     this.onRecord();
   }
 
-  wedge(signatures: WedgeSignatureSeen[]): void {
+  wedge(signatures: WedgeSignatureSeen[], at = Date.now()): void {
+    if (this.wedgeSeen.length && !signatures.length) this.wedgeEndedAt = at;
     this.wedgeSeen = signatures;
     this.onRecord();
   }
@@ -216,6 +226,8 @@ export class Evidence {
     if (this.scrapeError) view.scrapeError = this.scrapeError;
     if (this.restartSeen) view.restart = this.restartSeen;
     if (this.lastServingAt !== undefined) view.lastServingAt = this.lastServingAt;
+    if (this.lastInferenceAt !== undefined) view.lastInferenceAt = this.lastInferenceAt;
+    if (this.wedgeEndedAt !== undefined) view.wedgeEndedAt = this.wedgeEndedAt;
     if (this.engineDeath) view.engineDeath = this.engineDeath;
     if (this.asleepAt !== undefined) view.asleepAt = this.asleepAt;
     if (this.wokeAt !== undefined) view.wokeAt = this.wokeAt;

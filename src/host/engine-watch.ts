@@ -5,7 +5,10 @@
  * never sees that moment, and afterwards a crash looks like any stop: nothing listens. So the
  * processes the collector found are followed with a cheap liveness check (one stat per pid)
  * several times a second; an engine process that exits while the API server still listens on
- * vLLM's port is the crash. A graceful stop closes the listening socket first, so it is not.
+ * vLLM's port is the crash. A stop (SIGTERM to the process group) may end the engine a moment
+ * before the API server closes its listening socket (seen on an H100), so the exit counts as a
+ * crash only if the API server still listens `confirmMs` later: a stopping uvicorn closes its
+ * socket within ~0.1 s, a crashed API server keeps it 0.3 s (CPU build) to 1.4 s (H100).
  */
 import { readFileSync } from 'node:fs';
 import { serverPidFor } from './proc.js';
@@ -31,6 +34,8 @@ export interface EngineWatchOptions {
   /** Called once per engine process that exits while the API server still listens. */
   onEngineExit: (words: string, at: number) => void;
   intervalMs?: number;
+  /** How long the API server must still listen after the engine's exit for it to be a crash. */
+  confirmMs?: number;
   /** Tests give their own views of the host. */
   alive?: (pid: number) => boolean;
   listener?: (targetUrl: string) => number | undefined;
@@ -51,7 +56,7 @@ export class EngineWatch {
   follow(processes: readonly WatchedProcess[]): void {
     this.known = processes.map((p) => ({ pid: p.pid, comm: p.comm }));
     if (this.known.length === 0) return this.stop();
-    this.timer ??= setInterval(() => this.tick(), this.options.intervalMs ?? 200).unref();
+    this.timer ??= setInterval(() => this.tick(), this.options.intervalMs ?? 100).unref();
   }
 
   /** One liveness pass (the timer's; tests call it directly). */
@@ -63,7 +68,14 @@ export class EngineWatch {
     const server = this.listener(this.options.targetUrl);
     const serverLives = server !== undefined && !gone.some((p) => p.pid === server);
     if (serverLives) {
-      for (const p of gone) this.options.onEngineExit(`vLLM process ${p.pid} (${p.comm}) exited while the API server (pid ${server}) still listened`, Date.now());
+      const at = Date.now();
+      const confirm = () => {
+        if (this.listener(this.options.targetUrl) !== server) return; // it was stopping: not a crash
+        for (const p of gone) this.options.onEngineExit(`vLLM process ${p.pid} (${p.comm}) exited while the API server (pid ${server}) still listened`, at);
+      };
+      const wait = this.options.confirmMs ?? 150;
+      if (wait <= 0) confirm();
+      else setTimeout(confirm, wait).unref();
     }
     if (this.known.length === 0) this.stop();
   }

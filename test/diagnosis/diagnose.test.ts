@@ -122,6 +122,44 @@ const CASES: Case[] = [
     line: /^vLLM's engine died at 11:59:59: vLLM process 4242 \(VLLM::EngineCor\) exited while the API server \(pid 4200\) still listened$/,
   },
   {
+    // H100 re-run: the dying API server still answered /health 200 and /metrics for ~1.4 s after
+    // the engine watch saw the engine go; the line fell back to kv_pressure (200) for 2 s.
+    name: 'a crash stays crashed while the dying API server still answers /health 200',
+    record: (e) => {
+      ok(e, T0 - 10_000);
+      ttftOk(e, T0 - 9000, 2.5);
+      e.engineExited(T0 - 2000, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+      ok(e, T0 - 1000);
+      scrapes(e, { preemptions: 3, generation_tokens: 40_000, requests_running: 4, requests_waiting: 30, kv_cache_usage_ratio: 0.97 }, { preemptions: 15, generation_tokens: 41_000, requests_running: 4, requests_waiting: 30, kv_cache_usage_ratio: 0.97 });
+    },
+    state: 'crashed',
+    line: /^vLLM's engine died at 11:59:58: vLLM process 4242/,
+  },
+  {
+    name: 'a /health 200 long after the crash (a supervisor restarted it) ends it',
+    record: (e) => {
+      ok(e, T0 - 60_000);
+      e.engineExited(T0 - 50_000, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+      e.health({ at: T0 - 40_000, failure: 'refused', detail: 'connection refused' });
+      ok(e, T0 - 100);
+    },
+    state: 'healthy',
+    line: /^serving$/,
+  },
+  {
+    // H100 re-run: after SIGCONT, a probe that had waited on the stopped engine read slo_breach.
+    name: 'TTFT probes that waited on a wedged engine are not an SLO breach after it',
+    record: (e) => {
+      ok(e, T0 - 200);
+      e.wedge([{ signature: 'frozen_counters', words: 'counters have not moved for 22 s' }], T0 - 3000);
+      e.wedge([], T0 - 1500);
+      e.probe({ at: T0 - 1000, startedAt: T0 - 2500, kind: 'ttft', success: true, outcome: 'success', ttftSeconds: 0.65 });
+      scrapes(e, { generation_tokens: 5000 }, { generation_tokens: 5100 });
+    },
+    state: 'healthy',
+    line: /^serving/,
+  },
+  {
     name: 'down: refused twice in a row, no crash seen (a stop)',
     record: (e) => {
       ok(e, T0 - 30_000);

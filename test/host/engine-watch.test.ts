@@ -24,6 +24,21 @@ describe('engine watch', () => {
     expect(exits).toEqual([`vLLM process ${engine.pid} (VLLM::EngineCor) exited while the API server (pid ${process.pid}) still listened`]);
   });
 
+  test('a stop that ends the engine a moment before the API server closes its socket is not a crash', async () => {
+    let listening: number | undefined = 100;
+    const exits: string[] = [];
+    const watch = new EngineWatch({ targetUrl: 'http://127.0.0.1:8000', onEngineExit: (w) => exits.push(w), alive: (pid) => pid !== 101, listener: () => listening, confirmMs: 50 });
+    watch.follow([
+      { pid: 100, comm: 'python3' },
+      { pid: 101, comm: 'VLLM::EngineCor' },
+    ]);
+    watch.tick(); // the engine is gone, the socket still open …
+    listening = undefined; // … and closed right after, as a stopping uvicorn does
+    await new Promise((r) => setTimeout(r, 120));
+    watch.stop();
+    expect(exits).toEqual([]);
+  });
+
   test('a stop (nothing listens any more when the engine goes) is not a crash', () => {
     const alive = new Set([100, 101]);
     const exits: string[] = [];
