@@ -245,7 +245,9 @@ and the analysis of missed targets are at the top; the log of runs follows.
 
 let invocation = 'node benchmarks/run.mjs';
 export function setInvocation(args, script = 'node benchmarks/run.mjs') {
-  invocation = [script, ...args].join(' ');
+  // The variables that change what a benchmark runs are part of its command.
+  const env = ['BENCH_BASELINE_DIST', 'BENCH_FOOTPRINT_MINUTES', 'BENCH_DAEMON_NODE_FLAGS', 'MALLOC_ARENA_MAX'].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
+  invocation = [...env, script, ...args].join(' ');
 }
 export const commandLine = () => invocation;
 
