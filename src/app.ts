@@ -206,7 +206,7 @@ async function snapshotEnvironment(client: VllmClient, metrics: Metrics, status:
   status.set(
     'environment',
     'healthy',
-    `vLLM ${env.vllm_version ?? '?'}, model ${env.model ?? '?'} (max_model_len ${env.max_model_len ?? '?'}), ${env.gpus?.length ? `${env.gpus.length} × ${gpu?.name} (driver ${gpu?.driver_version})` : gpuReader() ? 'GPU not read yet (nvidia-smi has not answered)' : 'no GPU (gpu.enabled is false)'}, ${env.os}${env.launch_flags ? `, flags: ${env.launch_flags.join(' ') || '(defaults)'}` : ''}`,
+    `vLLM ${env.vllm_version ?? '?'}, model ${env.model ?? '?'} (max_model_len ${env.max_model_len ?? '?'}), ${env.gpus?.length ? `${env.gpus.length} × ${gpu?.name} (driver ${gpu?.driver_version})` : gpuReader() ? 'no GPU read by nvidia-smi yet (gpu_collector says why)' : 'no GPU (gpu.enabled is false)'}, ${env.os}${env.launch_flags ? `, flags: ${env.launch_flags.join(' ') || '(defaults)'}` : ''}`,
   );
 }
 

@@ -125,7 +125,12 @@ describe('daemon against real vLLM', () => {
     try {
       const n = await waitFor(async () => sample(await bad.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'http_4xx' }), 20_000);
       expect(n).toBeGreaterThan(0);
-      const s = await waitFor(async () => ((await bad.status()).body.status === 'unhealthy' ? await bad.status() : undefined), 20_000);
+      // The prober's own key is wrong, not vLLM: misconfigured, and 200 so no load balancer drains it.
+      const s = await waitFor(async () => {
+        const st = await bad.status();
+        return st.body.state === 'misconfigured' ? st : undefined;
+      }, 20_000);
+      expect(s?.code).toBe(200);
       expect(s?.body.reasons.join(' ')).toContain('HTTP 401: Unauthorized');
       expect(JSON.stringify(s?.body)).not.toContain('sk-wrong');
     } finally {
@@ -144,7 +149,7 @@ describe('vLLM process and environment (seeds Tier 1 sanity metrics)', () => {
     expect(sample(text, 'vllm_probe_vllm_process_resident_memory_bytes', { model: MODEL })).toBeGreaterThan(200 * 2 ** 20);
     expect(text).toMatch(/vllm_probe_environment_info\{vllm_version="0\.32\.0",model="tiny-llama",max_model_len="4096",gpu="",driver_version="",kernel="Linux [^"]+",launch_flags="[^"]*--max-model-len 4096[^"]*--enforce-eager[^"]*"\} 1/);
     const env = (await daemon.status()).body.checks.find((c) => c.name === 'environment');
-    expect(env?.reason).toMatch(/^vLLM 0\.32\.0, model tiny-llama \(max_model_len 4096\), no GPU visible, Linux .*flags: .*--max-model-len 4096/);
+    expect(env?.reason).toMatch(/^vLLM 0\.32\.0, model tiny-llama \(max_model_len 4096\), no GPU \(gpu\.enabled is false\), Linux .*flags: .*--max-model-len 4096/);
     expect((await daemon.status()).body.checks.find((c) => c.name === 'vllm_process')?.reason).toMatch(/^\d+ vLLM processes \(pids /);
   });
 });
