@@ -41,7 +41,7 @@ export interface StreamRequest {
   timeoutMs: number;
   /** Largest stream accepted, bytes. */
   maxBytes: number;
-  /** Bench mode: count token events without JSON.parse; parse only usage and error events. */
+  /** Bench mode: count token events without JSON.parse; parse only usage and error events; tokenAt keeps only the first token's time. */
   countOnly?: boolean;
   /** Sent as X-Request-Id so the request can be found in vLLM's logs. */
   requestId?: string;
@@ -67,8 +67,14 @@ export interface StreamResult {
   /** When undici handed the request to a socket (connect done on a fresh connection). */
   sentAt?: number;
   headersAt?: number;
-  /** Arrival time of each chunk that carried a generated token (content, reasoning or tool call). */
+  /**
+   * Arrival time of each chunk that carried a generated token (content, reasoning or tool call);
+   * in countOnly mode only the first (bench load needs TTFT, and a growing array per stream,
+   * kept for the stream's whole life, was old-generation garbage at 2,000 streams: issue 28).
+   */
   tokenAt: number[];
+  /** How many chunks carried a generated token (every mode). */
+  tokenChunks: number;
   /** Arrival time of the first chunk with visible content (not reasoning). */
   firstContentAt?: number;
   endedAt: number;
@@ -336,7 +342,7 @@ const ERROR_BODY_BYTES = 64 * 1024;
  */
 export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPrefix: string, headers: Record<string, string>, req: StreamRequest): Promise<StreamResult> {
   const startedAt = performance.now();
-  const result: StreamResult = { outcome: 'success', aborted: false, startedAt, tokenAt: [], endedAt: startedAt, text: '', sawDone: false };
+  const result: StreamResult = { outcome: 'success', aborted: false, startedAt, tokenAt: [], tokenChunks: 0, endedAt: startedAt, text: '', sawDone: false };
   return new Promise<StreamResult>((resolve) => {
     let settled = false;
     let controller: Dispatcher.DispatchController | undefined;
@@ -376,7 +382,7 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
     };
     const timer = setTimeout(() => {
       timedOut = true;
-      const got = result.tokenAt.length;
+      const got = result.tokenChunks;
       if (got > 0) settle("timeout_mid_stream", `no end of stream within the timeout after ${got} token chunks`);
       else settle('timeout_before_first_token', result.headersAt !== undefined ? 'headers received but no token within the timeout' : 'no response headers within the timeout');
       abort(new Error('timeout'));
@@ -387,6 +393,10 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
     }
     req.signal?.addEventListener('abort', onShutdown, { once: true });
 
+    const tokenSeen = () => {
+      if (!req.countOnly || result.tokenChunks === 0) result.tokenAt.push(chunkTime);
+      result.tokenChunks++;
+    };
     const onData = (event: string, data: string) => {
       if (failure || result.sawDone) return;
       if (event === 'error') {
@@ -400,7 +410,7 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
       dataEvents++;
       lastData = data;
       if (req.countOnly && !PARSE_HINT.test(data)) {
-        if (TOKEN_HINT.test(data) || TOOL_HINT.test(data)) result.tokenAt.push(chunkTime);
+        if (TOKEN_HINT.test(data) || TOOL_HINT.test(data)) tokenSeen();
         return;
       }
       let chunk: unknown;
@@ -431,7 +441,7 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
         return;
       }
       const { content, token } = chunkTokens(c);
-      if (token) result.tokenAt.push(chunkTime);
+      if (token) tokenSeen();
       if (content.length > 0) {
         result.firstContentAt ??= chunkTime;
         if (!req.countOnly) result.text += content;
@@ -446,7 +456,7 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
     const finishStream = () => {
       if (failure) return settle(failure.outcome, failure.detail);
       if (!result.sawDone) return settle('incomplete_stream', 'stream ended without data: [DONE]');
-      if (result.tokenAt.length === 0) {
+      if (result.tokenChunks === 0) {
         // Say what the stream did carry: a model whose tokens all decode to nothing (special or
         // partial UTF-8 tokens) looks different from a server that sent no chunks at all.
         const generated = result.usage?.completion_tokens;
