@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 import { VllmClient } from '../../src/vllm/client.js';
-import { sseCompletion, startFakeVllm } from '../helpers/fake-vllm.js';
+import { startFakeVllm } from '../helpers/fake-vllm.js';
 
 // Bench load (countOnly) keeps one number per stream, not one per token: at 2,000 streams the
 // per-token arrays lived as long as their streams and filled the old generation (issue 28).
