@@ -293,8 +293,9 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
 
   // 10. Latency alone: the last (up to) three TTFT probes, all within a few intervals.
   // A probe sent before the engine woke up waited through the sleep, one sent before the last
-  // queue waited in it: neither is latency of the replica now.
-  const recentOk = ttft.filter((p) => p.success && p.ttftSeconds !== undefined && now - p.at <= 3 * settings.probeIntervalMs + 1000 && p.startedAt > (ev.wokeAt ?? -Infinity) && p.startedAt > (engine?.lastBusyAt ?? -Infinity) && p.startedAt > (ev.wedgeEndedAt ?? -Infinity)).slice(-3);
+  // queue waited in it, one that revealed a restart measured the cold start (shown as
+  // `restarted`): none is latency of the replica now.
+  const recentOk = ttft.filter((p) => p.success && p.ttftSeconds !== undefined && now - p.at <= 3 * settings.probeIntervalMs + 1000 && p.startedAt > (ev.wokeAt ?? -Infinity) && p.startedAt > (engine?.lastBusyAt ?? -Infinity) && p.startedAt > (ev.wedgeEndedAt ?? -Infinity) && p.startedAt > (ev.restart?.at ?? -Infinity)).slice(-3);
   if (recentOk.length && lastTtft?.success) {
     const sorted = recentOk.map((p) => p.ttftSeconds!).sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;

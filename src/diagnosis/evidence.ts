@@ -81,6 +81,8 @@ export interface EvidenceView {
 }
 
 const HEALTH_KEPT = 8;
+/** A TTFT probe that ended this close before a restart was marked ran on the new process. */
+const COLD_SLACK_MS = 2000;
 const PROBES_KEPT = 6;
 const PROCESSES_KEPT = 4;
 const SCRAPES_MAX = 64;
@@ -153,7 +155,8 @@ export class Evidence {
       this.lastInferenceAt = Math.max(this.lastInferenceAt ?? 0, o.at);
     }
     // The cold TTFT is the first one after the restart, kept: later probes are warm.
-    if (o.kind === 'ttft' && o.success && o.ttftSeconds !== undefined && this.restartSeen && o.startedAt >= this.restartSeen.at - 1000 && this.coldTtftSeconds === undefined) this.coldTtftSeconds = o.ttftSeconds;
+    // (The probe that reveals a restart ends after it began: "reachable again" is marked at its end.)
+    if (o.kind === 'ttft' && o.success && o.ttftSeconds !== undefined && this.restartSeen && o.at >= this.restartSeen.at - COLD_SLACK_MS && this.coldTtftSeconds === undefined) this.coldTtftSeconds = o.ttftSeconds;
     if (!o.success && o.status !== undefined && o.status >= 500 && ENGINE_DEAD.test(o.detail ?? '')) {
       const detail = (o.detail ?? '').replace(new RegExp(`^HTTP ${o.status}:\\s*`), '');
       this.engineDeath = { at: o.at, words: `a ${o.kind} request got HTTP ${o.status}: ${detail}` };
@@ -198,7 +201,8 @@ export class Evidence {
 
   restart(at: number, why: string): void {
     this.restartSeen = { at, why };
-    this.coldTtftSeconds = undefined;
+    // The probe whose answer revealed the restart may be recorded just before it: it is the cold one.
+    this.coldTtftSeconds = this.probeLog.get('ttft')?.find((p) => p.success && p.ttftSeconds !== undefined && p.at >= at - COLD_SLACK_MS)?.ttftSeconds;
     this.onRecord();
   }
 

@@ -203,6 +203,18 @@ const CASES: Case[] = [
     line: /^vLLM restarted at 11:59:40 \(process_start_time_seconds changed\) and serves again; first TTFT after it 0\.41 s \(cold\)$/,
   },
   {
+    // "Reachable again" is marked when the first successful probe ends: that probe is the cold one.
+    name: 'restarted: the probe whose answer revealed the restart is the cold one',
+    record: (e) => {
+      e.probe({ at: T0 - 20_000, startedAt: T0 - 23_500, kind: 'ttft', success: true, outcome: 'success', ttftSeconds: 3.2 });
+      e.restart(T0 - 20_000, 'reachable again after being unreachable');
+      ok(e, T0 - 19_000);
+      ttftOk(e, T0 - 3000, 0.05);
+    },
+    state: 'restarted',
+    line: /first TTFT after it 3\.2 s \(cold\)$/,
+  },
+  {
     name: 'a restart long ago is healthy',
     record: (e) => {
       e.restart(T0 - 600_000, 'process_start_time_seconds changed');
