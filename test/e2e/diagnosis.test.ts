@@ -198,7 +198,7 @@ describe('one vLLM (max-num-seqs 4): at rest, the prober\'s own mistakes, satura
     const healthAt = Date.now();
     const during = await watch.stop();
     // While it loads, its new processes run and do not listen yet: "starting", not "down".
-    expect(during.map((l) => l.head).find((h) => h.startsWith('starting: ')), during.map((l) => l.head).join(' | ')).toMatch(/^starting: \d+ vLLM process(es)? run \(pids [\d, ]+\) but nothing answers on vLLM's port/);
+    expect(during.map((l) => l.head).find((h) => h.startsWith('starting: ')), during.map((l) => l.head).join(' | ')).toMatch(/^starting: \d+ vLLM process(es)? runs? \(pids [\d, ]+\) but nothing answers on vLLM's port/);
     const back = await waitForState(daemon, 'restarted', 60_000);
     expect(back).toBeDefined();
     expect(back!.at - healthAt).toBeLessThanOrEqual(2 * PROBE_S * 1000 + 2000);
