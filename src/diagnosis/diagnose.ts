@@ -20,6 +20,7 @@
  * 13. healthy
  * "Stalling" or "wedged" is never said while vLLM's generation counter grows.
  */
+import { oneLine } from '../reason.js';
 import type { ConnectFailure, EvidenceView, ProbeObservation, ScrapeObservation } from './evidence.js';
 import type { State } from './states.js';
 
@@ -49,8 +50,7 @@ const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 const clock = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : word.endsWith('s') ? 'es' : 's'}`;
 const round = (v: number, digits = 2) => Number(v.toFixed(digits));
-/** Quoted text from the target, cut so one line stays one cause. */
-const short = (text: string, max = 120) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
 
 /** Rates and facts from the scrapes kept: what vLLM's own counters say about "now". */
 interface EngineNow {
@@ -214,7 +214,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   if ((!answeredNow && failing.n >= 2) || (!answeredNow && processes?.count === 0) || healthBad || diedSinceLastAnswer) {
     const since = ev.unansweredSince ?? failing.since ?? health?.at;
     const refusedFor = since !== undefined && now - since >= 1000 ? ` for ${seconds(now - since)}` : '';
-    const what = healthBad ? `/health answers HTTP ${health!.status}` : answeredNow ? 'not asked since' : last?.failure === 'timeout' ? `vLLM does not answer within its timeout${refusedFor}` : `nothing answers on vLLM's port${refusedFor} (${last?.failure === 'refused' ? 'connection refused' : short(last?.detail ?? 'connection failed')})`;
+    const what = healthBad ? `/health answers HTTP ${health!.status}` : answeredNow ? 'not asked since' : last?.failure === 'timeout' ? `vLLM does not answer within its timeout${refusedFor}` : `nothing answers on vLLM's port${refusedFor} (${last?.failure === 'refused' ? 'connection refused' : oneLine(last?.detail ?? 'connection failed', 120)})`;
     // Processes seen well after the engine died are a new start (a supervisor restarted it).
     const restarting = deathSinceServing && processes?.count && processes.at - deathSinceServing.at > 5000;
     if (restarting && !healthBad) {
@@ -223,7 +223,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
     if (deathSinceServing) {
       return {
         state: 'crashed',
-        cause: `vLLM's engine died at ${clock(deathSinceServing.at)}: ${short(deathSinceServing.words, answeredNow && !healthBad ? 120 : 70)}${answeredNow && !healthBad ? '' : `; now ${what}`}`,
+        cause: `vLLM's engine died at ${clock(deathSinceServing.at)}: ${oneLine(deathSinceServing.words, answeredNow && !healthBad ? 120 : 70)}${answeredNow && !healthBad ? '' : `; now ${what}`}`,
         evidence: [deathSinceServing.words, what, ...(processWords ? [processWords] : ['no vLLM process left'])],
         since: deathSinceServing.at,
       };
@@ -322,7 +322,7 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
     const flowing = engine?.tokensFlowing ? `; vLLM generates for others meanwhile (${flowWords(engine)})` : '';
     const state = failingProbe.inARow >= settings.failuresToUnhealthy ? 'failing' : 'degraded';
     const count = `${failingProbe.inARow} in a row${state === 'degraded' ? ` (${settings.failuresToUnhealthy} mean it cannot serve)` : ''}`;
-    return { state, cause: `${p.kind} probe failing, ${count}: ${short(p.detail ?? p.outcome, 160)}${flowing}`, evidence: [`${p.kind} probe at ${clock(p.at)}: ${p.outcome}`] };
+    return { state, cause: `${p.kind} probe failing, ${count}: ${oneLine(p.detail ?? p.outcome, 160)}${flowing}`, evidence: [`${p.kind} probe at ${clock(p.at)}: ${p.outcome}`] };
   }
 
   // 12. Serving again after a restart.
