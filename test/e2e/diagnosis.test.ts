@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { sample, startDaemon, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 import { engineCorePid, realVllm, realVllmAvailable, type RealVllm } from './real-vllm.js';
+import { streamingLoad } from '../helpers/load.js';
 
 const PROBE_S = 2;
 /** "Within three probe intervals", plus one scrape and the probe timeouts on a busy 2-core box. */
@@ -76,32 +77,12 @@ function expectNoFalseStall(lines: TraceLine[]): void {
 
 /** `workers` clients streaming long completions (ignore_eos) back to back until stopped. */
 function load(vllm: RealVllm, workers: number, body: { prompt: (i: number) => string; max_tokens: number }) {
-  const abort = new AbortController();
-  let finished = 0;
-  const one = async (w: number) => {
-    for (let i = 0; !abort.signal.aborted; i++) {
-      try {
-        const res = await fetch(`${vllm.url}/v1/completions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${vllm.apiKey}` },
-          body: JSON.stringify({ model: 'tiny-llama', prompt: body.prompt(w * 1000 + i), max_tokens: body.max_tokens, ignore_eos: true, stream: true, temperature: 0 }),
-          signal: abort.signal,
-        });
-        await res.text();
-        finished++;
-      } catch {
-        if (!abort.signal.aborted) await new Promise((r) => setTimeout(r, 200));
-      }
-    }
-  };
-  const all = Promise.all(Array.from({ length: workers }, (_, w) => one(w)));
-  return {
-    finished: () => finished,
-    async stop() {
-      abort.abort();
-      await all;
-    },
-  };
+  return streamingLoad({
+    url: vllm.url,
+    apiKey: vllm.apiKey,
+    workers,
+    body: (w, i) => ({ model: 'tiny-llama', prompt: body.prompt(w * 1000 + i), max_tokens: body.max_tokens, ignore_eos: true, temperature: 0 }),
+  });
 }
 
 const words = (n: number, seed: number) => Array.from({ length: n }, (_, i) => `w${(seed * 7919 + i * 31) % 997}`).join(' ');

@@ -16,6 +16,7 @@ import { parseExposition } from '../../src/vllm/exposition.js';
 import { normaliseVllmMetrics } from '../../src/vllm/schema.js';
 import { startDaemon, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 import { realVllm, realVllmAvailable, type RealVllm } from './real-vllm.js';
+import { streamingLoad } from '../helpers/load.js';
 
 const PROBE_INTERVAL_S = 2;
 const PROBE_TIMEOUT_S = 1.9;
@@ -73,35 +74,12 @@ async function engineCounters() {
 
 /** `concurrency` clients streaming real requests back to back until stopped. */
 function backgroundLoad(concurrency: number) {
-  const stop = new AbortController();
-  let finished = 0;
-  const client = async () => {
-    while (!stop.signal.aborted) {
-      try {
-        const res = await fetch(`${vllm.url}/v1/completions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${vllm.apiKey}` },
-          body: JSON.stringify({ model: 'tiny-llama', prompt: 'A user asks about the weather in the mountains today and', max_tokens: 24, ignore_eos: true, stream: true }),
-          signal: AbortSignal.any([stop.signal, AbortSignal.timeout(60_000)]),
-        });
-        await res.text();
-        if (res.ok) finished++;
-        else await new Promise((r) => setTimeout(r, 200));
-      } catch {
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
-  };
-  const clients = Array.from({ length: concurrency }, client);
-  return {
-    get finished() {
-      return finished;
-    },
-    async stop() {
-      stop.abort();
-      await Promise.allSettled(clients);
-    },
-  };
+  return streamingLoad({
+    url: vllm.url,
+    apiKey: vllm.apiKey,
+    workers: concurrency,
+    body: () => ({ model: 'tiny-llama', prompt: 'A user asks about the weather in the mountains today and', max_tokens: 24, ignore_eos: true }),
+  });
 }
 
 function daemonConfig(mode: 'always' | 'when_idle') {

@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, test } from 'vitest';
 import { startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from '../helpers/daemon.js';
+import { streamingLoad } from '../helpers/load.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -26,35 +27,7 @@ function total(text: string, name: string, labels: Record<string, string> = {}):
 
 /** `concurrency` clients sending short completions back to back until stopped. */
 function backgroundLoad(url: string, concurrency: number) {
-  const stop = new AbortController();
-  let finished = 0;
-  const client = async () => {
-    while (!stop.signal.aborted) {
-      try {
-        const res = await fetch(`${url}/v1/completions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          // Streamed, as real clients do (the emulator counts generated tokens on streams).
-          body: JSON.stringify({ model: 'emulated-model', prompt: 'real traffic', max_tokens: 8, stream: true }),
-          signal: stop.signal,
-        });
-        await res.text();
-        if (res.ok) finished++;
-      } catch {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
-  };
-  const clients = Array.from({ length: concurrency }, client);
-  return {
-    get finished() {
-      return finished;
-    },
-    async stop() {
-      stop.abort();
-      await Promise.allSettled(clients);
-    },
-  };
+  return streamingLoad({ url, workers: concurrency, retryMs: 20, body: () => ({ model: 'emulated-model', prompt: 'real traffic', max_tokens: 8 }) });
 }
 
 const probeRequests = async (d: RunningDaemon) => total(await d.metrics(), 'vllm_probe_requests_total', { probe: 'ttft' });
@@ -89,7 +62,7 @@ describe('when_idle against the emulator', () => {
     const s = await d.status();
     expect(s.body.state).toBe('healthy');
     expect(s.body.checks.find((c) => c.name === 'ttft_latency')?.status).not.toBe('unknown');
-    expect(load.finished).toBeGreaterThan(20);
+    expect(load.finished()).toBeGreaterThan(20);
 
     // The load stops: the probe runs again within a few intervals, without waiting for max_interval.
     await load.stop();
@@ -146,7 +119,7 @@ describe('when_idle against the emulator', () => {
     cleanups.push(() => d.stop());
     const sent = async () => total(await d.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', target: emu.url });
     expect(await waitFor(async () => (await sent()) >= 6, 30_000)).toBe(true);
-    expect(load.finished).toBeGreaterThan(20);
+    expect(load.finished()).toBeGreaterThan(20);
     expect(total(await d.metrics(), 'vllm_probe_probes_skipped_total', { reason: 'traffic' })).toBe(0);
   });
 
