@@ -6,10 +6,11 @@
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { loadConfig, parseListen, readApiKey, type Config } from './config.js';
+import { loadConfigIsolated } from './config-isolated.js';
+import { parseListen, readApiKey } from './config-runtime.js';
+import type { Config } from './config.js';
 import { startCollector, type CollectorRun } from './exporter/collector.js';
 import { createHttpServer } from './exporter/server.js';
-import { tlsOptions, WebConfigAuthorizer } from './exporter/web-config.js';
 import type { NvidiaSmiCollector } from './gpu/collector.js';
 import { buildJudgedTarget } from './build-target.js';
 import { COLLECTORS, type CollectorContext } from './collectors.js';
@@ -221,7 +222,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     if (!opts.configFile) return 'no config file to reload (started without --config)';
     let next: Config;
     try {
-      next = applyOverrides(loadConfig(opts.configFile), opts.overrides);
+      next = applyOverrides((await loadConfigIsolated(opts.configFile)).config, opts.overrides);
       readApiKey(next, opts.env);
     } catch (err) {
       runtime.metrics.configReloadSuccessful.set(0);
@@ -237,10 +238,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   };
   const reloadOnce = () => (reloading ??= reload().finally(() => (reloading = undefined)));
 
-  const auth = opts.webConfigFile
+  // Loaded only with a web config: it brings the schema library and bcrypt (memory, see
+  // src/config-isolated.ts).
+  const { tlsOptions, WebConfigAuthorizer } = opts.webConfigFile ? await import('./exporter/web-config.js') : { tlsOptions: undefined, WebConfigAuthorizer: undefined };
+  const auth = opts.webConfigFile && WebConfigAuthorizer
     ? new WebConfigAuthorizer(opts.webConfigFile, (err) => log.warn({ err: err.message }, 'web config changed but is invalid; keeping the previous one'))
     : undefined;
-  const tls = auth ? tlsOptions(auth.current) : undefined;
+  const tls = auth && tlsOptions ? tlsOptions(auth.current) : undefined;
   const server = createHttpServer(
     {
       registry: () => runtime.registry,
@@ -255,7 +259,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     auth,
     tls,
   );
-  if (auth && tls) {
+  if (auth && tls && tlsOptions) {
     // Certificates rotate without a restart: swap the context when the web config file changes.
     auth.onChange = (config) => {
       const next = tlsOptions(config);

@@ -3,7 +3,7 @@
  * (0 ok, 1 runtime failure, 2 bad usage or bad config). The commands are in cli/commands.ts,
  * their help in cli/help.ts.
  */
-import { ConfigError, defaultConfig } from './config.js';
+import { ConfigError } from './config-runtime.js';
 import { COMMANDS, type CliIo } from './cli/commands.js';
 import { COMMAND_HELP, USAGE } from './cli/help.js';
 import { VERSION } from './version.js';
@@ -66,5 +66,3 @@ function oneLineError(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
 }
 
-/** For tests and tools: the defaults every command starts from. */
-export { defaultConfig };

@@ -8,39 +8,9 @@ import { z } from 'zod';
 import { HostMatcher, parseHostRule } from './host-rules.js';
 import { redactUrl } from './reason.js';
 import { parseTargetUrl } from './target-url.js';
+import { ConfigError, formatDuration, isEvenInterval, parseDuration, RUNBOOK_PLACEHOLDER } from './config-runtime.js';
 
-
-export class ConfigError extends Error {
-  constructor(
-    readonly file: string,
-    readonly problems: string[],
-  ) {
-    super(problems.map((p) => `${file}: ${p}`).join('\n'));
-    this.name = 'ConfigError';
-  }
-}
-
-const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
-
-/** Parses `1h30m`, `15s`, `250ms` into seconds; undefined when the text is not a duration. */
-export function parseDuration(text: string): number | undefined {
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    total += Number(m[1]) * DURATION_UNITS[m[2]!]!;
-    matched = re.lastIndex;
-  }
-  return matched > 0 && matched === text.length ? total : undefined;
-}
-
-/** Formats seconds back as the shortest duration text, for messages and generated files. */
-export function formatDuration(seconds: number): string {
-  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
-    if (seconds >= size && Number.isInteger(seconds / size)) return `${seconds / size}${unit}`;
-  }
-  return `${Math.round(seconds * 1000)}ms`;
-}
+export { ConfigError, formatDuration, isEvenInterval, parseDuration, parseListen, readApiKey, RUNBOOK_PLACEHOLDER } from './config-runtime.js';
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
@@ -49,16 +19,6 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
   return `${typeof value} ${String(value)}`;
-}
-
-/**
- * Whether an interval falls on the same clock slots every minute, hour or day (seconds divide a
- * minute, minutes an hour, hours a day): schedules run at multiples of the interval on the
- * wall clock (src/schedule.ts), so a 15 s probe runs at :00, :15, :30, :45 after any restart.
- */
-export function isEvenInterval(seconds: number): boolean {
-  const divides = (n: number, whole: number) => Number.isInteger(n) && n <= whole && whole % n === 0;
-  return (seconds < 60 && divides(seconds, 60)) || (seconds < 3600 && divides(seconds / 60, 60)) || divides(seconds / 3600, 24);
 }
 
 const interval = () =>
@@ -273,13 +233,6 @@ const sloTargetSchema = (threshold: number, critical: number, objectiveDefault: 
         });
       }
     });
-
-/**
- * Default of `alerts.runbook_base_url`: a reserved name that resolves nowhere (RFC 2606) and says
- * what to set. The checked-in rules carry it; `vllm-probe rules` refuses it, so generated rules
- * link to where your team serves docs/runbook.md (shipped in the package under docs/).
- */
-export const RUNBOOK_PLACEHOLDER = 'https://set-alerts-runbook-base-url.invalid/runbook.md';
 
 const configSchema = z.strictObject({
   listen: listenAddress.default('0.0.0.0:9470'),
@@ -503,13 +456,6 @@ function fleetProblems(config: Config): string[] {
 
 function hostAllowed(rules: string[], url: string): boolean {
   return HostMatcher.of(rules).allows(new URL(url));
-}
-
-/** HOST:PORT (IPv6 in brackets) as listen() takes it; an empty host is every interface. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const idx = listen.lastIndexOf(':');
-  const host = listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0';
-  return { host, port: Number(listen.slice(idx + 1)) };
 }
 
 /** Defaults for an empty file: what `serve` uses next to vLLM on 127.0.0.1:8000. */

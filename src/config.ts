@@ -8,6 +8,7 @@ import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
 import { ConfigError, parseConfig, type Config } from './config-schema.js';
 import { FileReadError } from './errors.js';
 import { readSmallFile } from './files.js';
+import type { Overrides } from './config-runtime.js';
 
 export * from './config-schema.js';
 
@@ -81,20 +82,20 @@ export function loadConfig(file: string): Config {
   return config;
 }
 
-/** Resolves the API key from the env var or file named in config; never logs it. */
-export function readApiKey(config: Config, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (config.target.api_key_env) {
-    const key = env[config.target.api_key_env];
-    return key ? key.trim() : undefined;
-  }
-  if (config.target.api_key_file) {
-    try {
-      return readSmallFile(config.target.api_key_file, 64 * 1024).toString('utf8').trim() || undefined;
-    } catch (err) {
-      throw new ConfigError(config.target.api_key_file, [
-        `target.api_key_file: cannot read the API key file: ${err instanceof FileReadError ? err.message.replace(/^cannot read: /, '') : 'error'}`,
-      ]);
-    }
-  }
-  return undefined;
+/**
+ * The file's config and the command-line overrides, each override checked with the rule of the
+ * field it replaces (`--listen`, `--target`, `--log-level`). Run on the config worker
+ * (./config-isolated.ts).
+ */
+export function loadAndValidate(file: string, overrides: Overrides = {}): { config: Config; overrides: Overrides } {
+  const logLevel = overrides.log_level !== undefined ? { log_level: parseConfig({ log_level: overrides.log_level }, '--log-level').log_level } : {};
+  const config = loadConfig(file);
+  return {
+    config,
+    overrides: {
+      ...(overrides.target !== undefined ? { target: parseConfig({ target: { url: overrides.target } }, '--target').target.url } : {}),
+      ...(overrides.listen !== undefined ? { listen: parseConfig({ listen: overrides.listen }, '--listen').listen } : {}),
+      ...logLevel,
+    },
+  };
 }

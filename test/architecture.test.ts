@@ -83,10 +83,14 @@ const LAYERS: string[][] = [
   ['errors.ts', 'reason.ts', 'version.ts', 'stats.ts', 'schedule.ts', 'host-rules.ts'],
   // The only code that speaks to vLLM; file reading; the one target URL parser.
   ['vllm/', 'files.ts', 'target-url.ts'],
+  // What the running daemon needs of its config (errors, durations, the key), without libraries.
+  ['config-runtime.ts'],
   // The config schema; what vLLM's series mean to a diagnosis; a metric type.
   ['config-schema.ts', 'diagnosis/', 'reexported-histogram.ts'],
   // Reading the config file (YAML, key files); re-exports the schema.
   ['config.ts'],
+  // Reading it on a worker thread, so that the libraries leave with the worker.
+  ['config-isolated.ts'],
   // Every metric definition; /proc and vLLM's processes.
   ['metrics.ts', 'host/'],
   ['target.ts', 'status.ts'],

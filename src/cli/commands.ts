@@ -9,13 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { runDaemon } from '../app.js';
-import { ConfigError, defaultConfig, formatDuration, loadConfig, parseConfig, parseDuration, parseListen, RUNBOOK_PLACEHOLDER } from '../config.js';
+import { loadConfigIsolated } from '../config-isolated.js';
+import { ConfigError, formatDuration, parseDuration, parseListen, RUNBOOK_PLACEHOLDER } from '../config-runtime.js';
 import { SourceError } from '../errors.js';
 import { redactUrl } from '../reason.js';
 import { FAULT_MODES, type FaultMode } from '../emulator/faults.js';
 import { parseExposition } from '../vllm/exposition.js';
-import { runGpuCommand } from '../gpu/command.js';
-import { loadWebConfig } from '../exporter/web-config.js';
 import { explainSnapshot, normaliseVllmMetrics } from '../vllm/schema.js';
 import { COMMAND_HELP } from './help.js';
 
@@ -46,10 +45,11 @@ export function makeLogger(level: string, destination?: DestinationStream): Logg
   return destination ? pino(options, destination) : pino(options);
 }
 
-/** `--log-level` checked with the same rule as the file's `log_level`: a bad one is a one-line ConfigError. */
-function logLevelOverride(value: string | undefined): string | undefined {
-  return value === undefined ? undefined : parseConfig({ log_level: value }, '--log-level').log_level;
-}
+/**
+ * The YAML and schema libraries, for the commands that read a config on the main thread (the
+ * daemon reads its own on a worker and keeps them out of its memory: src/config-isolated.ts).
+ */
+const configModule = () => import('../config.js');
 
 export type Command = (args: string[], io: CliIo) => Promise<number>;
 
@@ -61,24 +61,24 @@ export const COMMANDS: Record<string, Command> = {
       io.stderr(`vllm-probe serve: --config FILE is required\n\n${COMMAND_HELP.serve}`);
       return 2;
     }
-    const levelOverride = logLevelOverride(values['log-level']);
-    const config = loadConfig(values.config);
-    // Validate the overrides with the same rules as the file.
-    const overrides = {
-      ...(values.target ? { target: parseConfig({ target: { url: values.target } }, '--target').target.url } : {}),
-      ...(values.listen ? { listen: parseConfig({ listen: values.listen }, '--listen').listen } : {}),
-    };
-    const level = levelOverride ?? config.log_level;
-    const log = makeLogger(level);
+    // The file and each override, validated with the same rules (a bad one is a ConfigError: exit 2).
+    const { config, overrides } = await loadConfigIsolated(values.config, {
+      ...(values.target !== undefined ? { target: values.target } : {}),
+      ...(values.listen !== undefined ? { listen: values.listen } : {}),
+      ...(values['log-level'] !== undefined ? { log_level: values['log-level'] } : {}),
+    });
+    const { log_level: levelOverride, ...targetAndListen } = overrides;
+    const log = makeLogger(levelOverride ?? config.log_level);
     const webConfigFile = values['web.config.file'];
-    if (webConfigFile) loadWebConfig(webConfigFile); // validate up front: exit 2 with the field
-    await runDaemon({ configFile: values.config, config, overrides, signal: io.signal, log, env: io.env, ...(webConfigFile ? { webConfigFile } : {}) });
+    if (webConfigFile) (await import('../exporter/web-config.js')).loadWebConfig(webConfigFile); // validate up front: exit 2 with the field
+    await runDaemon({ configFile: values.config, config, overrides: targetAndListen, signal: io.signal, log, env: io.env, ...(webConfigFile ? { webConfigFile } : {}) });
     return 0;
   },
 
   async demo(args, io) {
     const { values } = parse(args, { listen: { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP.demo!), 0;
+    const { parseConfig } = await configModule();
     const { Emulator } = await import('../emulator/server.js');
     const emulator = new Emulator({ model: 'demo-model', enableSleepMode: true });
     const emulatorUrl = await emulator.listen(0, '127.0.0.1');
@@ -150,6 +150,7 @@ export const COMMANDS: Record<string, Command> = {
       'fault-after-ms': { type: 'string' },
     });
     if (values.help) return io.stdout(COMMAND_HELP.emulate!), 0;
+    const { parseConfig } = await configModule();
     const listen = parseConfig({ listen: values.listen ?? '127.0.0.1:8000' }, '--listen').listen;
     if (values.fault && !(FAULT_MODES as readonly string[]).includes(values.fault)) {
       io.stderr(`vllm-probe emulate: --fault: expected one of ${FAULT_MODES.join(', ')}, got "${values.fault}"\n`);
@@ -201,6 +202,7 @@ export const COMMANDS: Record<string, Command> = {
   async rules(args, io) {
     const { values } = parse(args, { config: { type: 'string' }, kubernetes: { type: 'boolean' }, name: { type: 'string' }, 'runbook-base-url': { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP.rules!), 0;
+    const { defaultConfig, loadConfig, parseConfig } = await configModule();
     let config = values.config ? loadConfig(values.config) : defaultConfig();
     const runbookBase = values['runbook-base-url'];
     if (runbookBase !== undefined) {
@@ -218,6 +220,8 @@ export const COMMANDS: Record<string, Command> = {
   async gpu(args, io) {
     const { values } = parse(args, { config: { type: 'string' }, 'nvidia-smi': { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP.gpu!), 0;
+    const { defaultConfig, loadConfig } = await configModule();
+    const { runGpuCommand } = await import('../gpu/command.js');
     let config = values.config ? loadConfig(values.config) : defaultConfig();
     if (values['nvidia-smi']) config = { ...config, gpu: { ...config.gpu, nvidia_smi_path: values['nvidia-smi'] } };
     const result = await runGpuCommand(config, io.signal);
@@ -228,6 +232,7 @@ export const COMMANDS: Record<string, Command> = {
   async dashboards(args, io) {
     const { values } = parse(args, { config: { type: 'string' }, out: { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP.dashboards!), 0;
+    const { defaultConfig, loadConfig } = await configModule();
     if (!values.out) {
       io.stderr(`vllm-probe dashboards: --out DIR is required\n\n${COMMAND_HELP.dashboards}`);
       return 2;
@@ -264,6 +269,7 @@ export const COMMANDS: Record<string, Command> = {
   async 'check-config'(args, io) {
     const { values, positionals } = parse(args, {});
     if (values.help) return io.stdout(COMMAND_HELP['check-config']!), 0;
+    const { loadConfig } = await configModule();
     if (positionals.length !== 1) {
       io.stderr(`vllm-probe check-config: expected one FILE\n\n${COMMAND_HELP['check-config']}`);
       return 2;
@@ -276,6 +282,7 @@ export const COMMANDS: Record<string, Command> = {
   async 'explain-metrics'(args, io) {
     const { values, positionals } = parse(args, { config: { type: 'string' }, timeout: { type: 'string' } });
     if (values.help) return io.stdout(COMMAND_HELP['explain-metrics']!), 0;
+    const { defaultConfig, loadConfig } = await configModule();
     const source = positionals[0];
     if (positionals.length !== 1 || !source) {
       io.stderr(`vllm-probe explain-metrics: expected one FILE or URL\n\n${COMMAND_HELP['explain-metrics']}`);

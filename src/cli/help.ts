@@ -2,7 +2,7 @@
  * The command line's words: the usage and each command's help text (src/cli.ts prints them;
  * ./commands.ts runs the commands).
  */
-import { RUNBOOK_PLACEHOLDER } from '../config.js';
+import { RUNBOOK_PLACEHOLDER } from '../config-runtime.js';
 import { FAULT_MODES, FAULTS } from '../emulator/faults.js';
 import { VERSION } from '../version.js';
 

@@ -18,8 +18,8 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { stringify } from 'yaml';
-import { readApiKey, type Config, type ModuleConfig } from '../config.js';
+import { readApiKey } from '../config-runtime.js';
+import type { Config, ModuleConfig } from '../config.js';
 import { createMetrics, createProbeEndpointMetrics, OUTCOMES } from '../metrics.js';
 import { oneLine } from '../reason.js';
 import { probers } from '../synthetic/index.js';
@@ -246,6 +246,8 @@ export class ProbeEndpoint {
       this.deps.log.warn({ module: name, target: baseUrl, outcome: result.outcome, detail: result.detail }, 'probe failed');
     }
     const body = await out.metrics();
+    // Loaded here, not at start: only /probe's debug output needs it (memory: src/config-isolated.ts).
+    const { stringify } = await import('yaml');
     const debug = [
       'Logs for the probe:',
       ...trace.lines,

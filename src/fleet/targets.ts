@@ -8,7 +8,8 @@
  */
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { readApiKey, type Config } from '../config.js';
+import { readApiKey } from '../config-runtime.js';
+import type { Config } from '../config.js';
 import { createMetrics, perTargetFamilies } from '../metrics.js';
 import { connectFailure } from '../diagnosis/evidence.js';
 import { SourceError } from '../errors.js';

@@ -10,7 +10,7 @@
  */
 import { stringify } from 'yaml';
 import type { Config } from '../config.js';
-import { formatDuration } from '../config.js';
+import { formatDuration } from '../config-runtime.js';
 
 export interface Rule {
   record?: string;
