@@ -157,6 +157,18 @@ export type ListenerLookup =
  * that process to be readable (same user, or CAP_SYS_PTRACE); says which fact was missing.
  */
 export function processListeningOn(port: number, procRoot = '/proc'): ListenerLookup {
+  const found = findListener(port, procRoot);
+  if (found.found) lastListener.set(`${procRoot}:${port}`, found.pid);
+  return found;
+}
+
+/**
+ * The pid that owned each port's listening socket when last looked up, looked at first the next
+ * time: one process's descriptors instead of every process's, every scrape (one entry per port).
+ */
+const lastListener = new Map<string, number>();
+
+function findListener(port: number, procRoot: string): ListenerLookup {
   const tables: string[] = [];
   for (const t of ['tcp', 'tcp6']) {
     try {
@@ -175,6 +187,8 @@ export function processListeningOn(port: number, procRoot = '/proc'): ListenerLo
   } catch {
     return { found: false, why: `${procRoot} cannot be listed` };
   }
+  const last = String(lastListener.get(`${procRoot}:${port}`));
+  if (names.includes(last)) names = [last, ...names.filter((n) => n !== last)];
   for (const name of names) {
     let fds: string[];
     try {

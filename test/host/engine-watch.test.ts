@@ -3,6 +3,7 @@
  * stop (the listening socket closes first), on real processes for liveness.
  */
 import { spawn } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { EngineWatch, processAlive } from '../../src/host/engine-watch.js';
 import { waitFor } from '../helpers/daemon.js';
@@ -65,6 +66,33 @@ describe('engine watch', () => {
     watch.tick();
     watch.stop();
     expect(exits).toEqual([]);
+  });
+
+  test('the watch holds one /proc file per followed process and lets go of it when the process exits or the watch stops', async () => {
+    const statFilesOpen = (pid: number) =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === `/proc/${pid}/stat`;
+        } catch {
+          return false;
+        }
+      }).length;
+    const engine = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const exits: string[] = [];
+    const watch = new EngineWatch({ targetUrl: 'http://127.0.0.1:8000', onEngineExit: (w) => exits.push(w), intervalMs: 20, listener: () => process.pid, confirmMs: 0 });
+    watch.follow([
+      { pid: process.pid, comm: 'node' },
+      { pid: engine.pid!, comm: 'VLLM::EngineCor' },
+    ]);
+    watch.tick();
+    watch.tick();
+    expect(statFilesOpen(engine.pid!)).toBe(1);
+    expect(statFilesOpen(process.pid)).toBe(1);
+    engine.kill('SIGKILL');
+    expect(await waitFor(async () => exits.length > 0, 5000)).toBe(true);
+    expect(statFilesOpen(engine.pid!)).toBe(0);
+    watch.stop();
+    expect(statFilesOpen(process.pid)).toBe(0);
   });
 
   test('processAlive: this process yes, a reaped child no', async () => {
