@@ -62,12 +62,12 @@ export const CLIENT_DELAY_MARK = '†';
  * One warning per level whose client delay could have moved a TTFT figure, in words, naming
  * the marked figures; empty when none could (or the run predates the record).
  */
-export function clientDelayWarnings(levels: Array<{ concurrency: number; clientDelay?: ClientDelayRecord }>): string[] {
+export function clientDelayWarnings(levels: Array<({ concurrency: number } | { label: string }) & { clientDelay?: ClientDelayRecord }>): string[] {
   return levels
     .filter((l) => l.clientDelay?.moved.length)
     .map((l) => {
       const d = l.clientDelay!;
-      return `${CLIENT_DELAY_MARK} concurrency ${l.concurrency}: the load client's own event loop was late by up to ${d.maxMs.toFixed(1)} ms (p99 ${d.p99Ms.toFixed(1)} ms), so TTFT ${d.moved.join(', ')} may be too high by up to that much: the client, not the server, could have moved ${d.moved.length === 1 ? 'it' : 'them'}. Run the bench on a machine or core with nothing else busy, or at lower concurrency.`;
+      return `${CLIENT_DELAY_MARK} ${'label' in l ? l.label : `concurrency ${l.concurrency}`}: the load client's own event loop was late by up to ${d.maxMs.toFixed(1)} ms (p99 ${d.p99Ms.toFixed(1)} ms), so TTFT ${d.moved.join(', ')} may be too high by up to that much: the client, not the server, could have moved ${d.moved.length === 1 ? 'it' : 'them'}. Run the bench on a machine or core with nothing else busy, or at lower concurrency.`;
     });
 }
 

@@ -13,13 +13,13 @@ import { readBenchGpus } from '../gpu/command.js';
 import { serverPidFor } from '../host/proc.js';
 import { calibratePrefix } from '../vllm/calibration.js';
 import { mean } from '../stats.js';
-import { clientDelayRecord, clientDelayWarnings, coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, requestSamples, sloTarget, sloTargetText, summariseLevel, toCsv, type LevelResult } from './analysis.js';
+import { clientDelayRecord, clientDelayWarnings, coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, requestSamples, sloTarget, sloTargetText, summariseLevel, toCsv, type ClientDelayRecord, type LevelResult } from './analysis.js';
 import { coldWarmChart, kvChart, prefixChart, sweepChart } from './experiment-charts.js';
 import { benchClient, checkModel, metricFamilies, processStart } from './http.js';
 import { Redactor } from './redact.js';
 import { collectEnvironment, type EnvironmentSnapshot } from '../vllm/environment.js';
 import { environmentMarkdown } from './environments.js';
-import { describeFailure, fillerPrompt, runLoadChecked, type LoadOptions, type LoadResult, type LoadTarget, type RequestRecord } from './load.js';
+import { describeFailure, fillerPrompt, runLoadChecked, type ClientDelay, type LoadOptions, type LoadResult, type LoadTarget, type RequestRecord } from './load.js';
 
 // The helpers the tests and the other experiments use, from where they live.
 export { sequencesThatFit, splitCommand, waitForRestart, type BenchIo } from './common.js';
@@ -38,6 +38,8 @@ interface Ctx {
   /** Unique per run: goes into prompts so no request matches one of an earlier run. */
   runId: string;
   redactor: Redactor;
+  /** Every cell's load-client delay and first-token times: the run's summary records the worst. */
+  delays: Array<{ delay: ClientDelay; ttftS: number[] }>;
 }
 
 /** The client for --target and the model it measures, checked against /v1/models before anything runs. */
@@ -118,9 +120,14 @@ async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Reco
     maxFailures: intOpt('max-failures', values['max-failures'], 5),
     runId: randomUUID().slice(0, 8),
     redactor,
+    delays: [],
   };
   const result = await run(ctx);
-  const summary = { experiment, target: target.client.baseUrl, model: target.model, collected_at: env.collected_at, ...result, environment: env, metric_families: families };
+  // Every experiment records its load client's own event-loop delay (sweep also per level).
+  const clientDelay = runClientDelay(ctx.delays);
+  const summary = { experiment, target: target.client.baseUrl, model: target.model, collected_at: env.collected_at, ...result, ...(clientDelay ? { client_delay: clientDelay } : {}), environment: env, metric_families: families };
+  // The sweep marks each level in its own markdown; the other experiments warn here.
+  if (clientDelay && experiment !== 'sweep') for (const warning of clientDelayWarnings([{ label: 'this run', clientDelay }])) io.stderr(`vllm-probe bench ${experiment}: ${warning}\n`);
   ctx.files.add(`${experiment}.environment.json`, `${JSON.stringify(env, null, 2)}\n`);
   const file = ctx.files.commit(summary);
   if (values.json) io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
@@ -135,6 +142,7 @@ async function runExperiment(experiment: string, run: (ctx: Ctx) => Promise<Reco
  */
 async function cell(ctx: Ctx, target: LoadTarget, opts: Omit<LoadOptions, 'timeoutMs' | 'signal' | 'maxConsecutiveFailures'>, where: string): Promise<Omit<LoadResult, 'stopped'>> {
   const { records, stopped, clientDelay } = await runLoadChecked(target, { ...opts, timeoutMs: ctx.timeoutMs, signal: ctx.io.signal, maxConsecutiveFailures: ctx.maxFailures });
+  ctx.delays.push({ delay: clientDelay, ttftS: records.flatMap((r) => (r.outcome === 'success' && r.ttft !== undefined ? [r.ttft] : [])) });
   if (ctx.io.signal.aborted) throw new BenchRunError('interrupted');
   if (stopped) throw new BenchRunError(`${where}: stopped after ${stopped.failures} failed requests in a row: ${stopped.reason}`);
   const failed = records.filter((r) => r.outcome !== 'success');
@@ -484,4 +492,24 @@ async function benchKv(ctx: Ctx) {
 
 function oneLine(text: string): string {
   return text.trim().split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join(' | ');
+}
+
+/**
+ * The run's worst load-client delay (the longest stall and the highest p99 of any cell) against
+ * the median and tail of every first token it measured; undefined when no cell ran.
+ */
+function runClientDelay(cells: Ctx['delays']): ClientDelayRecord | undefined {
+  const timed = cells.filter((c) => c.delay.samples > 0);
+  if (timed.length === 0) return undefined;
+  const worst: ClientDelay = {
+    p50Ms: Math.max(...timed.map((c) => c.delay.p50Ms)),
+    p99Ms: Math.max(...timed.map((c) => c.delay.p99Ms)),
+    maxMs: Math.max(...timed.map((c) => c.delay.maxMs)),
+    samples: timed.reduce((a, c) => a + c.delay.samples, 0),
+  };
+  const ttfts = cells.flatMap((c) => c.ttftS).sort((a, b) => a - b);
+  const at = (q: number) => (ttfts.length ? ttfts[Math.min(ttfts.length - 1, Math.floor(q * ttfts.length))] : undefined);
+  const mean = ttfts.length ? ttfts.reduce((a, b) => a + b, 0) / ttfts.length : undefined;
+  const figures = { mean, p50: at(0.5), p95: at(0.95), p99: at(0.99) };
+  return clientDelayRecord(worst, Object.fromEntries(Object.entries(figures).filter(([, v]) => v !== undefined)));
 }

@@ -18,9 +18,9 @@ import { Redactor } from './redact.js';
 export interface ReportInputs {
   /** The environment of the run the KV figures come from (kv, else kv-scaling). */
   environment?: EnvironmentSnapshot;
-  coldWarm?: { ttft: { cold: number; median: number; max?: number; coldWarmFactor: number; spreadPct: number }; e2e: { median: number }; runs?: Array<{ run: string }> };
+  coldWarm?: { ttft: { cold: number; median: number; max?: number; coldWarmFactor: number; spreadPct: number }; e2e: { median: number }; runs?: Array<{ run: string }>; client_delay?: ClientDelayRecord };
   sweep?: { levels: Array<SweepLevel & { reqPerS: number; e2e: { p95?: number }; clientDelay?: ClientDelayRecord }>; knee: { concurrency: number; reason: string } | null; conclusion_withheld?: string[]; ttft_slo_s?: number };
-  prefix?: { rows: Array<Record<string, string | number | null>> };
+  prefix?: { rows: Array<Record<string, string | number | null>>; client_delay?: ClientDelayRecord };
   kv?: { capacity_tokens: number; block_size: number; max_model_len: number | null; bytes_per_token: number | null };
   kvScaling?: { rows: KvScalingRow[]; bytes_per_token: number | null };
   /** What the team asks for: concurrent sequences of a context length (e.g. 8 × 4K). */
@@ -338,6 +338,7 @@ function observations(inputs: ReportInputs): string[] {
   }
   if (inputs.sweep?.levels.some((l) => l.errors > 0)) lines.push(`Requests failed during the sweep at concurrency ${inputs.sweep.levels.filter((l) => l.errors > 0).map((l) => l.concurrency).join(', ')}.`);
   if (inputs.sweep) lines.push(...clientDelayWarnings(inputs.sweep.levels));
+  lines.push(...clientDelayWarnings([{ label: 'bench cold-warm', clientDelay: inputs.coldWarm?.client_delay }, { label: 'bench prefix', clientDelay: inputs.prefix?.client_delay }]));
   if (inputs.prefix?.rows.some((r) => Number(r.errors ?? 0) > 0)) lines.push('Requests failed in some prefix cells; those cells draw no conclusion.');
   return lines.length ? lines : ['Nothing unusual in the recorded numbers.'];
 }

@@ -69,3 +69,34 @@ test('which TTFT figures a client delay could have moved: 5 % of the figure and 
   expect(clientDelayRecord({ p50Ms: 0, p99Ms: 0.5, maxMs: 0.9, samples: 10 }, { p50: 0.001, p95: 0.001 }).moved).toEqual([]);
   expect(clientDelayRecord({ p50Ms: 0, p99Ms: 0, maxMs: 0, samples: 0 }, {}).moved).toEqual([]);
 });
+
+test('every experiment records its client delay: a prefix run whose client stalled says so in its summary, on stderr and in the report', async () => {
+  const stream = sseCompletion({ tokens: 2 });
+  let completions = 0;
+  const vllm = await startFakeVllm({
+    routes: {
+      '/v1/completions': (req, res) => {
+        // In the client's process, as above: the 6th request stalls the client's loop 80 ms.
+        if (++completions === 6) {
+          const until = performance.now() + 80;
+          while (performance.now() < until);
+        }
+        return stream(req, res);
+      },
+    },
+  });
+  const out = join(mkdtempSync(join(tmpdir(), 'client-delay-')), 'prefix');
+  try {
+    const r = await cli(['bench', 'prefix', '--target', vllm.url, '--regimes', '512', '--concurrency', '2', '--requests', '6', '--max-tokens', '2', '--out', out]);
+    expect(r.code, r.err).toBe(0);
+    const summary = JSON.parse(readFileSync(join(out, 'prefix.summary.json'), 'utf8'));
+    expect(summary.client_delay.maxMs).toBeGreaterThanOrEqual(70);
+    expect(summary.client_delay.moved).toEqual(expect.arrayContaining(['p99']));
+    expect(r.err).toMatch(/bench prefix: † this run: the load client's own event loop was late by up to [\d.]+ ms/);
+    const rep = await cli(['bench', 'report', '--in', out]);
+    expect(rep.code).toBe(0);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/- † bench prefix: the load client's own event loop was late/);
+  } finally {
+    await vllm.close();
+  }
+});
