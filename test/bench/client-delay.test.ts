@@ -18,15 +18,17 @@ const cli = async (args: string[]) => {
   return { code, out, err };
 };
 
-test('a level whose client stalled records the delay, and the TTFT figures it could have moved are marked in the sweep and the report', async () => {
+/**
+ * A fake vLLM in the client's own process: blocking in its handler stalls the client's event
+ * loop while other streams wait for their first token. Request number `nth` blocks for 80 ms.
+ */
+function stallingVllm(nth: number) {
   const stream = sseCompletion({ tokens: 2 });
   let completions = 0;
-  const vllm = await startFakeVllm({
+  return startFakeVllm({
     routes: {
       '/v1/completions': (req, res) => {
-        // The fake runs in the client's process: blocking here stalls the client's event loop
-        // while other streams of the level are waiting for their first token.
-        if (++completions === 20) {
+        if (++completions === nth) {
           const until = performance.now() + 80;
           while (performance.now() < until);
         }
@@ -34,6 +36,10 @@ test('a level whose client stalled records the delay, and the TTFT figures it co
       },
     },
   });
+}
+
+test('a level whose client stalled records the delay, and the TTFT figures it could have moved are marked in the sweep and the report', async () => {
+  const vllm = await stallingVllm(20);
   const out = join(mkdtempSync(join(tmpdir(), 'client-delay-')), 'sweep');
   try {
     const r = await cli(['bench', 'sweep', '--target', vllm.url, '--concurrency', '4', '--requests', '40', '--max-tokens', '2', '--out', out]);
@@ -71,20 +77,7 @@ test('which TTFT figures a client delay could have moved: 5 % of the figure and 
 });
 
 test('every experiment records its client delay: a prefix run whose client stalled says so in its summary, on stderr and in the report', async () => {
-  const stream = sseCompletion({ tokens: 2 });
-  let completions = 0;
-  const vllm = await startFakeVllm({
-    routes: {
-      '/v1/completions': (req, res) => {
-        // In the client's process, as above: the 6th request stalls the client's loop 80 ms.
-        if (++completions === 6) {
-          const until = performance.now() + 80;
-          while (performance.now() < until);
-        }
-        return stream(req, res);
-      },
-    },
-  });
+  const vllm = await stallingVllm(6);
   const out = join(mkdtempSync(join(tmpdir(), 'client-delay-')), 'prefix');
   try {
     const r = await cli(['bench', 'prefix', '--target', vllm.url, '--regimes', '512', '--concurrency', '2', '--requests', '6', '--max-tokens', '2', '--out', out]);
