@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { parseExposition } from '../dist/vllm/exposition.js';
 import { appendSection, BENCH_DIR, contention, cpuPct, fmt, freePort, max, median, min, pass, procSample, REPO, sleep, spawnTracked, spread, startEmulator, table } from './lib.mjs';
 
-export const title = '3. Daemon footprint (default config, 10 min; daemon, MALLOC_ARENA_MAX=2 and the bare-Node floor side by side)';
+export const title = `3. Daemon footprint (default config, ${process.argv.includes('--quick') ? 1 : Number(process.env.BENCH_FOOTPRINT_MINUTES ?? 10)} min; daemon, MALLOC_ARENA_MAX=2 and the bare-Node floor side by side)`;
 
 /** A fake nvidia-smi (test/helpers/fake-nvidia-smi.cjs) answering with the H100 capture under load. */
 export function makeFakeNvidiaSmi(dir) {
