@@ -1,9 +1,10 @@
 /**
- * What the running daemon needs of its config: the Config type, ConfigError, durations, the
- * listen address and the API key. Nothing here loads the YAML or schema libraries: they are
- * ~9 MB of a daemon whose budget is 70 MB (docs/benchmarks.md, footprint), so the daemon reads
- * and validates its file in a short-lived worker (./config-isolated.ts) and imports only this
- * module. The schema is ./config-schema.ts; reading the file is ./config.ts.
+ * What the running daemon needs of its config: ConfigError, durations, the listen address and
+ * the API key (the Config type comes from ./config.ts with `import type`, which loads nothing).
+ * Nothing here loads the YAML or schema libraries: they are ~9 MB of a daemon whose budget is
+ * 70 MB (docs/benchmarks.md, footprint), so the daemon reads and validates its file in a
+ * short-lived worker (./config-isolated.ts) and imports only this module at run time. The
+ * schema is ./config-schema.ts; reading the file is ./config.ts.
  */
 import { FileReadError } from './errors.js';
 import { readSmallFile } from './files.js';
