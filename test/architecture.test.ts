@@ -154,6 +154,26 @@ describe('source layout', () => {
     expect([...seen].filter((f) => f.startsWith('bench/'))).toEqual([]);
   });
 
+  test('serve loads neither yaml, zod nor bcryptjs on the main thread: the config is read on a worker (memory, src/config-isolated.ts)', () => {
+    // Value imports only, as Node runs them: `import type` loads nothing, a lazy import() waits.
+    const VALUE_IMPORT = /(?:^|\n)\s*(?:import|export)\s+(?!type\s)[^'"]*?from\s+'([^']+)'|(?:^|\n)\s*import\s+'([^']+)'/g;
+    const packages = new Set<string>();
+    const seen = new Set<string>();
+    const walk = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      for (const m of readFileSync(join(SRC, file), 'utf8').matchAll(VALUE_IMPORT)) {
+        const spec = (m[1] ?? m[2])!;
+        if (spec.startsWith('.')) walk(relative(SRC, resolve(dirname(join(SRC, file)), spec.replace(/\.js$/, '.ts'))));
+        else packages.add(spec.split('/')[0]!);
+      }
+    };
+    walk('main.ts');
+    expect(seen.has('app.ts')).toBe(true);
+    expect(packages).toContain('prom-client');
+    expect([...packages].filter((p) => ['yaml', 'zod', 'bcryptjs'].includes(p))).toEqual([]);
+  });
+
   test('src/vllm/ depends on nothing above it (only errors, reason text and the version)', () => {
     const g = graph({ dynamic: true });
     const allowed = new Set(['errors.ts', 'reason.ts', 'version.ts']);
