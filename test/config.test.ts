@@ -7,6 +7,16 @@ import { runCli } from '../src/cli.js';
 
 const dir = 'test/fixtures/config';
 
+/** The problems parseConfig reports for `raw` (none when it is valid). */
+function problems(raw: unknown): string[] {
+  try {
+    parseConfig(raw, 'c.yaml');
+  } catch (err) {
+    return (err as ConfigError).problems;
+  }
+  return [];
+}
+
 /** Exact messages, one per rule (the blackbox_exporter config_test.go pattern). */
 const INVALID: Array<[string, string]> = [
   ['invalid-type.yaml', 'probes.ttft.max_tokens: expected number, got "sixteen"'],
@@ -173,28 +183,12 @@ describe('probes.<kind>.mode and max_interval (issue 25)', () => {
   });
 
   test('when_idle with max_interval below interval, an unknown mode, a mode in a fleet module: each named', () => {
-    const problems = (raw: unknown) => {
-      try {
-        parseConfig(raw, 'c.yaml');
-      } catch (err) {
-        return (err as ConfigError).problems;
-      }
-      return [];
-    };
     expect(problems({ probes: { prefix: { mode: 'when_idle', max_interval: '30s' } } })).toEqual(['probes.prefix.max_interval: expected a duration of at least probes.prefix.interval (1m) with mode when_idle, got 30s']);
     expect(problems({ probes: { ttft: { mode: 'sometimes' } } })).toEqual(['probes.ttft.mode: expected one of "always", "when_idle", got "sometimes"']);
     expect(problems({ modules: { t: { kind: 'ttft', mode: 'when_idle' } } })).toEqual(['modules.t.mode: unknown key (check the spelling; see config/vllm-probe.example.yaml)']);
   });
 
   test('a kind gets its config block, module kind and module overrides from the one table: tokenize', () => {
-    const problems = (raw: unknown) => {
-      try {
-        parseConfig(raw, 'c.yaml');
-      } catch (err) {
-        return (err as ConfigError).problems;
-      }
-      return [];
-    };
     expect(parseConfig({}).probes.tokenize).toEqual({ enabled: false, interval: 30, timeout: 5, prompt: 'Write one sentence about the ocean.' });
     expect(problems({ probes: { tokenize: { enabled: true, timeout: '30s' } } })).toEqual(['probes.tokenize.timeout: expected a duration below probes.tokenize.interval (30s), got 30s']);
     expect(parseConfig({ modules: { t: { kind: 'tokenize', prompt: 'hi', timeout: '2s' } } }).modules.t!.overrides).toEqual({ prompt: 'hi', timeout: 2 });
