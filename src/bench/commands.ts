@@ -12,7 +12,7 @@ import { BENCH_HELP, BENCH_OPTIONS, BenchRunError, BenchUsageError, EXPERIMENT_H
 import { readBenchGpus } from '../gpu/command.js';
 import { serverPidFor } from '../host/proc.js';
 import { calibratePrefix } from '../vllm/calibration.js';
-import { mean } from '../stats.js';
+import { mean, summarise } from '../stats.js';
 import { clientDelayRecord, clientDelayWarnings, coldWarmSummary, findKnee, fmtS, markdownTable, predictedSavedFraction, requestSamples, sloTarget, sloTargetText, summariseLevel, toCsv, type ClientDelayRecord, type LevelResult } from './analysis.js';
 import { coldWarmChart, kvChart, prefixChart, sweepChart } from './experiment-charts.js';
 import { benchClient, checkModel, metricFamilies, processStart } from './http.js';
@@ -507,9 +507,6 @@ function runClientDelay(cells: Ctx['delays']): ClientDelayRecord | undefined {
     maxMs: Math.max(...timed.map((c) => c.delay.maxMs)),
     samples: timed.reduce((a, c) => a + c.delay.samples, 0),
   };
-  const ttfts = cells.flatMap((c) => c.ttftS).sort((a, b) => a - b);
-  const at = (q: number) => (ttfts.length ? ttfts[Math.min(ttfts.length - 1, Math.floor(q * ttfts.length))] : undefined);
-  const mean = ttfts.length ? ttfts.reduce((a, b) => a + b, 0) / ttfts.length : undefined;
-  const figures = { mean, p50: at(0.5), p95: at(0.95), p99: at(0.99) };
-  return clientDelayRecord(worst, Object.fromEntries(Object.entries(figures).filter(([, v]) => v !== undefined)));
+  // The same figures as a sweep level's (summariseLevel): mean and interpolated percentiles.
+  return clientDelayRecord(worst, summarise(cells.flatMap((c) => c.ttftS)));
 }
