@@ -10,7 +10,7 @@
  * crash only if the API server still listens `confirmMs` later: a stopping uvicorn closes its
  * socket within ~0.1 s, a crashed API server keeps it 0.3 s (CPU build) to 1.4 s (H100).
  */
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { serverPidFor } from './proc.js';
 
 export interface WatchedProcess {
@@ -18,25 +18,15 @@ export interface WatchedProcess {
   comm: string;
 }
 
-/** Alive and not a zombie (a killed child its parent has not reaped yet is already dead). */
-export function processAlive(pid: number, procRoot = '/proc'): boolean {
-  try {
-    const stat = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
 /**
- * Liveness of the followed processes, read ten times a second. Each /proc/<pid>/stat is opened
+ * Liveness of the followed processes, read ten times a second: alive and not a zombie (a killed
+ * child its parent has not reaped yet is already dead). Each /proc/<pid>/stat is opened
  * once and read again in place: one pread per process and tick, no open, close or path string.
  * Reading it afresh each time (open, read, close) made the watch most of the daemon's CPU at
  * rest (docs/benchmarks.md, footprint). A /proc file held open for a process that exits fails
  * to read (ESRCH), also if its pid is reused meanwhile.
  */
-class StatFiles {
+export class ProcessLiveness {
   private readonly fds = new Map<number, number>();
   private readonly buf = Buffer.alloc(1024);
 
@@ -89,17 +79,17 @@ export class EngineWatch {
   private timer: NodeJS.Timeout | undefined;
   private readonly alive: (pid: number) => boolean;
   private readonly listener: (targetUrl: string) => number | undefined;
-  private readonly statFiles = new StatFiles();
+  private readonly liveness = new ProcessLiveness();
 
   constructor(private readonly options: EngineWatchOptions) {
-    this.alive = options.alive ?? ((pid) => this.statFiles.alive(pid));
+    this.alive = options.alive ?? ((pid) => this.liveness.alive(pid));
     this.listener = options.listener ?? serverPidFor;
   }
 
   /** The processes the collector matched last: followed until they exit or the next call. */
   follow(processes: readonly WatchedProcess[]): void {
     this.known = processes.map((p) => ({ pid: p.pid, comm: p.comm }));
-    this.statFiles.keepOnly(new Set(this.known.map((p) => p.pid)));
+    this.liveness.keepOnly(new Set(this.known.map((p) => p.pid)));
     if (this.known.length === 0) return this.stop();
     this.timer ??= setInterval(() => this.tick(), this.options.intervalMs ?? 100).unref();
   }
@@ -109,7 +99,7 @@ export class EngineWatch {
     const gone = this.known.filter((p) => !this.alive(p.pid));
     if (gone.length === 0) return;
     this.known = this.known.filter((p) => !gone.includes(p));
-    this.statFiles.keepOnly(new Set(this.known.map((p) => p.pid)));
+    this.liveness.keepOnly(new Set(this.known.map((p) => p.pid)));
     // Only now, on an exit, is the socket table read: is the API server still listening?
     const server = this.listener(this.options.targetUrl);
     const serverLives = server !== undefined && !gone.some((p) => p.pid === server);
@@ -129,6 +119,6 @@ export class EngineWatch {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.statFiles.keepOnly(new Set()); // reopened on demand if followed again
+    this.liveness.keepOnly(new Set()); // reopened on demand if followed again
   }
 }

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { EngineWatch, processAlive } from '../../src/host/engine-watch.js';
+import { EngineWatch, ProcessLiveness } from '../../src/host/engine-watch.js';
 import { waitFor } from '../helpers/daemon.js';
 
 describe('engine watch', () => {
@@ -17,7 +17,9 @@ describe('engine watch', () => {
       { pid: process.pid, comm: 'node' },
       { pid: engine.pid!, comm: 'VLLM::EngineCor' },
     ]);
-    await waitFor(async () => processAlive(engine.pid!), 5000);
+    const liveness = new ProcessLiveness();
+    await waitFor(async () => liveness.alive(engine.pid!), 5000);
+    liveness.keepOnly(new Set());
     engine.kill('SIGKILL');
     expect(await waitFor(async () => exits.length > 0, 5000)).toBe(true);
     watch.tick();
@@ -95,10 +97,12 @@ describe('engine watch', () => {
     expect(statFilesOpen(process.pid)).toBe(0);
   });
 
-  test('processAlive: this process yes, a reaped child no', async () => {
-    expect(processAlive(process.pid)).toBe(true);
+  test('liveness: this process yes, a reaped child no', async () => {
+    const liveness = new ProcessLiveness();
+    expect(liveness.alive(process.pid)).toBe(true);
     const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
     await new Promise((r) => child.once('exit', r));
-    expect(processAlive(child.pid!)).toBe(false);
+    expect(liveness.alive(child.pid!)).toBe(false);
+    liveness.keepOnly(new Set());
   });
 });
