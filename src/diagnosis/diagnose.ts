@@ -51,7 +51,6 @@ const clock = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : word.endsWith('s') ? 'es' : 's'}`;
 const round = (v: number, digits = 2) => Number(v.toFixed(digits));
 
-
 /** Rates and facts from the scrapes kept: what vLLM's own counters say about "now". */
 interface EngineNow {
   latest: ScrapeObservation;

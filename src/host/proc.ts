@@ -157,8 +157,9 @@ export type ListenerLookup =
  * that process to be readable (same user, or CAP_SYS_PTRACE); says which fact was missing.
  */
 export function processListeningOn(port: number, procRoot = '/proc'): ListenerLookup {
-  const found = findListener(port, procRoot);
-  if (found.found) lastListener.set(`${procRoot}:${port}`, found.pid);
+  const key = `${procRoot}:${port}`;
+  const found = findListener(port, procRoot, lastListener.get(key));
+  if (found.found) lastListener.set(key, found.pid);
   return found;
 }
 
@@ -168,7 +169,8 @@ export function processListeningOn(port: number, procRoot = '/proc'): ListenerLo
  */
 const lastListener = new Map<string, number>();
 
-function findListener(port: number, procRoot: string): ListenerLookup {
+/** The listener of `port`; the descriptors of `likely` (the last owner) are read first. */
+function findListener(port: number, procRoot: string, likely: number | undefined): ListenerLookup {
   const tables: string[] = [];
   for (const t of ['tcp', 'tcp6']) {
     try {
@@ -187,8 +189,8 @@ function findListener(port: number, procRoot: string): ListenerLookup {
   } catch {
     return { found: false, why: `${procRoot} cannot be listed` };
   }
-  const last = String(lastListener.get(`${procRoot}:${port}`));
-  if (names.includes(last)) names = [last, ...names.filter((n) => n !== last)];
+  const last = String(likely);
+  if (likely !== undefined && names.includes(last)) names = [last, ...names.filter((n) => n !== last)];
   for (const name of names) {
     let fds: string[];
     try {
