@@ -240,11 +240,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
 
   // Loaded only with a web config: it brings the schema library and bcrypt (memory, see
   // src/config-isolated.ts).
-  const { tlsOptions, WebConfigAuthorizer } = opts.webConfigFile ? await import('./exporter/web-config.js') : { tlsOptions: undefined, WebConfigAuthorizer: undefined };
-  const auth = opts.webConfigFile && WebConfigAuthorizer
-    ? new WebConfigAuthorizer(opts.webConfigFile, (err) => log.warn({ err: err.message }, 'web config changed but is invalid; keeping the previous one'))
+  const webConfig = opts.webConfigFile ? { file: opts.webConfigFile, ...(await import('./exporter/web-config.js')) } : undefined;
+  const auth = webConfig
+    ? new webConfig.WebConfigAuthorizer(webConfig.file, (err) => log.warn({ err: err.message }, 'web config changed but is invalid; keeping the previous one'))
     : undefined;
-  const tls = auth && tlsOptions ? tlsOptions(auth.current) : undefined;
+  const tls = webConfig && auth ? webConfig.tlsOptions(auth.current) : undefined;
   const server = createHttpServer(
     {
       registry: () => runtime.registry,
@@ -259,10 +259,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     auth,
     tls,
   );
-  if (auth && tls && tlsOptions) {
+  if (webConfig && auth && tls) {
     // Certificates rotate without a restart: swap the context when the web config file changes.
     auth.onChange = (config) => {
-      const next = tlsOptions(config);
+      const next = webConfig.tlsOptions(config);
       if (next) (server as import('node:https').Server).setSecureContext(next);
     };
   }
