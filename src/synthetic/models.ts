@@ -10,14 +10,7 @@ import { SourceError } from '../errors.js';
 import { displayModelId } from '../vllm/client.js';
 import type { Outcome } from '../vllm/stream.js';
 import type { ProbeContext, ProbeKindSpec, ProbeResult, RequestRecord } from './prober.js';
-
-const outcomeOf = (err: unknown): Outcome => {
-  if (!(err instanceof SourceError)) return 'bad_response';
-  if (err.reason === 'timeout') return 'timeout_before_first_token';
-  if (err.reason === 'connect_error') return 'connect_error';
-  if (err.reason === 'http_status') return (err.status ?? 0) >= 500 ? 'http_5xx' : 'http_4xx';
-  return 'bad_response';
-};
+import { outcomeOfError } from './request.js';
 
 async function runModels(ctx: ProbeContext): Promise<ProbeResult> {
   const requests: RequestRecord[] = [];
@@ -31,7 +24,7 @@ async function runModels(ctx: ProbeContext): Promise<ProbeResult> {
   };
   const health = await timed(() => ctx.client.health(ctx.signal));
   if (health.error) {
-    const outcome = outcomeOf(health.error);
+    const outcome = outcomeOfError(health.error);
     requests.push({ outcome, seconds: health.seconds });
     ctx.tracker.observeReachable(outcome !== 'connect_error', (health.error as Error).message);
     const message = (health.error as Error).message;
@@ -43,7 +36,7 @@ async function runModels(ctx: ProbeContext): Promise<ProbeResult> {
 
   const models = await timed(() => ctx.client.models(ctx.signal));
   if (models.error) {
-    const outcome = outcomeOf(models.error);
+    const outcome = outcomeOfError(models.error);
     requests.push({ outcome, seconds: models.seconds });
     const status = models.error instanceof SourceError ? models.error.status : undefined;
     return { success: false, outcome, detail: (models.error as Error).message, requests, ...(status !== undefined ? { status } : {}) };

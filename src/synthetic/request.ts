@@ -3,7 +3,8 @@
  * for a failed request that point at the setting to change.
  */
 import type { Config } from '../config.js';
-import type { StreamResult } from '../vllm/stream.js';
+import { SourceError } from '../errors.js';
+import type { Outcome, StreamResult } from '../vllm/stream.js';
 
 /** Sent as the OpenAI `user` field so probe traffic can be told apart in vLLM's logs. */
 export const PROBE_USER = 'vllm-probe';
@@ -20,4 +21,13 @@ export function failureDetail(r: Pick<StreamResult, 'status' | 'detail' | 'outco
   }
   if (r.status === 404 && /model/i.test(detail)) return `${detail} (check target.model)`;
   return detail;
+}
+
+/** The outcome of a non-streaming probe request (GET or POST JSON) that threw instead of answering. */
+export function outcomeOfError(err: unknown): Outcome {
+  if (!(err instanceof SourceError)) return 'bad_response';
+  if (err.reason === 'timeout') return 'timeout_before_first_token';
+  if (err.reason === 'connect_error') return 'connect_error';
+  if (err.reason === 'http_status') return (err.status ?? 0) >= 500 ? 'http_5xx' : 'http_4xx';
+  return 'bad_response';
 }

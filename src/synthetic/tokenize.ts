@@ -7,22 +7,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config.js';
-import { SourceError } from '../errors.js';
 import { oneLine } from '../reason.js';
 import { describeErrorBody } from '../vllm/answers.js';
 import type { Outcome } from '../vllm/stream.js';
-import { failureDetail } from './request.js';
+import { failureDetail, outcomeOfError } from './request.js';
 import type { ProbeContext, ProbeKindSpec, ProbeResult } from './prober.js';
 
 type TokenizeSettings = Config['probes']['tokenize'];
-
-/** The outcome of a /tokenize request that got no answer. */
-function outcomeOfError(err: unknown): Outcome {
-  if (!(err instanceof SourceError)) return 'bad_response';
-  if (err.reason === 'timeout') return 'timeout_before_first_token';
-  if (err.reason === 'connect_error') return 'connect_error';
-  return 'bad_response';
-}
 
 /** The `count` of a /tokenize answer, or undefined when the body is not one. */
 function tokenCount(body: string): number | undefined {
