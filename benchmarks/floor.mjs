@@ -10,7 +10,8 @@
  * /version (the scrape), nvidia-smi --query-gpu (the GPU collector), /proc/stat and
  * /proc/meminfo (the host collector). Every 30 s: GET /health and /v1/models (the models
  * probe). Every 60 s: two streamed completions with a ~1,024-token shared prefix, 4 tokens each
- * (the prefix probe: one forced miss, one hit). One keep-alive node:http Agent.
+ * (the prefix probe: one forced miss, one hit). One keep-alive node:http Agent, or with
+ * FLOOR_CLIENT=undici one undici Pool (the daemon's client), to weigh the HTTP client alone.
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -21,7 +22,22 @@ const url = new URL(base);
 const agent = new Agent({ keepAlive: true, maxSockets: 4 });
 const PREFIX = Array.from({ length: 780 }, (_, i) => ['system', 'latency', 'token', 'cache', 'batch', 'queue'][i % 6]).join(' ');
 
+const undiciPool = process.env.FLOOR_CLIENT === 'undici' ? new (await import('undici')).Pool(base, { connections: 4 }) : undefined;
+
+async function callUndici(method, path, body, keep) {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  try {
+    const res = await undiciPool.request({ method, path, body: payload, headers: payload ? { 'content-type': 'application/json' } : {}, headersTimeout: 10_000, bodyTimeout: 10_000 });
+    let text = '';
+    for await (const d of res.body) if (keep) text += d;
+    return text;
+  } catch {
+    return '';
+  }
+}
+
 function call(method, path, body, keep = false) {
+  if (undiciPool) return callUndici(method, path, body, keep);
   return new Promise((resolve) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request({ host: url.hostname, port: url.port, method, path, agent, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} }, (res) => {

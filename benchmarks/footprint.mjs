@@ -111,7 +111,7 @@ function sumBy(expo, family, keyOf) {
 }
 
 /** Runs the daemon at the default config against the emulator for `minutes` after `warmupS`. */
-export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false }) {
+export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {} }) {
   const dir = mkdtempSync(join(tmpdir(), 'vllm-probe-footprint-'));
   const fake = makeFakeNvidiaSmi(join(dir));
   const emu = await startEmulator({});
@@ -126,7 +126,7 @@ export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.
   const args = floor ? ['--import', join(BENCH_DIR, 'heap-reporter.mjs'), join(BENCH_DIR, 'floor.mjs'), emu.url, fake.path] : [...nodeFlags, '--import', join(BENCH_DIR, 'heap-reporter.mjs'), join(REPO, 'dist', 'main.js'), 'serve', '--config', configFile];
   log(`  emulator ${emu.url} (own process); daemon: MALLOC_ARENA_MAX=${arenaMax} node ${args.join(' ').replaceAll(REPO + '/', '')} (listen ${base}); ${minutes} min after a ${warmupS} s warm-up\n`);
   // As the container image runs it (Dockerfile: MALLOC_ARENA_MAX=2); MALLOC_ARENA_MAX= (empty) measures glibc's default.
-  const daemon = spawnTracked(process.execPath, args, { stdio: ['ignore', logFd, 'pipe', 'ipc'], env: { MALLOC_ARENA_MAX: arenaMax } });
+  const daemon = spawnTracked(process.execPath, args, { stdio: ['ignore', logFd, 'pipe', 'ipc'], env: { MALLOC_ARENA_MAX: arenaMax, ...env } });
   closeSync(logFd);
   const heap = [];
   daemon.on('message', (m) => {

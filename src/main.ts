@@ -2,15 +2,7 @@
  * Process entry point: signals → AbortController → runCli(); exit code. Nothing else.
  * A second Ctrl-C exits at once.
  */
-import { setFlagsFromString } from 'node:v8';
 import { runCli } from './cli.js';
-
-// The daemon compiles undici's HTTP parser (WebAssembly) with the baseline compiler only. The
-// optimizing tier compiles it again on a background thread whose allocator keeps ~10 MB it no
-// longer uses, in about half of all starts (docs/benchmarks.md, footprint), for a parser that
-// reads a few responses a minute. `bench` keeps both tiers: its load client parses thousands.
-// Set here, before the first request compiles the parser.
-if (process.argv[2] === 'serve') setFlagsFromString('--liftoff-only');
 
 const shutdown = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -10,10 +10,12 @@ import { VllmClient } from '../vllm/client.js';
 
 /**
  * The client for bench load: a connection per concurrent stream, for the highest concurrency
- * asked (a pool smaller than that would queue requests inside the client and measure the queue).
+ * asked (a pool smaller than that would queue requests inside the client and measure the queue),
+ * on undici's pool, whose dispatch path reads each chunk with no stream object in between
+ * (the daemon's few requests a minute go through node:http: src/vllm/transport.ts).
  */
 export function benchClient(baseUrl: string, apiKey: string | undefined, maxConcurrency = 1): VllmClient {
-  return new VllmClient({ baseUrl, maxResponseBytes: 16 * 1024 * 1024, connections: Math.max(1024, maxConcurrency), connectTimeoutMs: 10_000, ...(apiKey ? { apiKey } : {}) });
+  return new VllmClient({ baseUrl, maxResponseBytes: 16 * 1024 * 1024, connections: Math.max(1024, maxConcurrency), connectTimeoutMs: 10_000, transport: 'undici', ...(apiKey ? { apiKey } : {}) });
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { oneLine } from '../reason.js';
 
-/** A header value as one string (undici gives string | string[] | undefined). */
+/** A header value as one string (Node and undici give string | string[] | undefined). */
 export function headerValue(v: string | string[] | undefined): string {
   return Array.isArray(v) ? (v[0] ?? '') : (v ?? '');
 }
@@ -48,15 +48,20 @@ export function describeErrorBody(body: string, contentType: string): string {
 
 export type NetworkErrorKind = 'timeout' | 'connect' | 'socket' | 'headers_overflow' | 'other';
 
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
+/** Node's and undici's names for response headers past 16 KiB. */
+const HEADERS_OVERFLOW_CODES = new Set(['HPE_HEADER_OVERFLOW', 'UND_ERR_HEADERS_OVERFLOW']);
+const HEADERS_OVERFLOW_WORDS = 'the response headers are larger than 16 KiB: this is not a normal vLLM answer';
 const WORDS: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
   ECONNRESET: 'connection reset',
   UND_ERR_SOCKET: 'the server closed the connection',
   ENOTFOUND: 'host name not found',
   EAI_AGAIN: 'host name not found',
+  ETIMEDOUT: 'connect timeout',
   UND_ERR_CONNECT_TIMEOUT: 'connect timeout',
-  UND_ERR_HEADERS_OVERFLOW: 'the response headers are larger than 16 KiB: this is not a normal vLLM answer',
+  HPE_HEADER_OVERFLOW: HEADERS_OVERFLOW_WORDS,
+  UND_ERR_HEADERS_OVERFLOW: HEADERS_OVERFLOW_WORDS,
   UND_ERR_HEADERS_TIMEOUT: 'no response headers in time',
   UND_ERR_BODY_TIMEOUT: 'the body stopped arriving',
 };
@@ -77,7 +82,7 @@ export function describeNetworkError(err: unknown): { kind: NetworkErrorKind; co
   const words = oneLine(code ? (WORDS[code] ?? code) : (err as Error)?.message ?? String(err), 200);
   const base = code ? { code, words } : { words };
   if ((err as Error)?.name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return { kind: 'timeout', ...base };
-  if (code === 'UND_ERR_HEADERS_OVERFLOW') return { kind: 'headers_overflow', ...base };
+  if (code && HEADERS_OVERFLOW_CODES.has(code)) return { kind: 'headers_overflow', ...base };
   if (code && CONNECT_CODES.has(code)) return { kind: 'connect', ...base };
   if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE') return { kind: 'socket', ...base };
   return { kind: 'other', ...base };

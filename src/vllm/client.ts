@@ -7,19 +7,13 @@
  * keep idle sockets 4 s and, for idempotent reads, retry once when a request fails on the
  * socket before any response byte arrived.
  */
-import { createRequire } from 'node:module';
-import type { Dispatcher, Pool as UndiciPool } from 'undici';
+import type { Dispatcher } from 'undici';
 import { SourceError } from '../errors.js';
 import { oneLine } from '../reason.js';
 import { describeErrorBody, describeNetworkError, headerValue } from './answers.js';
 import { parseExposition, type Exposition } from './exposition.js';
 import { streamCompletion, type StreamRequest, type StreamResult } from './stream.js';
-
-// Only undici's Pool (and the Client and HTTP/1.1 parser under it), not the package index: the
-// index also loads fetch, WebSocket, EventSource, the cache and mock agents, none of which we
-// use, and that costs the daemon +6 MB private memory and +9 MB RSS (docs/benchmarks.md,
-// benchmark 3). undici has no exports map, so the path is stable within a major version.
-const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+import { createTransport, type Transport, type TransportKind } from './transport.js';
 
 export interface VllmClientOptions {
   /** Base URL without a trailing slash; may carry a path prefix (a gateway route). */
@@ -33,6 +27,8 @@ export interface VllmClientOptions {
   connectTimeoutMs?: number;
   /** Idle socket lifetime; keep it below the server's keep-alive timeout (uvicorn: 5 s). */
   keepAliveMs?: number;
+  /** The connection pool (transport.ts): node:http (default) or undici's, for bench load. */
+  transport?: TransportKind;
 }
 
 export interface CappedResponse {
@@ -57,7 +53,7 @@ export class VllmClient {
   readonly maxStreamBytes: number;
   private readonly origin: string;
   private readonly prefix: string;
-  private readonly dispatcher: Dispatcher;
+  private readonly transport: Transport;
   private readonly authHeaders: Record<string, string>;
   /** Set once /v1/completions/render answered that it is not served here. */
   private renderUnavailable = false;
@@ -71,13 +67,11 @@ export class VllmClient {
     this.maxResponseBytes = opts.maxResponseBytes;
     this.maxStreamBytes = opts.maxStreamBytes ?? Math.max(64 * 1024 * 1024, opts.maxResponseBytes * 16);
     const keepAlive = opts.keepAliveMs ?? 4000;
-    // One Pool for the one origin, kept for the client's life: an Agent drops its per-origin pool
-    // when the last connection closes (uvicorn closes idle ones after 5 s, probes run every 15 s)
-    // and rebuilding it costs ~0.3 ms per probe (docs/benchmarks.md).
-    this.dispatcher = new Pool(this.origin, {
-      connect: { timeout: opts.connectTimeoutMs ?? 5000 },
-      keepAliveTimeout: keepAlive,
-      keepAliveMaxTimeout: keepAlive,
+    // One pool for the one origin, kept for the client's life (undici's Agent dropped its
+    // per-origin pool when the last connection closed, and rebuilding it cost ~0.3 ms per probe).
+    this.transport = createTransport(opts.transport ?? 'node', this.origin, {
+      connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
+      keepAliveMs: keepAlive,
       connections: opts.connections ?? 64,
     });
     this.authHeaders = opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {};
@@ -95,7 +89,7 @@ export class VllmClient {
 
   /** One streaming completion (or chat completion); see stream.ts. Never throws for server faults. */
   stream(req: Omit<StreamRequest, 'maxBytes'> & { maxBytes?: number }): Promise<StreamResult> {
-    return streamCompletion(this.dispatcher, this.origin, this.prefix, this.authHeaders, { maxBytes: this.maxStreamBytes, ...req });
+    return streamCompletion(this.transport, this.origin, this.prefix, this.authHeaders, { maxBytes: this.maxStreamBytes, ...req });
   }
 
   /** GET /health: 200 healthy, 503 engine dead. */
@@ -226,12 +220,12 @@ export class VllmClient {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close().catch(() => this.dispatcher.destroy());
+    await this.transport.close().catch(() => this.transport.destroy());
   }
 
   /** Closes every connection now, requests in flight included (close() waits for them). */
   async destroy(): Promise<void> {
-    await this.dispatcher.destroy().catch(() => undefined);
+    await this.transport.destroy().catch(() => undefined);
   }
 
   /** Runs a read once more when it failed on a socket the server had already closed. */
@@ -308,7 +302,7 @@ export class VllmClient {
         },
       };
       try {
-        this.dispatcher.dispatch({ origin: this.origin, path: this.prefix + path, method, headers, ...(body !== undefined ? { body } : {}) }, handler);
+        this.transport.dispatch({ origin: this.origin, path: this.prefix + path, method, headers, ...(body !== undefined ? { body } : {}) }, handler);
       } catch (err) {
         finish(() => reject(new SourceError('internal', `${path}: request not sent: ${(err as Error).message}`)));
       }

@@ -1,6 +1,6 @@
 /**
- * One streaming request to vLLM's OpenAI-compatible API on undici's dispatch() API, timed in
- * the handler: no Readable or async iterator between the socket and the SSE parser, and each
+ * One streaming request to vLLM's OpenAI-compatible API on a transport's dispatch() API
+ * (transport.ts: undici's handler shape), timed in the handler: no Readable or async iterator between the socket and the SSE parser, and each
  * chunk is time-stamped when its bytes arrive, before any parsing.
  *
  * Every expected failure comes back as an `outcome` from a closed set; this module throws only
@@ -11,6 +11,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Dispatcher } from 'undici';
 import { oneLine } from '../reason.js';
 import { describeErrorBody, describeNetworkError, headerValue, retryAfterSeconds } from './answers.js';
+import type { Transport } from './transport.js';
 
 /** Closed set of request outcomes; every probe × outcome series is created at 0. */
 export const OUTCOMES = [
@@ -61,10 +62,10 @@ export interface StreamResult {
   status?: number;
   /** One line for logs and /status; never a label. */
   detail?: string;
-  /** Error code from undici or Node (ECONNREFUSED, UND_ERR_SOCKET…), when there was one. */
+  /** Error code from Node or undici (ECONNREFUSED, ECONNRESET, UND_ERR_SOCKET…), when there was one. */
   errorCode?: string;
   startedAt: number;
-  /** When undici handed the request to a socket (connect done on a fresh connection). */
+  /** When the transport handed the request to a socket (connect done on a fresh connection). */
   sentAt?: number;
   headersAt?: number;
   /**
@@ -336,11 +337,11 @@ const AFTER_DONE_GRACE_MS = 1000;
 const ERROR_BODY_BYTES = 64 * 1024;
 
 /**
- * Sends one streaming request through `dispatcher` and classifies how it ended. The clock
- * starts when the request is handed to undici, so a fresh connection's connect time counts,
+ * Sends one streaming request through `transport` and classifies how it ended. The clock
+ * starts when the request is handed to the transport, so a fresh connection's connect time counts,
  * as it does for a real client.
  */
-export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPrefix: string, headers: Record<string, string>, req: StreamRequest): Promise<StreamResult> {
+export function streamCompletion(transport: Transport, origin: string, pathPrefix: string, headers: Record<string, string>, req: StreamRequest): Promise<StreamResult> {
   const startedAt = performance.now();
   const result: StreamResult = { outcome: 'success', aborted: false, startedAt, tokenAt: [], tokenChunks: 0, endedAt: startedAt, text: '', sawDone: false };
   return new Promise<StreamResult>((resolve) => {
@@ -559,13 +560,13 @@ export function streamCompletion(dispatcher: Dispatcher, origin: string, pathPre
     if (req.requestId) requestHeaders['x-request-id'] = req.requestId;
     const payload = JSON.stringify(req.body);
     try {
-      // The clock starts here, when the built request is handed to undici (as documented above),
+      // The clock starts here, when the built request is handed to the transport (as documented above),
       // not before building it: with cold caches, as every probe 15 s apart runs, building the
       // timer, parser, headers and body took 0.10 ms of the 0.39 ms median probe overhead
       // (docs/benchmarks.md, benchmark 1).
       result.startedAt = performance.now();
       result.endedAt = result.startedAt;
-      dispatcher.dispatch({ origin, path: pathPrefix + req.path, method: 'POST', headers: requestHeaders, body: payload }, handler);
+      transport.dispatch({ origin, path: pathPrefix + req.path, method: 'POST', headers: requestHeaders, body: payload }, handler);
     } catch (err) {
       settle('connect_error', `request not sent: ${(err as Error).message}`);
     }
