@@ -111,7 +111,7 @@ function sumBy(expo, family, keyOf) {
 }
 
 /** Runs the daemon at the default config against the emulator for `minutes` after `warmupS`. */
-export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {} }) {
+export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {}, main = join(REPO, 'dist', 'main.js') }) {
   const dir = mkdtempSync(join(tmpdir(), 'vllm-probe-footprint-'));
   const fake = makeFakeNvidiaSmi(join(dir));
   const emu = await startEmulator({});
@@ -123,7 +123,7 @@ export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.
   const base = `http://127.0.0.1:${port}`;
   const nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   // floor: benchmarks/floor.mjs, a bare Node process making the same requests, instead of the daemon
-  const args = floor ? ['--import', join(BENCH_DIR, 'heap-reporter.mjs'), join(BENCH_DIR, 'floor.mjs'), emu.url, fake.path] : [...nodeFlags, '--import', join(BENCH_DIR, 'heap-reporter.mjs'), join(REPO, 'dist', 'main.js'), 'serve', '--config', configFile];
+  const args = floor ? ['--import', join(BENCH_DIR, 'heap-reporter.mjs'), join(BENCH_DIR, 'floor.mjs'), emu.url, fake.path] : [...nodeFlags, '--import', join(BENCH_DIR, 'heap-reporter.mjs'), main, 'serve', '--config', configFile];
   log(`  emulator ${emu.url} (own process); daemon: MALLOC_ARENA_MAX=${arenaMax} node ${args.join(' ').replaceAll(REPO + '/', '')} (listen ${base}); ${minutes} min after a ${warmupS} s warm-up\n`);
   // As the container image runs it (Dockerfile: MALLOC_ARENA_MAX=2); MALLOC_ARENA_MAX= (empty) measures glibc's default.
   const daemon = spawnTracked(process.execPath, args, { stdio: ['ignore', logFd, 'pipe', 'ipc'], env: { MALLOC_ARENA_MAX: arenaMax, ...env } });

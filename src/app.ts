@@ -4,7 +4,7 @@
  * abort, the server closes (bounded), connection pools close.
  */
 import type { AddressInfo } from 'node:net';
-import { Registry } from 'prom-client';
+import { Registry } from './prom-client.js';
 import type { Logger } from 'pino';
 import { loadConfigIsolated } from './config-isolated.js';
 import { parseListen, readApiKey } from './config-runtime.js';

@@ -3,7 +3,7 @@
  * Bucket lists start from the OTel GenAI lists (see docs/metrics.md) and every configured SLO
  * threshold is merged in as an exact bound, so `rate(x_bucket{le="<threshold>"})` always exists.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from './prom-client.js';
 import type { Config } from './config.js';
 import { ReexportedHistogram } from './reexported-histogram.js';
 

@@ -12,7 +12,7 @@
  * subset of its bounds, so dropping some loses resolution, never correctness), and a NaN or
  * infinite value from the server is skipped instead of poisoning our sum forever.
  */
-import type { MetricValueWithName, Registry } from 'prom-client';
+import type { MetricValueWithName, Registry } from './prom-client.js';
 import type { HistogramSnapshot } from './vllm/schema.js';
 
 

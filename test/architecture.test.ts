@@ -80,7 +80,7 @@ function folderGraph(g: Map<string, string[]>): Map<string, Map<string, string>>
  */
 const LAYERS: string[][] = [
   // Pure helpers: no imports from src/ but each other.
-  ['errors.ts', 'reason.ts', 'version.ts', 'stats.ts', 'schedule.ts', 'host-rules.ts'],
+  ['errors.ts', 'reason.ts', 'version.ts', 'stats.ts', 'schedule.ts', 'host-rules.ts', 'prom-client.ts'],
   // The only code that speaks to vLLM; file reading; the one target URL parser.
   ['vllm/', 'files.ts', 'target-url.ts'],
   // What the running daemon needs of its config (errors, durations, the key), without libraries.
@@ -138,6 +138,13 @@ describe('source layout', () => {
     expect(offenders).toEqual([]);
   });
 
+  test("prom-client's classes come from src/prom-client.ts only (its package index costs +11 MB RSS)", () => {
+    const offenders = files(SRC)
+      .filter((f) => /^import (?!type)[^;]*from 'prom-client'/m.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(SRC, f));
+    expect(offenders).toEqual([]);
+  });
+
   test('the import graph of src/ has no cycle', () => {
     expect(findCycle(graph({ dynamic: false }))).toBeUndefined();
   });
@@ -154,7 +161,7 @@ describe('source layout', () => {
     expect([...seen].filter((f) => f.startsWith('bench/'))).toEqual([]);
   });
 
-  test('serve loads neither yaml, zod nor bcryptjs on the main thread: the config is read on a worker (memory, src/config-isolated.ts)', () => {
+  test('serve loads neither yaml, zod nor bcryptjs on the main thread (the config is read on a worker), nor the package index of undici or prom-client (memory, issue 28)', () => {
     // Value imports only, as Node runs them: `import type` loads nothing, a lazy import() waits.
     const VALUE_IMPORT = /(?:^|\n)\s*(?:import|export)\s+(?!type\s)[^'"]*?from\s+'([^']+)'|(?:^|\n)\s*import\s+'([^']+)'/g;
     const packages = new Set<string>();
@@ -170,8 +177,8 @@ describe('source layout', () => {
     };
     walk('main.ts');
     expect(seen.has('app.ts')).toBe(true);
-    expect(packages).toContain('prom-client');
-    expect([...packages].filter((p) => ['yaml', 'zod', 'bcryptjs'].includes(p))).toEqual([]);
+    expect(packages).toContain('pino');
+    expect([...packages].filter((p) => ['yaml', 'zod', 'bcryptjs', 'undici', 'prom-client'].includes(p))).toEqual([]);
   });
 
   test('src/vllm/ depends on nothing above it (only errors, reason text and the version)', () => {

@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
-import type { Registry } from 'prom-client';
+import type { Registry } from '../prom-client.js';
 import { mergeExpositions } from '../fleet/exposition.js';
 import { oneLine } from '../reason.js';
 import { formatStatusText, type StatusReport } from '../status.js';

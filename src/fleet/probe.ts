@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
-import { Registry } from 'prom-client';
+import { Registry } from '../prom-client.js';
 import { readApiKey } from '../config-runtime.js';
 import type { Config, ModuleConfig } from '../config.js';
 import { createMetrics, createProbeEndpointMetrics, OUTCOMES } from '../metrics.js';

@@ -7,7 +7,7 @@
  * the list: targets × modules × the usual probe series.
  */
 import type { Logger } from 'pino';
-import { Registry } from 'prom-client';
+import { Registry } from '../prom-client.js';
 import { readApiKey } from '../config-runtime.js';
 import type { Config } from '../config.js';
 import { createMetrics, perTargetFamilies } from '../metrics.js';
