@@ -27,7 +27,7 @@ const { VllmClient } = await import(`${dist}/vllm/client.js`);
 const RES_MS = 1;
 const eld = monitorEventLoopDelay({ resolution: RES_MS });
 // The client `vllm-probe bench` builds (bench/commands.ts): one Pool for the origin, a connection per worker.
-const client = new VllmClient({ baseUrl: o.baseUrl, maxResponseBytes: 16 * 1024 * 1024, connections: o.concurrency, connectTimeoutMs: 10_000 });
+const client = new VllmClient({ baseUrl: o.baseUrl, maxResponseBytes: 16 * 1024 * 1024, connections: o.concurrency, connectTimeoutMs: 10_000, transport: 'undici' }); // as benchClient() (src/bench/http.ts)
 
 /** /proc/self/schedstat: ns on CPU, ns waiting on a run queue (preempted by other processes). */
 function schedstat() {

@@ -111,7 +111,7 @@ function sumBy(expo, family, keyOf) {
 }
 
 /** Runs the daemon at the default config against the emulator for `minutes` after `warmupS`. */
-export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {}, main = join(REPO, 'dist', 'main.js') }) {
+export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {}, main = join(REPO, 'dist', 'main.js'), nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean) }) {
   const dir = mkdtempSync(join(tmpdir(), 'vllm-probe-footprint-'));
   const fake = makeFakeNvidiaSmi(join(dir));
   const emu = await startEmulator({});
@@ -121,7 +121,6 @@ export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.
   const logFile = join(dir, 'daemon.log');
   const logFd = openSync(logFile, 'w');
   const base = `http://127.0.0.1:${port}`;
-  const nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   // floor: benchmarks/floor.mjs, a bare Node process making the same requests, instead of the daemon
   const args = floor ? ['--import', join(BENCH_DIR, 'heap-reporter.mjs'), join(BENCH_DIR, 'floor.mjs'), emu.url, fake.path] : [...nodeFlags, '--import', join(BENCH_DIR, 'heap-reporter.mjs'), main, 'serve', '--config', configFile];
   log(`  emulator ${emu.url} (own process); daemon: MALLOC_ARENA_MAX=${arenaMax} node ${args.join(' ').replaceAll(REPO + '/', '')} (listen ${base}); ${minutes} min after a ${warmupS} s warm-up\n`);

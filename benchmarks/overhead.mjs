@@ -1,6 +1,6 @@
 /**
  * 1. Probe overhead: TTFT as measured by vllm-probe's client (VllmClient#stream, the TTFT
- * probe's call: src/vllm/stream.ts on undici's dispatch API) against a minimal raw-socket client
+ * probe's call: src/vllm/stream.ts on the node:http transport) against a minimal raw-socket client
  * (node:net, a hand-written HTTP/1.1 request, timestamp at the socket read that carries the first
  * `data:` event with content), and curl's first-byte time, all against benchmarks/sse-server
  * (Go, its own process) sending the headers at once and the first token exactly 50 ms later
@@ -9,8 +9,8 @@
  *
  * Two connection modes:
  *  - fresh: a new TCP connection per request for every client. This is the TTFT probe in
- *    production: one VllmClient (one undici Pool) for the daemon's life, a probe every 15 s,
- *    idle sockets closed after 4 s, so each probe connects anew on the same Pool. Here the
+ *    production: one VllmClient (one node:http keep-alive Agent) for the daemon's life, a probe every 15 s,
+ *    idle sockets closed after 4 s, so each probe connects anew on the same Agent. Here the
  *    server closes idle connections after 20 ms (`-idle-ms 20`), which gives the same thing;
  *    the benchmark checks that every probe request opened exactly one connection.
  *  - keep-alive: every client reuses one connection (what `bench` load does).
@@ -139,9 +139,13 @@ class RawClient {
   }
 }
 
-/** Connections undici opened (diagnostics channel), to check that fresh mode is fresh. */
+/**
+ * Client connections opened (Node's `net.client.socket` diagnostics channel: the daemon's
+ * node:http Agent connects through net), to check that fresh mode is fresh. Requests run one at
+ * a time, so a probe request's count is its own.
+ */
 let connects = 0;
-diagnostics.subscribe('undici:client:connected', () => connects++);
+diagnostics.subscribe('net.client.socket', () => connects++);
 
 /**
  * vllm-probe's client as the daemon holds it: one VllmClient for the whole run (the daemon
@@ -161,7 +165,7 @@ class ProbeClient {
     const r = await this.client.stream({ path: '/v1/completions', body: this.body, timeoutMs: 10_000, requestId: 'vllm-probe-ttft-bench' });
     this.connectsPerRequest.push(connects - c0);
     if (r.outcome !== 'success') throw new Error(`probe client: ${r.outcome} ${r.detail ?? ''}`);
-    // fromSent: the clock from undici's onRequestStart (connection up, request about to be written)
+    // fromSent: the clock from the transport's onRequestStart (connection up, request about to be written)
     const ttft = this.fromSent ? r.tokenAt[0] - r.sentAt : deriveTimings(r).ttft * 1000;
     return { ttft, firstByte: r.headersAt - (this.fromSent ? r.sentAt : r.startedAt) };
   }
@@ -196,26 +200,32 @@ class CurlClient {
 }
 
 /**
- * Where vllm-probe's time goes on a fresh connection (undici's diagnostics channels: connect
- * begins, connected, request headers written; a wrapped socket.read(): the read that carried the
- * first token) against the raw client's connect and write.
+ * Where vllm-probe's time goes on a fresh connection (Node's `net.client.socket` channel: connect
+ * begins; the socket's 'connect' event; its first _write/_writev: request headers and body
+ * handed to the socket; its 'data' events: the read that carried the first token) against the raw
+ * client's connect and write.
  */
 async function attribution(url, n) {
   const body = probeBody();
   let m = {};
   let reads = [];
+  let measuring = false; // only the probe's sockets, not the raw client's below
   const on = {
-    'undici:client:beforeConnect': () => (m.beforeConnect = performance.now()),
-    'undici:client:connected': ({ socket }) => {
-      m.connected = performance.now();
-      const orig = socket.read;
-      socket.read = function (...args) {
-        const chunk = orig.apply(this, args);
-        if (chunk) reads.push(performance.now());
-        return chunk;
-      };
+    'net.client.socket': ({ socket }) => {
+      if (!measuring) return;
+      m.beforeConnect = performance.now();
+      socket.once('connect', () => (m.connected = performance.now()));
+      // Writable calls _write or _writev (corked) once the bytes go to the handle.
+      for (const k of ['_write', '_writev']) {
+        const orig = socket[k];
+        socket[k] = function (...args) {
+          m.sent ??= performance.now();
+          return orig.apply(this, args);
+        };
+      }
+      // node:http reads in flowing mode: each read arrives as a 'data' event (no read() call).
+      socket.prependListener('data', () => reads.push(performance.now()));
     },
-    'undici:client:sendHeaders': () => (m.sent = performance.now()),
   };
   for (const [ch, fn] of Object.entries(on)) diagnostics.subscribe(ch, fn);
   const rows = [];
@@ -228,7 +238,9 @@ async function attribution(url, n) {
     for (let i = -10; i < n; i++) {
       m = {};
       reads = [];
+      measuring = true;
       const r = await probe.client.stream({ path: '/v1/completions', body, timeoutMs: 10_000 });
+      measuring = false;
       const first = r.tokenAt[0];
       const firstRead = reads.filter((t) => t <= first).pop();
       if (i >= 0 && m.beforeConnect !== undefined) rows.push({ toConnect: m.beforeConnect - r.startedAt, connect: m.connected - m.beforeConnect, toWritten: m.sent - r.startedAt, toOnRequestStart: r.sentAt - r.startedAt, readToTimestamp: first - firstRead });
@@ -309,7 +321,7 @@ export async function run(ctx) {
   const { quick, log } = ctx;
   const contended = contention();
   const serverOptions = { ttftMs: 50, itlMs: 1, precise: true };
-  // fresh: the server closes a connection idle 20 ms, so each probe request connects anew on its Pool
+  // fresh: the server closes a connection idle 20 ms, so each probe request connects anew on its Agent
   const fresh = await startSseServer({ ...serverOptions, idleMs: 20 });
   const ka = await startSseServer({ ...serverOptions, idleMs: 5000 });
   log(`  SSE server (Go, own process) pids ${fresh.pid} (fresh, -idle-ms 20) / ${ka.pid} (keep-alive): first token 50 ms after the headers, then 1 per ms\n`);
@@ -337,7 +349,7 @@ export async function run(ctx) {
         );
       }
     }
-    log('  attribution: undici diagnostics channels + socket.read timestamps…\n');
+    log('  attribution: net.client.socket channel, socket connect/write/data timestamps…\n');
     att = await attribution(fresh.url, quick ? 50 : 100);
   } finally {
     await fresh.stop();
@@ -349,7 +361,7 @@ export async function run(ctx) {
     for (const [client, label, key] of [
       ['probe', 'vllm-probe VllmClient#stream (the TTFT probe), first token', 'ttft'],
       ['probeFirstByte', 'vllm-probe, first byte (response headers)', 'firstByte'],
-      ['probeSent', 'vllm-probe, clock from undici onRequestStart (StreamResult.sentAt), first token', 'ttft'],
+      ['probeSent', 'vllm-probe, clock from the transport\'s onRequestStart (StreamResult.sentAt), first token', 'ttft'],
       ['curlFirstByte', 'curl 7.88 `-w %{time_starttransfer}`, first byte', 'firstByte'],
       ['control', 'control: 2nd raw client (A/A noise floor), first token', 'ttft'],
       ['controlFirstByte', 'control: 2nd raw client, first byte', 'firstByte'],
@@ -370,17 +382,17 @@ export async function run(ctx) {
   const cpr = f.map((r) => r.probeConnectsPerRequest);
   const md = [
     `Server: \`benchmarks/sse-server\` (Go, own process, \`-ttft-ms 50 -itl-ms 1 -precise\`): response headers at once, the first token exactly 50 ms after them (sleep, then spin to the deadline), then one token per ms; fresh mode \`-idle-ms 20\` (it closes a connection idle 20 ms), keep-alive mode \`-idle-ms 5000\`.`,
-    `Request: the TTFT probe's body (\`/v1/completions\`, default prompt, max_tokens 16, ignore_eos, stream + include_usage, user \`vllm-probe\`). vllm-probe's client: one \`VllmClient\` (one undici Pool) for the whole run, as the daemon holds it; each request is the probe's \`client.stream({ path, body, timeoutMs, requestId })\`. In fresh mode every probe request opened ${cpr.every((x) => x.min === 1 && x.max === 1) ? 'exactly one' : `${Math.min(...cpr.map((x) => x.min))}–${Math.max(...cpr.map((x) => x.max))}`} connection (undici diagnostics channel). Each iteration runs each client once, in rotated order; 20 warm-up iterations dropped per run; 5 ms between requests.`,
+    `Request: the TTFT probe's body (\`/v1/completions\`, default prompt, max_tokens 16, ignore_eos, stream + include_usage, user \`vllm-probe\`). vllm-probe's client: one \`VllmClient\` (one node:http keep-alive Agent) for the whole run, as the daemon holds it; each request is the probe's \`client.stream({ path, body, timeoutMs, requestId })\`. In fresh mode every probe request opened ${cpr.every((x) => x.min === 1 && x.max === 1) ? 'exactly one' : `${Math.min(...cpr.map((x) => x.min))}–${Math.max(...cpr.map((x) => x.max))}`} connection (Node's net.client.socket diagnostics channel). Each iteration runs each client once, in rotated order; 20 warm-up iterations dropped per run; 5 ms between requests.`,
     `Difference = client − raw-socket client of the same iteration, in ms, for the first token (TTFT) or the first response byte. The raw client (node:net, one write of a hand-made HTTP/1.1 request, timestamps in the socket's read callback) is the reference. Spread = median (min–max) over runs.`,
     '',
     table(['mode', 'client', 'runs × iterations', 'median (ms)', 'diff median', 'diff p99', 'diff p1', 'of'], rows),
     '',
     `Raw reference medians: first token ${spread(f.map((r) => r.raw.ttftMedian), 2)} ms, first byte ${spread(f.map((r) => r.raw.firstByteMedian), 3)} ms (fresh).`,
     '',
-    `Where vllm-probe's time goes (fresh connection, medians of ${att.n} requests; undici diagnostics channels and a wrapped socket.read()):`,
+    `Where vllm-probe's time goes (fresh connection, medians of ${att.n} requests; net.client.socket channel and the socket's connect, first write and data events):`,
     '',
     table(
-      ['phase (ms)', 'vllm-probe (VllmClient#stream → Pool.dispatch)', 'raw socket'],
+      ['phase (ms)', 'vllm-probe (VllmClient#stream → node:http)', 'raw socket'],
       [
         ['start → connect() begins', fmt(att.probe.toConnect), '≈ 0'],
         ['TCP connect', fmt(att.probe.connect), fmt(att.raw.connect)],
