@@ -2,7 +2,13 @@
  * Process entry point: signals → AbortController → runCli(); exit code. Nothing else.
  * A second Ctrl-C exits at once.
  */
+import { setFlagsFromString } from 'node:v8';
 import { runCli } from './cli.js';
+
+// The daemon asks V8 to favour memory over speed: it runs a few small jobs a minute, and this
+// flag keeps its RSS ~3 MB lower and growing slower (docs/benchmarks.md, footprint). Set before
+// anything runs; `bench` keeps V8's defaults (its load client is CPU-bound).
+if (process.argv[2] === 'serve') setFlagsFromString('--optimize-for-size');
 
 const shutdown = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
