@@ -5,7 +5,8 @@
  * or /healthz slow.
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
+import type * as Https from 'node:https';
+import { createRequire } from 'node:module';
 import type { Registry } from '../prom-client.js';
 import { mergeExpositions } from '../fleet/exposition.js';
 import { oneLine } from '../reason.js';
@@ -35,14 +36,15 @@ export interface Authorizer {
 const OPEN_PATHS = new Set(['/healthz', '/-/healthy']);
 
 /** An HTTP server, or HTTPS when `tls` is given (web config tls_server_config). */
-export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: HttpsOptions): Server {
+export function createHttpServer(state: ServerState, auth?: Authorizer, tls?: Https.ServerOptions): Server {
   const listener: RequestListener = (req, res) => {
     void handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(`internal error: ${(err as Error).message}\n`);
     });
   };
-  const server: Server = tls ? createHttpsServer(tls, listener) : createServer(listener);
+  // node:https (and TLS) loaded only when the web config asks for TLS: ~1 MB RSS otherwise.
+  const server: Server = tls ? (createRequire(import.meta.url)('node:https') as typeof Https).createServer(tls, listener) : createServer(listener);
   // Slow clients must not pin sockets forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;

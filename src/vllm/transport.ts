@@ -11,7 +11,7 @@
  *   of the daemon's footprint for a client that reads a few responses a minute (issue 28).
  */
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type * as Https from 'node:https';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
@@ -108,12 +108,14 @@ function flatHeaders(h: IncomingHttpHeaders): Record<string, string | string[]> 
 function nodeTransport(origin: string, opts: TransportOptions): Transport {
   const url = new URL(origin);
   const tls = url.protocol === 'https:';
+  // node:https (and TLS under it) only for an https target: ~1 MB RSS a plain-HTTP sidecar skips.
+  const https = tls ? (createRequire(import.meta.url)('node:https') as typeof Https) : undefined;
   // `timeout` on the Agent: an idle socket in the free list is destroyed after it (Node's Agent
   // sets it on every socket it frees); on a busy socket it only emits 'timeout', which nothing
   // here acts on, since each caller times its own request.
   const agentOptions = { keepAlive: true, maxSockets: opts.connections, timeout: opts.keepAliveMs, scheduling: 'lifo' as const };
-  const agent = tls ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
-  const send = tls ? httpsRequest : httpRequest;
+  const agent = https ? new https.Agent(agentOptions) : new HttpAgent(agentOptions);
+  const send = https ? https.request : httpRequest;
   const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = url.port === '' ? (tls ? 443 : 80) : Number(url.port);
   const inFlight = new Set<Promise<void>>();
