@@ -21,7 +21,9 @@
  * The load measures its own event-loop delay (`clientDelay`): a stalled loop time-stamps
  * tokens late, so a report can say when the client, not the server, could have moved a figure.
  */
+import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
 import type { VllmClient } from '../vllm/client.js';
 import { streamingBody, type Outcome } from '../vllm/stream.js';
 
@@ -94,7 +96,24 @@ const ELD_RESOLUTION_MS = 1;
  * client's own event-loop delay, and `stopped` when it ended early on `maxConsecutiveFailures`
  * failures in a row (default 5).
  */
+/**
+ * A load client allowed one core (taskset, a one-CPU cpuset) scavenges on its main thread.
+ * V8's parallel scavenge hands parts of each young-generation GC to helper threads; on the same
+ * core they run only when the main thread is descheduled, and it waits for them: at 2,000
+ * streams, scavenges of 17–42 ms and event-loop stalls of 43–64 ms, one or two per 15 s, each
+ * added to the TTFT of every stream whose token arrived meanwhile (TTFT p99 17 ms against 5.5 ms
+ * without; docs/benchmarks.md, benchmark 2b; issue 28). With more cores the helpers shorten the
+ * pause, so they stay. V8 reads this flag at each scavenge, so setting it now is safe (the
+ * --single-threaded-gc that would also cover marking cannot be set after start-up).
+ */
+export function scavengeOnMainThreadIfOneCore(cores = availableParallelism()): boolean {
+  if (cores > 1) return false;
+  setFlagsFromString('--no-parallel-scavenge');
+  return true;
+}
+
 export async function runLoadChecked(target: LoadTarget, opts: LoadOptions): Promise<LoadResult> {
+  scavengeOnMainThreadIfOneCore();
   const limit = opts.maxConsecutiveFailures ?? 5;
   const backoff = opts.backoffMs ?? 100;
   const records: RequestRecord[] = [];
