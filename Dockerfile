@@ -33,6 +33,8 @@ FROM ${NODE_IMAGE}
 # V8's helpers) an arena of its own, and the daemon's RSS creeps up through them: 82.9 MB after
 # 10 min at defaults without it, 77.3 MB with it, same run (docs/benchmarks.md, benchmark 3).
 ENV MALLOC_ARENA_MAX=2
+# `serve` also starts itself again with --v8-pool-size=1 on this image's Node, which has
+# process.execve: one V8 helper thread instead of four, and three arenas fewer (src/main.ts).
 ENV NODE_ENV=production
 WORKDIR /app
 # Files stay owned by root and read-only to the daemon's user.

@@ -163,14 +163,15 @@ describe('source layout', () => {
 
   test('serve loads neither yaml, zod nor bcryptjs on the main thread (the config is read on a worker), nor the package index of undici or prom-client (memory, issue 28)', () => {
     // Value imports only, as Node runs them: `import type` loads nothing, a lazy import() waits.
-    const VALUE_IMPORT = /(?:^|\n)\s*(?:import|export)\s+(?!type\s)[^'"]*?from\s+'([^']+)'|(?:^|\n)\s*import\s+'([^']+)'/g;
+    // …and a top-level `await import()` (column 0), which runs as the module loads (main.ts's cli.js).
+    const VALUE_IMPORT = /(?:^|\n)\s*(?:import|export)\s+(?!type\s)[^'"]*?from\s+'([^']+)'|(?:^|\n)\s*import\s+'([^']+)'|\n(?:const|let)\s[^=\n]*=\s*await import\('([^']+)'\)/g;
     const packages = new Set<string>();
     const seen = new Set<string>();
     const walk = (file: string) => {
       if (seen.has(file)) return;
       seen.add(file);
       for (const m of readFileSync(join(SRC, file), 'utf8').matchAll(VALUE_IMPORT)) {
-        const spec = (m[1] ?? m[2])!;
+        const spec = (m[1] ?? m[2] ?? m[3])!;
         if (spec.startsWith('.')) walk(relative(SRC, resolve(dirname(join(SRC, file)), spec.replace(/\.js$/, '.ts'))));
         else packages.add(spec.split('/')[0]!);
       }
