@@ -111,7 +111,7 @@ function sumBy(expo, family, keyOf) {
 }
 
 /** Runs the daemon at the default config against the emulator for `minutes` after `warmupS`. */
-export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {}, main = join(REPO, 'dist', 'main.js'), nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean) }) {
+export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {}, main = join(process.env.BENCH_DAEMON_DIST ?? join(REPO, 'dist'), 'main.js'), nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean) }) {
   const dir = mkdtempSync(join(tmpdir(), 'vllm-probe-footprint-'));
   const fake = makeFakeNvidiaSmi(join(dir));
   const emu = await startEmulator({});
