@@ -239,11 +239,14 @@ async function attribution(url, n) {
       m = {};
       reads = [];
       measuring = true;
+      const called = performance.now();
       const r = await probe.client.stream({ path: '/v1/completions', body, timeoutMs: 10_000 });
       measuring = false;
       const first = r.tokenAt[0];
-      const firstRead = reads.filter((t) => t <= first).pop();
-      if (i >= 0 && m.beforeConnect !== undefined) rows.push({ toConnect: m.beforeConnect - r.startedAt, connect: m.connected - m.beforeConnect, toWritten: m.sent - r.startedAt, toOnRequestStart: r.sentAt - r.startedAt, readToTimestamp: first - firstRead });
+      // The probe stamps a chunk at its socket's read (src/vllm/transport.ts), in a listener that
+      // runs just before this one: the read that carried the token is the first one at or after it.
+      const firstRead = reads.find((t) => t >= first) ?? reads.filter((t) => t <= first).pop();
+      if (i >= 0 && m.beforeConnect !== undefined) rows.push({ toClock: r.startedAt - called, socketToClock: r.startedAt - m.beforeConnect, connect: m.connected - r.startedAt, toWritten: m.sent - r.startedAt, toOnRequestStart: r.sentAt - r.startedAt, readToTimestamp: first - firstRead });
       await sleep(30);
       const t0 = performance.now();
       const raw = await new Promise((resolve, reject) => {
@@ -267,7 +270,7 @@ async function attribution(url, n) {
   const med = (xs, k) => median(xs.map((x) => x[k]));
   return {
     n: rows.length,
-    probe: { toConnect: med(rows, 'toConnect'), connect: med(rows, 'connect'), toWritten: med(rows, 'toWritten'), toOnRequestStart: med(rows, 'toOnRequestStart'), readToTimestamp: med(rows, 'readToTimestamp'), readToTimestampP99: pct(rows.map((x) => x.readToTimestamp), 99) },
+    probe: { toClock: med(rows, 'toClock'), socketToClock: med(rows, 'socketToClock'), connect: med(rows, 'connect'), toWritten: med(rows, 'toWritten'), toOnRequestStart: med(rows, 'toOnRequestStart'), readToTimestamp: med(rows, 'readToTimestamp'), readToTimestampP99: pct(rows.map((x) => x.readToTimestamp), 99) },
     raw: { connect: med(rawRows, 'connect'), toWritten: med(rawRows, 'toWritten') },
   };
 }
@@ -378,7 +381,8 @@ export async function run(ctx) {
   const probeFbMed = median(f.map((r) => r.probeFirstByte.median));
   const medOk = med <= 0.15;
   const p99Ok = p99 <= 1;
-  const curlOk = med <= curlMed && probeFbMed <= curlMed;
+  // Issue 28: within 0.2 ms of curl on a fresh connection (first byte against first byte: curl cannot time a token).
+  const curlOk = probeFbMed - curlMed <= 0.2;
   const cpr = f.map((r) => r.probeConnectsPerRequest);
   const md = [
     `Server: \`benchmarks/sse-server\` (Go, own process, \`-ttft-ms 50 -itl-ms 1 -precise\`): response headers at once, the first token exactly 50 ms after them (sleep, then spin to the deadline), then one token per ms; fresh mode \`-idle-ms 20\` (it closes a connection idle 20 ms), keep-alive mode \`-idle-ms 5000\`.`,
@@ -394,15 +398,16 @@ export async function run(ctx) {
     table(
       ['phase (ms)', 'vllm-probe (VllmClient#stream → node:http)', 'raw socket'],
       [
-        ['start → connect() begins', fmt(att.probe.toConnect), '≈ 0'],
-        ['TCP connect', fmt(att.probe.connect), fmt(att.raw.connect)],
+        ['client.stream() called → clock start (building the request and the socket: left out of TTFT)', fmt(att.probe.toClock), ''],
+        ['socket created → clock start', fmt(att.probe.socketToClock), ''],
+        ['start → TCP connected', fmt(att.probe.connect), fmt(att.raw.connect)],
         ['start → onRequestStart (sentAt)', fmt(att.probe.toOnRequestStart), ''],
         ['start → request headers written to the socket', fmt(att.probe.toWritten), fmt(att.raw.toWritten)],
         ['socket read with the first token → TTFT timestamp (median / p99)', `${fmt(att.probe.readToTimestamp)} / ${fmt(att.probe.readToTimestampP99)}`, '0 (timestamp in the read callback)'],
       ],
     ),
     '',
-    `Targets (fresh connection): median ≤ 0.15 ms → ${pass(medOk)} (${fmt(med)} ms); p99 ≤ 1 ms → ${pass(p99Ok)} (${fmt(p99)} ms; the A/A control's p99 in the same runs is ${fmt(ctlP99)} ms); no worse than curl's first-byte time → ${pass(curlOk)} (curl − raw first byte ${fmt(curlMed)} ms; vllm-probe − raw: first byte ${fmt(probeFbMed)} ms, first token ${fmt(med)} ms).`,
+    `Targets (fresh connection): median ≤ 0.15 ms → ${pass(medOk)} (${fmt(med)} ms); p99 ≤ 1 ms → ${pass(p99Ok)} (${fmt(p99)} ms; the A/A control's p99 in the same runs is ${fmt(ctlP99)} ms); first byte within 0.2 ms of curl's → ${pass(curlOk)} (${fmt(probeFbMed - curlMed)} ms behind curl; curl − raw first byte ${fmt(curlMed)} ms; vllm-probe − raw: first byte ${fmt(probeFbMed)} ms, first token ${fmt(med)} ms).`,
   ].join('\n');
   appendSection(title, md, { contention: contended, mode: quick ? '--quick' : 'full' });
   const k = results['keep-alive'];
@@ -412,7 +417,7 @@ export async function run(ctx) {
     summary: [
       { metric: 'probe overhead, median of paired diff (fresh conn.)', value: `${spread(f.map((r) => r.probe.median))} ms`, target: '≤ 0.15 ms', ok: medOk },
       { metric: 'probe overhead, p99 of paired diff (fresh conn.)', value: `${spread(f.map((r) => r.probe.p99))} ms (A/A noise floor p99 ${fmt(ctlP99)})`, target: '≤ 1 ms', ok: p99Ok },
-      { metric: 'vs curl first byte (fresh), overhead over raw', value: `curl ${spread(f.map((r) => r.curlFirstByte.median))} ms; probe first byte ${spread(f.map((r) => r.probeFirstByte.median))}, first token ${fmt(med)}`, target: '≤ curl', ok: curlOk },
+      { metric: 'vs curl first byte (fresh), overhead over raw', value: `curl ${spread(f.map((r) => r.curlFirstByte.median))} ms; probe first byte ${spread(f.map((r) => r.probeFirstByte.median))}, first token ${fmt(med)}`, target: '≤ curl + 0.2 ms', ok: curlOk },
       ...(k
         ? [
             { metric: 'probe overhead, median / p99 (keep-alive)', value: `${spread(k.map((r) => r.probe.median))} / ${spread(k.map((r) => r.probe.p99))} ms`, target: '(info)', ok: undefined },

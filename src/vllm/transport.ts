@@ -14,6 +14,7 @@ import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type In
 import type * as Https from 'node:https';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 
 export type TransportKind = 'node' | 'undici';
@@ -31,6 +32,27 @@ export interface DispatchOptions {
   method: 'GET' | 'POST';
   headers: Record<string, string>;
   body?: string;
+}
+
+/**
+ * The context `onRequestStart` gets from the node pool. `beganAt`: performance.now() when this
+ * request began to reach the server: just before the connect() (or name lookup) of its own new
+ * connection, or just before it was written to a kept one. Before that Node builds the
+ * ClientRequest, the Agent does its bookkeeping and net builds the socket, 0.2–0.26 ms of cold
+ * code at a probe every 15 s (docs/benchmarks.md, benchmark 1): the instrument's time, not
+ * vLLM's, which the probe's clock leaves out (src/vllm/stream.ts). Absent where the pool cannot
+ * tell (undici's; a queued request that got a connection opened later).
+ */
+export interface RequestStartContext {
+  beganAt?: number;
+}
+
+/**
+ * The node pool's controller also says when the socket read that carried the current chunk
+ * returned (performance.now()), before Node's HTTP parser and response stream ran on it (~0.04 ms).
+ */
+export interface ReadTimedController extends Dispatcher.DispatchController {
+  readAt?: number;
 }
 
 /** What VllmClient and streamCompletion need of a connection pool. */
@@ -70,7 +92,8 @@ function connectTimeoutError(ms: number): Error {
 }
 
 /** A request's handle for its handler: abort it, or pause and resume its body. */
-class NodeController implements Dispatcher.DispatchController {
+class NodeController implements ReadTimedController {
+  readAt: number | undefined;
   aborted = false;
   paused = false;
   reason: Error | null = null;
@@ -116,6 +139,18 @@ function nodeTransport(origin: string, opts: TransportOptions): Transport {
   const agentOptions = { keepAlive: true, maxSockets: opts.connections, timeout: opts.keepAliveMs, scheduling: 'lifo' as const };
   const agent = https ? new https.Agent(agentOptions) : new HttpAgent(agentOptions);
   const send = https ? https.request : httpRequest;
+  // The Agent creates a request's socket synchronously inside send() when none is free, so the
+  // socket created during one dispatch's send() is that request's. net queues the connect() (or
+  // the name lookup) for the next tick; a tick queued just before it runs just before it, once
+  // the synchronous request building around it is done: that instant is when the request began
+  // to reach the server.
+  let opening: RequestStartContext | undefined;
+  const createConnection = agent.createConnection.bind(agent);
+  agent.createConnection = (options, callback) => {
+    const began: RequestStartContext = (opening = {});
+    process.nextTick(() => (began.beganAt = performance.now()));
+    return createConnection(options, callback);
+  };
   const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = url.port === '' ? (tls ? 443 : 80) : Number(url.port);
   const inFlight = new Set<Promise<void>>();
@@ -126,15 +161,21 @@ function nodeTransport(origin: string, opts: TransportOptions): Transport {
       if (closed) throw new Error('the client is closed');
       const headers: Record<string, string | number> = { ...o.headers };
       if (o.body !== undefined) headers['content-length'] = Buffer.byteLength(o.body);
+      opening = undefined;
       const req = send({ agent, hostname, port, method: o.method, path: o.path, headers, maxHeaderSize: MAX_HEADER_BYTES });
+      const context: RequestStartContext = opening ?? {};
+      opening = undefined;
       const controller = new NodeController(req);
       let finished = false;
       let connectTimer: NodeJS.Timeout | undefined;
       let release!: () => void;
       const settledPromise = new Promise<void>((r) => (release = r));
       inFlight.add(settledPromise);
+      let readSocket: Socket | undefined;
+      const onRead = () => (controller.readAt = performance.now());
       const finish = () => {
         finished = true;
+        readSocket?.removeListener('data', onRead);
         clearTimeout(connectTimer);
         inFlight.delete(settledPromise);
         release();
@@ -147,10 +188,18 @@ function nodeTransport(origin: string, opts: TransportOptions): Transport {
       };
       const started = () => {
         clearTimeout(connectTimer);
-        if (!finished) handler.onRequestStart?.(controller, {});
+        if (!finished) handler.onRequestStart?.(controller, context);
       };
       req.on('socket', (socket: Socket) => {
-        if (!socket.connecting) return started();
+        if (finished) return;
+        // Ahead of Node's own listener, which parses the read and emits the response's data.
+        readSocket = socket;
+        socket.prependListener('data', onRead);
+        // A kept connection: Node writes the request right after this event.
+        if (!socket.connecting) {
+          context.beganAt ??= performance.now();
+          return started();
+        }
         connectTimer = setTimeout(() => controller.abort(connectTimeoutError(opts.connectTimeoutMs)), opts.connectTimeoutMs);
         socket.once(tls ? 'secureConnect' : 'connect', started);
       });

@@ -17,6 +17,11 @@ const run = process.env.CI === 'true' || process.env.TEST_INSTALL === '1';
 if (!run) process.stderr.write('note: the npm pack + install -g test runs in CI or with TEST_INSTALL=1\n');
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { name: string; version: string };
+// A Node with process.execve (>= 22.15): .ci/run installs the image's (scripts/install-node-lts)
+// and sets REQUIRE_NODE_LTS=1, so a missing one fails in CI instead of skipping.
+const NODE_LTS = process.env.NODE_LTS;
+const skipLts = !NODE_LTS && process.env.REQUIRE_NODE_LTS !== '1';
+if (run && skipLts) process.stderr.write('note: NODE_LTS is not set; run scripts/install-node-lts to test serve starting itself again\n');
 
 describe.skipIf(!run)('npm pack + npm install -g of the tarball', { timeout: 120_000 }, () => {
   let dir: string;
@@ -65,9 +70,10 @@ describe.skipIf(!run)('npm pack + npm install -g of the tarball', { timeout: 120
     expect(existsSync(shipped!)).toBe(true);
   });
 
-  /** Spawns the installed binary and resolves with the first stdout line that `match` accepts. */
-  function startAndWaitFor(args: string[], match: (line: string) => boolean): { child: ChildProcess; line: Promise<string>; exit: Promise<number | null> } {
-    const child = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Spawns the installed binary (or `node` running its dist/main.js) and resolves with the first stdout line that `match` accepts. */
+  function startAndWaitFor(args: string[], match: (line: string) => boolean, node?: string): { child: ChildProcess; line: Promise<string>; exit: Promise<number | null> } {
+    const main = join(dir, 'prefix', 'lib', 'node_modules', pkg.name, 'dist', 'main.js');
+    const child = node ? spawn(node, [main, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const line = new Promise<string>((resolve, reject) => {
@@ -104,6 +110,21 @@ describe.skipIf(!run)('npm pack + npm install -g of the tarball', { timeout: 120
     const record = JSON.parse(await serve.line) as { level: unknown; service: unknown };
     expect(record.service).toBe('vllm-probe');
     expect(['info', 'warn']).toContain(record.level);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exit).toBe(0);
+  });
+
+  test.skipIf(skipLts)("serve on the image's Node starts itself again with one V8 helper thread: same pid, serving, stops on SIGTERM", async () => {
+    expect(NODE_LTS, 'NODE_LTS: the path of a node >= 22.15 (scripts/install-node-lts)').toBeTruthy();
+    const config = join(dir, 'config-lts.yaml');
+    writeFileSync(config, 'listen: 127.0.0.1:0\nlog_level: info\ntarget:\n  url: http://127.0.0.1:1\ngpu:\n  enabled: false\n');
+    const serve = startAndWaitFor(['serve', '--config', config], (l) => l.includes('"vllm-probe listening"'), NODE_LTS);
+    const address = (JSON.parse(await serve.line) as { address: string }).address;
+    // The pid it was started as now runs with the flag: replaced in place, not a child.
+    const argv = readFileSync(`/proc/${serve.child.pid}/cmdline`, 'utf8').split('\0');
+    expect(argv.slice(0, 3)).toEqual([NODE_LTS, '--v8-pool-size=1', join(dir, 'prefix', 'lib', 'node_modules', pkg.name, 'dist', 'main.js')]);
+    expect(argv).toContain('serve');
+    expect((await fetch(`http://${address}/healthz`)).status).toBe(200);
     serve.child.kill('SIGTERM');
     expect(await serve.exit).toBe(0);
   });

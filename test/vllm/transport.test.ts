@@ -4,12 +4,14 @@
  * the daemon's verdicts and the bench's figures are read against each other.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import diagnostics from 'node:diagnostics_channel';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, test } from 'vitest';
 import { SourceError } from '../../src/errors.js';
 import { VllmClient } from '../../src/vllm/client.js';
-import type { StreamResult } from '../../src/vllm/stream.js';
-import type { TransportKind } from '../../src/vllm/transport.js';
+import { deriveTimings, streamCompletion, type StreamResult } from '../../src/vllm/stream.js';
+import { createTransport, type RequestStartContext, type Transport, type TransportKind } from '../../src/vllm/transport.js';
 
 const KINDS: TransportKind[] = ['node', 'undici'];
 const cleanup: (() => Promise<unknown> | void)[] = [];
@@ -155,6 +157,64 @@ describe('node:http and undici pools end every request alike', () => {
 });
 
 describe('the node:http pool (the daemon)', () => {
+  test("a probe's clock starts where its request begins to reach the server, after Node built it; a token counts from the read that brought it", async () => {
+    const { url, sockets } = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`${TOKEN('a')}data: [DONE]\n\n`);
+    }, (s) => (s.keepAliveTimeout = 60_000));
+    const pool = createTransport('node', url, { connections: 1, connectTimeoutMs: 2000, keepAliveMs: 60_000 });
+    cleanup.push(() => pool.destroy());
+    // Net's channel fires once a new socket exists: before a fresh request's clock starts.
+    const socketsCreatedAt: number[] = [];
+    const clientSockets: Socket[] = [];
+    const onSocket = (m: unknown) => (socketsCreatedAt.push(performance.now()), clientSockets.push((m as { socket: Socket }).socket));
+    diagnostics.subscribe('net.client.socket', onSocket);
+    cleanup.push(() => void diagnostics.unsubscribe('net.client.socket', onSocket));
+    const contexts: (RequestStartContext | undefined)[] = [];
+    const handlerRanAt: number[] = [];
+    let dispatchReturnedAt = 0;
+    const seeing: Transport = {
+      dispatch: (o, handler) => {
+        pool.dispatch(o, {
+          ...handler,
+          onRequestStart: (c, ctx: RequestStartContext | undefined) => (contexts.push(ctx), handler.onRequestStart?.(c, ctx)),
+          onResponseData: (c, chunk) => (handlerRanAt.push(performance.now()), handler.onResponseData?.(c, chunk)),
+        });
+        dispatchReturnedAt = performance.now();
+      },
+      close: () => pool.close(),
+      destroy: () => pool.destroy(),
+    };
+    const once = async () => {
+      const handedAt = performance.now();
+      handlerRanAt.length = 0;
+      const r = await streamCompletion(seeing, url, '', {}, { path: '/v1/completions', body: { model: 'm', prompt: 'hi', max_tokens: 1 }, timeoutMs: 3000, maxBytes: 1 << 20 });
+      expect(r.outcome).toBe('success');
+      // The token's time is the socket read's, taken before the parser handed the chunk on.
+      expect(r.tokenAt[0]).toBeLessThan(handlerRanAt[0]!);
+      return { r, handedAt, beganAt: contexts.at(-1)?.beganAt };
+    };
+    const fresh = await once();
+    expect(socketsCreatedAt).toHaveLength(1);
+    // After the request was built, its socket created and dispatch returned; before the connect ended.
+    expect(fresh.beganAt).toBeGreaterThan(socketsCreatedAt[0]!);
+    expect(fresh.beganAt).toBeGreaterThanOrEqual(dispatchReturnedAt);
+    expect(fresh.beganAt).toBeLessThanOrEqual(fresh.r.sentAt!);
+    expect(fresh.r.startedAt).toBe(fresh.beganAt);
+    expect(deriveTimings(fresh.r).ttft).toBeCloseTo((fresh.r.tokenAt[0]! - fresh.beganAt!) / 1000, 9);
+
+    const kept = await once();
+    expect(sockets).toHaveLength(1); // the same connection, no new socket
+    expect(socketsCreatedAt).toHaveLength(1);
+    expect(kept.beganAt).toBeGreaterThanOrEqual(dispatchReturnedAt);
+    expect(kept.r.startedAt).toBe(kept.beganAt);
+    expect(kept.r.startedAt).toBeLessThanOrEqual(kept.r.sentAt!);
+    // A kept socket keeps no listener of a finished request.
+    const listeners = clientSockets[0]!.listenerCount('data');
+    for (let i = 0; i < 3; i++) await once();
+    expect(clientSockets[0]!.listenerCount('data')).toBe(listeners);
+  });
+
   test('keeps one connection for requests in a row, and closes it once idle for keepAliveMs', async () => {
     const { url, sockets } = await serve((_req, res) => res.end('ok'), (s) => (s.keepAliveTimeout = 60_000));
     const c = client(url, 'node', { keepAliveMs: 300 });
