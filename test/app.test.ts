@@ -78,6 +78,22 @@ describe('daemon against the emulator', () => {
     expect(text).toContain('le="1.234"');
   });
 
+  test('the TTFT probe that finds vLLM back is the cold one, also when no scrape or other probe saw it first', async () => {
+    const port = await freePort();
+    // Only the TTFT probe asks vLLM: it is the one that sees vLLM reachable again.
+    const d = await daemonAgainst(`http://127.0.0.1:${port}`, { scrape: { enabled: false }, probes: { ttft: { interval: '1s', timeout: '900ms' }, prefix: { enabled: false }, models: { enabled: false } } });
+    await waitFor(async () => (sample(await d.metrics(), 'vllm_probe_requests_total', { probe: 'ttft', outcome: 'connect_error' }) ?? 0) >= 1, 20_000);
+    const emu = await startEmulator({ coldStartMs: 0 }, port);
+    cleanups.push(emu.close);
+    const first = await waitFor(async () => {
+      const m = await d.metrics();
+      return (sample(m, 'vllm_probe_requests_total', { probe: 'ttft', model: 'emulated-model', outcome: 'success' }) ?? 0) >= 1 ? m : undefined;
+    }, 20_000);
+    const ttft = (phase: string) => sample(first!, 'vllm_probe_time_to_first_token_seconds_count', { probe: 'ttft', model: 'emulated-model', phase });
+    expect(ttft('cold')).toBe(1);
+    expect(ttft('warm') ?? 0).toBe(0);
+  });
+
   test('nothing listening → 503 unhealthy naming the refusal; emulator on that port → healthy, first probe cold', async () => {
     const port = await freePort();
     const d = await daemonAgainst(`http://127.0.0.1:${port}`);

@@ -27,7 +27,8 @@ async function runTtft(probe: TtftProbeConfig, state: TtftState, ctx: ProbeConte
     user: PROBE_USER,
     ...(chat ? { messages: [{ role: 'user', content: probe.prompt }] } : { prompt: probe.prompt }),
   });
-  const phase = tracker.takePhase();
+  let phase = tracker.takePhase();
+  const restartsBefore = tracker.restarts;
   const requestId = `vllm-probe-ttft-${randomUUID()}`;
   const result = await watchedStream(ctx, { path: chat ? '/v1/chat/completions' : '/v1/completions', body, signal: ctx.shutdown, timeoutMs: ctx.timeoutMs, requestId });
   if (result.aborted) {
@@ -45,6 +46,10 @@ async function runTtft(probe: TtftProbeConfig, state: TtftState, ctx: ProbeConte
     if (result.retryAfterSeconds !== undefined) out.retryAfterSeconds = result.retryAfterSeconds;
     return out;
   }
+  // A restart seen while this probe ran, or by this probe finding vLLM reachable again, makes
+  // it the first request the restarted server answered: cold, as /status names its TTFT. Its
+  // phase was taken before anyone knew, and the cold label would otherwise go to the next one.
+  if (phase === 'warm' && tracker.restarts > restartsBefore) phase = tracker.takePhase();
   const labels = { probe: 'ttft', model };
   metrics.timeToFirstToken.labels({ ...labels, phase }).observe(timings.ttft!);
   for (const gap of timings.itl) metrics.interTokenLatency.labels(labels).observe(gap);
