@@ -340,8 +340,8 @@ const ERROR_BODY_BYTES = 64 * 1024;
 /**
  * Sends one streaming request through `transport` and classifies how it ended. The clock
  * starts when the request begins to reach the server, where the transport says when that was
- * (RequestStartContext: just before its new connection is created, or before it is written to a
- * kept one), else when it is handed to the transport: a fresh connection's connect time counts, as
+ * (RequestStartContext: just before its new connection's connect() or name lookup, or before it
+ * is written to a kept one), else when it is handed to the transport: a fresh connection's connect time counts, as
  * it does for a real client, and Node's own request building does not. A chunk is timed at the
  * socket read that brought it, where the transport knows it (issue 28).
  */
@@ -565,7 +565,7 @@ export function streamCompletion(transport: Transport, origin: string, pathPrefi
     if (req.requestId) requestHeaders['x-request-id'] = req.requestId;
     const payload = JSON.stringify(req.body);
     try {
-      // At the latest the clock starts here, when the built request is handed to the transport (the
+      // The clock starts here at the earliest, when the built request is handed to the transport (the
       // transport may move it later: onRequestStart), not before building it: with cold caches, as
       // every probe 15 s apart runs, building the timer, parser, headers and body took 0.10 ms of
       // the 0.39 ms median probe overhead (docs/benchmarks.md, benchmark 1).

@@ -42,6 +42,9 @@ describe.skipIf(!run)('npm pack + npm install -g of the tarball', { timeout: 120
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  /** The installed package's entry point, for running it with another node. */
+  const installedMain = () => join(dir, 'prefix', 'lib', 'node_modules', pkg.name, 'dist', 'main.js');
+
   // The installed bin, run from a folder that is not the checkout (nothing resolves from it).
   const cli = (...args: string[]) => spawnSync(bin, args, { cwd: dir, encoding: 'utf8', timeout: 30_000 });
 
@@ -72,8 +75,7 @@ describe.skipIf(!run)('npm pack + npm install -g of the tarball', { timeout: 120
 
   /** Spawns the installed binary (or `node` running its dist/main.js) and resolves with the first stdout line that `match` accepts. */
   function startAndWaitFor(args: string[], match: (line: string) => boolean, node?: string): { child: ChildProcess; line: Promise<string>; exit: Promise<number | null> } {
-    const main = join(dir, 'prefix', 'lib', 'node_modules', pkg.name, 'dist', 'main.js');
-    const child = node ? spawn(node, [main, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = node ? spawn(node, [installedMain(), ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const line = new Promise<string>((resolve, reject) => {
@@ -122,7 +124,7 @@ describe.skipIf(!run)('npm pack + npm install -g of the tarball', { timeout: 120
     const address = (JSON.parse(await serve.line) as { address: string }).address;
     // The pid it was started as now runs with the flag: replaced in place, not a child.
     const argv = readFileSync(`/proc/${serve.child.pid}/cmdline`, 'utf8').split('\0');
-    expect(argv.slice(0, 3)).toEqual([NODE_LTS, '--v8-pool-size=1', join(dir, 'prefix', 'lib', 'node_modules', pkg.name, 'dist', 'main.js')]);
+    expect(argv.slice(0, 3)).toEqual([NODE_LTS, '--v8-pool-size=1', installedMain()]);
     expect(argv).toContain('serve');
     expect((await fetch(`http://${address}/healthz`)).status).toBe(200);
     serve.child.kill('SIGTERM');
