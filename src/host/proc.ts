@@ -158,19 +158,35 @@ export type ListenerLookup =
  */
 export function processListeningOn(port: number, procRoot = '/proc'): ListenerLookup {
   const key = `${procRoot}:${port}`;
-  const found = findListener(port, procRoot, lastListener.get(key));
-  if (found.found) lastListener.set(key, found.pid);
-  return found;
+  const known = lastListener.get(key);
+  // The descriptor that held the listening socket last time still does: same process, same
+  // socket (an inode names one socket while it exists), so nothing else need be read. On a
+  // busy host /proc/net/tcp lists every connection, megabytes read every scrape otherwise.
+  if (known && readLink(`${procRoot}/${known.pid}/fd/${known.fd}`) === `socket:[${known.inode}]`) return { found: true, pid: known.pid };
+  const found = findListener(port, procRoot, known?.pid);
+  if (found.found) lastListener.set(key, { pid: found.pid, fd: found.fd, inode: found.inode });
+  else lastListener.delete(key);
+  return found.found ? { found: true, pid: found.pid } : found;
 }
 
 /**
- * The pid that owned each port's listening socket when last looked up, looked at first the next
- * time: one process's descriptors instead of every process's, every scrape (one entry per port).
+ * Where each port's listening socket was found last (one entry per port looked up): checked
+ * first the next time with one readlink, and its process's descriptors read first if it moved.
  */
-const lastListener = new Map<string, number>();
+const lastListener = new Map<string, { pid: number; fd: string; inode: string }>();
+
+const readLink = (path: string): string | undefined => {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+};
+
+type FoundListener = { found: true; pid: number; fd: string; inode: string } | { found: false; why: string };
 
 /** The listener of `port`; the descriptors of `likely` (the last owner) are read first. */
-function findListener(port: number, procRoot: string, likely: number | undefined): ListenerLookup {
+function findListener(port: number, procRoot: string, likely: number | undefined): FoundListener {
   const tables: string[] = [];
   for (const t of ['tcp', 'tcp6']) {
     try {
@@ -200,14 +216,8 @@ function findListener(port: number, procRoot: string, likely: number | undefined
       continue;
     }
     for (const fd of fds) {
-      let link: string;
-      try {
-        link = readlinkSync(`${procRoot}/${name}/fd/${fd}`);
-      } catch {
-        continue;
-      }
-      const m = /^socket:\[(\d+)\]$/.exec(link);
-      if (m && inodes.has(m[1]!)) return { found: true, pid: Number(name) };
+      const m = /^socket:\[(\d+)\]$/.exec(readLink(`${procRoot}/${name}/fd/${fd}`) ?? '');
+      if (m && inodes.has(m[1]!)) return { found: true, pid: Number(name), fd, inode: m[1]! };
     }
   }
   return {

@@ -1,4 +1,8 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
@@ -134,6 +138,56 @@ describe('the process listening on a port', () => {
       '   2: 00000000:1F41 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 51234 1 0000000000000000 100 0 0 10 0',
     ].join('\n');
     expect([...listeningInodes([table], 8000)]).toEqual(['41234']);
+  });
+
+  /** A /proc tree on disk: net/tcp with one listener on 8000 (inode 41234), and process fds. */
+  function fakeProc(fds: Record<number, Record<string, string>>): string {
+    const root = mkdtempSync(join(tmpdir(), 'vllm-probe-proc-'));
+    mkdirSync(join(root, 'net'));
+    writeFileSync(
+      join(root, 'net', 'tcp'),
+      ['  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode', '   0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 41234 1 0000000000000000 100 0 0 10 0', ''].join('\n'),
+    );
+    for (const [pid, links] of Object.entries(fds)) {
+      mkdirSync(join(root, pid, 'fd'), { recursive: true });
+      for (const [fd, target] of Object.entries(links)) symlinkSync(target, join(root, pid, 'fd', fd));
+    }
+    return root;
+  }
+
+  test('a listener found once is confirmed by its descriptor alone; when the descriptor changes, the tables are read again', () => {
+    const root = fakeProc({ 300: { 0: '/dev/null', 7: 'socket:[41234]' }, 400: { 3: 'socket:[99]' } });
+    try {
+      expect(processListeningOn(8000, root)).toEqual({ found: true, pid: 300 });
+      // The same descriptor still holds the same socket: no table is needed (on a busy host
+      // /proc/net/tcp lists every connection).
+      rmSync(join(root, 'net'), { recursive: true });
+      expect(processListeningOn(8000, root)).toEqual({ found: true, pid: 300 });
+      // vLLM restarted: pid 300 is gone and pid 400 listens on a new socket.
+      rmSync(join(root, '300'), { recursive: true });
+      expect(processListeningOn(8000, root)).toMatchObject({ found: false, why: expect.stringMatching(/net\/tcp is not readable/) });
+      mkdirSync(join(root, 'net'));
+      writeFileSync(join(root, 'net', 'tcp'), ['header', '   0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 99 1 0000000000000000 100 0 0 10 0', ''].join('\n'));
+      expect(processListeningOn(8000, root)).toEqual({ found: true, pid: 400 });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('a port handed from this process to another is found in the other (Linux)', async () => {
+    if (process.platform !== 'linux') return;
+    let port = 0;
+    await withOwnListener((p) => {
+      port = p;
+      expect(processListeningOn(port)).toEqual({ found: true, pid: process.pid });
+    });
+    const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${port}, '127.0.0.1', () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise((r) => child.stdout.once('data', r));
+      expect(processListeningOn(port)).toEqual({ found: true, pid: child.pid });
+    } finally {
+      child.kill();
+    }
   });
 
   test('finds this very process when it listens (Linux)', async () => {
