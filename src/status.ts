@@ -181,11 +181,22 @@ export class StatusBoard {
     this.changed();
   }
 
-  /** Keeps vllm_probe_status current between /status requests, here and on boards that include this one. */
+  /**
+   * Keeps vllm_probe_status current between /status requests, here and on boards that include
+   * this one. One judgement per burst: a scrape sets several checks and records evidence in one
+   * go, and judging after each of them was a fifth of the daemon's CPU at rest. The judgement
+   * runs once the burst's synchronous code is done, before any timer or I/O callback.
+   */
   private changed(): void {
-    this.report();
-    for (const listener of this.listeners) listener();
+    if (this.judging) return;
+    this.judging = true;
+    queueMicrotask(() => {
+      this.judging = false;
+      this.report();
+      for (const listener of this.listeners) listener();
+    });
   }
+  private judging = false;
 
   /** Called after every change of a check (a board that includes this one re-judges its verdict). */
   onChange(listener: () => void): void {

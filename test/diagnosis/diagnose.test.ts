@@ -417,7 +417,10 @@ describe('the board around the diagnosis', () => {
     expect(head.match(/refused/g)?.length).toBe(1);
   });
 
-  test('each fault has its own since; after it clears the headline is healthy and the fault stays as recent', () => {
+  test('each fault has its own since; after it clears the headline is healthy and the fault stays as recent', async () => {
+    // Each scrape comes in its own turn of the event loop, as in the daemon: the board judges
+    // once per turn (StatusBoard.changed), so a state starts when the first evidence for it came.
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
     let now = T0;
     const b = board(() => now);
     b.evidence.health({ at: now, status: 200 });
@@ -429,6 +432,7 @@ describe('the board around the diagnosis', () => {
       now += 15_000;
       b.evidence.health({ at: now, status: 200 });
       b.evidence.scrape(now, snap({ preemptions: i * 4, generation_tokens: 1000 + i * 3000, requests_running: 3, requests_waiting: 10, kv_cache_usage_ratio: 0.9 }));
+      await turn();
     }
     const kv = b.report();
     expect(kv.state).toBe('kv_pressure');
@@ -441,6 +445,7 @@ describe('the board around the diagnosis', () => {
       b.evidence.health({ at: now, status: 200 });
       b.recordProbe('ttft', true, 'success', undefined, 0.03);
       b.evidence.scrape(now, snap({ preemptions: 12, generation_tokens: 10_000 }));
+      await turn();
     }
     const after = b.report();
     expect(after.state).toBe('healthy');
