@@ -95,8 +95,9 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   const { tracker, status, wedge } = target;
   const client = target.client(apiKey ? { apiKey } : {});
   // The engine's exit while the API server still listens is the crash (src/host/engine-watch.ts).
-  const engineWatch = new EngineWatch({ targetUrl: config.target.url, onEngineExit: (words, at) => status.evidence.engineExited(at, words) });
-  signal.addEventListener('abort', () => engineWatch.stop(), { once: true });
+  const watchEvery = config.scrape.engine_watch;
+  const engineWatch = watchEvery === false ? undefined : new EngineWatch({ targetUrl: config.target.url, intervalMs: watchEvery * 1000, onEngineExit: (words, at) => status.evidence.engineExited(at, words) });
+  if (engineWatch) signal.addEventListener('abort', () => engineWatch.stop(), { once: true });
   let everSeen = false;
   let lastMatched: readonly ProcSample[] = [];
   let gpuCollector: NvidiaSmiCollector | undefined;
@@ -117,7 +118,7 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
       everSeen ||= matched.length > 0;
       // Never seen (no shared PID namespace, another host) says nothing about whether vLLM runs.
       status.evidence.processes({ at: Date.now(), count: everSeen ? matched.length : null, pids: matched.map((p) => p.pid) });
-      engineWatch.follow(matched);
+      engineWatch?.follow(matched);
     },
     refreshEnvironment,
     onGpu: (gpu) => (gpuCollector = gpu),

@@ -46,6 +46,17 @@ const duration = (min = 0.001) =>
     return seconds;
   });
 
+/** `false`, or a duration of 10 ms to 1 s: an engine checked less often than the API server outlives it is not followed. */
+const engineWatch = z.unknown().transform((value, ctx) => {
+  if (value === false) return false as const;
+  const seconds = typeof value === 'string' ? parseDuration(value) : undefined;
+  if (seconds === undefined || seconds < 0.01 || seconds > 1) {
+    ctx.addIssue({ code: 'custom', message: `expected false or a duration from "10ms" to "1s" (the API server outlives a dead engine by 0.3–1.4 s), got ${describe(value)}` });
+    return z.NEVER;
+  }
+  return seconds;
+});
+
 /** A vLLM base URL, checked by the one parser every entry point uses (src/target-url.ts). */
 const baseUrl = (keyHint: string) =>
   z.unknown().transform((value, ctx) => {
@@ -277,6 +288,13 @@ const configSchema = z.strictObject({
       timeout: duration().default(5),
       /** Scrapes with requests in flight and no generated tokens before the engine counts as wedged. */
       wedge_scrapes: z.number().int().min(2).default(4),
+      /**
+       * How often vLLM's processes on this host are checked for an engine that died under a live
+       * API server (src/host/engine-watch.ts), or `false`: no check, and a crash the scrape
+       * misses reads as `down`. The API server outlives a dead engine 0.3 s on the CPU build and
+       * 1.4 s on an H100, so anything slower than 150 ms may miss the CPU build's crashes.
+       */
+      engine_watch: engineWatch.default(0.1),
     })
     .prefault({}),
   gpu: z

@@ -248,3 +248,40 @@ describe('lifecycle', () => {
     expect(tokens! % 3).toBe(0);
   });
 });
+
+describe('the engine watch (scrape.engine_watch)', () => {
+  /** A separate process that listens on a port, as vLLM's API server would. */
+  async function listeningProcess(): Promise<{ url: string; pid: number }> {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['-e', "const s = require('node:http').createServer((q, r) => r.writeHead(404).end()).listen(0, '127.0.0.1', () => console.log(s.address().port))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(async () => child.kill());
+    const port = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
+    return { url: `http://127.0.0.1:${port}`, pid: child.pid! };
+  }
+  /** Whether this process (the in-process daemon) holds /proc/<pid>/stat open: the watch's liveness file. */
+  const watching = async (pid: number) => {
+    const { readdirSync, readlinkSync } = await import('node:fs');
+    return readdirSync('/proc/self/fd').some((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === `/proc/${pid}/stat`;
+      } catch {
+        return false;
+      }
+    });
+  };
+
+  test('follows the vLLM processes the collector found, and not when set to false (Linux)', async () => {
+    if (process.platform !== 'linux') return;
+    const on = await listeningProcess();
+    const watched = await daemonAgainst(on.url);
+    expect(await waitFor(() => watching(on.pid), 8000)).toBe(true);
+    await watched.stop();
+
+    const off = await listeningProcess();
+    const unwatched = await daemonAgainst(off.url, { scrape: { engine_watch: false } });
+    // The collector has matched the process (so the watch would have been told) …
+    expect(await waitFor(async () => sample(await unwatched.metrics(), 'vllm_probe_vllm_processes') === 1, 8000)).toBe(true);
+    // … and nothing follows it (a watch would have opened the file within its first 100 ms).
+    expect(await waitFor(() => watching(off.pid), 1500)).toBe(false);
+  });
+});

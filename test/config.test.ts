@@ -34,6 +34,7 @@ const INVALID: Array<[string, string]> = [
   ['invalid-objective.yaml', 'slo.availability.objective: expected a number < 1, got number 99.9'],
   ['invalid-both-keys.yaml', 'target.api_key_file: expected only one of api_key_env and api_key_file, got both'],
   ['invalid-prefix-list.yaml', 'probes.prefix.prefix_tokens: expected a list of at least 1 item(s), got 0'],
+  ['invalid-engine-watch.yaml', 'scrape.engine_watch: expected false or a duration from "10ms" to "1s" (the API server outlives a dead engine by 0.3–1.4 s), got "5s"'],
 ];
 
 describe('config validation', () => {
@@ -57,6 +58,14 @@ describe('config validation', () => {
     expect(errText).toBe(`${join(dir, file)}: ${message}\n`);
     expect(errText).not.toMatch(/\n\s+at /);
     expect(out).toBe('');
+  });
+
+  test('the engine watch runs every 100 ms unless set: a duration, or false for none', () => {
+    expect(parseConfig({}).scrape.engine_watch).toBe(0.1);
+    expect(parseConfig({ scrape: { engine_watch: '250ms' } }).scrape.engine_watch).toBe(0.25);
+    expect(parseConfig({ scrape: { engine_watch: false } }).scrape.engine_watch).toBe(false);
+    expect(problems({ scrape: { engine_watch: true } })).toEqual(['scrape.engine_watch: expected false or a duration from "10ms" to "1s" (the API server outlives a dead engine by 0.3–1.4 s), got boolean true']);
+    expect(problems({ scrape: { engine_watch: '5ms' } })).toHaveLength(1);
   });
 
   test('several problems are all reported, one line each', () => {
