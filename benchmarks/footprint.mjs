@@ -12,6 +12,7 @@
  * heap comes from benchmarks/heap-reporter.mjs over IPC every 10 s. The first 30 s after
  * /readyz (start-up, first probe and calibration) are excluded from the steady-state figures.
  */
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +23,14 @@ import { appendSection, BENCH_DIR, contention, cpuPct, fmt, freePort, max, media
 /** An hour: issue 28 asks that the daemon's RSS be shown level over one (BENCH_FOOTPRINT_MINUTES to change it). */
 const DEFAULT_MINUTES = 60;
 
-export const title = `3. Daemon footprint (default config, ${process.argv.includes('--quick') ? 1 : Number(process.env.BENCH_FOOTPRINT_MINUTES ?? DEFAULT_MINUTES)} min; daemon as on Node 20 and as on Node ≥ 22.15, MALLOC_ARENA_MAX=2 and the bare-Node floor side by side)`;
+/**
+ * The node binary that runs the daemons, the floor and the emulators: BENCH_NODE (e.g. the
+ * container image's Node from scripts/install-node-lts, under .cache/), else the one running this.
+ */
+const NODE = process.env.BENCH_NODE || process.execPath;
+const nodeVersion = () => execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim();
+
+export const title = `3. Daemon footprint (default config, ${process.argv.includes('--quick') ? 1 : Number(process.env.BENCH_FOOTPRINT_MINUTES ?? DEFAULT_MINUTES)} min; variants and the bare-Node floor side by side)`;
 
 /** A fake nvidia-smi (test/helpers/fake-nvidia-smi.cjs) answering with the H100 capture under load. */
 export function makeFakeNvidiaSmi(dir) {
@@ -71,7 +79,7 @@ async function importBreakdown() {
     // median of 3 processes per case
     const got = [];
     for (let i = 0; i < 3; i++) {
-      const child = spawnTracked(process.execPath, ['--input-type=module', '-e', `${code} process.stdout.write('READY\\n'); setInterval(() => {}, 1000);`], { readyRe: /READY/ });
+      const child = spawnTracked(NODE, ['--input-type=module', '-e', `${code} process.stdout.write('READY\\n'); setInterval(() => {}, 1000);`], { readyRe: /READY/ });
       await child.ready;
       await sleep(1500);
       got.push(procSample(child.pid));
@@ -114,21 +122,22 @@ function sumBy(expo, family, keyOf) {
 }
 
 /** Runs the daemon at the default config against the emulator for `minutes` after `warmupS`. */
-export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {}, main = join(process.env.BENCH_DAEMON_DIST ?? join(REPO, 'dist'), 'main.js'), nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean) }) {
+export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {}, main = join(process.env.BENCH_DAEMON_DIST ?? join(REPO, 'dist'), 'main.js'), nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean), node = NODE, scrape = [] }) {
   const dir = mkdtempSync(join(tmpdir(), 'vllm-probe-footprint-'));
   const fake = makeFakeNvidiaSmi(join(dir));
-  const emu = await startEmulator({});
+  const emu = await startEmulator({}, { execPath: node });
   const port = await freePort();
   const configFile = join(dir, 'config.yaml');
-  writeFileSync(configFile, [`listen: 127.0.0.1:${port}`, 'target:', `  url: ${emu.url}`, 'gpu:', `  nvidia_smi_path: ${fake.path}`, ''].join('\n'));
+  // `scrape`: lines under scrape: that a variant sets (e.g. engine_watch: false); nothing else differs.
+  writeFileSync(configFile, [`listen: 127.0.0.1:${port}`, 'target:', `  url: ${emu.url}`, 'gpu:', `  nvidia_smi_path: ${fake.path}`, ...(scrape.length ? ['scrape:', ...scrape.map((l) => `  ${l}`)] : []), ''].join('\n'));
   const logFile = join(dir, 'daemon.log');
   const logFd = openSync(logFile, 'w');
   const base = `http://127.0.0.1:${port}`;
   // floor: benchmarks/floor.mjs, a bare Node process making the same requests, instead of the daemon
   const args = floor ? ['--import', join(BENCH_DIR, 'heap-reporter.mjs'), join(BENCH_DIR, 'floor.mjs'), emu.url, fake.path] : [...nodeFlags, '--import', join(BENCH_DIR, 'heap-reporter.mjs'), main, 'serve', '--config', configFile];
-  log(`  emulator ${emu.url} (own process); daemon: MALLOC_ARENA_MAX=${arenaMax} node ${args.join(' ').replaceAll(REPO + '/', '')} (listen ${base}); ${minutes} min after a ${warmupS} s warm-up\n`);
+  log(`  emulator ${emu.url} (own process); daemon: MALLOC_ARENA_MAX=${arenaMax} ${node === process.execPath ? 'node' : node.replaceAll(REPO + '/', '')} ${args.join(' ').replaceAll(REPO + '/', '')} (listen ${base})${scrape.length ? `, config scrape: ${scrape.join(', ')}` : ''}; ${minutes} min after a ${warmupS} s warm-up\n`);
   // As the container image runs it (Dockerfile: MALLOC_ARENA_MAX=2); MALLOC_ARENA_MAX= (empty) measures glibc's default.
-  const daemon = spawnTracked(process.execPath, args, { stdio: ['ignore', logFd, 'pipe', 'ipc'], env: { MALLOC_ARENA_MAX: arenaMax, ...env } });
+  const daemon = spawnTracked(node, args, { stdio: ['ignore', logFd, 'pipe', 'ipc'], env: { MALLOC_ARENA_MAX: arenaMax, ...env } });
   closeSync(logFd);
   const heap = [];
   daemon.on('message', (m) => {
@@ -228,62 +237,83 @@ export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.
   return result;
 }
 
-/** The variants run side by side (same minutes, same machine load), each `instances` times. */
+/**
+ * The variants that can run side by side (same minutes, same machine load), each `instances`
+ * times. BENCH_FOOTPRINT_VARIANTS picks some (comma-separated keys); DEFAULT_VARIANTS otherwise.
+ */
 const VARIANTS = [
   { key: 'default', label: 'daemon, no special environment (glibc malloc defaults), as it runs on Node 20', opts: { arenaMax: '' } },
   // serve starts itself again with --v8-pool-size=1 where Node has process.execve (src/main.ts);
   // the benchmark's daemon has an IPC channel, which rules the re-exec out, so the flag is given here.
   { key: 'pool1', label: 'daemon, no special environment, as it starts itself on Node ≥ 22.15 (`--v8-pool-size=1`)', opts: { arenaMax: '', nodeFlags: ['--v8-pool-size=1'] } },
-  { key: 'arena2', label: 'daemon, MALLOC_ARENA_MAX=2 (as the container image runs it)', opts: { arenaMax: '2' } },
+  { key: 'arena2', label: 'daemon, MALLOC_ARENA_MAX=2', opts: { arenaMax: '2' } },
+  { key: 'image', label: 'daemon as the container image runs it (`--v8-pool-size=1`, MALLOC_ARENA_MAX=2)', opts: { arenaMax: '2', nodeFlags: ['--v8-pool-size=1'] } },
+  { key: 'nowatch', label: 'daemon as on Node ≥ 22.15 (`--v8-pool-size=1`) with `scrape.engine_watch: false`', opts: { arenaMax: '', nodeFlags: ['--v8-pool-size=1'], scrape: ['engine_watch: false'] } },
   { key: 'floor', label: 'floor: bare Node making the same requests (benchmarks/floor.mjs)', opts: { arenaMax: '', floor: true } },
 ];
+const DEFAULT_VARIANTS = ['default', 'pool1', 'arena2', 'floor'];
+
+/** The variants this run measures, in the table's order; an unknown key is an error, not a silent skip. */
+function selectedVariants() {
+  const keys = (process.env.BENCH_FOOTPRINT_VARIANTS ?? DEFAULT_VARIANTS.join(',')).split(',').map((k) => k.trim()).filter(Boolean);
+  const unknown = keys.filter((k) => !VARIANTS.some((v) => v.key === k));
+  if (unknown.length || keys.length === 0) throw new Error(`BENCH_FOOTPRINT_VARIANTS: unknown ${unknown.join(', ') || '(none given)'}; known: ${VARIANTS.map((v) => v.key).join(', ')}`);
+  return VARIANTS.filter((v) => keys.includes(v.key));
+}
 
 export async function run(ctx) {
   const { quick, log } = ctx;
   const contended = contention();
+  const variants = selectedVariants();
   const minutes = quick ? 1 : Number(process.env.BENCH_FOOTPRINT_MINUTES ?? DEFAULT_MINUTES);
   const warmupS = quick ? 15 : 30;
-  const instances = quick ? 1 : 3;
+  const instances = quick ? 1 : Number(process.env.BENCH_FOOTPRINT_INSTANCES ?? 3);
+  const daemons = variants.filter((v) => !v.opts.floor);
+  // The variant the targets are judged on: the daemon as it starts itself where it can (pool1), else the first daemon variant.
+  const lead = daemons.find((v) => v.key === 'pool1') ?? daemons[0];
+  if (!lead) throw new Error('BENCH_FOOTPRINT_VARIANTS: name at least one daemon variant');
+  const version = nodeVersion();
+  log(`  Node ${version} (${NODE === process.execPath ? 'this one' : NODE.replaceAll(REPO + '/', '')}); variants ${variants.map((v) => v.key).join(', ')}; ${instances} instance(s) each\n`);
   // Every instance of every variant at once, started a second apart: they share the machine's load.
   const jobs = [];
   for (let i = 0; i < instances; i++) {
-    for (const v of VARIANTS) {
-      jobs.push({ v, i, p: sleep(jobs.length * 1000).then(() => measureDaemon({ minutes, warmupS, log: i === 0 && v.key === 'default' ? log : () => {}, ...v.opts })) });
+    for (const v of variants) {
+      jobs.push({ v, i, p: sleep(jobs.length * 1000).then(() => measureDaemon({ minutes, warmupS, log: i === 0 && v === lead ? log : () => {}, ...v.opts })) });
     }
   }
   const done = await Promise.all(jobs.map((j) => j.p.then((r) => ({ ...j, r }))));
   const of = (key) => done.filter((d) => d.v.key === key).map((d) => d.r);
   log('  memory breakdown: RSS of bare Node and of Node importing each dependency…\n');
   const breakdown = await importBreakdown();
-  const rs = of('default');
+  const rs = of(lead.key);
   const r = rs[0];
   ctx.shared.footprint = r;
   const med = (xs, k) => median(xs.map((x) => x[k]));
-  const rssOk = med(rs, 'rssMax') <= 70;
-  const flatOk = med(rs, 'rssLateGrowth') <= 1;
-  const cpuOk = med(rs, 'cpuPct') <= 0.2;
+  const floor = variants.some((v) => v.key === 'floor') ? of('floor') : undefined;
+  const verdicts = (xs) => ({ rss: med(xs, 'rssMax') <= 70, flat: med(xs, 'rssLateGrowth') <= 1, cpu: med(xs, 'cpuPct') <= 0.2 });
+  const { rss: rssOk, flat: flatOk, cpu: cpuOk } = verdicts(rs);
   const sideBySide = table(
     ['variant', 'RSS max (MB)', 'RSS first → last (MB, medians)', 'RSS growth, last fifth − second fifth of the window (MB)', 'private (anonymous) max (MB)', 'V8 heap used, first → last minute (MB)', 'CPU % of one core', 'threads'],
-    VARIANTS.map((v) => {
+    variants.map((v) => {
       const xs = of(v.key);
       return [v.label, spread(xs.map((x) => x.rssMax), 1), `${fmt(med(xs, 'rssFirst'), 1)} → ${fmt(med(xs, 'rssLast'), 1)}`, spread(xs.map((x) => x.rssLateGrowth), 1), spread(xs.map((x) => x.anonMax), 1), `${fmt(med(xs, 'heapUsedFirstMin'), 1)} → ${fmt(med(xs, 'heapUsedLastMin'), 1)}`, spread(xs.map((x) => x.cpuPct), 3), med(xs, 'threads')];
     }),
   );
-  const gap = (k) => med(rs, k) - med(of('floor'), k);
+  const gap = (k) => med(rs, k) - med(floor, k);
+  const floorSays = (k, digits) => (floor ? `; the floor ${fmt(med(floor, k), digits)}` : '');
   const md = [
-    `${process.env.BENCH_DAEMON_NODE_FLAGS ? `Node flags: \`${process.env.BENCH_DAEMON_NODE_FLAGS}\`. ` : ''}Daemon: \`node --import ./benchmarks/heap-reporter.mjs dist/main.js serve --config FILE\`, FILE = \`listen: 127.0.0.1:PORT\`, \`target.url: <emulator>\`, \`gpu.nvidia_smi_path: <fake nvidia-smi, H100 capture>\`; everything else default (log_level info, logs to a file). Floor: \`node --import ./benchmarks/heap-reporter.mjs benchmarks/floor.mjs <emulator> <fake nvidia-smi>\`. Each instance has its own emulator (own process, default timings); ${instances} instance(s) of each variant, all running at the same time (started 1 s apart), ${fmt(r.windowMin, 1)} min measured after a ${warmupS} s warm-up; samples every 5 s. Median (min–max) over the instances.`,
+    `Node ${version}${NODE === process.execPath ? '' : ` (BENCH_NODE=${NODE.replaceAll(REPO + '/', '')}: daemons, floor and emulators)`}. ${process.env.BENCH_DAEMON_NODE_FLAGS ? `Node flags: \`${process.env.BENCH_DAEMON_NODE_FLAGS}\`. ` : ''}Daemon: \`node --import ./benchmarks/heap-reporter.mjs dist/main.js serve --config FILE\`, FILE = \`listen: 127.0.0.1:PORT\`, \`target.url: <emulator>\`, \`gpu.nvidia_smi_path: <fake nvidia-smi, H100 capture>\` (and what a variant's label names); everything else default (log_level info, logs to a file). Floor: \`node --import ./benchmarks/heap-reporter.mjs benchmarks/floor.mjs <emulator> <fake nvidia-smi>\`. Each instance has its own emulator (own process, default timings); ${instances} instance(s) of each variant, all running at the same time (started 1 s apart), ${fmt(r.windowMin, 1)} min measured after a ${warmupS} s warm-up; samples every 5 s. Median (min–max) over the instances.`,
     '',
     sideBySide,
     '',
-    `Gap daemon − floor (medians, no special environment): RSS max ${fmt(gap('rssMax'), 1)} MB, private ${fmt(gap('anonMax'), 1)} MB, CPU ${fmt(gap('cpuPct'), 3)} % of a core.`,
+    ...(floor ? [`Gap ${lead.key} − floor (medians): RSS max ${fmt(gap('rssMax'), 1)} MB, private ${fmt(gap('anonMax'), 1)} MB, CPU ${fmt(gap('cpuPct'), 3)} % of a core.`, ''] : []),
+    `RSS over the window, one instance each (MB, every minute): ${variants.map((v) => `${v.key}: ${of(v.key)[0].rssSeries.map((x) => fmt(x, 1)).join(', ')}`).join('; ')}.`,
     '',
-    `RSS over the window, one instance each (MB, every minute): ${VARIANTS.map((v) => `${v.key}: ${of(v.key)[0].rssSeries.map((x) => fmt(x, 1)).join(', ')}`).join('; ')}.`,
-    '',
-    `Targets (daemon, no special environment, medians): RSS ≤ 70 MB → ${pass(rssOk)} (${fmt(med(rs, 'rssMax'), 1)} MB; the floor ${fmt(med(of('floor'), 'rssMax'), 1)} MB); levels off (RSS growth over the last fifth ≤ 1 MB) → ${pass(flatOk)} (${fmt(med(rs, 'rssLateGrowth'), 1)} MB); CPU ≤ 0.2 % of a core → ${pass(cpuOk)} (${fmt(med(rs, 'cpuPct'), 3)} %; the floor ${fmt(med(of('floor'), 'cpuPct'), 3)} %).`,
-    '',
-    `The same targets for the daemon as it starts itself on Node ≥ 22.15 (\`--v8-pool-size=1\`, no special environment): RSS ≤ 70 MB → ${pass(med(of('pool1'), 'rssMax') <= 70)} (${fmt(med(of('pool1'), 'rssMax'), 1)} MB); levels off → ${pass(med(of('pool1'), 'rssLateGrowth') <= 1)} (${fmt(med(of('pool1'), 'rssLateGrowth'), 1)} MB); CPU ≤ 0.2 % → ${pass(med(of('pool1'), 'cpuPct') <= 0.2)} (${fmt(med(of('pool1'), 'cpuPct'), 3)} %).`,
-    '',
-    'One instance of the daemon (no special environment) in detail:',
+    ...daemons.map((v) => {
+      const ok = verdicts(of(v.key));
+      return `Targets, ${v.key}${v === lead ? ' (the headline)' : ''} (medians): RSS ≤ 70 MB → ${pass(ok.rss)} (${fmt(med(of(v.key), 'rssMax'), 1)} MB${floorSays('rssMax', 1)}); levels off (RSS growth over the last fifth ≤ 1 MB) → ${pass(ok.flat)} (${fmt(med(of(v.key), 'rssLateGrowth'), 1)} MB); CPU ≤ 0.2 % of a core → ${pass(ok.cpu)} (${fmt(med(of(v.key), 'cpuPct'), 3)} %${floorSays('cpuPct', 3)}).\n`;
+    }),
+    `One instance of the daemon (${lead.key}) in detail:`,
     '',
     table(
       ['metric', 'value'],
@@ -309,14 +339,14 @@ export async function run(ctx) {
     ),
   ].join('\n');
   appendSection(title.replace('10 min', `${minutes} min`), md, { contention: contended, mode: quick ? '--quick' : 'full' });
+  const atNode = NODE === process.execPath ? '' : `, Node ${version}`;
   return {
     title,
     markdown: md,
     summary: [
-      { metric: `daemon RSS max (${minutes} min, no special environment)`, value: `${spread(rs.map((x) => x.rssMax), 1)} MB (floor ${spread(of('floor').map((x) => x.rssMax), 1)}; MALLOC_ARENA_MAX=2 ${spread(of('arena2').map((x) => x.rssMax), 1)})`, target: '≤ 70 MB', ok: rssOk },
-      { metric: `daemon RSS max (${minutes} min), as it starts itself on Node ≥ 22.15 (--v8-pool-size=1)`, value: `${spread(of('pool1').map((x) => x.rssMax), 1)} MB, growth over the last fifth ${spread(of('pool1').map((x) => x.rssLateGrowth), 1)} MB`, target: '≤ 70 MB, ≤ 1 MB', ok: med(of('pool1'), 'rssMax') <= 70 && med(of('pool1'), 'rssLateGrowth') <= 1 },
-      { metric: `daemon RSS growth over the last fifth (${minutes} min)`, value: `${spread(rs.map((x) => x.rssLateGrowth), 1)} MB`, target: '≤ 1 MB (flat)', ok: flatOk },
-      { metric: `daemon CPU (${minutes} min)`, value: `${spread(rs.map((x) => x.cpuPct), 3)} % of one core (floor ${spread(of('floor').map((x) => x.cpuPct), 3)})`, target: '≤ 0.2 %', ok: cpuOk },
+      { metric: `daemon RSS max (${minutes} min${atNode}, ${lead.key})`, value: `${spread(rs.map((x) => x.rssMax), 1)} MB${floor ? ` (floor ${spread(floor.map((x) => x.rssMax), 1)})` : ''}${daemons.filter((v) => v !== lead).map((v) => `; ${v.key} ${spread(of(v.key).map((x) => x.rssMax), 1)}`).join('')}`, target: '≤ 70 MB', ok: rssOk },
+      { metric: `daemon RSS growth over the last fifth (${minutes} min${atNode}, ${lead.key})`, value: `${spread(rs.map((x) => x.rssLateGrowth), 1)} MB${floor ? ` (floor ${spread(floor.map((x) => x.rssLateGrowth), 1)})` : ''}`, target: '≤ 1 MB (flat)', ok: flatOk },
+      { metric: `daemon CPU (${minutes} min${atNode}, ${lead.key})`, value: `${spread(rs.map((x) => x.cpuPct), 3)} % of one core${floor ? ` (floor ${spread(floor.map((x) => x.cpuPct), 3)})` : ''}${daemons.filter((v) => v !== lead).map((v) => `; ${v.key} ${spread(of(v.key).map((x) => x.cpuPct), 3)}`).join('')}`, target: '≤ 0.2 %', ok: cpuOk },
     ],
   };
 }

@@ -246,7 +246,7 @@ and the analysis of missed targets are at the top; the log of runs follows.
 let invocation = 'node benchmarks/run.mjs';
 export function setInvocation(args, script = 'node benchmarks/run.mjs') {
   // The variables that change what a benchmark runs are part of its command.
-  const env = ['BENCH_BASELINE_DIST', 'BENCH_FOOTPRINT_MINUTES', 'BENCH_DAEMON_NODE_FLAGS', 'MALLOC_ARENA_MAX'].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
+  const env = ['BENCH_BASELINE_DIST', 'BENCH_DAEMON_DIST', 'BENCH_NODE', 'BENCH_FOOTPRINT_MINUTES', 'BENCH_FOOTPRINT_VARIANTS', 'BENCH_FOOTPRINT_INSTANCES', 'BENCH_DAEMON_NODE_FLAGS', 'MALLOC_ARENA_MAX'].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
   invocation = [...env, script, ...args].join(' ');
 }
 export const commandLine = () => invocation;
@@ -382,9 +382,9 @@ export function spawnTracked(cmd, args, { cpu, env, cwd = REPO, readyRe, stdio }
 }
 
 /** The emulator in its own process (benchmarks/emulator-proc.mjs). Resolves { url, pid, stop }. */
-export async function startEmulator(options, { cpu, preciseTimers = false, nodeArgs = [], extraArgs = [] } = {}) {
+export async function startEmulator(options, { cpu, preciseTimers = false, nodeArgs = [], extraArgs = [], execPath = process.execPath } = {}) {
   const args = [...nodeArgs, join(BENCH_DIR, 'emulator-proc.mjs'), JSON.stringify(options), ...(preciseTimers ? ['--precise-timers'] : []), ...extraArgs];
-  const child = spawnTracked(process.execPath, args, { cpu, readyRe: /LISTENING (\S+)/ });
+  const child = spawnTracked(execPath, args, { cpu, readyRe: /LISTENING (\S+)/ });
   const m = await child.ready;
   return { url: m[1], pid: child.pid, child, stop: () => child.stop() };
 }
