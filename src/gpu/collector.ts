@@ -59,6 +59,43 @@ export interface SnapshotOptions {
   /** Whether an NVIDIA kernel driver is loaded; decides "no GPU" vs "missing binary". */
   driverPresent?: () => boolean;
   parentOf?: ParentOf;
+  /** The last process list, reused while nothing it depends on moved (the daemon's collector keeps one). */
+  reuse?: ComputeAppsReuse;
+}
+
+/**
+ * The process list of the last collection, reused while nothing it depends on moved: every GPU
+ * reports the same used memory (a process that starts or exits on a GPU allocates or frees at
+ * least a CUDA context there) and every pid on the list still exists here. vLLM allocates its
+ * memory up front, so at rest this halves the nvidia-smi runs, each of which initialises NVML
+ * on a real GPU. At most `maxReuses` collections in a row use it; then the list is read again
+ * whatever the numbers say (two processes trading the same amount of memory).
+ */
+export class ComputeAppsReuse {
+  private last: { usedByGpu: Map<string, number>; apps: ComputeApp[]; reuses: number } | undefined;
+
+  constructor(
+    private readonly maxReuses = 3,
+    /** A pid nvidia-smi printed is still a process here; pids of another PID namespace are not. */
+    private readonly exists: (pid: number) => boolean = (pid) => existsSync(`/proc/${pid}`),
+  ) {}
+
+  /** The last list when it still holds for these readings; undefined: read it again. */
+  take(gpus: readonly GpuReading[]): ComputeApp[] | undefined {
+    const last = this.last;
+    if (!last || last.reuses >= this.maxReuses || gpus.length !== last.usedByGpu.size) return undefined;
+    if (!gpus.every((g) => g.values.memory_used_bytes !== null && last.usedByGpu.get(g.uuid) === g.values.memory_used_bytes)) return undefined;
+    if (!last.apps.every((a) => this.exists(a.pid))) return undefined;
+    last.reuses++;
+    return last.apps;
+  }
+
+  /** A list just read, with the readings it goes with; a failed read forgets the last one. */
+  keep(gpus: readonly GpuReading[], apps: ComputeApp[] | undefined): void {
+    const usedByGpu = new Map<string, number>();
+    for (const g of gpus) if (g.values.memory_used_bytes !== null) usedByGpu.set(g.uuid, g.values.memory_used_bytes);
+    this.last = apps && usedByGpu.size === gpus.length ? { usedByGpu, apps, reuses: 0 } : undefined;
+  }
 }
 
 /** The Linux NVIDIA kernel module publishes this file while it is loaded. */
@@ -83,13 +120,16 @@ export async function readGpuSnapshot(smi: NvidiaSmi, config: Config, signal: Ab
     throw err;
   }
 
-  let apps: ComputeApp[] | undefined;
+  let apps = options.reuse?.take(query.gpus);
   let error: string | null = null;
-  try {
-    apps = await smi.queryComputeApps(signal);
-  } catch (err) {
-    if (signal.aborted) throw err;
-    error = `process list unavailable: ${(err as Error).message}`;
+  if (!apps) {
+    try {
+      apps = await smi.queryComputeApps(signal);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      error = `process list unavailable: ${(err as Error).message}`;
+    }
+    options.reuse?.keep(query.gpus, apps);
   }
   const built = await buildProcessMatcher(config.gpu.process_match, { parentOf: options.parentOf ?? procParentOf, targetUrl: config.target.url });
   if (!built.ok) error ??= built.error;
@@ -158,16 +198,18 @@ export class NvidiaSmiCollector implements Collector {
   /** Keys of things already logged, so each absent field or odd value is logged once. */
   private readonly logged = new Set<string>();
   private readonly log: Logger;
+  private readonly options: NvidiaSmiCollectorOptions;
 
   constructor(
     private readonly config: Config,
     private readonly metrics: Metrics,
     private readonly status: StatusBoard,
     log: Logger,
-    private readonly options: NvidiaSmiCollectorOptions = {},
+    options: NvidiaSmiCollectorOptions = {},
   ) {
     this.log = log.child({ component: 'gpu', source: this.name });
     this.smi = options.smi ?? new NvidiaSmi({ path: config.gpu.nvidia_smi_path, timeoutMs: Math.round(config.gpu.timeout * 1000) });
+    this.options = { reuse: new ComputeAppsReuse(), ...options };
   }
 
   /** Sets a check of this source; it reads unknown when three intervals pass without a new verdict. */

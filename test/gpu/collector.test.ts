@@ -12,7 +12,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { startCollector } from '../../src/exporter/collector.js';
-import { gpuMemoryCheck, NvidiaSmiCollector, type NvidiaSmiCollectorOptions } from '../../src/gpu/collector.js';
+import { ComputeAppsReuse, gpuMemoryCheck, NvidiaSmiCollector, type NvidiaSmiCollectorOptions } from '../../src/gpu/collector.js';
 import { createMetrics } from '../../src/metrics.js';
 import { StatusBoard } from '../../src/status.js';
 import { createFakeNvidiaSmi, h100Scenario, helpWithout, type FakeGpu, type FakeScenario } from '../helpers/fake-nvidia-smi.js';
@@ -56,7 +56,8 @@ function setup(nvidiaSmiPath: string, { gpu = {}, status = {}, options = {} }: S
   const board = new StatusBoard(config, metrics, () => ({ url: 'http://127.0.0.1:8000', model: 'm' }));
   const logs: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const collector = new NvidiaSmiCollector(config, metrics, board, log, { parentOf, driverPresent: () => true, ...options });
+  // The captures' pids are not processes here: the process list is read every time unless a test says otherwise.
+  const collector = new NvidiaSmiCollector(config, metrics, board, log, { parentOf, driverPresent: () => true, reuse: new ComputeAppsReuse(3, () => false), ...options });
   const gpuLines = async () => (await registry.metrics()).split('\n').filter((l) => l.startsWith('vllm_probe_gpu_'));
   const check = (name: string) => board.report().checks.find((c) => c.name === name);
   return { config, registry, metrics, board, log, logs, collector, gpuLines, check };
@@ -346,5 +347,41 @@ describe('gpuMemoryCheck', () => {
       reason: 'GPU 0 memory headroom 6.3 % (5.0 GiB free of 80.0 GiB), threshold 7.5 %; GPU 1 memory headroom 1.3 % (1.0 GiB free of 80.0 GiB), threshold 7.5 %',
     });
     expect(gpuMemoryCheck([reading(0, null, 1)], 0.05)).toBeUndefined();
+  });
+});
+
+describe('the process list is read again only when something moved', () => {
+  const vllmMemory = async (s: ReturnType<typeof setup>) => (await s.gpuLines()).find((l) => l.startsWith('vllm_probe_gpu_process_memory_used_bytes'));
+
+  test('at rest it is reused for at most 3 collections; used memory that moves, or a pid that is gone, reads it again', async () => {
+    const f = fake(h100Scenario('load', CAPTURE));
+    const alive = new Set([478, 479, 482]);
+    const s = setup(f.path, { gpu: { process_match: { pid_file: pidFile(478) } }, options: { reuse: new ComputeAppsReuse(3, (pid) => alive.has(pid)) } });
+    for (let i = 0; i < 5; i++) await s.collector.collect(never);
+    // Read on the 1st and the 5th collection; the three between reuse it, with the same answer.
+    expect(f.callsOf('compute-apps')).toHaveLength(2);
+    expect(f.callsOf('query-gpu')).toHaveLength(5);
+    expect(await vllmMemory(s)).toBe(`vllm_probe_gpu_process_memory_used_bytes{${L}} 9734979584`);
+    // vLLM's worker exits: its memory is freed, and the next collection reads the list again.
+    const gpus = h100Scenario('load', CAPTURE).gpus.map((g) => ({ ...g, 'memory.used': String(Number(g['memory.used']) - 9284) }));
+    f.update({ gpus, apps: h100Scenario('load', CAPTURE).apps.filter((a) => a.pid !== '482') });
+    await s.collector.collect(never);
+    expect(f.callsOf('compute-apps')).toHaveLength(3);
+    expect(await vllmMemory(s)).toBe(`vllm_probe_gpu_process_memory_used_bytes{${L}} 0`);
+    // Same memory, but a listed pid no longer exists here: read again.
+    await s.collector.collect(never);
+    expect(f.callsOf('compute-apps')).toHaveLength(3);
+    alive.delete(479);
+    await s.collector.collect(never);
+    expect(f.callsOf('compute-apps')).toHaveLength(4);
+  });
+
+  test('a list that could not be read is never reused', async () => {
+    const f = fake({ ...h100Scenario('load', CAPTURE), commands: { 'compute-apps': { exitCode: 3, stderr: 'Unable to query compute apps' } } });
+    const s = setup(f.path, { options: { reuse: new ComputeAppsReuse(3, () => true) } });
+    await s.collector.collect(never);
+    await s.collector.collect(never);
+    expect(f.callsOf('compute-apps')).toHaveLength(2);
+    expect(s.check('gpu_collector')?.reason).toMatch(/vLLM per-process memory unavailable: process list unavailable/);
   });
 });
