@@ -32,8 +32,12 @@ const nodeVersion = () => execFileSync(NODE, ['--version'], { encoding: 'utf8' }
 
 export const title = `3. Daemon footprint (default config, ${process.argv.includes('--quick') ? 1 : Number(process.env.BENCH_FOOTPRINT_MINUTES ?? DEFAULT_MINUTES)} min; variants and the bare-Node floor side by side)`;
 
-/** A fake nvidia-smi (test/helpers/fake-nvidia-smi.cjs) answering with the H100 capture under load. */
-export function makeFakeNvidiaSmi(dir) {
+/**
+ * A fake nvidia-smi (test/helpers/fake-nvidia-smi.cjs) answering with the H100 capture under
+ * load. With `vllmPid`, the captured compute process is that pid (the emulator standing in for
+ * vLLM's process on the GPU, as a sidecar that sees vLLM's processes finds it).
+ */
+export function makeFakeNvidiaSmi(dir, { vllmPid } = {}) {
   const fixtures = join(REPO, 'test', 'fixtures', 'nvidia-smi', 'h100-580');
   const sections = new Map();
   let current = '';
@@ -49,7 +53,7 @@ export function makeFakeNvidiaSmi(dir) {
   const apps = (sections.get('compute-apps noheader nounits') ?? []).map((row) => {
     const cells = row.split(',').map((c) => c.trim());
     const get = (name) => cells[appHeader.indexOf(name)] ?? '';
-    return { gpu_uuid: get('gpu_uuid'), pid: get('pid'), process_name: get('process_name'), used_gpu_memory: get('used_gpu_memory') };
+    return { gpu_uuid: get('gpu_uuid'), pid: vllmPid === undefined ? get('pid') : String(vllmPid), process_name: get('process_name'), used_gpu_memory: get('used_gpu_memory') };
   });
   const scenario = { helpText: readFileSync(join(fixtures, 'help-query-gpu.txt'), 'utf8'), gpus, apps };
   const path = join(dir, 'nvidia-smi');
@@ -124,8 +128,8 @@ function sumBy(expo, family, keyOf) {
 /** Runs the daemon at the default config against the emulator for `minutes` after `warmupS`. */
 export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {}, main = join(process.env.BENCH_DAEMON_DIST ?? join(REPO, 'dist'), 'main.js'), nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean), node = NODE, scrape = [] }) {
   const dir = mkdtempSync(join(tmpdir(), 'vllm-probe-footprint-'));
-  const fake = makeFakeNvidiaSmi(join(dir));
   const emu = await startEmulator({}, { execPath: node });
+  const fake = makeFakeNvidiaSmi(dir, { vllmPid: emu.pid });
   const port = await freePort();
   const configFile = join(dir, 'config.yaml');
   // `scrape`: lines under scrape: that a variant sets (e.g. engine_watch: false); nothing else differs.
@@ -251,7 +255,7 @@ const VARIANTS = [
   { key: 'nowatch', label: 'daemon as on Node ≥ 22.15 (`--v8-pool-size=1`) with `scrape.engine_watch: false`', opts: { arenaMax: '', nodeFlags: ['--v8-pool-size=1'], scrape: ['engine_watch: false'] } },
   { key: 'floor', label: 'floor: bare Node making the same requests (benchmarks/floor.mjs)', opts: { arenaMax: '', floor: true } },
 ];
-const DEFAULT_VARIANTS = ['default', 'pool1', 'arena2', 'floor'];
+const DEFAULT_VARIANTS = ['default', 'pool1', 'nowatch', 'arena2', 'floor'];
 
 /** The variants this run measures, in the table's order; an unknown key is an error, not a silent skip. */
 function selectedVariants() {

@@ -116,8 +116,8 @@ async function profileDaemon(dir, seconds) {
   const { writeFileSync, mkdirSync } = await import('node:fs');
   const work = join(dir, 'work');
   mkdirSync(work);
-  const fake = makeFakeNvidiaSmi(work);
   const emu = await startEmulator({}, { cpu: 1 });
+  const fake = makeFakeNvidiaSmi(work, { vllmPid: emu.pid });
   const port = await freePort();
   const cfg = join(work, 'config.yaml');
   writeFileSync(cfg, [`listen: 127.0.0.1:${port}`, 'target:', `  url: ${emu.url}`, 'gpu:', `  nvidia_smi_path: ${fake.path}`, ''].join('\n'));
