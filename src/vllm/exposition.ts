@@ -56,12 +56,13 @@ function q(text: string): string {
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const TYPES = new Set<FamilyType>(['counter', 'gauge', 'histogram', 'summary', 'untyped', 'info', 'stateset', 'gaugehistogram', 'unknown']);
-const SUFFIXES: Record<string, string[]> = {
-  histogram: ['_bucket', '_sum', '_count'],
-  gaugehistogram: ['_bucket', '_gsum', '_gcount'],
-  summary: ['_sum', '_count'],
-  counter: ['_total'],
-};
+/** The sample-name suffixes of each family type, in the order they are tried. */
+const SUFFIXES: ReadonlyArray<readonly [FamilyType, readonly string[]]> = [
+  ['histogram', ['_bucket', '_sum', '_count']],
+  ['gaugehistogram', ['_bucket', '_gsum', '_gcount']],
+  ['summary', ['_sum', '_count']],
+  ['counter', ['_total']],
+];
 
 /** Parses a sample value the way Prometheus does, including Go-style exponents. */
 export function parseValue(text: string): number | undefined {
@@ -82,22 +83,40 @@ function unescapeHelp(text: string): string {
   return text.replace(/\\(\\|n)/g, (_, c: string) => (c === 'n' ? '\n' : '\\'));
 }
 
-/** Parses `{a="x",b="y"}` starting at `pos` (on the `{`); returns labels and the index after `}`. */
-function parseLabels(line: string, pos: number, lineNo: number): [Record<string, string>, number] {
+/**
+ * Parses `{a="x",b="y"}` starting at `pos` (on the `{`); returns the labels, the index after
+ * `}`, and whether the text is already the sample's canonical key (sampleKey): names in order,
+ * no spaces, no trailing comma. Exporters write it that way.
+ */
+function parseLabels(line: string, pos: number, lineNo: number): [Record<string, string>, number, boolean] {
   const labels: Record<string, string> = {};
   let i = pos + 1;
+  let canonical = true;
+  let previous = '';
   for (;;) {
+    if (line[i] === ' ') canonical = false;
     while (line[i] === ' ') i++;
-    if (line[i] === '}') return [labels, i + 1];
+    if (line[i] === '}') return [labels, i + 1, canonical && previous !== '' && line[i - 1] !== ','];
     const eq = line.indexOf('=', i);
     if (eq < 0) throw new ExpositionError(lineNo, 'label without "="');
-    const name = line.slice(i, eq).trim();
+    const raw = line.slice(i, eq);
+    const name = raw.trim();
+    if (name.length !== raw.length || name <= previous) canonical = false;
+    previous = name;
     if (!LABEL_NAME.test(name)) throw new ExpositionError(lineNo, `invalid label name ${q(name)}`);
     if (name in labels) throw new ExpositionError(lineNo, `duplicate label ${q(name)}`);
     i = eq + 1;
     if (line[i] !== '"') throw new ExpositionError(lineNo, `label ${q(name)}: value must be quoted`);
     i++;
     let value = '';
+    // Most values have no escape: one slice. Adding up characters allocated a string per
+    // character, most of what a scrape allocates (and the GC then reclaims) every 15 s.
+    const close = line.indexOf('"', i);
+    const escape = line.indexOf('\\', i);
+    if (close >= 0 && (escape < 0 || escape > close)) {
+      value = line.slice(i, close);
+      i = close;
+    }
     for (;;) {
       const c = line[i];
       if (c === undefined) throw new ExpositionError(lineNo, `label ${q(name)}: unterminated value`);
@@ -115,10 +134,36 @@ function parseLabels(line: string, pos: number, lineNo: number): [Record<string,
     }
     labels[name] = value;
     i++; // closing quote
+    if (line[i] === ' ') canonical = false;
     while (line[i] === ' ') i++;
     if (line[i] === ',') i++;
     else if (line[i] !== '}') throw new ExpositionError(lineNo, `expected "," or "}" after label ${q(name)}`);
   }
+}
+
+/**
+ * A sample's label names in order. Exporters write them sorted or nearly so, and a line has a
+ * handful: an insertion sort in place, where Array#sort allocated a work area on every sample.
+ */
+function sortedKeys(labels: Record<string, string>): string[] {
+  const keys = Object.keys(labels);
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    for (; j >= 0 && keys[j]! > k; j--) keys[j + 1] = keys[j]!;
+    keys[j + 1] = k;
+  }
+  return keys;
+}
+
+/**
+ * A sample's identity, `name{a="x",b="y"}` with the names in order and the values escaped as
+ * the format does: the text a tidy exporter writes, which is then used as it stands.
+ */
+function sampleKey(name: string, labels: Record<string, string>): string {
+  const keys = sortedKeys(labels);
+  if (keys.length === 0) return name;
+  return `${name}{${keys.map((k) => `${k}="${labels[k]!.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`).join(',')}}`;
 }
 
 /** Parses one exposition. Throws ExpositionError on the first malformed line. */
@@ -155,7 +200,7 @@ function lineParser(): { families: Exposition; line(raw: string, idx: number): v
   const familyOf = (sampleName: string): Family => {
     let name = sampleName;
     if (!declared.has(sampleName)) {
-      for (const [type, suffixes] of Object.entries(SUFFIXES)) {
+      for (const [type, suffixes] of SUFFIXES) {
         const suffix = suffixes.find((s) => sampleName.endsWith(s));
         if (suffix) {
           const base = sampleName.slice(0, -suffix.length);
@@ -200,7 +245,8 @@ function lineParser(): { families: Exposition; line(raw: string, idx: number): v
     const name = line.slice(0, i);
     if (!NAME.test(name)) throw new ExpositionError(lineNo, `invalid metric name ${q(name)}`);
     let labels: Record<string, string> = {};
-    if (line[i] === '{') [labels, i] = parseLabels(line, i, lineNo);
+    let canonical = true;
+    if (line[i] === '{') [labels, i, canonical] = parseLabels(line, i, lineNo);
     // OpenMetrics: an exemplar (` # {trace_id="…"} 1.0`) may follow the value; it is not data.
     let tail = line.slice(i);
     const exemplar = tail.indexOf(' # ');
@@ -211,7 +257,9 @@ function lineParser(): { families: Exposition; line(raw: string, idx: number): v
     if (value === undefined) throw new ExpositionError(lineNo, `invalid value ${q(rest[0]!)} for ${q(name)}`);
     // 0.0.4 timestamps are integer milliseconds; OpenMetrics ones are (fractional) seconds.
     if (rest[1] !== undefined && !/^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(rest[1])) throw new ExpositionError(lineNo, `invalid timestamp ${q(rest[1])}`);
-    const key = `${name}${JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))}`;
+    // The sample's identity whatever its labels' order or spacing: a slice of the line as
+    // written when that is already canonical (no string built per sample), else built.
+    const key = canonical ? line.slice(0, i) : sampleKey(name, labels);
     if (seen.has(key)) throw new ExpositionError(lineNo, `duplicate sample ${oneLine(`${name}${Object.keys(labels).length ? `{${Object.entries(labels).map(([k, v]) => `${k}="${v.slice(0, QUOTE_MAX_CHARS)}"`).join(',')}}` : ''}`, QUOTE_MAX_CHARS)}`);
     seen.add(key);
     familyOf(name).samples.push({ name, labels, value });

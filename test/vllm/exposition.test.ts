@@ -88,6 +88,24 @@ describe('hostile expositions', () => {
     expect(() => parseExposition(text)).toThrowError(/^line 3: duplicate sample vllm:num_requests_running\{engine="0"\}/);
   });
 
+  test('the same sample written another way is still a duplicate; samples that only look alike are not', async () => {
+    const { parseExposition } = await import('../../src/vllm/exposition.js');
+    const twice = (a: string, b: string) => () => parseExposition(`# TYPE m gauge\n${a} 1\n${b} 2\n`);
+    for (const [a, b] of [
+      ['m{engine="0",model="x"}', 'm{model="x",engine="0"}'], // label order
+      ['m{engine="0",model="x"}', 'm{engine="0", model="x"}'], // spacing
+      ['m{engine="0",model="x"}', 'm{engine="0",model="x",}'], // trailing comma
+      ['m', 'm{}'], // no labels, written two ways
+      ['m{q="a\\"b"}', 'm{ q="a\\"b"}'], // an escaped quote, tidy and not
+    ]) {
+      expect(twice(a, b), `${a} then ${b}`).toThrowError(/^line 3: duplicate sample m/);
+      expect(twice(b, a), `${b} then ${a}`).toThrowError(/^line 3: duplicate sample m/);
+    }
+    // A value holding what looks like a second label is one label.
+    const two = parseExposition('# TYPE m gauge\nm{a="1",b="2"} 1\nm{a="1\\",b=\\"2"} 2\nm{b="2",a="1\\",b=\\"2"} 3\n');
+    expect(two.get('m')!.samples.map((x) => x.labels)).toEqual([{ a: '1', b: '2' }, { a: '1",b="2' }, { b: '2', a: '1",b="2' }]);
+  });
+
   test('a big valid body is parsed without holding the event loop', async () => {
     const { parseExpositionAsync } = await import('../../src/vllm/exposition.js');
     const lines = ['# TYPE vllm:x gauge', ...Array.from({ length: 200_000 }, (_, i) => `vllm:x{i="${i}"} ${i}`)];
