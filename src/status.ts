@@ -192,8 +192,13 @@ export class StatusBoard {
     this.judging = true;
     queueMicrotask(() => {
       this.judging = false;
-      this.report();
-      for (const listener of this.listeners) listener();
+      try {
+        this.report();
+        for (const listener of this.listeners) listener();
+      } catch {
+        // Nobody waits on this judgement to catch a bug in it, and an uncaught throw here would
+        // end the daemon: the next /status request judges again and answers with the error.
+      }
     });
   }
   private judging = false;

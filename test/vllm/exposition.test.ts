@@ -91,13 +91,14 @@ describe('hostile expositions', () => {
   test('the same sample written another way is still a duplicate; samples that only look alike are not', async () => {
     const { parseExposition } = await import('../../src/vllm/exposition.js');
     const twice = (a: string, b: string) => () => parseExposition(`# TYPE m gauge\n${a} 1\n${b} 2\n`);
-    for (const [a, b] of [
+    const writtenTwice: Array<[string, string]> = [
       ['m{engine="0",model="x"}', 'm{model="x",engine="0"}'], // label order
       ['m{engine="0",model="x"}', 'm{engine="0", model="x"}'], // spacing
       ['m{engine="0",model="x"}', 'm{engine="0",model="x",}'], // trailing comma
       ['m', 'm{}'], // no labels, written two ways
       ['m{q="a\\"b"}', 'm{ q="a\\"b"}'], // an escaped quote, tidy and not
-    ]) {
+    ];
+    for (const [a, b] of writtenTwice) {
       expect(twice(a, b), `${a} then ${b}`).toThrowError(/^line 3: duplicate sample m/);
       expect(twice(b, a), `${b} then ${a}`).toThrowError(/^line 3: duplicate sample m/);
     }
