@@ -146,6 +146,8 @@ export class StatusBoard {
   /** Checks judged elsewhere and shown here: a central daemon's targets. */
   private readonly included: Array<() => TargetCheck[]> = [];
   private readonly listeners: Array<() => void> = [];
+  /** A judgement is queued (changed()): later changes in the same burst ride on it. */
+  private judging = false;
 
   constructor(
     private readonly config: Config,
@@ -201,7 +203,6 @@ export class StatusBoard {
       }
     });
   }
-  private judging = false;
 
   /** Called after every change of a check (a board that includes this one re-judges its verdict). */
   onChange(listener: () => void): void {
