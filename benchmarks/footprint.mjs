@@ -13,7 +13,7 @@
  * /readyz (start-up, first probe and calibration) are excluded from the steady-state figures.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, existsSync } from 'node:fs';
+import { chmodSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, closeSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -31,6 +31,38 @@ const NODE = process.env.BENCH_NODE || process.execPath;
 const nodeVersion = () => execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim();
 
 export const title = `3. Daemon footprint (default config, ${process.argv.includes('--quick') ? 1 : Number(process.env.BENCH_FOOTPRINT_MINUTES ?? DEFAULT_MINUTES)} min; variants and the bare-Node floor side by side)`;
+
+/**
+ * The daemon's /proc sample, with the CPU of its engine watch's pidfd helper (a perl child,
+ * src/host/process-exits.ts) added to its own: the helper does the daemon's work. Its RSS is
+ * kept apart (`helperRss`).
+ */
+function daemonSample(pid) {
+  const own = procSample(pid);
+  let helperCpuS = 0;
+  let helperRss = 0;
+  for (const child of childrenOf(pid)) {
+    try {
+      if (readFileSync(`/proc/${child}/comm`, 'utf8').trim() !== 'perl') continue;
+      const s = procSample(child);
+      helperCpuS += s.cpuS;
+      helperRss += s.rss;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return { ...own, cpuS: own.cpuS + helperCpuS, helperCpuS, helperRss };
+}
+
+function childrenOf(pid) {
+  const pids = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) pids.push(...readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+  } catch {
+    // the daemon exited meanwhile
+  }
+  return pids;
+}
 
 /**
  * A fake nvidia-smi (test/helpers/fake-nvidia-smi.cjs) answering with the H100 capture under
@@ -126,8 +158,9 @@ function sumBy(expo, family, keyOf) {
 }
 
 /** Runs the daemon at the default config against the emulator for `minutes` after `warmupS`. */
-export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {}, main = join(process.env.BENCH_DAEMON_DIST ?? join(REPO, 'dist'), 'main.js'), nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean), node = NODE, scrape = [] }) {
+export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.env.MALLOC_ARENA_MAX ?? '2', floor = false, env = {}, main = join(process.env.BENCH_DAEMON_DIST ?? join(REPO, 'dist'), 'main.js'), nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean), node = NODE, scrape = [], noPerl = false }) {
   const dir = mkdtempSync(join(tmpdir(), 'vllm-probe-footprint-'));
+  if (noPerl) env = { ...env, PATH: `${noPerlDir(dir)}:${process.env.PATH}` };
   const emu = await startEmulator({}, { execPath: node });
   const fake = makeFakeNvidiaSmi(dir, { vllmPid: emu.pid });
   const port = await freePort();
@@ -159,16 +192,16 @@ export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.
       await sleep(200);
     }
     const readyS = (performance.now() - tStart) / 1000;
-    const startup = procSample(daemon.pid);
+    const startup = daemonSample(daemon.pid);
     await sleep(warmupS * 1000);
     const metricsBefore = floor ? new Map() : parseExposition(await metricsOf(`${base}/metrics`));
     const t0 = performance.now();
     const endAt = t0 + minutes * 60_000;
-    samples.push(procSample(daemon.pid));
+    samples.push(daemonSample(daemon.pid));
     let lastLog = t0;
     while (performance.now() < endAt) {
       await sleep(Math.min(5000, Math.max(0, endAt - performance.now())));
-      samples.push(procSample(daemon.pid));
+      samples.push(daemonSample(daemon.pid));
       if (performance.now() - lastLog >= 60_000) {
         lastLog = performance.now();
         const s = samples[samples.length - 1];
@@ -206,6 +239,8 @@ export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.
       windowMin,
       cpuPct: cpuPct(first, last),
       childCpuPct: cpuPct(first, last, 'childCpuS'),
+      helperCpuPct: cpuPct(first, last, 'helperCpuS'),
+      helperRssMax: max(samples.map((s) => s.helperRss / 2 ** 20)),
       perMin,
       rssMax: max(rssMB),
       rssMedian: median(rssMB),
@@ -241,6 +276,13 @@ export async function measureDaemon({ minutes, warmupS, log, arenaMax = process.
   return result;
 }
 
+/** `dir`, with a `perl` in it that fails at once: first on PATH, it leaves the engine watch polling. */
+function noPerlDir(dir) {
+  writeFileSync(join(dir, 'perl'), '#!/bin/sh\necho "perl: not here (benchmarks/footprint.mjs, poll variant)" >&2\nexit 127\n');
+  chmodSync(join(dir, 'perl'), 0o755);
+  return dir;
+}
+
 /**
  * The variants that can run side by side (same minutes, same machine load), each `instances`
  * times. BENCH_FOOTPRINT_VARIANTS picks some (comma-separated keys); DEFAULT_VARIANTS otherwise.
@@ -253,6 +295,9 @@ const VARIANTS = [
   { key: 'arena2', label: 'daemon, MALLOC_ARENA_MAX=2', opts: { arenaMax: '2' } },
   { key: 'image', label: 'daemon as the container image runs it (`--v8-pool-size=1`, MALLOC_ARENA_MAX=2)', opts: { arenaMax: '2', nodeFlags: ['--v8-pool-size=1'] } },
   { key: 'nowatch', label: 'daemon as on Node ≥ 22.15 (`--v8-pool-size=1`) with `scrape.engine_watch: false`', opts: { arenaMax: '', nodeFlags: ['--v8-pool-size=1'], scrape: ['engine_watch: false'] } },
+  // The engine watch as it runs where its pidfd helper cannot (no perl, a kernel without
+  // pidfd_open): a `perl` that fails comes first on PATH, and the watch polls every 100 ms.
+  { key: 'poll', label: 'daemon as on Node ≥ 22.15 (`--v8-pool-size=1`), the engine watch polling (no perl on PATH)', opts: { arenaMax: '', nodeFlags: ['--v8-pool-size=1'], noPerl: true } },
   { key: 'floor', label: 'floor: bare Node making the same requests (benchmarks/floor.mjs)', opts: { arenaMax: '', floor: true } },
 ];
 const DEFAULT_VARIANTS = ['default', 'pool1', 'nowatch', 'arena2', 'floor'];
@@ -324,6 +369,7 @@ export async function run(ctx) {
       [
         ['CPU per 1-min window, median (min–max)', `${fmt(median(r.perMin), 3)} (${fmt(min(r.perMin), 3)}–${fmt(max(r.perMin), 3)}, n=${r.perMin.length})`],
         ['CPU of its nvidia-smi children (the fake is a Node script; not the daemon\'s own)', fmt(r.childCpuPct, 3)],
+        ['its engine watch\'s pidfd helper (perl): CPU (included in the daemon\'s), RSS max (MB; not included)', `${fmt(r.helperCpuPct, 3)}, ${fmt(r.helperRssMax, 1)}`],
         ['VmHWM, peak RSS since start (MB)', fmt(r.hwmMB, 1)],
         ['V8 heap used max / median, heap total max (MB)', `${fmt(r.heapUsedMax, 1)} / ${fmt(r.heapUsedMedian, 1)}, ${fmt(r.heapTotalMax, 1)}`],
         ['RSS split: anonymous (private) median, file-backed median (MB)', `${fmt(r.anonMedian, 1)}, ${fmt(r.fileMedian, 1)}`],

@@ -96,7 +96,15 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
   const client = target.client(apiKey ? { apiKey } : {});
   // The engine's exit while the API server still listens is the crash (src/host/engine-watch.ts).
   const watchEvery = config.scrape.engine_watch;
-  const engineWatch = watchEvery === false ? undefined : new EngineWatch({ targetUrl: config.target.url, intervalMs: watchEvery * 1000, onEngineExit: (words, at) => status.evidence.engineExited(at, words) });
+  const engineWatch =
+    watchEvery === false
+      ? undefined
+      : new EngineWatch({
+          targetUrl: config.target.url,
+          intervalMs: watchEvery * 1000,
+          onEngineExit: (words, at) => status.evidence.engineExited(at, words),
+          onPolling: (reason) => log.warn({ reason }, `engine watch: cannot hold pidfds for vLLM's processes, reading their liveness every ${watchEvery * 1000} ms instead (scrape.engine_watch)`),
+        });
   if (engineWatch) signal.addEventListener('abort', () => engineWatch.stop(), { once: true });
   let everSeen = false;
   let lastMatched: readonly ProcSample[] = [];

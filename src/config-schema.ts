@@ -289,10 +289,12 @@ const configSchema = z.strictObject({
       /** Scrapes with requests in flight and no generated tokens before the engine counts as wedged. */
       wedge_scrapes: z.number().int().min(2).default(4),
       /**
-       * How often vLLM's processes on this host are checked for an engine that died under a live
-       * API server (src/host/engine-watch.ts), or `false`: no check, and a crash the scrape
-       * misses reads as `down`. The API server outlives a dead engine 0.3 s on the CPU build and
-       * 1.4 s on an H100, so anything slower than 150 ms may miss the CPU build's crashes.
+       * Whether vLLM's processes on this host are followed for an engine that dies under a live
+       * API server (src/host/engine-watch.ts): learnt the moment it happens through pidfds, or,
+       * where those cannot be held, by reading liveness this often. `false`: not followed, and a
+       * crash the scrape misses reads as `down`. The API server outlives a dead engine 0.3 s on
+       * the CPU build and 1.4 s on an H100, so polling slower than 150 ms may miss the CPU
+       * build's crashes.
        */
       engine_watch: engineWatch.default(0.1),
     })

@@ -8,6 +8,7 @@ import { loadConfig } from '../src/config.js';
 import { OUTCOMES } from '../src/metrics.js';
 import { sample, startDaemon, startEmulator, testConfig, waitFor, type RunningDaemon } from './helpers/daemon.js';
 import { createFakeNvidiaSmi, h100Scenario } from './helpers/fake-nvidia-smi.js';
+import { pidfdHolders } from './helpers/pidfd.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -258,17 +259,8 @@ describe('the engine watch (scrape.engine_watch)', () => {
     const port = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
     return { url: `http://127.0.0.1:${port}`, pid: child.pid! };
   }
-  /** Whether this process (the in-process daemon) holds /proc/<pid>/stat open: the watch's liveness file. */
-  const watching = async (pid: number) => {
-    const { readdirSync, readlinkSync } = await import('node:fs');
-    return readdirSync('/proc/self/fd').some((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`) === `/proc/${pid}/stat`;
-      } catch {
-        return false;
-      }
-    });
-  };
+  /** Whether a pidfd for `pid` is held (by the watch's helper, a child of the in-process daemon). */
+  const watching = async (pid: number) => pidfdHolders(pid).length > 0;
 
   test('follows the vLLM processes the collector found, and not when set to false (Linux)', async () => {
     if (process.platform !== 'linux') return;
@@ -281,7 +273,7 @@ describe('the engine watch (scrape.engine_watch)', () => {
     const unwatched = await daemonAgainst(off.url, { scrape: { engine_watch: false } });
     // The collector has matched the process (so the watch would have been told) …
     expect(await waitFor(async () => sample(await unwatched.metrics(), 'vllm_probe_vllm_processes') === 1, 8000)).toBe(true);
-    // … and nothing follows it (a watch would have opened the file within its first 100 ms).
+    // … and nothing follows it (a watch would have held its pidfd within a second).
     expect(await waitFor(() => watching(off.pid), 1500)).toBe(false);
   });
 });

@@ -1,14 +1,101 @@
 /**
  * The engine watch tells a crash (the engine exits while the API server still listens) from a
- * stop (the listening socket closes first), on real processes for liveness.
+ * stop (the listening socket closes first), on real processes: exits learnt through pidfds held
+ * by the perl helper, or by polling where the helper cannot run.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { EngineWatch, ProcessLiveness } from '../../src/host/engine-watch.js';
+import { EngineWatch } from '../../src/host/engine-watch.js';
+import { ProcessLiveness } from '../../src/host/process-exits.js';
 import { waitFor } from '../helpers/daemon.js';
+import { pidfdHolders } from '../helpers/pidfd.js';
+
+/** A child that leaves a zombie: its own child exits when told, and it never reaps it. */
+async function zombieMaker(): Promise<{ parent: ReturnType<typeof spawn>; child: number; end: () => void }> {
+  // The background shell reads the parent's input through another descriptor (sh gives a
+  // background job /dev/null for its standard input, even `<&0`) and exits on the first line;
+  // the parent becomes a sleep that never waits for it.
+  const parent = spawn('sh', ['-c', 'exec 3<&0; read line <&3 & echo $!; exec sleep 60'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const child = await new Promise<number>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  return { parent, child, end: () => parent.kill('SIGKILL') };
+}
+
+const stateOf = (pid: number) => /\) (\S) /.exec(readFileSync(`/proc/${pid}/stat`, 'latin1'))?.[1];
 
 describe('engine watch', () => {
+  test('an exit is learnt through the pidfd the helper holds, with no polling', async () => {
+    const engine = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const exits: string[] = [];
+    const polling: string[] = [];
+    // A poll would come only after a minute: a report within seconds is the pidfd's.
+    const watch = new EngineWatch({ targetUrl: 'http://127.0.0.1:8000', onEngineExit: (w) => exits.push(w), onPolling: (r) => polling.push(r), intervalMs: 60_000, listener: () => process.pid, confirmMs: 0 });
+    watch.follow([
+      { pid: process.pid, comm: 'node' },
+      { pid: engine.pid!, comm: 'VLLM::EngineCor' },
+    ]);
+    expect(await waitFor(async () => pidfdHolders(engine.pid!).length === 1, 5000)).toBe(true);
+    const [helper] = pidfdHolders(engine.pid!);
+    expect(pidfdHolders(process.pid)).toEqual([helper]);
+    engine.kill('SIGKILL');
+    expect(await waitFor(async () => exits.length > 0, 5000)).toBe(true);
+    expect(exits).toEqual([`vLLM process ${engine.pid} (VLLM::EngineCor) exited while the API server (pid ${process.pid}) still listened`]);
+    expect(polling).toEqual([]);
+    // Stopping ends the helper's input, as the daemon's death would: it exits and holds nothing.
+    watch.stop();
+    expect(await waitFor(async () => pidfdHolders(process.pid).length === 0, 5000)).toBe(true);
+    expect(await waitFor(async () => { try { return stateOf(helper!) === 'Z'; } catch { return true; } }, 5000)).toBe(true);
+  });
+
+  test('an engine that exited but is not reaped yet (a zombie) has exited', async () => {
+    const zombie = await zombieMaker();
+    try {
+      const exits: string[] = [];
+      const watch = new EngineWatch({ targetUrl: 'http://127.0.0.1:8000', onEngineExit: (w) => exits.push(w), intervalMs: 60_000, listener: () => process.pid, confirmMs: 0 });
+      watch.follow([
+        { pid: process.pid, comm: 'node' },
+        { pid: zombie.child, comm: 'VLLM::EngineCor' },
+      ]);
+      expect(await waitFor(async () => pidfdHolders(zombie.child).length === 1, 5000)).toBe(true);
+      zombie.parent.stdin!.write('now\n');
+      expect(await waitFor(async () => exits.length > 0, 5000)).toBe(true);
+      expect(stateOf(zombie.child)).toBe('Z');
+      expect(exits[0]).toContain(`vLLM process ${zombie.child} `);
+      watch.stop();
+    } finally {
+      zombie.end();
+    }
+  });
+
+  test.each([
+    ['perl cannot be started', '/nonexistent/perl', /^cannot start \/nonexistent\/perl: .*ENOENT/],
+    ['the kernel refuses pidfd_open', 'refuses', /^pidfd_open failed \(errno 38\)$/],
+    ['the helper dies', 'dies', /^the helper exited \(status 1\): gone$/],
+  ])('where %s, the watch says why and polls instead', async (_, perl, reason) => {
+    const dir = mkdtempSync(join(tmpdir(), 'vllm-probe-perl-'));
+    const scripts: Record<string, string> = { refuses: 'read line; echo unsupported 38; exit 3', dies: 'echo gone >&2; exit 1' };
+    const command = scripts[perl] ? join(dir, perl) : perl;
+    if (scripts[perl]) writeFileSync(command, `#!/bin/sh\n${scripts[perl]}\n`, { mode: 0o755 });
+    const engine = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const exits: string[] = [];
+    const polling: string[] = [];
+    const watch = new EngineWatch({ targetUrl: 'http://127.0.0.1:8000', onEngineExit: (w) => exits.push(w), onPolling: (r) => polling.push(r), intervalMs: 20, listener: () => process.pid, confirmMs: 0, exits: { perl: command } });
+    watch.follow([
+      { pid: process.pid, comm: 'node' },
+      { pid: engine.pid!, comm: 'VLLM::EngineCor' },
+    ]);
+    expect(await waitFor(async () => polling.length > 0, 5000)).toBe(true);
+    expect(polling).toHaveLength(1);
+    expect(polling[0]).toMatch(reason);
+    engine.kill('SIGKILL');
+    expect(await waitFor(async () => exits.length > 0, 5000)).toBe(true);
+    expect(exits[0]).toContain(`vLLM process ${engine.pid} `);
+    watch.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test('an engine process that exits while the API server listens is reported once, with both pids', async () => {
     const engine = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
     const exits: string[] = [];
@@ -70,7 +157,7 @@ describe('engine watch', () => {
     expect(exits).toEqual([]);
   });
 
-  test('the watch holds one /proc file per followed process and lets go of it when the process exits or the watch stops', async () => {
+  test('polling holds one /proc file per followed process and lets go of it when the process exits or the watch stops', async () => {
     const statFilesOpen = (pid: number) =>
       readdirSync('/proc/self/fd').filter((fd) => {
         try {
@@ -81,7 +168,7 @@ describe('engine watch', () => {
       }).length;
     const engine = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
     const exits: string[] = [];
-    const watch = new EngineWatch({ targetUrl: 'http://127.0.0.1:8000', onEngineExit: (w) => exits.push(w), intervalMs: 20, listener: () => process.pid, confirmMs: 0 });
+    const watch = new EngineWatch({ targetUrl: 'http://127.0.0.1:8000', onEngineExit: (w) => exits.push(w), intervalMs: 20, listener: () => process.pid, confirmMs: 0, exits: 'poll' });
     watch.follow([
       { pid: process.pid, comm: 'node' },
       { pid: engine.pid!, comm: 'VLLM::EngineCor' },
