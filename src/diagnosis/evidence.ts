@@ -84,6 +84,8 @@ const HEALTH_KEPT = 8;
 /** A TTFT probe that ended this close before a restart was marked ran on the new process. */
 const COLD_SLACK_MS = 2000;
 const PROBES_KEPT = 6;
+/** Signs of one engine death arrive within the API server's last seconds (1.4 s on an H100). */
+const SAME_DEATH_MS = 10_000;
 const PROCESSES_KEPT = 4;
 const SCRAPES_MAX = 64;
 
@@ -140,7 +142,7 @@ export class Evidence {
     this.answered(o.at, o.status !== undefined);
     if (o.status === 200) this.lastServingAt = o.at;
     // vLLM answers /health 503 only once its engine is dead (it is not listening while it loads).
-    else if (o.status !== undefined && o.status >= 500 && previous?.status === 200) this.engineDeath = { at: o.at, words: `/health answered HTTP ${o.status} after 200` };
+    else if (o.status !== undefined && o.status >= 500 && previous?.status === 200) this.died(o.at, `/health answered HTTP ${o.status} after 200`);
     this.onRecord();
   }
 
@@ -159,7 +161,7 @@ export class Evidence {
     if (o.kind === 'ttft' && o.success && o.ttftSeconds !== undefined && this.restartSeen && o.at >= this.restartSeen.at - COLD_SLACK_MS && this.coldTtftSeconds === undefined) this.coldTtftSeconds = o.ttftSeconds;
     if (!o.success && o.status !== undefined && o.status >= 500 && ENGINE_DEAD.test(o.detail ?? '')) {
       const detail = (o.detail ?? '').replace(new RegExp(`^HTTP ${o.status}:\\s*`), '');
-      this.engineDeath = { at: o.at, words: `a ${o.kind} request got HTTP ${o.status}: ${detail}` };
+      this.died(o.at, `a ${o.kind} request got HTTP ${o.status}: ${detail}`);
     }
     this.onRecord();
   }
@@ -189,8 +191,19 @@ export class Evidence {
 
   /** An engine process exited while the API server still listened (src/host/engine-watch.ts). */
   engineExited(at: number, words: string): void {
-    this.engineDeath = { at, words };
+    this.died(at, words);
     this.onRecord();
+  }
+
+  /**
+   * One death is told by its first sign: the engine watch hears the exit within milliseconds,
+   * a request in flight gets its HTTP 500 and /health its 503 a moment later. Those later signs
+   * (within SAME_DEATH_MS, with nothing served in between) keep the first one's time and words.
+   */
+  private died(at: number, words: string): void {
+    const first = this.engineDeath;
+    if (first && first.at <= at && at - first.at <= SAME_DEATH_MS && first.at >= (this.lastInferenceAt ?? 0)) return;
+    this.engineDeath = { at, words };
   }
 
   wedge(signatures: WedgeSignatureSeen[], at = Date.now()): void {

@@ -112,6 +112,20 @@ const CASES: Case[] = [
     line: /^vLLM's engine died at 11:59:50: vLLM process 4242 \(VLLM::EngineCor\) exited while the API server/,
   },
   {
+    // CPU vLLM with a probe in flight: the watch hears the engine's exit within milliseconds
+    // but confirms it 150 ms later, after the probe's HTTP 500 (a later sign) was recorded.
+    name: 'one death, two signs: the first names it, in whatever order they are recorded',
+    record: (e) => {
+      ok(e, T0 - 20_000);
+      e.probe({ at: T0 - 9_700, startedAt: T0 - 10_500, kind: 'ttft', success: false, outcome: 'http_5xx', status: 500, detail: 'HTTP 500: EngineCore encountered an issue. See stack trace (above) for the root cause.' });
+      e.engineExited(T0 - 9_950, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+      e.health({ at: T0 - 9_500, status: 503 });
+      e.probe({ at: T0 - 100, startedAt: T0 - 110, kind: 'ttft', success: false, outcome: 'connect_error', detail: 'connection refused', failure: 'refused' });
+    },
+    state: 'crashed',
+    line: /^vLLM's engine died at 11:59:50: vLLM process 4242 \(VLLM::EngineCor\) exited while the API server/,
+  },
+  {
     name: 'engine crash seen by the process watch before anything was asked again',
     record: (e) => {
       ok(e, T0 - 10_000);
