@@ -103,7 +103,7 @@ export function startRuntime(config: Config, log: Logger, parentSignal: AbortSig
           targetUrl: config.target.url,
           intervalMs: watchEvery * 1000,
           onEngineExit: (words, at) => status.evidence.engineExited(at, words),
-          onPolling: (reason) => log.warn({ reason }, `engine watch: cannot hold pidfds for vLLM's processes, reading their liveness every ${watchEvery * 1000} ms instead (scrape.engine_watch)`),
+          onPolling: (reason) => log.warn({ reason }, `engine watch: cannot hold pidfds for vLLM's processes, reading their liveness every ${Math.round(watchEvery * 1000)} ms instead (scrape.engine_watch)`),
         });
   if (engineWatch) signal.addEventListener('abort', () => engineWatch.stop(), { once: true });
   let everSeen = false;

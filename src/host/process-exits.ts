@@ -189,7 +189,8 @@ export class PidfdExits implements ExitSource {
   }
 
   private start(): ChildProcessByStdio<Writable, Readable, Readable> {
-    const helper = spawn(this.perl, ['-e', PIDFD_HELPER], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Only PATH: the daemon's environment may hold vLLM's API key, and the helper needs nothing.
+    const helper = spawn(this.perl, ['-e', PIDFD_HELPER], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
     let line = '';
     let stderr = '';
     helper.stdout.setEncoding('latin1');

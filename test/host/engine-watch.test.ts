@@ -39,6 +39,8 @@ describe('engine watch', () => {
     expect(await waitFor(async () => pidfdHolders(engine.pid!).length === 1, 5000)).toBe(true);
     const [helper] = pidfdHolders(engine.pid!);
     expect(pidfdHolders(process.pid)).toEqual([helper]);
+    // The daemon's environment (which may hold vLLM's API key) is not the helper's.
+    expect(readFileSync(`/proc/${helper}/environ`, 'latin1').split('\0').filter(Boolean)).toEqual([`PATH=${process.env.PATH}`]);
     engine.kill('SIGKILL');
     expect(await waitFor(async () => exits.length > 0, 5000)).toBe(true);
     expect(exits).toEqual([`vLLM process ${engine.pid} (VLLM::EngineCor) exited while the API server (pid ${process.pid}) still listened`]);
