@@ -104,10 +104,13 @@ test('a wedged target (/health 200, headers but no token) is named as wedged or 
 
 test('a stopped target turns its probe_success to 0 while the others stay 1, and /status names it first', async () => {
   await b.close();
+  // A probe in flight when the port closed fails otherwise (its connection is reset); the
+  // next ones are refused.
   const text = await waitFor(async () => {
     const t = await daemon.metrics();
-    return sample(t, 'vllm_probe_probe_success', { target: b.url, probe: 'ttft' }) === 0 ? t : '';
-  }, 10_000);
+    const refused = sample(t, 'vllm_probe_requests_total', { target: b.url, probe: 'ttft', outcome: 'connect_error' }) ?? 0;
+    return sample(t, 'vllm_probe_probe_success', { target: b.url, probe: 'ttft' }) === 0 && refused >= 1 ? t : '';
+  }, 15_000);
   expect(sample(text, 'vllm_probe_requests_total', { target: b.url, probe: 'ttft', outcome: 'connect_error' })).toBeGreaterThanOrEqual(1);
   expect(sample(text, 'vllm_probe_probe_success', { target: a.url, probe: 'ttft' })).toBe(1);
   // The daemon's verdict gauge follows its targets without anyone asking /status.
