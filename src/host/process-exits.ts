@@ -106,7 +106,8 @@ export class PolledExits implements ExitSource {
 /**
  * The helper. Input: lines, each the whole set of pids to follow. Output: `exit PID` when a
  * followed process has exited (or was gone already), `unsupported ERRNO` before it gives up
- * (pidfd_open refused: ENOSYS on kernels before 5.3, EPERM under some seccomp profiles). End of
+ * (pidfd_open refused: ENOSYS on kernels before 5.3, EPERM under some seccomp profiles), or
+ * `unsupported fdopen` / `unsupported select` where perl itself fails at the pidfd. End of
  * input (the daemon closed the pipe, or died) ends it. 434 is pidfd_open on every Linux
  * architecture (the syscall table is shared from 424 on); 3 is ESRCH, 4 EINTR.
  */
@@ -234,8 +235,10 @@ export class PidfdExits implements ExitSource {
       this.onExit([pid]);
       return;
     }
-    const refused = /^unsupported (\S+)$/.exec(line);
-    this.giveUp(refused ? `pidfd_open failed (errno ${refused[1]})` : 'the helper wrote something else than its lines');
+    const refused = /^unsupported (?:(\d+)|(fdopen|select))$/.exec(line);
+    if (refused?.[1]) this.giveUp(`pidfd_open failed (errno ${refused[1]})`);
+    else if (refused?.[2]) this.giveUp(`the helper's ${refused[2]} failed`);
+    else this.giveUp('the helper wrote something else than its lines');
   }
 
   private giveUp(reason: string): void {

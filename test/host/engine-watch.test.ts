@@ -75,9 +75,16 @@ describe('engine watch', () => {
     ['perl cannot be started', '/nonexistent/perl', /^cannot start \/nonexistent\/perl: .*ENOENT/],
     ['the kernel refuses pidfd_open', 'refuses', /^pidfd_open failed \(errno 38\)$/],
     ['the helper dies', 'dies', /^the helper exited \(status 1\): gone$/],
+    ['perl cannot wait on the pidfd', 'noselect', /^the helper's select failed$/],
+    ['the helper says something else', 'garbles', /^the helper wrote something else than its lines$/],
   ])('where %s, the watch says why and polls instead', async (_, perl, reason) => {
     const dir = mkdtempSync(join(tmpdir(), 'vllm-probe-perl-'));
-    const scripts: Record<string, string> = { refuses: 'read line; echo unsupported 38; exit 3', dies: 'echo gone >&2; exit 1' };
+    const scripts: Record<string, string> = {
+      refuses: 'read line; echo unsupported 38; exit 3',
+      dies: 'echo gone >&2; exit 1',
+      noselect: 'read line; echo unsupported select; exit 3',
+      garbles: 'read line; echo hello; exec sleep 60',
+    };
     const command = scripts[perl] ? join(dir, perl) : perl;
     if (scripts[perl]) writeFileSync(command, `#!/bin/sh\n${scripts[perl]}\n`, { mode: 0o755 });
     const engine = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
