@@ -7,6 +7,9 @@
 /** The cap for any reason shown in /status or logged as a detail. */
 export const REASON_MAX_CHARS = 300;
 
+/** The first line of /status?format=text (`STATE: CAUSE (since HH:MM:SS)`) is at most this long. */
+export const HEADLINE_MAX = 200;
+
 /** One line: CR/LF/TAB and other control characters escaped, capped at `max` characters. */
 export function oneLine(text: string, max = REASON_MAX_CHARS): string {
   // Cut first (on a long input the escape pass is then cheap), then escape, then cut again.

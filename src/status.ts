@@ -16,7 +16,7 @@ import { diagnose, type Diagnosis, type DiagnosisSettings } from './diagnosis/di
 import { connectFailure, Evidence } from './diagnosis/evidence.js';
 import { STATE_NAMES, STATES, type State, type Verdict } from './diagnosis/states.js';
 import type { Metrics } from './metrics.js';
-import { oneLine, redactUrl } from './reason.js';
+import { HEADLINE_MAX, oneLine, redactUrl } from './reason.js';
 import { percentile } from './stats.js';
 
 export type { State, Verdict };
@@ -63,9 +63,6 @@ export interface StatusReport {
   generated_at: string;
   checks: Check[];
 }
-
-/** The first line of /status?format=text is at most this long. */
-export const HEADLINE_MAX = 200;
 
 /**
  * Checks the diagnosis judges itself (probe lines, engine progress, KV, overload) or that

@@ -85,7 +85,7 @@ export class EngineWatch {
     const at = Date.now();
     const confirm = () => {
       if (this.listener(this.options.targetUrl) !== server) return; // it was stopping: not a crash
-      for (const p of gone) this.options.onEngineExit(`vLLM process ${p.pid} (${p.comm}) exited while the API server (pid ${server}) still listened`, at);
+      for (const p of gone) this.options.onEngineExit(`vLLM process ${p.pid} (${p.comm}) exited, API server ${server} still up`, at);
     };
     const wait = this.options.confirmMs ?? 150;
     if (wait <= 0) confirm();

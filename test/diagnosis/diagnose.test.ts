@@ -11,7 +11,8 @@ import { diagnose, type DiagnosisSettings } from '../../src/diagnosis/diagnose.j
 import { Evidence } from '../../src/diagnosis/evidence.js';
 import { STATES } from '../../src/diagnosis/states.js';
 import { createMetrics } from '../../src/metrics.js';
-import { formatStatusText, HEADLINE_MAX, StatusBoard } from '../../src/status.js';
+import { HEADLINE_MAX } from '../../src/reason.js';
+import { formatStatusText, StatusBoard } from '../../src/status.js';
 import type { EngineSnapshot } from '../../src/vllm/schema.js';
 
 const T0 = Date.UTC(2026, 11, 6, 12, 0, 0);
@@ -104,12 +105,12 @@ const CASES: Case[] = [
     name: 'engine crash seen by the process watch (no request in flight)',
     record: (e) => {
       ok(e, T0 - 15_000);
-      e.engineExited(T0 - 9_800, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+      e.engineExited(T0 - 9_800, 'vLLM process 4242 (VLLM::EngineCor) exited, API server 4200 still up');
       e.health({ at: T0 - 5000, failure: 'refused', detail: 'connection refused' });
       e.probe({ at: T0 - 100, startedAt: T0 - 110, kind: 'ttft', success: false, outcome: 'connect_error', detail: 'connection refused', failure: 'refused' });
     },
     state: 'crashed',
-    line: /^vLLM's engine died at 11:59:50: vLLM process 4242 \(VLLM::EngineCor\) exited while the API server/,
+    line: /^vLLM's engine died at 11:59:50: vLLM process 4242 \(VLLM::EngineCor\) exited, API server 4200 still up; now nothing answers on vLLM's port for 5 s \(connection refused\)$/,
   },
   {
     // CPU vLLM with a probe in flight: the watch hears the engine's exit within milliseconds
@@ -118,22 +119,35 @@ const CASES: Case[] = [
     record: (e) => {
       ok(e, T0 - 20_000);
       e.probe({ at: T0 - 9_700, startedAt: T0 - 10_500, kind: 'ttft', success: false, outcome: 'http_5xx', status: 500, detail: 'HTTP 500: EngineCore encountered an issue. See stack trace (above) for the root cause.' });
-      e.engineExited(T0 - 9_950, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+      e.engineExited(T0 - 9_950, 'vLLM process 4242 (VLLM::EngineCor) exited, API server 4200 still up');
       e.health({ at: T0 - 9_500, status: 503 });
       e.probe({ at: T0 - 100, startedAt: T0 - 110, kind: 'ttft', success: false, outcome: 'connect_error', detail: 'connection refused', failure: 'refused' });
     },
     state: 'crashed',
-    line: /^vLLM's engine died at 11:59:50: vLLM process 4242 \(VLLM::EngineCor\) exited while the API server/,
+    line: /^vLLM's engine died at 11:59:50: vLLM process 4242 \(VLLM::EngineCor\) exited, API server 4200 still up/,
+  },
+  {
+    // CPU vLLM, a quiet daemon: the watch names the death, then /health turns 503. Both must
+    // fit the first line whole (a fixed cut once left "…the API server (pid …; now /health…").
+    name: 'engine crash seen by the process watch, then /health 503, with the longest pids',
+    record: (e) => {
+      ok(e, T0 - 10_000);
+      ttftOk(e, T0 - 9000);
+      e.engineExited(T0 - 1000, 'vLLM process 4194304 (VLLM::EngineCor) exited, API server 4194303 still up');
+      e.health({ at: T0 - 900, status: 503 });
+    },
+    state: 'crashed',
+    line: /^vLLM's engine died at 11:59:59: vLLM process 4194304 \(VLLM::EngineCor\) exited, API server 4194303 still up; now \/health answers HTTP 503$/,
   },
   {
     name: 'engine crash seen by the process watch before anything was asked again',
     record: (e) => {
       ok(e, T0 - 10_000);
       ttftOk(e, T0 - 9000);
-      e.engineExited(T0 - 1000, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+      e.engineExited(T0 - 1000, 'vLLM process 4242 (VLLM::EngineCor) exited, API server 4200 still up');
     },
     state: 'crashed',
-    line: /^vLLM's engine died at 11:59:59: vLLM process 4242 \(VLLM::EngineCor\) exited while the API server \(pid 4200\) still listened$/,
+    line: /^vLLM's engine died at 11:59:59: vLLM process 4242 \(VLLM::EngineCor\) exited, API server 4200 still up$/,
   },
   {
     // H100 re-run: the dying API server still answered /health 200 and /metrics for ~1.4 s after
@@ -142,7 +156,7 @@ const CASES: Case[] = [
     record: (e) => {
       ok(e, T0 - 10_000);
       ttftOk(e, T0 - 9000, 2.5);
-      e.engineExited(T0 - 2000, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+      e.engineExited(T0 - 2000, 'vLLM process 4242 (VLLM::EngineCor) exited, API server 4200 still up');
       ok(e, T0 - 1000);
       scrapes(e, { preemptions: 3, generation_tokens: 40_000, requests_running: 4, requests_waiting: 30, kv_cache_usage_ratio: 0.97 }, { preemptions: 15, generation_tokens: 41_000, requests_running: 4, requests_waiting: 30, kv_cache_usage_ratio: 0.97 });
     },
@@ -153,7 +167,7 @@ const CASES: Case[] = [
     name: 'a /health 200 long after the crash (a supervisor restarted it) ends it',
     record: (e) => {
       ok(e, T0 - 60_000);
-      e.engineExited(T0 - 50_000, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+      e.engineExited(T0 - 50_000, 'vLLM process 4242 (VLLM::EngineCor) exited, API server 4200 still up');
       e.health({ at: T0 - 40_000, failure: 'refused', detail: 'connection refused' });
       ok(e, T0 - 100);
     },
@@ -354,7 +368,7 @@ const CASES: Case[] = [
     name: 'a new start after a crash is "starting", with the crash named',
     record: (e) => {
       ok(e, T0 - 60_000);
-      e.engineExited(T0 - 50_000, 'vLLM process 4242 (VLLM::EngineCor) exited while the API server (pid 4200) still listened');
+      e.engineExited(T0 - 50_000, 'vLLM process 4242 (VLLM::EngineCor) exited, API server 4200 still up');
       e.health({ at: T0 - 14_000, failure: 'refused', detail: 'connection refused' });
       e.processes({ at: T0 - 2000, count: 2, pids: [5000, 5001] });
       e.health({ at: T0 - 100, failure: 'refused', detail: 'connection refused' });
@@ -392,6 +406,8 @@ describe('diagnose: recorded evidence → state and first line', () => {
       const d = diagnose(e.view(), SETTINGS, c.now ?? T0);
       expect(d.state).toBe(c.state);
       expect(d.cause).toMatch(c.line);
+      // The whole cause fits the first line: status cuts only what does not, at its end.
+      expect(`${d.state}: ${d.cause} (since 12:00:00)`.length).toBeLessThanOrEqual(HEADLINE_MAX);
     });
   }
 
