@@ -156,7 +156,8 @@ describe('one vLLM (max-num-seqs 4): at rest, the prober\'s own mistakes, satura
       expect(named, `first lines: ${watch.lines.map((l) => l.head).join(' | ')}`).toBeDefined();
       expect(named!.at - started).toBeLessThanOrEqual(NAMED_WITHIN_MS + 4000);
       expect(named!.code).toBe(200);
-      expect(named!.head).toMatch(/^saturated: 4 running, \d+ waiting( \(\d+ for capacity\))?, generating \d+ tok\/s; new requests queue \(KV cache \d+ % full\)/);
+      // Running is 4 slots but for the moment a finished stream's slot waits for the next step.
+      expect(named!.head).toMatch(/^saturated: [1-4] running, \d+ waiting( \(\d+ for capacity\))?, generating \d+ tok\/s; new requests queue \(KV cache \d+ % full\)/);
       await waitFor(async () => watch.lines.length >= 15, 40_000);
     } finally {
       await busy.stop();
