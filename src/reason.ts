@@ -7,8 +7,18 @@
 /** The cap for any reason shown in /status or logged as a detail. */
 export const REASON_MAX_CHARS = 300;
 
-/** The first line of /status?format=text (`STATE: CAUSE (since HH:MM:SS)`) is at most this long. */
+/** The first line of /status?format=text is at most this long. */
 export const HEADLINE_MAX = 200;
+
+/** The first line of /status?format=text: `STATE: CAUSE (since HH:MM:SS)`, cut at HEADLINE_MAX. */
+export function statusHeadline(state: string, cause: string, sinceIso: string): string {
+  return oneLine(`${state}: ${cause} (since ${sinceIso.slice(11, 19)})`, HEADLINE_MAX);
+}
+
+/** How long a cause may be for the first line to hold it whole, around `STATE: ` and the since. */
+export function causeRoom(state: string): number {
+  return HEADLINE_MAX - statusHeadline(state, '', new Date(0).toISOString()).length;
+}
 
 /** One line: CR/LF/TAB and other control characters escaped, capped at `max` characters. */
 export function oneLine(text: string, max = REASON_MAX_CHARS): string {

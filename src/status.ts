@@ -16,7 +16,7 @@ import { diagnose, type Diagnosis, type DiagnosisSettings } from './diagnosis/di
 import { connectFailure, Evidence } from './diagnosis/evidence.js';
 import { STATE_NAMES, STATES, type State, type Verdict } from './diagnosis/states.js';
 import type { Metrics } from './metrics.js';
-import { HEADLINE_MAX, oneLine, redactUrl } from './reason.js';
+import { oneLine, redactUrl, statusHeadline } from './reason.js';
 import { percentile } from './stats.js';
 
 export type { State, Verdict };
@@ -486,7 +486,7 @@ function windowLabel(seconds: number): string {
  * HEADLINE_MAX characters, then what happened recently, the evidence, and one line per check.
  */
 export function formatStatusText(report: StatusReport): string {
-  const head = oneLine(`${report.state}: ${report.cause} (since ${report.since.slice(11, 19)})`, HEADLINE_MAX);
+  const head = statusHeadline(report.state, report.cause, report.since);
   const width = Math.max(...report.checks.map((c) => c.name.length), 8);
   const extra = [...report.recent.map((r) => `recent:   ${oneLine(r, 300)}`), ...report.evidence.map((e) => `evidence: ${oneLine(e, 300)}`)];
   // Reasons are already one line; escaping again here keeps this true for any caller.

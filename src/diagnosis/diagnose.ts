@@ -20,7 +20,7 @@
  * 13. healthy
  * "Stalling" or "wedged" is never said while vLLM's generation counter grows.
  */
-import { HEADLINE_MAX, oneLine } from '../reason.js';
+import { causeRoom, oneLine } from '../reason.js';
 import type { ConnectFailure, EvidenceView, ProbeObservation, ScrapeObservation } from './evidence.js';
 import type { State } from './states.js';
 
@@ -333,9 +333,6 @@ export function diagnose(ev: EvidenceView, settings: DiagnosisSettings, now: num
   return { state: 'healthy', cause: engine ? `serving: ${queueWords(engine)}, ${kvWords(engine)}` : 'serving', evidence: [] };
 }
 
-/** Room for a crashed cause in the first line, after `crashed: ` and before ` (since HH:MM:SS)`. */
-const CRASH_CAUSE_ROOM = HEADLINE_MAX - 'crashed: '.length - ' (since 00:00:00)'.length;
-
 /**
  * `vLLM's engine died at T: <first sign>; now <what nothing serving looks like>`, whole within
  * the first line. The first sign is the point of the line, so it takes what the present leaves,
@@ -344,9 +341,10 @@ const CRASH_CAUSE_ROOM = HEADLINE_MAX - 'crashed: '.length - ' (since 00:00:00)'
  */
 function crashCause(death: { at: number; words: string }, now: string | undefined): string {
   const lead = `vLLM's engine died at ${clock(death.at)}: `;
-  const room = CRASH_CAUSE_ROOM - lead.length;
+  const room = causeRoom('crashed') - lead.length;
   if (now === undefined) return lead + oneLine(death.words, room);
+  const join = '; now ';
   const nowWords = oneLine(now, room);
-  const sign = oneLine(death.words, Math.max(75, room - '; now '.length - nowWords.length));
-  return `${lead}${sign}; now ${oneLine(nowWords, room - sign.length - '; now '.length)}`;
+  const sign = oneLine(death.words, Math.max(75, room - join.length - nowWords.length));
+  return `${lead}${sign}${join}${oneLine(nowWords, room - sign.length - join.length)}`;
 }
